@@ -1,0 +1,32 @@
+"""doseesc: simulate and exactly evaluate dose-escalation designs for early-phase trials.
+
+Library first: the command line and reports are thin clients of this API.
+
+>>> import doseesc
+>>> design = doseesc.ThreePlusThree(n_tiers=3)
+>>> truth = doseesc.Scenario(true_tox=[0.05, 0.15, 0.35], target=0.25)
+>>> oc = doseesc.exact(design, truth)
+>>> round(oc.p_select.sum(), 12)
+1.0
+"""
+
+__version__ = "0.1.0"
+
+from .designs import Design, ThreePlusThree, design_from_dict
+from .engine import simulate
+from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
+from .exact import exact
+from .live import Recommendation, recommend
+from .outcomes import format_outcomes, parse_outcomes
+from .protocol import Protocol, load_protocol
+from .results import OperatingCharacteristics
+from .scenario import Scenario
+from .state import Decision, StopReason, TrialState
+from .tiers import DoseLadder
+
+__all__ = [
+    "__version__", "Design", "ThreePlusThree", "design_from_dict", "simulate", "exact", "recommend",
+    "Recommendation", "Scenario", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
+    "TrialState", "Decision", "StopReason", "parse_outcomes", "format_outcomes",
+    "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
+]

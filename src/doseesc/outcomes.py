@@ -1,0 +1,131 @@
+"""The outcome grammar of trial logs: ``"1NNN 2NTN"``.
+
+A log is a sequence of cohorts separated by white space. Each cohort is the
+tier number (1-based, as people count) followed by one letter per patient:
+
+====== ==========================================
+letter meaning
+====== ==========================================
+``N``  neither a DLT nor a response
+``T``  DLT (toxicity) only
+``E``  response (efficacy) only
+``B``  both a DLT and a response
+====== ==========================================
+
+Designs that use toxicity only read ``T``/``B`` as a DLT and ``N``/``E`` as no
+DLT. Letters are case-insensitive; the empty string is a trial that has not
+started.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OutcomeError
+
+_LETTERS = {"N": (False, False), "T": (True, False), "E": (False, True), "B": (True, True)}
+_COHORT = re.compile(r"^(\d+)([A-Za-z]*)$")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """One cohort of a trial log: 0-based ``tier`` and per-patient outcomes."""
+
+    tier: int
+    tox: tuple[bool, ...]
+    eff: tuple[bool, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.tox)
+
+    def __str__(self) -> str:
+        return format_cohort(self.tier, self.tox, self.eff)
+
+
+def parse_outcomes(text: str, n_tiers: int | None = None) -> list[Cohort]:
+    """Parse a trial log such as ``"1NNN 2NTN"`` into cohorts.
+
+    Raises :class:`OutcomeError` naming the offending cohort and character
+    when the string cannot be read, or when a tier number is outside
+    ``1..n_tiers``.
+    """
+    if not isinstance(text, str):
+        raise OutcomeError(f"outcomes = {text!r}: expected a string such as '1NNN 2NTN'")
+    cohorts: list[Cohort] = []
+    for i, token in enumerate(text.split()):
+        m = _COHORT.match(token)
+        if m is None:
+            raise OutcomeError(
+                f"outcomes {text!r}: cohort {i + 1} {token!r} must be a tier number followed "
+                "by one letter per patient (N, T, E or B), e.g. '2NTN'")
+        tier = int(m.group(1))
+        letters = m.group(2).upper()
+        if not letters:
+            raise OutcomeError(f"outcomes {text!r}: cohort {i + 1} {token!r} has no patients")
+        if tier < 1:
+            raise OutcomeError(f"outcomes {text!r}: cohort {i + 1} {token!r}: tiers are numbered from 1")
+        if n_tiers is not None and tier > n_tiers:
+            raise OutcomeError(
+                f"outcomes {text!r}: cohort {i + 1} {token!r}: tier {tier} does not exist "
+                f"(the ladder has {n_tiers} tiers)")
+        tox, eff = [], []
+        for j, ch in enumerate(letters):
+            if ch not in _LETTERS:
+                raise OutcomeError(
+                    f"outcomes {text!r}: cohort {i + 1} {token!r}: unknown outcome letter {ch!r} "
+                    f"for patient {j + 1} (use N no DLT, T DLT, E response, B DLT and response)")
+            t, e = _LETTERS[ch]
+            tox.append(t)
+            eff.append(e)
+        cohorts.append(Cohort(tier - 1, tuple(tox), tuple(eff)))
+    return cohorts
+
+
+def format_cohort(tier: int, tox, eff=None) -> str:
+    """Format one cohort; ``tier`` is 0-based."""
+    tox = [bool(t) for t in tox]
+    eff = [False] * len(tox) if eff is None else [bool(e) for e in eff]
+    letters = "".join("B" if t and e else "T" if t else "E" if e else "N" for t, e in zip(tox, eff))
+    return f"{tier + 1}{letters}"
+
+
+def format_outcomes(cohorts) -> str:
+    """Inverse of :func:`parse_outcomes`."""
+    return " ".join(str(c) if isinstance(c, Cohort) else format_cohort(*c) for c in cohorts)
+
+
+def counts(cohorts: list[Cohort], n_tiers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patients, DLTs and responses per tier, each of shape ``(n_tiers,)``."""
+    n = np.zeros(n_tiers, dtype=np.int64)
+    y = np.zeros(n_tiers, dtype=np.int64)
+    e = np.zeros(n_tiers, dtype=np.int64)
+    for c in cohorts:
+        n[c.tier] += c.size
+        y[c.tier] += sum(c.tox)
+        e[c.tier] += sum(c.eff)
+    return n, y, e
+
+
+def patient_log(tiers: np.ndarray, tox: np.ndarray, eff: np.ndarray | None = None,
+                cohort_breaks: np.ndarray | None = None) -> str:
+    """Log string of one simulated trial from its per-patient arrays.
+
+    ``tiers`` holds each enrolled patient's tier (``-1`` past the end of the
+    trial). Consecutive patients at the same tier form one cohort unless
+    ``cohort_breaks`` (a boolean per patient, True where a new cohort starts)
+    says otherwise.
+    """
+    keep = tiers >= 0
+    tiers = tiers[keep]
+    tox = tox[keep]
+    eff = np.zeros_like(tox) if eff is None else eff[keep]
+    if cohort_breaks is None:
+        starts = np.flatnonzero(np.r_[True, tiers[1:] != tiers[:-1]]) if tiers.size else np.array([], int)
+    else:
+        starts = np.flatnonzero(cohort_breaks[keep])
+    bounds = list(starts) + [tiers.size]
+    return " ".join(format_cohort(int(tiers[a]), tox[a:b], eff[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))

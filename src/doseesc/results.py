@@ -1,0 +1,363 @@
+"""Operating characteristics: one result type for Monte Carlo and exact runs.
+
+A result is a weighted set of *records*. For a Monte Carlo run each record is
+one simulated trial with weight ``1 / n_trials``; for an exact run each record
+is one distinct terminal trial state with its probability. Every summary is a
+weighted mean over records, so the two kinds of result are computed by the
+same code and compare directly. Monte Carlo standard errors (MCSE) are the
+sample standard deviation over trials divided by ``sqrt(n_trials)``; they are
+zero for exact results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .designs.base import Design
+from .outcomes import patient_log
+from .rng import seed_record
+from .scenario import Scenario, check_target
+from .state import StopReason
+from .tiers import DoseLadder
+
+#: Quantiles of the sample size reported in every result.
+QUANTILES = (0.10, 0.50, 0.90)
+
+DEFINITIONS = {
+    "expected_n": "mean number of patients treated per trial",
+    "sd_n": "standard deviation of the number of patients per trial",
+    "p_no_dose": "probability the trial stops with no tier selected",
+    "p_correct": "probability of selecting the true MTD (highest tier with true P(DLT) <= target; "
+                 "'No dose' when the lowest tier exceeds the target)",
+    "share_above_mtd": "expected share of a trial's patients treated above the true MTD "
+                       "(mean over trials of each trial's share)",
+    "mean_dlt": "mean total number of DLTs per trial",
+}
+
+
+def resolve_target(target, scenario: Scenario, design: Design) -> float | None:
+    """Target DLT rate for the true MTD: explicit, else scenario's, else design's."""
+    if target is not None:
+        return check_target(target)
+    if scenario.target is not None:
+        return scenario.target
+    return getattr(design, "target", None)
+
+
+def provenance(design: Design, scenario: Scenario, *, method, n_trials, seed, batch_size,
+               seconds, target) -> dict:
+    from . import __version__
+
+    out = {
+        "doseesc_version": __version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "method": method,
+        "n_trials": n_trials,
+        "target": target,
+        "design": design.to_dict(),
+        "scenario": scenario.to_dict(),
+        "seconds": round(seconds, 4),
+    }
+    if seed is not None:
+        out["seed"] = seed_record(seed)
+        out["batch_size"] = batch_size
+    return out
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """Smallest ``v`` with ``P(X <= v) >= q`` (the inverse CDF)."""
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    i = np.searchsorted(cw, q * cw[-1] - 1e-12, side="left")
+    return float(x[order][min(i, x.size - 1)])
+
+
+@dataclass(frozen=True, eq=False)
+class OperatingCharacteristics:
+    """Operating characteristics of one design under one scenario.
+
+    Attributes
+    ----------
+    method : ``"monte carlo"`` or ``"exact"``
+    n, y : int arrays ``(n_records, n_tiers)``
+        Patients and DLTs per tier in each record.
+    selected : int array ``(n_records,)``
+        Final tier, 0-based, ``-1`` for no dose.
+    reason : int8 array
+        :class:`~doseesc.state.StopReason` of each record.
+    weight : float array
+        Probability of each record (``1 / n_trials`` for simulations).
+    """
+
+    method: str
+    design: Design
+    scenario: Scenario
+    ladder: DoseLadder
+    target: float | None
+    n: np.ndarray
+    y: np.ndarray
+    selected: np.ndarray
+    reason: np.ndarray
+    weight: np.ndarray
+    n_trials: int | None = None
+    patients: dict | None = None
+    provenance: dict = field(default_factory=dict)
+
+    # -- basic weighted statistics ---------------------------------------
+    @property
+    def is_exact(self) -> bool:
+        return self.method == "exact"
+
+    def _mean(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted mean over records (axis 0) and its MCSE."""
+        x = np.asarray(x, dtype=float)
+        w = self.weight.reshape((-1,) + (1,) * (x.ndim - 1))
+        m = (w * x).sum(axis=0)
+        if self.is_exact:
+            return m, np.zeros_like(m)
+        t = self.n_trials
+        sd = x.std(axis=0, ddof=1) if t > 1 else np.full_like(m, np.nan)
+        return m, sd / math.sqrt(t)
+
+    @property
+    def total_n(self) -> np.ndarray:
+        return self.n.sum(axis=1)
+
+    @property
+    def true_mtd(self) -> int | None:
+        """True MTD (0-based, -1 for no dose) or None when no target is known."""
+        return None if self.target is None else self.scenario.mtd(self.target)
+
+    # -- headline numbers ----------------------------------------------
+    @property
+    def p_select(self) -> np.ndarray:
+        """P(select), shape ``(n_tiers + 1,)``: index 0 is No dose, then tiers in order."""
+        return self._select()[0]
+
+    @property
+    def p_select_mcse(self) -> np.ndarray:
+        return self._select()[1]
+
+    def _select(self):
+        k = self.ladder.n_tiers
+        onehot = self.selected[:, None] == np.arange(-1, k)[None, :]
+        return self._mean(onehot)
+
+    @property
+    def expected_n(self) -> float:
+        return float(self._mean(self.total_n)[0])
+
+    @property
+    def expected_n_mcse(self) -> float:
+        return float(self._mean(self.total_n)[1])
+
+    @property
+    def sd_n(self) -> float:
+        m = self.expected_n
+        var = float((self.weight * (self.total_n - m) ** 2).sum())
+        if not self.is_exact and self.n_trials > 1:
+            var *= self.n_trials / (self.n_trials - 1)
+        return math.sqrt(max(var, 0.0))
+
+    def quantile_n(self, q: float) -> float:
+        return _weighted_quantile(self.total_n.astype(float), self.weight, q)
+
+    def quantile_n_mcse(self, q: float) -> float:
+        """MCSE of a sample-size quantile from the order-statistic 95% interval (half-width / 1.96)."""
+        if self.is_exact:
+            return 0.0
+        t = self.n_trials
+        x = np.sort(self.total_n)
+        half = 1.96 * math.sqrt(t * q * (1 - q))
+        lo = x[max(int(math.floor(t * q - half)), 0)]
+        hi = x[min(int(math.ceil(t * q + half)), t - 1)]
+        return float(hi - lo) / (2 * 1.96)
+
+    def _per_trial(self, name: str) -> np.ndarray | None:
+        k = self.ladder.n_tiers
+        mtd = self.true_mtd
+        if name == "p_no_dose":
+            return (self.selected == -1).astype(float)
+        if name == "p_correct":
+            return None if mtd is None else (self.selected == mtd).astype(float)
+        if name == "share_above_mtd":
+            if mtd is None:
+                return None
+            above = self.n[:, mtd + 1:].sum(axis=1) if mtd + 1 < k else np.zeros(self.n.shape[0])
+            return above / np.maximum(self.total_n, 1)
+        if name == "mean_dlt":
+            return self.y.sum(axis=1).astype(float)
+        if name == "expected_n":
+            return self.total_n.astype(float)
+        raise KeyError(name)
+
+    def metric(self, name: str) -> tuple[float, float]:
+        """``(estimate, mcse)`` of a scalar metric (see :data:`DEFINITIONS`)."""
+        if name == "sd_n":
+            return self.sd_n, (0.0 if self.is_exact else self.sd_n / math.sqrt(2 * (self.n_trials - 1)))
+        x = self._per_trial(name)
+        if x is None:
+            return math.nan, math.nan
+        m, se = self._mean(x)
+        return float(m), float(se)
+
+    @property
+    def p_correct(self) -> float:
+        return self.metric("p_correct")[0]
+
+    @property
+    def p_correct_mcse(self) -> float:
+        return self.metric("p_correct")[1]
+
+    @property
+    def p_no_dose(self) -> float:
+        return self.metric("p_no_dose")[0]
+
+    # -- tables ---------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Per-tier table: No dose first, then the tiers in order.
+
+        Columns: ``dose`` (label in the protocol's units), ``true_tox``,
+        ``p_select``, ``p_select_mcse``, ``mean_n``, ``mean_n_mcse``,
+        ``mean_dlt``, ``mean_dlt_mcse``; ``true_mtd`` marks the true MTD row.
+        """
+        k = self.ladder.n_tiers
+        ps, ps_se = self._select()
+        mn, mn_se = self._mean(self.n)
+        md, md_se = self._mean(self.y)
+        nan = np.array([np.nan])
+        labels = ["No dose"] + list(self.ladder.tier_labels)
+        df = pd.DataFrame({
+            "tier": [0] + list(range(1, k + 1)),
+            "dose": labels,
+            "true_tox": np.r_[nan, self.scenario.true_tox],
+            "p_select": ps,
+            "p_select_mcse": ps_se,
+            "mean_n": np.r_[nan, mn],
+            "mean_n_mcse": np.r_[nan, mn_se],
+            "mean_dlt": np.r_[nan, md],
+            "mean_dlt_mcse": np.r_[nan, md_se],
+        })
+        mtd = self.true_mtd
+        df["true_mtd"] = False if mtd is None else (df["tier"] == mtd + 1)
+        return df.set_index("dose")
+
+    def metrics(self) -> pd.DataFrame:
+        """Scalar operating characteristics with MCSE and their definitions."""
+        rows = []
+        for name in ("expected_n", "sd_n"):
+            est, se = self.metric(name)
+            rows.append((name, est, se, DEFINITIONS[name]))
+        for q in QUANTILES:
+            rows.append((f"n_q{int(q * 100):02d}", self.quantile_n(q), self.quantile_n_mcse(q),
+                         f"{int(q * 100)}% quantile of the number of patients"))
+        for name in ("p_no_dose", "p_correct", "share_above_mtd", "mean_dlt"):
+            est, se = self.metric(name)
+            rows.append((name, est, se, DEFINITIONS[name]))
+        return pd.DataFrame(rows, columns=["metric", "estimate", "mcse", "definition"]).set_index("metric")
+
+    def stop_report(self) -> pd.DataFrame:
+        """Probability of each stop reason, with MCSE."""
+        codes = [r for r in StopReason if r != StopReason.NOT_STOPPED]
+        onehot = self.reason[:, None] == np.array([int(r) for r in codes])[None, :]
+        p, se = self._mean(onehot)
+        df = pd.DataFrame({"reason": [r.name.lower() for r in codes], "description": [r.text for r in codes],
+                           "probability": p, "mcse": se})
+        return df[df["probability"] > 0].set_index("reason")
+
+    def trials(self) -> pd.DataFrame:
+        """One row per simulated trial (exact: per terminal state, with its probability)."""
+        k = self.ladder.n_tiers
+        df = pd.DataFrame({
+            "selected_tier": self.selected + 1,
+            "selected": [self.ladder.label(int(s)) for s in self.selected],
+            "n": self.total_n,
+            "dlt": self.y.sum(axis=1),
+            "stop_reason": [StopReason(int(r)).name.lower() for r in self.reason],
+        })
+        for t in range(k):
+            df[f"n_{t + 1}"] = self.n[:, t]
+        for t in range(k):
+            df[f"dlt_{t + 1}"] = self.y[:, t]
+        if self.is_exact:
+            df.insert(0, "probability", self.weight)
+            df.index.name = "state"
+        else:
+            pt = self.patients
+            if pt is not None:
+                df["log"] = [patient_log(pt["tier"][i], pt["tox"][i], cohort_breaks=pt["new_cohort"][i])
+                             for i in range(self.n.shape[0])]
+            df.index.name = "trial"
+        return df
+
+    # -- rendering --------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-ready summary, metrics, stop report and provenance."""
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v
+        summ = self.summary().reset_index()
+        return {
+            "design": self.design.label,
+            "scenario": self.scenario.name,
+            "method": self.method,
+            "target": self.target,
+            "true_mtd_tier": None if self.true_mtd is None else self.true_mtd + 1,
+            "summary": [{k: clean(v) for k, v in row.items()} for row in summ.to_dict(orient="records")],
+            "metrics": {m: {"estimate": clean(r["estimate"]), "mcse": clean(r["mcse"])}
+                        for m, r in self.metrics().iterrows()},
+            "stop_report": {m: {"probability": float(r["probability"]), "mcse": float(r["mcse"])}
+                            for m, r in self.stop_report().iterrows()},
+            "provenance": self.provenance,
+        }
+
+    def headline(self) -> str:
+        """One paragraph of the key numbers with their MCSE."""
+        def fmt(name, pct=False):
+            est, se = self.metric(name)
+            if math.isnan(est):
+                return "n/a"
+            if pct:
+                return f"{100 * est:.1f}%" + ("" if self.is_exact else f" (±{100 * se:.1f})")
+            return f"{est:.2f}" + ("" if self.is_exact else f" (±{se:.2f})")
+        kind = "exact" if self.is_exact else f"Monte Carlo, {self.n_trials:,} trials, ± = 1 MCSE"
+        mtd = self.true_mtd
+        lines = [
+            f"{self.design.label} under scenario {self.scenario.name!r} [{kind}]",
+            f"  expected N {fmt('expected_n')}, SD {self.sd_n:.2f}, "
+            f"10/50/90% quantiles {self.quantile_n(0.1):g}/{self.quantile_n(0.5):g}/{self.quantile_n(0.9):g}",
+            f"  P(no dose selected) {fmt('p_no_dose', True)}; mean DLTs {fmt('mean_dlt')}",
+        ]
+        if mtd is not None:
+            lines.append(f"  target {self.target:g}: true MTD {self.ladder.label(mtd)}; "
+                         f"P(select true MTD) {fmt('p_correct', True)}; "
+                         f"share of patients above the true MTD {fmt('share_above_mtd', True)}")
+        else:
+            lines.append("  no target DLT rate given: P(select true MTD) not computed")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        summ = self.summary()
+        cols = ["true_tox", "p_select", "p_select_mcse", "mean_n", "mean_dlt"]
+        if self.is_exact:
+            cols.remove("p_select_mcse")
+        table = summ[cols].to_string(float_format=lambda v: f"{v:.3f}", na_rep="")
+        return self.headline() + "\n" + table
+
+    def __repr__(self) -> str:
+        extra = "exact" if self.is_exact else f"n_trials={self.n_trials}"
+        return (f"<OperatingCharacteristics {self.design.label!r} / {self.scenario.name!r}, {extra}, "
+                f"E[N]={self.expected_n:.2f}>")
+
+    def _repr_html_(self) -> str:
+        head = "<br>".join(self.headline().splitlines())
+        return f"<p>{head}</p>" + self.summary().to_html(float_format=lambda v: f"{v:.3f}", na_rep="")

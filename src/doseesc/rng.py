@@ -1,0 +1,88 @@
+"""Random streams that make results independent of batch size and workers.
+
+Simulated trials are grouped in fixed *blocks* of :data:`BLOCK_SIZE` trials.
+Block ``b`` draws every random number it needs from its own stream, derived
+from the root seed by ``SeedSequence(entropy, spawn_key=(b, quantity))``. A
+compute batch is any run of consecutive trials; it regenerates the blocks it
+overlaps and slices them. Trial ``i`` therefore sees the same latent uniforms
+whatever the batch size, the number of workers or the design being simulated:
+comparisons of designs on a scenario are paired (common random numbers).
+
+Quantities have fixed stream numbers, so adding a new source of randomness in
+a later version never changes the numbers of the existing ones.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from .errors import DoseescError
+
+#: Number of trials that share one random stream. Part of the reproducibility
+#: contract: changing it changes every simulated number.
+BLOCK_SIZE = 1024
+
+
+class Stream(IntEnum):
+    """Stream number of each per-patient random quantity."""
+
+    TOX = 0
+    EFF = 1
+
+
+def root_seed(rng=None) -> np.random.SeedSequence:
+    """Normalise ``rng`` into a root :class:`numpy.random.SeedSequence`.
+
+    Accepts ``None`` (fresh OS entropy, recorded in the results), an integer
+    seed, a :class:`~numpy.random.SeedSequence` or a
+    :class:`~numpy.random.Generator` (whose bit generator's seed sequence is
+    used, so the generator's own state is not consumed).
+    """
+    if rng is None:
+        return np.random.SeedSequence()
+    if isinstance(rng, np.random.SeedSequence):
+        return rng
+    if isinstance(rng, np.random.Generator):
+        seq = rng.bit_generator.seed_seq
+        if not isinstance(seq, np.random.SeedSequence):  # pragma: no cover - exotic generators
+            raise DoseescError("rng: this Generator has no SeedSequence; pass an integer seed")
+        return seq
+    if isinstance(rng, (bool, np.bool_)):
+        raise DoseescError(f"rng = {rng!r}: give an integer seed, a SeedSequence or a Generator")
+    if isinstance(rng, (int, np.integer)):
+        if rng < 0:
+            raise DoseescError(f"rng = {rng}: a seed must be a non-negative integer")
+        return np.random.SeedSequence(int(rng))
+    raise DoseescError(f"rng = {rng!r}: give an integer seed, a SeedSequence or a Generator")
+
+
+def seed_record(seq: np.random.SeedSequence) -> dict:
+    """What to store in the results to recreate ``seq``."""
+    return {"entropy": int(seq.entropy) if isinstance(seq.entropy, int) else seq.entropy,
+            "spawn_key": list(seq.spawn_key)}
+
+
+def block_generator(seq: np.random.SeedSequence, block: int, stream: Stream) -> np.random.Generator:
+    child = np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (int(block), int(stream)))
+    return np.random.Generator(np.random.PCG64(child))
+
+
+def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patients: int,
+                     stream: Stream = Stream.TOX) -> np.ndarray:
+    """Latent uniforms of trials ``start..stop-1``, shape ``(stop - start, n_patients)``.
+
+    Column ``k`` belongs to the ``k``-th patient enrolled in each trial. The
+    uniforms of a block are drawn patient by patient (patient-major), so the
+    first ``k`` columns do not depend on ``n_patients``: designs with different
+    maximum sample sizes still see the same patients.
+    """
+    first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
+    parts = []
+    for b in range(first, last + 1):
+        gen = block_generator(seq, b, stream)
+        parts.append(gen.random((n_patients, BLOCK_SIZE)).T)
+    u = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    offset = first * BLOCK_SIZE
+    return u[start - offset: stop - offset]

@@ -1,0 +1,106 @@
+"""Scenario: the truth a simulation runs under."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ScenarioError
+
+
+def _probabilities(values, key: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ScenarioError(f"{key} = {values!r}: expected a list of probabilities, one per tier")
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ScenarioError(f"{key}[{i}] = {v!r} is not a number")
+        v = float(v)
+        if not math.isfinite(v) or v < 0 or v > 1:
+            raise ScenarioError(f"{key}[{i}] = {v:g} is not a probability (must lie in [0, 1])")
+        out.append(v)
+    if not out:
+        raise ScenarioError(f"{key}: at least one tier is needed")
+    return tuple(out)
+
+
+def true_mtd(true_tox, target: float) -> int:
+    """The true MTD: the highest tier whose true P(DLT) <= ``target``; -1 if none."""
+    ok = np.flatnonzero(np.asarray(true_tox) <= target)
+    return int(ok[-1]) if ok.size else -1
+
+
+def check_target(target, key: str = "target") -> float:
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not (0 < target < 1):
+        raise ScenarioError(f"{key} = {target!r} must be a probability strictly between 0 and 1")
+    return float(target)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """True per-tier probabilities that a simulation runs under.
+
+    Parameters
+    ----------
+    true_tox
+        True P(DLT) of each tier.
+    true_eff
+        True P(response) of each tier (optional; used by OBD designs).
+    name, description
+        For tables and reports.
+    target
+        Target DLT rate used to define the true MTD (the highest tier whose
+        true P(DLT) is at most ``target``, or no dose when the lowest tier
+        exceeds it). Optional: a design's own target is used when this is
+        ``None``.
+    """
+
+    true_tox: tuple[float, ...]
+    true_eff: tuple[float, ...] | None = None
+    name: str = "scenario"
+    description: str = ""
+    target: float | None = None
+
+    def __post_init__(self):
+        tox = _probabilities(self.true_tox, "true_tox")
+        object.__setattr__(self, "true_tox", tox)
+        if self.true_eff is not None:
+            eff = _probabilities(self.true_eff, "true_eff")
+            if len(eff) != len(tox):
+                raise ScenarioError(
+                    f"true_eff has {len(eff)} tiers but true_tox has {len(tox)}: give one value per tier")
+            object.__setattr__(self, "true_eff", eff)
+        if self.target is not None:
+            object.__setattr__(self, "target", check_target(self.target))
+        if not isinstance(self.name, str) or not self.name:
+            raise ScenarioError(f"name = {self.name!r} must be a non-empty string")
+
+    @property
+    def n_tiers(self) -> int:
+        return len(self.true_tox)
+
+    def mtd(self, target: float) -> int:
+        """The true MTD (0-based; -1 for no dose) for ``target``."""
+        return true_mtd(self.true_tox, target)
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "true_tox": list(self.true_tox)}
+        if self.true_eff is not None:
+            out["true_eff"] = list(self.true_eff)
+        if self.description:
+            out["description"] = self.description
+        if self.target is not None:
+            out["target"] = self.target
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scenario":
+        known = {"name", "true_tox", "true_eff", "description", "target"}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise ScenarioError(f"unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
+        if "true_tox" not in d:
+            raise ScenarioError("missing key 'true_tox' (the true P(DLT) of each tier)")
+        return cls(**d)

@@ -1,0 +1,114 @@
+"""Trial state as arrays over trials, and the decisions designs make on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+import numpy as np
+
+
+class StopReason(IntEnum):
+    """Why a trial stopped. Stored as ``int8`` in arrays; never use bare ints."""
+
+    NOT_STOPPED = 0
+    #: A rule-based design's stopping rule met: the MTD is identified.
+    MTD_IDENTIFIED = 1
+    #: The highest tier was tolerated; it is the MTD.
+    TOP_TIER_TOLERATED = 2
+    #: The lowest tier is too toxic; no tier is selected.
+    LOWEST_TIER_TOXIC = 3
+    #: The maximum number of patients was reached.
+    MAX_N = 4
+
+    @property
+    def text(self) -> str:
+        return _TEXT[self]
+
+
+_TEXT = {
+    StopReason.NOT_STOPPED: "not stopped",
+    StopReason.MTD_IDENTIFIED: "MTD identified by the escalation rule",
+    StopReason.TOP_TIER_TOLERATED: "highest tier tolerated",
+    StopReason.LOWEST_TIER_TOXIC: "lowest tier too toxic",
+    StopReason.MAX_N: "maximum sample size reached",
+}
+
+
+@dataclass
+class TrialState:
+    """The whole memory of a batch of trials. Leading axis: ``n_trials``.
+
+    Attributes
+    ----------
+    n, y, e : int arrays, shape ``(n_trials, n_tiers)``
+        Patients, DLTs and responses per tier.
+    current : int array, shape ``(n_trials,)``
+        Tier the last cohort was treated at (0-based).
+    active : bool array, shape ``(n_trials,)``
+        False once a trial has stopped.
+    """
+
+    n: np.ndarray
+    y: np.ndarray
+    e: np.ndarray
+    current: np.ndarray
+    active: np.ndarray
+
+    @classmethod
+    def empty(cls, n_trials: int, n_tiers: int, start: int = 0) -> "TrialState":
+        z = np.zeros((n_trials, n_tiers), dtype=np.int32)
+        return cls(n=z, y=z.copy(), e=z.copy(),
+                   current=np.full(n_trials, start, dtype=np.int32),
+                   active=np.ones(n_trials, dtype=bool))
+
+    @classmethod
+    def from_counts(cls, n, y, current, e=None) -> "TrialState":
+        n = np.atleast_2d(np.asarray(n, dtype=np.int32))
+        y = np.atleast_2d(np.asarray(y, dtype=np.int32))
+        e = np.zeros_like(n) if e is None else np.atleast_2d(np.asarray(e, dtype=np.int32))
+        current = np.atleast_1d(np.asarray(current, dtype=np.int32))
+        return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool))
+
+    @property
+    def n_trials(self) -> int:
+        return self.n.shape[0]
+
+    @property
+    def n_tiers(self) -> int:
+        return self.n.shape[1]
+
+    @property
+    def total_n(self) -> np.ndarray:
+        return self.n.sum(axis=1)
+
+    def at_current(self, a: np.ndarray) -> np.ndarray:
+        """``a[i, current[i]]`` for every trial."""
+        return np.take_along_axis(a, self.current[:, None].astype(np.intp), axis=1)[:, 0]
+
+    def take(self, index) -> "TrialState":
+        return TrialState(n=self.n[index], y=self.y[index], e=self.e[index],
+                          current=self.current[index], active=self.active[index])
+
+    def copy(self) -> "TrialState":
+        return replace(self, n=self.n.copy(), y=self.y.copy(), e=self.e.copy(),
+                       current=self.current.copy(), active=self.active.copy())
+
+
+@dataclass
+class Decision:
+    """What a design decides for each trial of a batch.
+
+    Attributes
+    ----------
+    next : int array, shape ``(n_trials,)``
+        Tier for the next cohort (0-based); ``-1`` when stopping.
+    stop : bool array
+        True where the trial stops now.
+    reason : int8 array
+        :class:`StopReason` code, ``NOT_STOPPED`` where the trial goes on.
+    """
+
+    next: np.ndarray
+    stop: np.ndarray
+    reason: np.ndarray
