@@ -1,5 +1,240 @@
+"""Command line: ``doseesc simulate|exact|check|recommend FILE``.
+
+Each command loads the scenario file, calls one library function and writes.
+Errors caused by the input (:class:`~doseesc.errors.DoseescError`) print one
+line and exit with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import click
 
-@click.group()
-def main():
-    pass
+from . import __version__
+from .errors import DoseescError
+from .live import recommend as _recommend
+from .protocol import load_protocol
+from .study import Study, run_protocol
+
+FORMATS = click.Choice(["table", "csv", "json"])
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DoseescError as exc:
+            if ctx.params.get("debug") or ctx.meta.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="doseesc")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx, debug):
+    """Simulate and exactly evaluate dose-escalation designs for early-phase trials.
+
+    FILE is a scenario file (TOML) describing the protocol's tiers, candidate
+    designs and truth scenarios; see scenarios/ for the bundled ones.
+    """
+    ctx.meta["debug"] = debug
+
+
+class _Progress:
+    """Progress line on stderr, drawn only once a run has taken more than a second."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.t0 = time.perf_counter()
+        self.drawn = False
+
+    def __call__(self, n: int):
+        self.done += n
+        if not self.enabled or time.perf_counter() - self.t0 < 1.0:
+            return
+        pct = 100 * self.done / self.total
+        sys.stderr.write(f"\rsimulating: {self.done:,} / {self.total:,} trials ({pct:.0f}%)")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self):
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _csv_header(study: Study) -> str:
+    prov = study.provenance()
+    return "".join(f"# {k}: {json.dumps(v)}\n" for k, v in prov.items())
+
+
+def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
+    """Write every output file into a temporary folder, then move them into ``out``."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise DoseescError(f"--out {out}: exists and is not a folder")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.exists():
+        raise DoseescError(f"--out {out}: folder {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=".doseesc-", dir=parent))
+    try:
+        header = _csv_header(study)
+        files = {
+            "summary.csv": study.summary(),
+            "metrics.csv": study.metrics(),
+            "stop_report.csv": study.stop_report(),
+        }
+        if include_trials:
+            files["trials.csv"] = study.trials()
+        for name, df in files.items():
+            with open(tmp / name, "w", newline="") as fh:
+                fh.write(header)
+                df.to_csv(fh, index=False)
+        (tmp / "results.json").write_text(study.to_json() + "\n")
+        (tmp / "provenance.json").write_text(json.dumps(study.provenance(), indent=2) + "\n")
+        target.mkdir(exist_ok=True)
+        written = []
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, target / f.name)
+            written.append(str(target / f.name))
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None:
+    if fmt == "json":
+        text = study.to_json()
+    elif fmt == "csv":
+        text = _csv_header(study) + study.summary().to_csv(index=False)
+    else:
+        proto = study.protocol
+        parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
+                 (f": {proto.title}" if proto.title else "")]
+        for r in study.results:
+            parts.append("")
+            parts.append(str(r))
+        if study.seed is not None:
+            parts.append("")
+            parts.append(f"seed entropy {study.seed['entropy']} (rerun with --seed {study.seed['entropy']})")
+        text = "\n".join(parts)
+    written = _write_outputs(study, out, include_trials) if out else []
+    click.echo(text.rstrip("\n"))
+    for w in written:
+        click.echo(f"wrote {w}", err=True)
+
+
+def _command_line() -> str:
+    return "doseesc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+_design_opt = click.option("--design", "-d", "designs", multiple=True, metavar="NAME",
+                           help="Design name from the file (repeatable; default: all).")
+_scenario_opt = click.option("--scenario", "-s", "scenarios", multiple=True, metavar="NAME",
+                             help="Scenario name from the file (repeatable; default: all).")
+_format_opt = click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+                           help="Output on the terminal.")
+_out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+                        help="Folder for CSV/JSON outputs with provenance.")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@_design_opt
+@_scenario_opt
+@click.option("--n-trials", "-n", type=click.IntRange(min=2), default=None,
+              help="Simulated trials per design and scenario (default: the file's [run] n_trials).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed (default: the file's [run] seed, else fresh entropy, printed).")
+@_out_opt
+@_format_opt
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
+def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress):
+    """Monte Carlo operating characteristics of every design under every scenario.
+
+    All designs see the same simulated patients in a scenario (paired comparison).
+    """
+    proto = load_protocol(file)
+    n = proto.n_trials if n_trials is None else n_trials
+    total = n * (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
+    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
+    try:
+        study = run_protocol(proto, method="simulate", designs=designs, scenarios=scenarios, n_trials=n,
+                             seed=seed, command=_command_line(), progress=bar)
+    finally:
+        bar.close()
+    _emit(study, fmt, out, include_trials=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@_design_opt
+@_scenario_opt
+@_out_opt
+@_format_opt
+def exact(file, designs, scenarios, out, fmt):
+    """Exact operating characteristics (every reachable trial state, no Monte Carlo error)."""
+    proto = load_protocol(file)
+    study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios, command=_command_line())
+    _emit(study, fmt, out, include_trials=False)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def check(file):
+    """Validate a scenario file and show what it describes."""
+    proto = load_protocol(file)
+    t = proto.tiers
+    click.echo(f"{file}: OK")
+    click.echo(f"protocol {proto.name}" + (f" ({proto.registry})" if proto.registry else ""))
+    tol = f", tolerance ±{100 * t.tolerance:g}%" if t.tolerance else ""
+    click.echo(f"tiers ({t.n_tiers}{tol}): " + ", ".join(t.tier_labels))
+    if proto.target is not None:
+        click.echo(f"target DLT rate: {proto.target:g}")
+    click.echo("designs:")
+    for name, d in proto.designs.items():
+        click.echo(f"  {name}: {d.describe()}")
+    click.echo("scenarios:")
+    for name, s in proto.scenarios.items():
+        mtd = "" if s.target is None else f"; true MTD {t.label(s.mtd(s.target))}"
+        click.echo(f"  {name}: P(DLT) " + ", ".join(f"{p:g}" for p in s.true_tox) + mtd)
+    click.echo(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("outcomes", default="")
+@click.option("--design", "-d", "design", required=True, metavar="NAME", help="Design name from the file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def recommend(file, outcomes, design, fmt):
+    """What the design does next after OUTCOMES, e.g. "1NNN 2NTN".
+
+    OUTCOMES lists cohorts: the tier number (1 = lowest) then one letter per
+    patient, N (no DLT) or T (DLT).
+    """
+    proto = load_protocol(file)
+    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False)
+    if fmt == "json":
+        lab = proto.tiers.label
+        click.echo(json.dumps({
+            "design": design, "outcomes": rec.outcomes, "stop": rec.stop,
+            "next_tier": None if rec.stop else rec.next_tier + 1,
+            "next_dose": None if rec.stop else lab(rec.next_tier),
+            "reason": rec.reason.name.lower(),
+            "selected_tier": None if rec.selected is None else rec.selected + 1,
+            "selected_dose": None if rec.selected is None else lab(rec.selected),
+            "complete_cohort": rec.incomplete, "message": rec.message,
+            "deviations": list(rec.deviations)}, indent=2))
+    else:
+        click.echo(str(rec))

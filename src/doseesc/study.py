@@ -1,0 +1,150 @@
+"""Run every design x scenario of a protocol: the library call behind the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .engine import simulate
+from .exact import exact
+from .errors import DoseescError
+from .protocol import Protocol
+from .results import OperatingCharacteristics
+from .rng import root_seed, seed_record
+
+
+@dataclass(frozen=True)
+class Study:
+    """Results of a protocol's designs under its scenarios (one run each)."""
+
+    protocol: Protocol
+    method: str
+    results: tuple[OperatingCharacteristics, ...]
+    seed: dict | None = None
+    command: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """Per-tier table of every result, long form (design, scenario, dose, ...)."""
+        frames = []
+        for r in self.results:
+            df = r.summary().reset_index()
+            df.insert(0, "scenario", r.scenario.name)
+            df.insert(0, "design", self.name_of(r))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def metrics(self) -> pd.DataFrame:
+        """Scalar metrics of every result, long form (design, scenario, metric, estimate, mcse)."""
+        frames = []
+        for r in self.results:
+            df = r.metrics().reset_index()
+            df.insert(0, "scenario", r.scenario.name)
+            df.insert(0, "design", self.name_of(r))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def trials(self) -> pd.DataFrame:
+        frames = []
+        for r in self.results:
+            df = r.trials().reset_index()
+            df.insert(0, "scenario", r.scenario.name)
+            df.insert(0, "design", self.name_of(r))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def stop_report(self) -> pd.DataFrame:
+        frames = []
+        for r in self.results:
+            df = r.stop_report().reset_index()
+            df.insert(0, "scenario", r.scenario.name)
+            df.insert(0, "design", self.name_of(r))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def name_of(self, r: OperatingCharacteristics) -> str:
+        for name, d in self.protocol.designs.items():
+            if d is r.design:
+                return name
+        return r.design.label
+
+    def provenance(self) -> dict:
+        from . import __version__
+
+        return {
+            "doseesc_version": __version__,
+            "numpy_version": np.__version__,
+            "protocol": self.protocol.name,
+            "file": self.protocol.path,
+            "file_sha256": self.protocol.sha256,
+            "method": self.method,
+            "n_trials": None if self.method == "exact" else self.results[0].n_trials,
+            "seed": self.seed,
+            "command": self.command,
+        }
+
+    def to_dict(self) -> dict:
+        out = {"provenance": self.provenance(), "results": []}
+        for r in self.results:
+            d = r.to_dict()
+            d["design_name"] = self.name_of(r)
+            out["results"].append(d)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=False)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        f = float(o)
+        return None if not math.isfinite(f) else f
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,
+                 n_trials: int | None = None, seed=None, command: str = "",
+                 progress: Callable[[int], None] | None = None) -> Study:
+    """Evaluate the chosen designs under the chosen scenarios of ``protocol``.
+
+    ``method`` is ``"simulate"`` (Monte Carlo; every design sees the same
+    simulated patients in a scenario) or ``"exact"``. ``progress(n)`` is
+    called with the number of trials just finished.
+    """
+    if method not in ("simulate", "exact"):
+        raise DoseescError(f"method = {method!r} must be 'simulate' or 'exact'")
+    dnames = list(protocol.designs) if not designs else list(designs)
+    snames = list(protocol.scenarios) if not scenarios else list(scenarios)
+    chosen_d = [(n, protocol.design(n)) for n in dnames]
+    chosen_s = [protocol.scenario(n) for n in snames]
+    results = []
+    seed_info = None
+    if method == "simulate":
+        n_trials = protocol.n_trials if n_trials is None else n_trials
+        seq = root_seed(protocol.seed if seed is None else seed)
+        seed_info = seed_record(seq)
+        for sc in chosen_s:
+            for _, d in chosen_d:
+                last = [0]
+
+                def cb(done, total, last=last):
+                    if progress is not None:
+                        progress(done - last[0])
+                    last[0] = done
+                results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb))
+    else:
+        for sc in chosen_s:
+            for _, d in chosen_d:
+                results.append(exact(d, sc, ladder=protocol.tiers))
+    return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command)
