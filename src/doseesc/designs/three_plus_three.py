@@ -98,7 +98,8 @@ class ThreePlusThree(Design):
         top = d == k - 1
         passed = self._passed(nd, yd)
         expand = (nd == 3) & (yd == 1)
-        toxic = ~passed & ~expand
+        incomplete = nd % 3 != 0  # a cohort cut short by max_n: no rule applies
+        toxic = ~passed & ~expand & ~incomplete
         up = np.minimum(d + 1, k - 1)
         down = np.maximum(d - 1, 0)
 
