@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import __version__
 from .errors import DoseescError
@@ -135,8 +136,13 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
         click.echo(f"wrote {w}", err=True)
 
 
-def _command_line() -> str:
-    return "doseesc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(cmd: str, file: str, designs, scenarios, **opts) -> str:
+    """The command that reproduces this run (resolved seed and trial count included)."""
+    parts = ["doseesc", cmd, shlex.quote(str(file))]
+    parts += [f"--design {shlex.quote(d)}" for d in designs]
+    parts += [f"--scenario {shlex.quote(s)}" for s in scenarios]
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if v is not None]
+    return " ".join(parts)
 
 
 _design_opt = click.option("--design", "-d", "designs", multiple=True, metavar="NAME",
@@ -167,11 +173,14 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress):
     """
     proto = load_protocol(file)
     n = proto.n_trials if n_trials is None else n_trials
+    if seed is None:
+        seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
     total = n * (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
     bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
     try:
         study = run_protocol(proto, method="simulate", designs=designs, scenarios=scenarios, n_trials=n,
-                             seed=seed, command=_command_line(), progress=bar)
+                             seed=seed, progress=bar,
+                             command=_command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed))
     finally:
         bar.close()
     _emit(study, fmt, out, include_trials=True)
@@ -186,7 +195,8 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress):
 def exact(file, designs, scenarios, out, fmt):
     """Exact operating characteristics (every reachable trial state, no Monte Carlo error)."""
     proto = load_protocol(file)
-    study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios, command=_command_line())
+    study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios,
+                         command=_command_line("exact", file, designs, scenarios))
     _emit(study, fmt, out, include_trials=False)
 
 

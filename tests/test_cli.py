@@ -1,0 +1,149 @@
+"""The command line, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import doseesc
+from doseesc.cli import main
+
+from test_validation import GOOD
+
+
+@pytest.fixture
+def proto(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text(GOOD + '\n[[design]]\nname = "3+3 de-esc"\ntype = "3+3"\ndeescalation = true\n'
+                 .replace("[[design]]", "[[design]]", 1))
+    # keep [run] last is not required by TOML arrays of tables; ensure it still loads
+    doseesc.load_protocol(f)
+    return f
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_simulate_table(proto):
+    r = run("simulate", proto, "--n-trials", 400, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    assert "3+3 under scenario 'mid' [Monte Carlo, 400 trials" in r.stdout
+    assert "3+3 (with de-escalation)" in r.stdout
+    assert "3e5 cells/kg" in r.stdout and "No dose" in r.stdout
+    assert "seed entropy 3" in r.stdout
+
+
+def test_simulate_matches_library_and_is_reproducible(proto):
+    r1 = run("simulate", proto, "-d", "3+3", "--format", "json", "--seed", 5)
+    r2 = run("simulate", proto, "-d", "3+3", "--format", "json", "--seed", 5)
+    a, b = json.loads(r1.stdout), json.loads(r2.stdout)
+    for x, y in zip(a["results"], b["results"]):
+        assert x["summary"] == y["summary"] and x["metrics"] == y["metrics"]
+    data = json.loads(r1.stdout)
+    p = doseesc.load_protocol(proto)
+    lib = doseesc.simulate(p.designs["3+3"], p.scenarios["mid"], 500, rng=5, ladder=p.tiers)
+    got = [row["p_select"] for row in data["results"][0]["summary"]]
+    assert got == pytest.approx(list(lib.p_select), abs=1e-15)
+    assert data["provenance"]["file_sha256"] == p.sha256
+    assert data["results"][0]["provenance"]["seed"]["entropy"] == 5
+
+
+def test_exact_csv_has_provenance_and_rows(proto):
+    r = run("exact", proto, "--format", "csv", "-d", "3+3")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("# doseesc_version")
+    from io import StringIO
+    df = pd.read_csv(StringIO(r.stdout), comment="#")
+    assert list(df["dose"]) == ["No dose", "1e5 cells/kg", "3e5 cells/kg", "6e5 cells/kg"]
+    assert df["p_select"].sum() == pytest.approx(1, abs=1e-12)
+    assert (df["p_select_mcse"] == 0).all()
+
+
+def test_out_folder(proto, tmp_path):
+    out = tmp_path / "res"
+    r = run("simulate", proto, "-n", 300, "--seed", 1, "--out", out)
+    assert r.exit_code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["metrics.csv", "provenance.json", "results.json", "stop_report.csv", "summary.csv",
+                     "trials.csv"]
+    trials = pd.read_csv(out / "trials.csv", comment="#")
+    assert len(trials) == 2 * 300 and set(trials["design"]) == {"3+3", "3+3 de-esc"}
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seed"]["entropy"] == 1 and prov["n_trials"] == 300
+    assert "doseesc simulate" in prov["command"]
+
+
+def test_check(proto):
+    r = run("check", proto)
+    assert r.exit_code == 0
+    assert "OK" in r.stdout and "tolerance ±20%" in r.stdout and "true MTD 3e5 cells/kg" in r.stdout
+
+
+def test_recommend(proto):
+    r = run("recommend", proto, "--design", "3+3", "1NNN 2NTN")
+    assert r.exit_code == 0
+    assert "treat the next cohort at 3e5 cells/kg" in r.stdout
+    r = run("recommend", proto, "--design", "3+3 de-esc", "1NNN 2NTN 2NNT", "--format", "json")
+    data = json.loads(r.stdout)
+    assert data["next_tier"] == 1 and data["next_dose"] == "1e5 cells/kg" and not data["stop"]
+
+
+def test_python_dash_m(proto):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "doseesc", "check", str(proto)], capture_output=True, text=True)
+    assert r.returncode == 0 and "OK" in r.stdout
+
+
+@pytest.mark.parametrize("mutate,args,match", [
+    (("0.35]", "1.35]"), ("simulate",), r"true_tox\[2\] = 1.35 is not a probability"),
+    (("doses = [1e5, 3e5, 6e5]", "doses = [1e5, 6e5, 3e5]"), ("exact",), r"\[tiers\] doses\[2\]"),
+    (('type = "3+3"', 'type = "3+4"'), ("check",), r"type = '3\+4' is not a known design"),
+    (("[tiers]", "[tiers"), ("check",), "not valid TOML"),
+    (None, ("simulate", "--design", "BOIN"), "no design named 'BOIN'"),
+    (None, ("simulate", "--scenario", "nope"), "no scenario named 'nope'"),
+    (None, ("recommend", "--design", "3+3", "1NNN 2NQN"), "unknown outcome letter 'Q'"),
+    (None, ("recommend", "--design", "3+3", "5NNN"), "tier 5 does not exist"),
+])
+def test_bad_input_one_line_exit_2_no_output(tmp_path, mutate, args, match):
+    text = GOOD if mutate is None else GOOD.replace(*mutate, 1)
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    out = tmp_path / "out"
+    extra = ["--out", out] if args[0] in ("simulate", "exact") else []
+    r = run(args[0], f, *args[1:], *extra)
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    import re
+    assert re.search(match, lines[0]), lines[0]
+    assert "Traceback" not in r.output
+    assert not out.exists()
+    if mutate is not None:
+        assert str(f) in lines[0]
+
+
+def test_missing_file_and_unknown_option(tmp_path):
+    r = run("simulate", tmp_path / "none.toml")
+    assert r.exit_code == 2 and "none.toml: no such file" in r.stderr
+    r = run("simulate", tmp_path / "none.toml", "--bogus")
+    assert r.exit_code == 2 and "No such option" in r.stderr
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = CliRunner().invoke(main, ["--debug", "check", str(tmp_path / "none.toml")])
+    assert r.exit_code != 0 and isinstance(r.exception, doseesc.DoseescError)
+
+
+def test_progress_line(proto, monkeypatch):
+    import doseesc.cli as cli
+    t = iter(range(0, 10 ** 6, 5))
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: float(next(t)))
+    r = run("simulate", proto, "-n", 200, "--progress")
+    assert "simulating: " in r.stderr and "trials (100%)" in r.stderr
