@@ -350,7 +350,12 @@ class OperatingCharacteristics:
         cols = ["true_tox", "p_select", "p_select_mcse", "mean_n", "mean_dlt"]
         if self.is_exact:
             cols.remove("p_select_mcse")
-        table = summ[cols].to_string(float_format=lambda v: f"{v:.3f}", na_rep="")
+        nice = {"true_tox": "true P(DLT)", "p_select": "P(select)", "p_select_mcse": "MCSE",
+                "mean_n": "mean patients", "mean_dlt": "mean DLTs"}
+        view = summ[cols].rename(columns=nice)
+        view.index = [f"{i} *" if m else i for i, m in zip(view.index, summ["true_mtd"])]
+        view.index.name = "tier (* true MTD)" if summ["true_mtd"].any() else "tier"
+        table = view.to_string(float_format=lambda v: f"{v:.3f}", na_rep="")
         return self.headline() + "\n" + table
 
     def __repr__(self) -> str:

@@ -1,0 +1,52 @@
+"""Every bundled scenario file loads, covers the required truths, and MC agrees with exact."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import doseesc
+from conftest import SCENARIO_FILES
+
+CASES = [(f, d, s) for f in SCENARIO_FILES for p in [doseesc.load_protocol(f)]
+         for d in p.designs for s in p.scenarios]
+
+
+def test_five_seed_trials_are_bundled():
+    names = {f.stem for f in SCENARIO_FILES}
+    assert names == {"ecar01", "dcar_sle", "kn3601", "gd2_b7h3", "ucmsc_sle"}
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_file_cites_registry_and_covers_required_truths(path):
+    text = path.read_text()
+    p = doseesc.load_protocol(path)
+    assert p.registry and (re.search(r"NCT\d{8}", text) or p.registry == "DCAR-SLE")
+    assert p.target is not None and p.source
+    kinds = {s.mtd(p.target) for s in p.scenarios.values()}
+    k = p.tiers.n_tiers
+    assert k - 1 in kinds, "needs a scenario where every tier is safe"
+    assert -1 in kinds, "needs a scenario where the lowest tier is too toxic"
+    assert any(0 <= m < k - 1 for m in kinds), "needs a scenario with the MTD below the top"
+    steep = [s for s in p.scenarios.values() if np.max(np.diff(s.true_tox)) >= 0.25]
+    assert steep, "needs a steep dose-toxicity curve"
+    assert {d.kind for d in p.designs.values()} >= {"3+3"}
+    variants = {getattr(d, "deescalation", None) for d in p.designs.values() if d.kind == "3+3"}
+    assert variants == {False, True}
+
+
+@pytest.mark.parametrize("path,design,scenario", CASES,
+                         ids=[f"{f.stem}-{d}-{s}" for f, d, s in CASES])
+def test_monte_carlo_within_4_se_of_exact(path, design, scenario):
+    p = doseesc.load_protocol(path)
+    d, s = p.designs[design], p.scenarios[scenario]
+    n_trials = 10_000
+    mc = doseesc.simulate(d, s, n_trials, rng=p.seed, ladder=p.tiers)
+    ex = doseesc.exact(d, s, ladder=p.tiers)
+    ps = ex.p_select
+    se = np.sqrt(ps * (1 - ps) / n_trials)  # binomial SE under the exact value
+    assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps, se]
+    assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(n_trials) + 1e-15
+    assert list(mc.summary().index) == ["No dose", *p.tiers.tier_labels]
