@@ -17,10 +17,7 @@ from test_validation import GOOD
 @pytest.fixture
 def proto(tmp_path):
     f = tmp_path / "p.toml"
-    f.write_text(GOOD + '\n[[design]]\nname = "3+3 de-esc"\ntype = "3+3"\ndeescalation = true\n'
-                 .replace("[[design]]", "[[design]]", 1))
-    # keep [run] last is not required by TOML arrays of tables; ensure it still loads
-    doseesc.load_protocol(f)
+    f.write_text(GOOD + '\n[[design]]\nname = "3+3 de-esc"\ntype = "3+3"\ndeescalation = true\n')
     return f
 
 

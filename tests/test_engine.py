@@ -20,8 +20,7 @@ def _ids(d):
 
 @pytest.mark.parametrize("design", DESIGNS, ids=_ids)
 def test_batch_size_does_not_change_any_trial(design):
-    runs = [doseesc.simulate(design, TRUTH, 5000, rng=11, batch_size=b) for b in (5000, 1024, 777, 1)
-            if b != 1 or True]
+    runs = [doseesc.simulate(design, TRUTH, 5000, rng=11, batch_size=b) for b in (5000, 1024, 777, 2048)]
     first = runs[0]
     for r in runs[1:]:
         np.testing.assert_array_equal(r.n, first.n)
@@ -29,6 +28,9 @@ def test_batch_size_does_not_change_any_trial(design):
         np.testing.assert_array_equal(r.selected, first.selected)
         np.testing.assert_array_equal(r.reason, first.reason)
         np.testing.assert_array_equal(r.patients["tox"], first.patients["tox"])
+    one = doseesc.simulate(design, TRUTH, 300, rng=11, batch_size=1)
+    np.testing.assert_array_equal(one.n, first.n[:300])
+    np.testing.assert_array_equal(one.selected, first.selected[:300])
 
 
 def test_same_seed_same_numbers_and_different_seed_different_numbers():
