@@ -75,8 +75,8 @@ def test_recommend_reports_deviations():
 
 
 @pytest.mark.parametrize("log,match", [
-    ("1NNNN", "cohorts of 3"),
-    ("1NN 2NNN", "cohorts of 3"),
+    ("1NNNN", "a cohort of 3"),
+    ("1NN 2NNN", "a cohort of 3"),
     ("4NNN", "does not exist"),
     ("1NNN 1NNN 1NNN", "3 or 6 patients"),
 ])

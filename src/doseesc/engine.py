@@ -34,7 +34,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
     per-patient arrays (``tier``, ``tox``, ``new_cohort``; tier -1 past the end).
     """
     n_trials = u_tox.shape[0]
-    k, max_n, size = design.n_tiers, design.max_n, design.cohort_size
+    k, max_n = design.n_tiers, design.max_n
     state = TrialState.empty(n_trials, k, design.start)
     tier_dtype = np.int8 if k < 127 else np.int16
     pt_tier = np.full((n_trials, max_n), -1, dtype=tier_dtype)
@@ -43,6 +43,8 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
     total = np.zeros(n_trials, dtype=np.int32)
     selected = np.full(n_trials, -1, dtype=np.int32)
     reason = np.zeros(n_trials, dtype=np.int8)
+    fired = np.zeros(n_trials, dtype=np.int16)
+    size = np.full(n_trials, design.first_size, dtype=np.int32)
     p = np.asarray(true_tox, dtype=float)
 
     for _ in range(max_n + 1):
@@ -50,8 +52,11 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         if act.size == 0:
             break
         cur = state.current[act]
-        for j in range(size):
-            room = total[act] < max_n
+        want = size[act]
+        for j in range(design.max_size):
+            room = (total[act] < max_n) & (j < want)
+            if not room.any():
+                break
             a, c = act[room], cur[room]
             idx = total[a]
             dlt = u_tox[a, idx] < p[c]
@@ -64,17 +69,20 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
             total[a] += 1
         sub = state.take(act)
         dec = design.step(sub)
+        fired[act] |= dec.fired
         st = dec.stop
         done = act[st]
         if done.size:
             reason[done] = dec.reason[st]
-            selected[done] = design.select(sub.take(st))
+            selected[done] = design.conclude(sub.take(st), dec.reason[st])
             state.active[done] = False
         go = ~st
         state.current[act[go]] = dec.next[go]
+        if dec.size is not None:
+            size[act[go]] = dec.size[go]
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
-    return {"n": state.n, "y": state.y, "selected": selected, "reason": reason,
+    return {"n": state.n, "y": state.y, "selected": selected, "reason": reason, "fired": fired,
             "tier": pt_tier, "tox": pt_tox, "new_cohort": pt_new}
 
 
@@ -127,6 +135,7 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         method="monte carlo", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
         target=tgt, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
+        fired=out["fired"],
         weight=np.full(int(n_trials), 1.0 / int(n_trials)), n_trials=int(n_trials),
         patients={"tier": out["tier"], "tox": out["tox"], "new_cohort": out["new_cohort"]},
         provenance=prov)

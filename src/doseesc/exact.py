@@ -52,11 +52,11 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     check_compatible(design, scenario)
     tgt = resolve_target(target, scenario, design)
     t0 = time.perf_counter()
-    k, max_n, size = design.n_tiers, design.max_n, design.cohort_size
+    k, max_n = design.n_tiers, design.max_n
     p = np.asarray(scenario.true_tox, dtype=float)
     # binomial pmf table: pmf[c][tier, j] = P(j DLTs among c patients at tier)
     pmf = {}
-    for c in range(1, size + 1):
+    for c in range(1, max(design.max_size, design.first_size) + 1):
         j = np.arange(c + 1)
         coef = np.array([comb(c, int(i)) for i in j], dtype=float)
         pmf[c] = coef[None, :] * p[:, None] ** j[None, :] * (1 - p[:, None]) ** (c - j)[None, :]
@@ -64,14 +64,16 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     n = np.zeros((1, k), dtype=np.int32)
     y = np.zeros((1, k), dtype=np.int32)
     cur = np.full(1, design.start, dtype=np.int32)
+    size = np.full(1, design.first_size, dtype=np.int32)
+    fired = np.zeros(1, dtype=np.int32)
     prob = np.ones(1)
-    term = {"n": [], "y": [], "selected": [], "reason": [], "prob": []}
+    term = {"n": [], "y": [], "selected": [], "reason": [], "fired": [], "prob": []}
 
     for _ in range(max_n + 1):
         if prob.size == 0:
             break
         room = np.minimum(size, max_n - n.sum(axis=1))
-        new_n, new_y, new_cur, new_p = [], [], [], []
+        new = {"n": [], "y": [], "cur": [], "fired": [], "p": []}
         for c in np.unique(room):
             idx = np.flatnonzero(room == c)
             c = int(c)
@@ -84,31 +86,37 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
             r = np.arange(rep.size)
             nn[r, cur[rep]] += c
             yy[r, cur[rep]] += dlts
-            new_n.append(nn), new_y.append(yy), new_cur.append(cur[rep]), new_p.append(w)
-        n, y, cur, prob = (np.concatenate(a) for a in (new_n, new_y, new_cur, new_p))
+            for key, val in (("n", nn), ("y", yy), ("cur", cur[rep]), ("fired", fired[rep]), ("p", w)):
+                new[key].append(val)
+        n, y, cur, fired, prob = (np.concatenate(new[key]) for key in ("n", "y", "cur", "fired", "p"))
         if n.shape[0] > max_states:
             raise DoseescError(
                 f"exact evaluation of {design.label} needs more than max_states = {max_states} "
                 "live states; use simulate() or raise max_states")
         state = TrialState.from_counts(n, y, cur)
         dec = design.step(state)
+        fired = fired | dec.fired
         st = dec.stop
         if st.any():
             term["n"].append(n[st])
             term["y"].append(y[st])
-            term["selected"].append(design.select(state.take(st)))
+            term["selected"].append(design.conclude(state.take(st), dec.reason[st]))
             term["reason"].append(dec.reason[st])
+            term["fired"].append(fired[st])
             term["prob"].append(prob[st])
         go = ~st
-        keys = np.column_stack([n[go], y[go], dec.next[go]])
+        nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
+        keys = np.column_stack([n[go], y[go], dec.next[go], nxt_size, fired[go]])
         keys, prob = _merge(keys, prob[go])
         n, y, cur = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k]
+        size, fired = keys[:, 2 * k + 1], keys[:, 2 * k + 2]
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: states did not stop within max_n = {max_n} cohorts")
 
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])
-    keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"])])
+    keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
+                            np.concatenate(term["fired"])])
     keys, w = _merge(keys, np.concatenate(term["prob"]))
     total = w.sum()
     if abs(total - 1) > 1e-9:  # pragma: no cover - internal consistency check
@@ -121,4 +129,5 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(k), target=tgt,
         n=keys[:, :k].astype(np.int32), y=keys[:, k:2 * k].astype(np.int32),
         selected=keys[:, 2 * k].astype(np.int32), reason=keys[:, 2 * k + 1].astype(np.int8),
+        fired=keys[:, 2 * k + 2].astype(np.int16),
         weight=w, n_trials=None, patients=None, provenance=prov)

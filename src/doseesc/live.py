@@ -78,26 +78,23 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
         raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
     cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
     text = format_outcomes(cohorts)
-    k, size = design.n_tiers, design.cohort_size
+    k = design.n_tiers
     total = sum(c.size for c in cohorts)
     if total > design.max_n:
         raise OutcomeError(f"outcomes {text!r} has {total} patients, more than max_n = {design.max_n}")
-    for i, c in enumerate(cohorts[:-1]):
-        if c.size != size:
-            raise OutcomeError(
-                f"outcomes {text!r}: cohort {i + 1} {str(c)!r} has {c.size} patients; "
-                f"{design.label} treats cohorts of {size}")
-    if cohorts and cohorts[-1].size > size:
-        raise OutcomeError(
-            f"outcomes {text!r}: cohort {len(cohorts)} {str(cohorts[-1])!r} has {cohorts[-1].size} "
-            f"patients; {design.label} treats cohorts of {size}")
 
     deviations = []
     n = np.zeros(k, dtype=np.int64)
     y = np.zeros(k, dtype=np.int64)
     expected = design.start
+    size = design.first_size
     stopped = None
     for i, c in enumerate(cohorts):
+        last = i == len(cohorts) - 1
+        if c.size > size or (c.size < size and not last):
+            raise OutcomeError(
+                f"outcomes {text!r}: cohort {i + 1} {str(c)!r} has {c.size} patients; "
+                f"{design.label} treats a cohort of {size} there")
         if stopped is not None:
             deviations.append(f"cohort {i + 1} ({c}) was treated after the design had stopped "
                               f"({stopped.text})")
@@ -122,12 +119,13 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
             expected = -1
         else:
             expected = int(dec.next[0])
+            size = design.cohort_size if dec.size is None else int(dec.size[0])
     if not cohorts:
         rec = Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None,
                              (0,) * k, (0,) * k, ladder)
         return rec
     if stopped is not None:
-        sel = int(design.select(_single(n, y, cohorts[-1].tier))[0])
+        sel = int(design.conclude(_single(n, y, cohorts[-1].tier), np.array([int(stopped)]))[0])
         rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
                              tuple(int(v) for v in y), ladder, deviations=tuple(deviations))
     else:

@@ -23,7 +23,7 @@ from .designs.base import Design
 from .outcomes import patient_log
 from .rng import seed_record
 from .scenario import Scenario, check_target
-from .state import StopReason
+from .state import Rule, StopReason
 from .tiers import DoseLadder
 
 #: Quantiles of the sample size reported in every result.
@@ -107,6 +107,7 @@ class OperatingCharacteristics:
     selected: np.ndarray
     reason: np.ndarray
     weight: np.ndarray
+    fired: np.ndarray | None = None
     n_trials: int | None = None
     patients: dict | None = None
     provenance: dict = field(default_factory=dict)
@@ -265,13 +266,23 @@ class OperatingCharacteristics:
         return pd.DataFrame(rows, columns=["metric", "estimate", "mcse", "definition"]).set_index("metric")
 
     def stop_report(self) -> pd.DataFrame:
-        """Probability of each stop reason, with MCSE."""
+        """Why trials stopped, and which rules acted, with probabilities and MCSE.
+
+        Rows ``kind == "stop reason"`` partition the trials by the reported reason
+        (they sum to 1); rows ``kind == "rule fired"`` give the probability that
+        each rule acted at least once (several may act in one trial).
+        """
         codes = [r for r in StopReason if r != StopReason.NOT_STOPPED]
         onehot = self.reason[:, None] == np.array([int(r) for r in codes])[None, :]
         p, se = self._mean(onehot)
-        df = pd.DataFrame({"reason": [r.name.lower() for r in codes], "description": [r.text for r in codes],
-                           "probability": p, "mcse": se})
-        return df[df["probability"] > 0].set_index("reason")
+        rows = [("stop reason", r.name.lower(), r.text, pi, si) for r, pi, si in zip(codes, p, se) if pi > 0]
+        if self.fired is not None:
+            flags = list(Rule)
+            bits = (self.fired[:, None].astype(np.int64) & np.array([int(f) for f in flags])[None, :]) != 0
+            p, se = self._mean(bits)
+            rows += [("rule fired", f.name.lower(), f.text, pi, si) for f, pi, si in zip(flags, p, se) if pi > 0]
+        return pd.DataFrame(rows, columns=["kind", "name", "description", "probability", "mcse"]) \
+            .set_index("name")
 
     def trials(self) -> pd.DataFrame:
         """One row per simulated trial (exact: per terminal state, with its probability)."""
@@ -315,8 +326,8 @@ class OperatingCharacteristics:
             "summary": [{k: clean(v) for k, v in row.items()} for row in summ.to_dict(orient="records")],
             "metrics": {m: {"estimate": clean(r["estimate"]), "mcse": clean(r["mcse"])}
                         for m, r in self.metrics().iterrows()},
-            "stop_report": {m: {"probability": float(r["probability"]), "mcse": float(r["mcse"])}
-                            for m, r in self.stop_report().iterrows()},
+            "stop_report": [{"kind": r["kind"], "name": m, "probability": float(r["probability"]),
+                             "mcse": float(r["mcse"])} for m, r in self.stop_report().iterrows()],
             "provenance": self.provenance,
         }
 

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 import numpy as np
 
 
 class StopReason(IntEnum):
-    """Why a trial stopped. Stored as ``int8`` in arrays; never use bare ints."""
+    """Why a trial stopped. Stored as ``int8`` in arrays; never use bare ints.
+
+    When several rules would stop a trial at once, the reported reason is the
+    first in this order: the design's own rule, then the shared rules in the
+    order safety, maximum sample size, patients at the recommended tier, tier cap.
+    """
 
     NOT_STOPPED = 0
     #: A rule-based design's stopping rule met: the MTD is identified.
     MTD_IDENTIFIED = 1
     #: The highest tier was tolerated; it is the MTD.
     TOP_TIER_TOLERATED = 2
-    #: The lowest tier is too toxic; no tier is selected.
+    #: The lowest tier is too toxic (design's own rule or elimination); no tier is selected.
     LOWEST_TIER_TOXIC = 3
     #: The maximum number of patients was reached.
     MAX_N = 4
+    #: Safety stop: P(p_lowest > target | data) exceeded the cutoff; no tier is selected.
+    SAFETY = 5
+    #: The tier recommended for the next cohort already has the set number of patients.
+    N_AT_TIER = 6
+    #: Every tier the next cohort could go to is closed by the per-tier cap.
+    TIER_CAP = 7
 
     @property
     def text(self) -> str:
@@ -32,7 +43,39 @@ _TEXT = {
     StopReason.TOP_TIER_TOLERATED: "highest tier tolerated",
     StopReason.LOWEST_TIER_TOXIC: "lowest tier too toxic",
     StopReason.MAX_N: "maximum sample size reached",
+    StopReason.SAFETY: "safety stop: lowest tier likely above the target",
+    StopReason.N_AT_TIER: "enough patients at the recommended tier",
+    StopReason.TIER_CAP: "no open tier under the per-tier cap",
 }
+
+
+class Rule(IntFlag):
+    """Rules that acted on a trial, recorded as a bit mask per trial (int16).
+
+    A stopping rule *fires* when its condition holds at a decision (even if
+    another rule's reason is reported); a constraint fires when it changes
+    the design's recommendation.
+    """
+
+    DESIGN_STOP = 1
+    SAFETY = 2
+    MAX_N = 4
+    N_AT_TIER = 8
+    TIER_CAP = 16
+    NO_SKIP = 32
+    ELIMINATION = 64
+
+    @property
+    def text(self) -> str:
+        return {
+            Rule.DESIGN_STOP: "design's own stopping rule",
+            Rule.SAFETY: "safety stop (lowest tier)",
+            Rule.MAX_N: "maximum sample size",
+            Rule.N_AT_TIER: "n at recommended tier reached",
+            Rule.TIER_CAP: "per-tier cap redirected or stopped",
+            Rule.NO_SKIP: "no-skipping constraint held escalation back",
+            Rule.ELIMINATION: "a tier was eliminated as too toxic",
+        }[self]
 
 
 @dataclass
@@ -107,8 +150,19 @@ class Decision:
         True where the trial stops now.
     reason : int8 array
         :class:`StopReason` code, ``NOT_STOPPED`` where the trial goes on.
+    fired : int16 array
+        :class:`Rule` bits of the rules that acted at this decision.
+    size : int array or None
+        Patients in the next cohort, where the design varies it (titration).
     """
 
     next: np.ndarray
     stop: np.ndarray
     reason: np.ndarray
+    fired: np.ndarray | None = None
+    #: Size of the next cohort (None: the design's fixed ``cohort_size``).
+    size: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.fired is None:
+            self.fired = np.zeros(self.next.shape[0], dtype=np.int16)

@@ -15,8 +15,22 @@ from typing import ClassVar
 
 import numpy as np
 
+from scipy import stats
+
 from ..errors import DesignError
-from ..state import Decision, StopReason, TrialState
+from ..state import Decision, Rule, StopReason, TrialState
+
+
+def check_prob(value, key: str, low: float = 0.0, high: float = 1.0, open_low=True, open_high=True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DesignError(f"{key} = {value!r} must be a number")
+    v = float(value)
+    bad_low = v <= low if open_low else v < low
+    bad_high = v >= high if open_high else v > high
+    if not np.isfinite(v) or bad_low or bad_high:
+        lo, hi = ("(" if open_low else "["), (")" if open_high else "]")
+        raise DesignError(f"{key} = {value!r} must lie in {lo}{low:g}, {high:g}{hi}")
+    return v
 
 
 def check_int(value, key: str, minimum: int = 1) -> int:
@@ -34,10 +48,67 @@ class Design:
     Subclasses set ``kind``, have the fields (or properties) ``n_tiers``,
     ``cohort_size`` and ``max_n``, and implement :meth:`decide` and
     :meth:`select`.
+
+    Every design also has named *rule slots* (keyword-only fields), applied by
+    :meth:`step` in a fixed order whatever order they were set in:
+
+    1. the design's own rule (:meth:`decide`): next tier, or stop and why;
+    2. constraints on the next tier: ``forbid_skip`` (never escalate above
+       the highest tried tier + 1), then ``tier_cap`` (a tier with
+       ``tier_cap`` patients is closed: the cohort goes to the highest open
+       admissible tier below; if none, the trial stops);
+    3. stopping rules, any of which stops the trial: ``safety_cutoff`` (stop
+       with no dose when P(p_lowest > target | Beta(1 + y, 1 + n - y)) >
+       cutoff with at least ``safety_min_n`` patients at the lowest tier),
+       ``max_n`` (stop at N patients), ``stop_n_at_tier`` (stop when the
+       tier recommended for the next cohort already has that many patients).
+
+    The reported reason is the design's own if it stopped, else the first of
+    safety, max_n, n-at-tier, tier cap; every rule that acted is recorded in
+    the per-trial :class:`~doseesc.state.Rule` bit mask.
     """
 
     #: Name of the design type in scenario files (``type = "3+3"``).
     kind: ClassVar[str] = ""
+
+    stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
+    tier_cap: int | None = dataclasses.field(default=None, kw_only=True)
+    forbid_skip: bool = dataclasses.field(default=True, kw_only=True)
+    safety_cutoff: float | None = dataclasses.field(default=None, kw_only=True)
+    safety_min_n: int = dataclasses.field(default=3, kw_only=True)
+
+    def _check_slots(self) -> None:
+        if self.stop_n_at_tier is not None:
+            check_int(self.stop_n_at_tier, "stop_n_at_tier")
+        if self.tier_cap is not None:
+            check_int(self.tier_cap, "tier_cap")
+        if not isinstance(self.forbid_skip, (bool, np.bool_)):
+            raise DesignError(f"forbid_skip = {self.forbid_skip!r} must be true or false")
+        check_int(self.safety_min_n, "safety_min_n")
+        if self.safety_cutoff is not None:
+            check_prob(self.safety_cutoff, "safety_cutoff")
+            if getattr(self, "target", None) is None:
+                raise DesignError(f"safety_cutoff needs a target DLT rate; {self.kind} has none")
+
+    # -- fluent helpers: each returns a new design ----------------------
+    def stop_when_n_at_tier(self, m: int) -> "Design":
+        """Stop when the tier recommended for the next cohort already has ``m`` patients."""
+        return dataclasses.replace(self, stop_n_at_tier=m)
+
+    def cap_per_tier(self, c: int) -> "Design":
+        """Treat at most ``c`` patients at any tier."""
+        return dataclasses.replace(self, tier_cap=c)
+
+    def no_skip(self) -> "Design":
+        """Never escalate to a tier above the highest tried tier + 1."""
+        return dataclasses.replace(self, forbid_skip=True)
+
+    def allow_skip(self) -> "Design":
+        return dataclasses.replace(self, forbid_skip=False)
+
+    def safety_stop(self, cutoff: float = 0.95, min_n: int = 3) -> "Design":
+        """Stop with no dose when P(p_lowest > target | data) > ``cutoff`` (Beta(1, 1) prior)."""
+        return dataclasses.replace(self, safety_cutoff=cutoff, safety_min_n=min_n)
 
     @property
     def label(self) -> str:
@@ -49,6 +120,16 @@ class Design:
         """Tier of the first cohort (0-based)."""
         return 0
 
+    @property
+    def first_size(self) -> int:
+        """Size of the first cohort."""
+        return self.cohort_size
+
+    @property
+    def max_size(self) -> int:
+        """Largest cohort the design can ask for."""
+        return self.cohort_size
+
     # -- the kernel ---------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:  # pragma: no cover - overridden
         """The design's own rule for every trial of ``state``."""
@@ -58,35 +139,107 @@ class Design:
         """Final tier (0-based, -1 for none) of each trial, shape ``(n_trials,)``."""
         raise NotImplementedError
 
+    def admissible(self, state: TrialState) -> np.ndarray:
+        """Tiers still open to treatment, shape ``(n_trials, n_tiers)`` (default: all)."""
+        return np.ones(state.n.shape, dtype=bool)
+
+    def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
+        """Final tier of stopped trials: :meth:`select`, or no dose after a safety stop."""
+        sel = self.select(state)
+        return np.where(reason == StopReason.SAFETY, -1, sel).astype(np.int32)
+
     def check_state(self, state: TrialState) -> None:
         """Raise :class:`DesignError` if a (single-trial) state cannot arise under this design."""
 
     def step(self, state: TrialState) -> Decision:
-        """Decision after a completed cohort: the design's rule, then the shared rules.
-
-        Shared rules, applied after the design's own (whose stop reason wins):
-        the trial stops once ``max_n`` patients have been treated.
-        """
+        """Decision after a completed cohort: the design's rule, then the rule slots (see class doc)."""
         d = self.decide(state)
-        full = (state.total_n >= self.max_n) & ~d.stop
-        if full.any():
-            d.stop = d.stop | full
-            d.reason = np.where(full, np.int8(StopReason.MAX_N), d.reason).astype(np.int8)
-            d.next = np.where(full, -1, d.next)
-        return d
+        n_trials, k = state.n.shape
+        rows = np.arange(n_trials)
+        stop = d.stop.copy()
+        reason = d.reason.astype(np.int8).copy()
+        fired = d.fired.astype(np.int16).copy()
+        fired[stop] |= Rule.DESIGN_STOP
+        nxt = np.where(stop, -1, d.next).astype(np.int32)
+        go = ~stop
+        # 2a. no skipping of untried tiers when escalating
+        if self.forbid_skip and go.any():
+            tried = state.n > 0
+            highest = np.where(tried, np.arange(k)[None, :], -1).max(axis=1)
+            limit = np.maximum(highest + 1, self.start)
+            held = go & (nxt > limit)
+            if held.any():
+                nxt = np.where(held, limit, nxt)
+                fired[held] |= Rule.NO_SKIP
+        # 2b. per-tier cap
+        if self.tier_cap is not None and go.any():
+            safe_next = np.clip(nxt, 0, k - 1)
+            full = go & (state.n[rows, safe_next] >= self.tier_cap)
+            if full.any():
+                open_ = (state.n < self.tier_cap) & self.admissible(state)
+                below = open_ & (np.arange(k)[None, :] <= safe_next[:, None])
+                alt = np.where(below, np.arange(k)[None, :], -1).max(axis=1)
+                fired[full] |= Rule.TIER_CAP
+                nxt = np.where(full, alt, nxt)
+                closed = full & (alt < 0)
+                reason = np.where(closed & ~stop, np.int8(StopReason.TIER_CAP), reason).astype(np.int8)
+                stop = stop | closed
+        # 3. stopping rules (all evaluated; the first in order gives the reason)
+        checks = []
+        if self.safety_cutoff is not None:
+            a = 1 + state.y[:, 0]
+            b = 1 + state.n[:, 0] - state.y[:, 0]
+            post = stats.beta.sf(self.target, a, b)
+            checks.append((Rule.SAFETY, StopReason.SAFETY,
+                           (state.n[:, 0] >= self.safety_min_n) & (post > self.safety_cutoff)))
+        checks.append((Rule.MAX_N, StopReason.MAX_N, state.total_n >= self.max_n))
+        if self.stop_n_at_tier is not None:
+            safe_next = np.clip(nxt, 0, k - 1)
+            checks.append((Rule.N_AT_TIER, StopReason.N_AT_TIER,
+                           (nxt >= 0) & (state.n[rows, safe_next] >= self.stop_n_at_tier)))
+        for flag, why, hit in checks:
+            fired[hit] |= flag
+            new = hit & ~stop
+            reason = np.where(new, np.int8(why), reason).astype(np.int8)
+            stop = stop | hit
+        nxt = np.where(stop, -1, nxt).astype(np.int32)
+        size = d.size
+        return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size)
 
     # -- parameters ---------------------------------------------------------
     def to_dict(self) -> dict:
+        """Parameters as a dict (``type`` first); rule slots only where set."""
         out = {"type": self.kind}
         for f in dataclasses.fields(self):
-            if f.init:
-                out[f.name] = getattr(self, f.name)
+            if not f.init:
+                continue
+            v = getattr(self, f.name)
+            if f.kw_only and f.name in _SLOT_DEFAULTS and v == _SLOT_DEFAULTS[f.name]:
+                continue
+            out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
+
+    def rules_text(self) -> str:
+        """The rule slots in plain words."""
+        parts = []
+        if self.safety_cutoff is not None:
+            parts.append(f"safety stop if P(DLT rate at the lowest tier > {self.target:g}) > "
+                         f"{self.safety_cutoff:g} with >= {self.safety_min_n} patients there")
+        if self.stop_n_at_tier is not None:
+            parts.append(f"stop when the recommended tier has {self.stop_n_at_tier} patients")
+        if self.tier_cap is not None:
+            parts.append(f"at most {self.tier_cap} patients per tier")
+        parts.append("no skipping of untried tiers" if self.forbid_skip else "skipping allowed")
+        parts.append(f"at most {self.max_n} patients")
+        return "; ".join(parts)
 
     def describe(self) -> str:
         """The design's rules in plain words."""
         return self.label
 
+
+_SLOT_DEFAULTS = {"stop_n_at_tier": None, "tier_cap": None, "forbid_skip": True,
+                  "safety_cutoff": None, "safety_min_n": 3}
 
 REGISTRY: dict[str, type[Design]] = {}
 

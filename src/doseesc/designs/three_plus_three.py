@@ -60,6 +60,7 @@ class ThreePlusThree(Design):
 
     def __post_init__(self):
         check_int(self.n_tiers, "n_tiers")
+        self._check_slots()
         if not isinstance(self.deescalation, (bool, np.bool_)):
             raise DesignError(f"deescalation = {self.deescalation!r} must be true or false")
         if self.max_n is None:
@@ -76,12 +77,15 @@ class ThreePlusThree(Design):
         return "3+3 (with de-escalation)" if self.deescalation else "3+3"
 
     def describe(self) -> str:
+        return self._describe() + "; " + self.rules_text()
+
+    def _describe(self) -> str:
         base = ("3+3: cohorts of 3; 0/3 escalate, 1/3 add 3 at the same tier, <=1/6 escalate, "
                 ">=2 DLTs stop")
         if self.deescalation:
             return base + (" or de-escalate to a tier with fewer than 6 patients; "
-                           f"MTD = highest tier with >=6 patients and <=1 DLT; at most {self.max_n} patients")
-        return base + f"; MTD = tier below the stopping tier; no de-escalation; at most {self.max_n} patients"
+                           "MTD = highest tier with >=6 patients and <=1 DLT")
+        return base + "; MTD = tier below the stopping tier; no de-escalation"
 
     # ------------------------------------------------------------------
     @staticmethod
