@@ -12,7 +12,7 @@ Library first: the command line and reports are thin clients of this API.
 
 __version__ = "0.1.0"
 
-from .designs import Design, ThreePlusThree, design_from_dict
+from .designs import BOIN, Design, ThreePlusThree, boin_boundaries, design_from_dict
 from .engine import simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
 from .exact import exact
@@ -25,7 +25,7 @@ from .state import Decision, StopReason, TrialState
 from .tiers import DoseLadder
 
 __all__ = [
-    "__version__", "Design", "ThreePlusThree", "design_from_dict", "simulate", "exact", "recommend",
+    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "design_from_dict", "simulate", "exact", "recommend",
     "Recommendation", "Scenario", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",

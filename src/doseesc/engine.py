@@ -52,22 +52,22 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         if act.size == 0:
             break
         cur = state.current[act]
-        want = size[act]
-        for j in range(design.max_size):
-            room = (total[act] < max_n) & (j < want)
-            if not room.any():
-                break
-            a, c = act[room], cur[room]
-            idx = total[a]
-            dlt = u_tox[a, idx] < p[c]
-            state.n[a, c] += 1
-            state.y[a, c] += dlt
-            pt_tier[a, idx] = c
-            pt_tox[a, idx] = dlt
-            if j == 0:
-                pt_new[a, idx] = True
-            total[a] += 1
-        sub = state.take(act)
+        width = min(design.max_size, max_n)
+        # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
+        slots = total[act][:, None] + np.arange(width)[None, :]
+        take = (np.arange(width)[None, :] < size[act][:, None]) & (slots < max_n)
+        slots = np.minimum(slots, max_n - 1)
+        dlt = (u_tox[act[:, None], slots] < p[cur][:, None]) & take
+        cnt = take.sum(axis=1)
+        state.n[act, cur] += cnt
+        state.y[act, cur] += dlt.sum(axis=1)
+        rr, cc = np.nonzero(take)
+        pt_tier[act[rr], slots[rr, cc]] = cur[rr]
+        pt_tox[act[rr], slots[rr, cc]] = dlt[rr, cc]
+        first = take[:, 0]
+        pt_new[act[first], slots[first, 0]] = True
+        total[act] += cnt
+        sub = state if act.size == n_trials else state.take(act)
         dec = design.step(sub)
         fired[act] |= dec.fired
         st = dec.stop

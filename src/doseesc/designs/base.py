@@ -70,6 +70,8 @@ class Design:
 
     #: Name of the design type in scenario files (``type = "3+3"``).
     kind: ClassVar[str] = ""
+    #: True when the design's own moves are at most one tier up (the no-skip check cannot bind).
+    steps_by_one: ClassVar[bool] = False
 
     stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
     tier_cap: int | None = dataclasses.field(default=None, kw_only=True)
@@ -163,7 +165,7 @@ class Design:
         nxt = np.where(stop, -1, d.next).astype(np.int32)
         go = ~stop
         # 2a. no skipping of untried tiers when escalating
-        if self.forbid_skip and go.any():
+        if self.forbid_skip and not self.steps_by_one and go.any():
             tried = state.n > 0
             highest = np.where(tried, np.arange(k)[None, :], -1).max(axis=1)
             limit = np.maximum(highest + 1, self.start)

@@ -53,6 +53,7 @@ class ThreePlusThree(Design):
     """
 
     kind = "3+3"
+    steps_by_one = True
 
     n_tiers: int
     deescalation: bool = False

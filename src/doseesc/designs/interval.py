@@ -1,0 +1,154 @@
+"""Interval designs: decisions from (n, y) at the current tier, looked up in precomputed tables.
+
+An interval design (BOIN, Keyboard, mTPI, mTPI-2, TPI, i3+3) decides from the
+number of patients ``n`` and DLTs ``y`` at the current tier alone:
+
+* ``E`` escalate, ``S`` stay, ``D`` de-escalate;
+* a tier whose data meet the design's *elimination* rule is closed together
+  with every tier above it ("DU": de-escalate and eliminate). Eliminated
+  tiers are derived from the counts, which is exactly equivalent to tracking
+  them: a tier's counts change only when it is treated, and it is checked
+  right after.
+
+Moves, common to all (as in R BOIN's ``get.oc``): ``E`` goes up one tier if
+the tier above exists and is not eliminated, otherwise stays; ``D`` goes down
+one tier, or stays at the lowest tier; a trial whose lowest tier is
+eliminated stops with no tier selected.
+
+The tables are compiled once per design (cached on the frozen instance):
+``grid[n, y]`` in {0: E, 1: S, 2: D} and ``elim[n, y]`` (bool), for
+``0 <= y <= n <= max_n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+
+import numpy as np
+from scipy import stats
+
+from ..errors import DesignError
+from ..state import Decision, Rule, StopReason, TrialState
+from .base import Design, check_int, check_prob
+from .selection import closest, isotonic
+
+E, S, D = 0, 1, 2
+LETTERS = np.array(["E", "S", "D"])
+
+
+@dataclasses.dataclass(frozen=True)
+class IntervalDesign(Design):
+    """Common fields and kernel of interval designs (see module docstring)."""
+
+    steps_by_one = True
+
+    target: float
+    n_tiers: int
+    cohort_size: int = 3
+    max_n: int = dataclasses.field(kw_only=True)
+    cutoff_eli: float = dataclasses.field(default=0.95, kw_only=True)
+
+    def __post_init__(self):
+        check_prob(self.target, "target")
+        check_int(self.n_tiers, "n_tiers")
+        check_int(self.cohort_size, "cohort_size")
+        check_int(self.max_n, "max_n")
+        check_prob(self.cutoff_eli, "cutoff_eli")
+        self._check_slots()
+        self._validate()
+
+    def _validate(self) -> None:
+        """Design-specific checks (override)."""
+
+    # -- tables --------------------------------------------------------
+    def _codes(self, n: int, y: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        """Decision codes (E/S/D) for ``y`` DLTs among ``n`` patients, ``n >= 1``."""
+        raise NotImplementedError
+
+    def _eliminate(self, n: int, y: np.ndarray) -> np.ndarray:
+        """Default safety rule: n >= 3 and P(p > target | Beta(1 + y, 1 + n - y)) > cutoff_eli."""
+        if n < 3:
+            return np.zeros(y.shape, dtype=bool)
+        return stats.beta.sf(self.target, y + 1, n - y + 1) > self.cutoff_eli
+
+    @cached_property
+    def grid(self) -> np.ndarray:
+        """Decision codes ``grid[n, y]`` (0 E, 1 S, 2 D), shape ``(max_n + 1, max_n + 1)``."""
+        g = np.full((self.max_n + 1, self.max_n + 1), S, dtype=np.int8)
+        for n in range(1, self.max_n + 1):
+            g[n, : n + 1] = self._codes(n, np.arange(n + 1))
+        return g
+
+    @cached_property
+    def elim(self) -> np.ndarray:
+        """Elimination flags ``elim[n, y]``, shape ``(max_n + 1, max_n + 1)``."""
+        e = np.zeros((self.max_n + 1, self.max_n + 1), dtype=bool)
+        for n in range(1, self.max_n + 1):
+            e[n, : n + 1] = self._eliminate(n, np.arange(n + 1))
+        return e
+
+    # -- kernel --------------------------------------------------------
+    def eliminated(self, state: TrialState) -> np.ndarray:
+        """Tiers closed by elimination (the lowest eliminating tier and all above)."""
+        hit = self.elim[state.n, state.y]
+        return np.logical_or.accumulate(hit, axis=1)
+
+    def admissible(self, state: TrialState) -> np.ndarray:
+        return ~self.eliminated(state)
+
+    def _moves(self, state: TrialState, code: np.ndarray, gone: np.ndarray):
+        k = self.n_tiers
+        rows = np.arange(state.n_trials)
+        d = state.current
+        up = np.minimum(d + 1, k - 1)
+        can_up = (d < k - 1) & ~gone[rows, up]
+        nxt = np.where((code == E) & can_up, d + 1, d)
+        nxt = np.where(((code == D) | gone[rows, d]) & (d > 0), d - 1, nxt)
+        return nxt
+
+    def decide(self, state: TrialState) -> Decision:
+        rows = np.arange(state.n_trials)
+        d = state.current
+        nd = state.n[rows, d]
+        yd = state.y[rows, d]
+        code = self.grid[nd, yd]
+        gone = self.eliminated(state)
+        nxt = self._moves(state, code, gone)
+        stop = gone[:, 0].copy()
+        reason = np.where(stop, np.int8(StopReason.LOWEST_TIER_TOXIC), np.int8(0)).astype(np.int8)
+        fired = np.where(gone.any(axis=1), np.int16(Rule.ELIMINATION), np.int16(0)).astype(np.int16)
+        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason, fired=fired)
+
+    # -- selection -------------------------------------------------------
+    def select(self, state: TrialState) -> np.ndarray:
+        """Isotonic estimate over tried, non-eliminated tiers; closest to the target (lower on ties).
+
+        Estimates ``(y + 0.05) / (n + 0.1)`` weighted by the inverse Beta
+        variance, as R BOIN's ``select.mtd``; ``+ rank * 1e-10`` breaks ties
+        so that a pooled block below the target yields its highest tier and a
+        block above it its lowest.
+        """
+        n, y = state.n.astype(float), state.y.astype(float)
+        cand = (state.n > 0) & self.admissible(state)
+        est = (y + 0.05) / (n + 0.1)
+        var = (y + 0.05) * (n - y + 0.05) / ((n + 0.1) ** 2 * (n + 1.1))
+        iso = isotonic(est, 1.0 / var, cand)
+        rank = np.cumsum(cand, axis=1)
+        adj = iso + rank * 1e-10
+        return closest(adj, self.target, cand & self._select_mask(adj))
+
+    def _select_mask(self, adj: np.ndarray) -> np.ndarray:
+        return np.ones(adj.shape, dtype=bool)
+
+    # -- description -----------------------------------------------------
+    def decision_rows(self, max_n: int | None = None):
+        """Per n: (largest y to escalate, smallest y to de-escalate, smallest y to eliminate)."""
+        max_n = self.max_n if max_n is None else max_n
+        out = []
+        grid = self.grid if max_n <= self.max_n else dataclasses.replace(self, max_n=max_n).grid
+        elim = self.elim if max_n <= self.max_n else dataclasses.replace(self, max_n=max_n).elim
+        for n in range(1, max_n + 1):
+            codes = grid[n, : n + 1]
+            out.append((n, codes, elim[n, : n + 1]))
+        return out
