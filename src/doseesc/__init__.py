@@ -12,7 +12,9 @@ Library first: the command line and reports are thin clients of this API.
 
 __version__ = "0.1.0"
 
-from .designs import BOIN, Design, ThreePlusThree, boin_boundaries, design_from_dict
+from .designs import (BOIN, MTPI, MTPI2, TPI, Design, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
+                      design_from_dict)
+from .compare import Comparison, compare
 from .engine import simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
 from .exact import exact
@@ -21,12 +23,13 @@ from .outcomes import format_outcomes, parse_outcomes
 from .protocol import Protocol, load_protocol
 from .results import OperatingCharacteristics
 from .scenario import Scenario
-from .state import Decision, StopReason, TrialState
+from .state import Decision, Rule, StopReason, TrialState
+from .tables import decision_grid, decision_table
 from .tiers import DoseLadder
 
 __all__ = [
-    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "design_from_dict", "simulate", "exact", "recommend",
+    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
     "Recommendation", "Scenario", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
-    "TrialState", "Decision", "StopReason", "parse_outcomes", "format_outcomes",
+    "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
 ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
@@ -48,6 +49,12 @@ class IntervalDesign(Design):
     cohort_size: int = 3
     max_n: int = dataclasses.field(kw_only=True)
     cutoff_eli: float = dataclasses.field(default=0.95, kw_only=True)
+    elim_min_n: int = dataclasses.field(default=3, kw_only=True)
+
+    #: Prior Beta(a, b) of the elimination rule.
+    elim_prior: ClassVar[tuple[float, float]] = (1.0, 1.0)
+    #: Prior Beta(a, b) of the final isotonic estimate (R BOIN select.mtd: 0.05, 0.05).
+    select_prior: ClassVar[tuple[float, float]] = (0.05, 0.05)
 
     def __post_init__(self):
         check_prob(self.target, "target")
@@ -55,6 +62,7 @@ class IntervalDesign(Design):
         check_int(self.cohort_size, "cohort_size")
         check_int(self.max_n, "max_n")
         check_prob(self.cutoff_eli, "cutoff_eli")
+        check_int(self.elim_min_n, "elim_min_n")
         self._check_slots()
         self._validate()
 
@@ -67,10 +75,11 @@ class IntervalDesign(Design):
         raise NotImplementedError
 
     def _eliminate(self, n: int, y: np.ndarray) -> np.ndarray:
-        """Default safety rule: n >= 3 and P(p > target | Beta(1 + y, 1 + n - y)) > cutoff_eli."""
-        if n < 3:
+        """Safety rule: n >= elim_min_n and P(p > target | Beta(a + y, b + n - y)) > cutoff_eli."""
+        if n < self.elim_min_n:
             return np.zeros(y.shape, dtype=bool)
-        return stats.beta.sf(self.target, y + 1, n - y + 1) > self.cutoff_eli
+        a, b = self.elim_prior
+        return stats.beta.sf(self.target, y + a, n - y + b) > self.cutoff_eli
 
     @cached_property
     def grid(self) -> np.ndarray:
@@ -122,17 +131,19 @@ class IntervalDesign(Design):
 
     # -- selection -------------------------------------------------------
     def select(self, state: TrialState) -> np.ndarray:
-        """Isotonic estimate over tried, non-eliminated tiers; closest to the target (lower on ties).
+        """Isotonic estimate over tried, non-eliminated tiers; the tier closest to the target.
 
-        Estimates ``(y + 0.05) / (n + 0.1)`` weighted by the inverse Beta
-        variance, as R BOIN's ``select.mtd``; ``+ rank * 1e-10`` breaks ties
-        so that a pooled block below the target yields its highest tier and a
-        block above it its lowest.
+        Posterior means under ``select_prior`` (R BOIN's ``select.mtd``: Beta(0.05,
+        0.05), i.e. ``(y + 0.05) / (n + 0.1)``), weighted by the inverse posterior
+        variance; ``+ rank * 1e-10`` breaks ties so that a pooled block below
+        the target yields its highest tier and a block above it its lowest,
+        and equal distances on both sides of the target give the lower tier.
         """
         n, y = state.n.astype(float), state.y.astype(float)
         cand = (state.n > 0) & self.admissible(state)
-        est = (y + 0.05) / (n + 0.1)
-        var = (y + 0.05) * (n - y + 0.05) / ((n + 0.1) ** 2 * (n + 1.1))
+        a, b = self.select_prior
+        est = (y + a) / (n + a + b)
+        var = (y + a) * (n - y + b) / ((n + a + b) ** 2 * (n + a + b + 1))
         iso = isotonic(est, 1.0 / var, cand)
         rank = np.cumsum(cand, axis=1)
         adj = iso + rank * 1e-10
