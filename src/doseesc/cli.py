@@ -126,6 +126,9 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
         for r in study.results:
             parts.append("")
             parts.append(str(r))
+        if study.method == "simulate" and len({study.name_of(r) for r in study.results}) > 1:
+            parts.append("")
+            parts.append(_comparison_text(study.comparison()))
         if study.seed is not None:
             parts.append("")
             parts.append(f"seed entropy {study.seed['entropy']} (rerun with --seed {study.seed['entropy']})")
@@ -134,6 +137,39 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
     click.echo(text.rstrip("\n"))
     for w in written:
         click.echo(f"wrote {w}", err=True)
+
+
+def _comparison_text(comp) -> str:
+    """Compact paired comparison: each design's key numbers and its difference from the reference."""
+    t = comp.table()
+    lines = [f"Paired comparison (same simulated patients for every design; difference from "
+             f"{comp.reference!r} ± its MCSE):"]
+    show = [("p_correct", "P(true MTD)", True), ("expected_n", "mean N", False),
+            ("p_no_dose", "P(no dose)", True), ("share_above_mtd", "above MTD", True), ("mean_dlt", "DLTs", False)]
+    for s in comp.scenarios:
+        lines.append(f"  scenario {s!r}")
+        sub = t[t["scenario"] == s]
+        width = max(len(d) for d in comp.designs)
+        header = "    " + " " * width + "".join(f"{label:>24}" for _, label, _ in show)
+        lines.append(header)
+        for d in comp.designs:
+            cells = []
+            for metric, _, pct in show:
+                row = sub[(sub["design"] == d) & (sub["metric"] == metric)].iloc[0]
+                if row["estimate"] != row["estimate"]:
+                    cells.append(f"{'n/a':>24}")
+                    continue
+                f = 100 if pct else 1
+                unit = "%" if pct else ""
+                dec = 1 if pct else 2
+                est = f"{f * row['estimate']:.{dec}f}{unit}"
+                if d == comp.reference:
+                    cells.append(f"{est:>24}")
+                else:
+                    extra = " ({:+.{p}f} ± {:.{p}f})".format(f * row["diff"], f * row["diff_mcse"], p=dec)
+                    cells.append(f"{est + extra:>24}")
+            lines.append(f"    {d:<{width}}" + "".join(cells))
+    return "\n".join(lines)
 
 
 def _command_line(cmd: str, file: str, designs, scenarios, **opts) -> str:
@@ -198,6 +234,42 @@ def exact(file, designs, scenarios, out, fmt):
     study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios,
                          command=_command_line("exact", file, designs, scenarios))
     _emit(study, fmt, out, include_trials=False)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--design", "-d", "design", required=True, metavar="NAME", help="Design name from the file.")
+@click.option("--max-n", type=click.IntRange(min=1), default=None,
+              help="Largest number of patients at a tier shown (default: the design's max_n).")
+@click.option("--grid", is_flag=True, help="Show every (n, DLTs) cell as a letter instead of the count form.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw the table to FILE.png/.pdf.")
+def table(file, design, max_n, grid, fmt, plot):
+    """Decision table of a design: the DLT counts that mean escalate, stay, de-escalate, eliminate."""
+    from .tables import decision_grid, decision_table
+
+    proto = load_protocol(file)
+    d = proto.design(design)
+    if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise DoseescError(f"--plot {plot}: use a .png, .pdf or .svg file name")
+    df = decision_grid(d, max_n) if grid else decision_table(d, max_n)
+    if fmt == "json":
+        click.echo(json.dumps({"design": design, "description": d.describe(),
+                               "table": json.loads(df.reset_index().to_json(orient="records"))}, indent=2))
+    elif fmt == "csv":
+        click.echo(f"# {design}: {d.describe()}\n" + df.to_csv().rstrip("\n"))
+    else:
+        click.echo(f"{design}: {d.describe()}")
+        if not grid:
+            click.echo("escalate if DLTs <= escalate_if_le; de-escalate if >= deescalate_if_ge; "
+                       "de-escalate and eliminate this tier and those above if >= eliminate_if_ge")
+        click.echo(df.astype(object).where(df.notna(), "").to_string())
+    if plot is not None:
+        from .report.plots import plot_decision_table
+
+        ax = plot_decision_table(d, max_n)
+        ax.figure.savefig(plot, dpi=150)
+        click.echo(f"wrote {plot}", err=True)
 
 
 @main.command()

@@ -67,6 +67,21 @@ class Study:
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 
+    def comparison(self):
+        """Paired comparison of the designs (Monte Carlo runs share their patients per scenario)."""
+        from .compare import Comparison
+
+        if self.method != "simulate":
+            raise DoseescError("a paired comparison needs Monte Carlo results (method 'simulate')")
+        results, designs, scenarios = {}, [], []
+        for r in self.results:
+            d, s = self.name_of(r), r.scenario.name
+            results[(s, d)] = r
+            designs.append(d) if d not in designs else None
+            scenarios.append(s) if s not in scenarios else None
+        return Comparison(results=results, designs=tuple(designs), scenarios=tuple(scenarios),
+                          reference=designs[0], n_trials=self.results[0].n_trials, seed=self.seed)
+
     def name_of(self, r: OperatingCharacteristics) -> str:
         for name, d in self.protocol.designs.items():
             if d is r.design:

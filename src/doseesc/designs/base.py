@@ -264,4 +264,10 @@ def design_from_dict(d: dict) -> Design:
     for key in d:
         if key not in names:
             raise DesignError(f"unknown option {key!r} for design type {kind!r} (options: {', '.join(names)})")
+    for f in dataclasses.fields(cls):
+        if f.init and f.name not in d and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            raise DesignError(f"missing option {f.name!r} for design type {kind!r}"
+                              + (" (the maximum number of patients; or set max_n in [protocol])"
+                                 if f.name == "max_n" else ""))
     return cls(**d)
