@@ -32,7 +32,8 @@ def test_file_cites_registry_and_covers_required_truths(path):
     assert any(0 <= m < k - 1 for m in kinds), "needs a scenario with the MTD below the top"
     steep = [s for s in p.scenarios.values() if np.max(np.diff(s.true_tox)) >= 0.25]
     assert steep, "needs a steep dose-toxicity curve"
-    assert {d.kind for d in p.designs.values()} >= {"3+3"}
+    assert {d.kind for d in p.designs.values()} >= {"3+3", "BOIN"}
+    assert len({d.kind for d in p.designs.values()} - {"3+3", "BOIN"}) >= 1, "BOIN and another interval design"
     variants = {getattr(d, "deescalation", None) for d in p.designs.values() if d.kind == "3+3"}
     assert variants == {False, True}
 
