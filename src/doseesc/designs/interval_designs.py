@@ -24,6 +24,16 @@ from .base import check_prob, register
 from .interval import D, E, S, IntervalDesign
 
 
+def _argmax_ties(values: np.ndarray, prefer_high: bool = False, rtol: float = 1e-9) -> np.ndarray:
+    """Index of the largest value along axis 0; values within ``rtol`` of the largest count as ties,
+    resolved to the first (or, with ``prefer_high``, the last) so that rounding cannot flip a tie."""
+    best = values.max(axis=0)
+    near = values >= best * (1 - rtol)
+    if prefer_high:
+        return values.shape[0] - 1 - np.argmax(near[::-1], axis=0)
+    return np.argmax(near, axis=0)
+
+
 def _edges(target: float, eps1: float, eps2: float) -> tuple[np.ndarray, int]:
     """Breakpoints of equal-width intervals around [target - eps1, target + eps2], cut at 0 and 1.
 
@@ -69,7 +79,9 @@ class MTPI(_EquivalenceInterval):
     mass (posterior mass / interval length) of the under-dosing interval
     [0, target - eps1), the equivalence interval [target - eps1, target + eps2]
     and the over-dosing interval (target + eps2, 1]; the largest UPM decides
-    E, S or D (exact ties to E, then S). Defaults eps1 = eps2 = 0.05.
+    E, S or D (exact ties to E, then S; values within a relative 1e-9 count as
+    tied, e.g. target 0.25, n = 2, y = 1 gives UPM(S) = UPM(D) = 1.12 and S).
+    Defaults eps1 = eps2 = 0.05.
     MTD: isotonic regression of the Beta(1, 1) posterior means, weighted by
     inverse variance, closest to the target.
     """
@@ -86,7 +98,7 @@ class MTPI(_EquivalenceInterval):
         lo, hi = self.target - self.eps1, self.target + self.eps2
         f_lo, f_hi = stats.beta.cdf(lo, a, b), stats.beta.cdf(hi, a, b)
         upm = np.stack([f_lo / lo, (f_hi - f_lo) / (hi - lo), (1 - f_hi) / (1 - hi)])
-        return np.argmax(upm, axis=0).astype(np.int8)
+        return _argmax_ties(upm).astype(np.int8)
 
     def describe(self) -> str:
         return (f"mTPI, target {self.target:g}, equivalence interval [{self.target - self.eps1:g}, "
@@ -120,10 +132,7 @@ class MTPI2(_EquivalenceInterval):
         cdf = stats.beta.cdf(edges[:, None], a[None, :], b[None, :])
         mass = np.diff(cdf, axis=0)
         upm = mass / np.diff(edges)[:, None]
-        if prefer_high:
-            best = upm.shape[0] - 1 - np.argmax(upm[::-1], axis=0)
-        else:
-            best = np.argmax(upm, axis=0)
+        best = _argmax_ties(upm, prefer_high=prefer_high)
         return np.where(best < mid, E, np.where(best == mid, S, D)).astype(np.int8)
 
     def _codes(self, n, y):
@@ -208,7 +217,7 @@ class TPI(IntervalDesign):
         f_lo = stats.beta.cdf(np.clip(lo, 0, 1), a, b)
         f_hi = stats.beta.cdf(np.clip(hi, 0, 1), a, b)
         probs = np.stack([f_lo, f_hi - f_lo, 1 - f_hi])
-        return np.argmax(probs, axis=0).astype(np.int8)
+        return _argmax_ties(probs).astype(np.int8)
 
     def describe(self) -> str:
         return (f"TPI, target {self.target:g}, k1 = {self.k1:g}, k2 = {self.k2:g}: the interval with the "
