@@ -35,6 +35,9 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
     """
     n_trials = u_tox.shape[0]
     k, max_n = design.n_tiers, design.max_n
+    if u_tox.shape[1] < max_n:
+        raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
+    u_flat = np.ascontiguousarray(u_tox[:, :max_n]).ravel()
     state = TrialState.empty(n_trials, k, design.start)
     tier_dtype = np.int8 if k < 127 else np.int16
     pt_tier = np.full((n_trials, max_n), -1, dtype=tier_dtype)
@@ -57,15 +60,20 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         slots = total[act][:, None] + np.arange(width)[None, :]
         take = (np.arange(width)[None, :] < size[act][:, None]) & (slots < max_n)
         slots = np.minimum(slots, max_n - 1)
-        dlt = (u_tox[act[:, None], slots] < p[cur][:, None]) & take
-        cnt = take.sum(axis=1)
+        flat = act[:, None] * max_n + slots          # flat index of each patient slot
+        dlt = (u_flat[flat] < p[cur][:, None]) & take
+        full = bool(take.all())
+        cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1).astype(np.int32)
         state.n[act, cur] += cnt
-        state.y[act, cur] += dlt.sum(axis=1)
-        rr, cc = np.nonzero(take)
-        pt_tier[act[rr], slots[rr, cc]] = cur[rr]
-        pt_tox[act[rr], slots[rr, cc]] = dlt[rr, cc]
+        state.y[act, cur] += dlt.sum(axis=1, dtype=np.int32)
+        if full:
+            pt_tier.ravel()[flat] = cur[:, None]
+            pt_tox.ravel()[flat] = dlt
+        else:
+            pt_tier.ravel()[flat[take]] = np.broadcast_to(cur[:, None], take.shape)[take]
+            pt_tox.ravel()[flat[take]] = dlt[take]
         first = take[:, 0]
-        pt_new[act[first], slots[first, 0]] = True
+        pt_new.ravel()[flat[first, 0]] = True
         total[act] += cnt
         sub = state if act.size == n_trials else state.take(act)
         dec = design.step(sub)
