@@ -20,6 +20,7 @@ from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, Sce
 from .exact import exact
 from .live import Recommendation, recommend
 from .outcomes import format_outcomes, parse_outcomes
+from .paths import DosePaths, paths
 from .protocol import Protocol, load_protocol
 from .results import OperatingCharacteristics
 from .scenario import Scenario
@@ -30,6 +31,6 @@ from .tiers import DoseLadder
 __all__ = [
     "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
     "Recommendation", "Scenario", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
-    "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
+    "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
 ]

@@ -274,6 +274,57 @@ def table(file, design, max_n, grid, fmt, plot):
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--design", "-d", "design", required=True, metavar="NAME", help="Design name from the file.")
+@click.option("--cohorts", "-k", type=click.IntRange(min=1), required=True, help="Number of cohorts ahead.")
+@click.option("--start", default="", help='Observed trial log to start from, e.g. "1NNN 2NTN" (default: trial start).')
+@click.option("--scenario", "-s", "scenario", default=None, metavar="NAME", help="Truth scenario for path probabilities.")
+@click.option("--max-nodes", type=click.IntRange(min=1), default=None, help="Refuse trees larger than this.")
+@_out_opt
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw the paths to FILE.png/.pdf.")
+def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
+    """Every DLT-driven path of the next cohorts: the dose-transition pathway table."""
+    from .paths import MAX_NODES, count_nodes
+    from .paths import paths as _paths
+
+    proto = load_protocol(file)
+    d = proto.design(design)
+    sc = proto.scenario(scenario) if scenario else None
+    if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise DoseescError(f"--plot {plot}: use a .png, .pdf or .svg file name")
+    limit = MAX_NODES if max_nodes is None else max_nodes
+    counts = count_nodes(d, cohorts, start, limit=limit)
+    more = "more than " if sum(counts) > limit else ""
+    click.echo(f"{design}: {more}{sum(counts):,} nodes in the next {cohorts} cohorts (limit {limit:,})", err=True)
+    dp = _paths(d, cohorts, start=start, scenario=sc, ladder=proto.tiers, max_nodes=limit)
+    table = dp.table()
+    if fmt == "json":
+        click.echo(json.dumps({"design": design, "start": start, "cohorts": cohorts,
+                               "scenario": scenario, "nodes": json.loads(dp.nodes().to_json(orient="records")),
+                               "paths": json.loads(table.to_json(orient="records"))}, indent=2))
+    elif fmt == "csv":
+        click.echo(table.to_csv(index=False).rstrip("\n"))
+    else:
+        click.echo(f"{design}: {dp.n_nodes} nodes, {len(table)} complete paths of the next {cohorts} cohorts"
+                   + (f" after {start}" if start else " from the start")
+                   + (f"; probabilities under scenario {scenario!r}" if sc else ""))
+        click.echo(table.to_string(index=False))
+    if out:
+        target = Path(out)
+        if target.exists() and not target.is_dir():
+            raise DoseescError(f"--out {out}: exists and is not a folder")
+        target.mkdir(parents=False, exist_ok=True)
+        table.to_csv(target / "paths.csv", index=False)
+        dp.nodes().to_csv(target / "path_nodes.csv", index=False)
+        click.echo(f"wrote {target / 'paths.csv'} and {target / 'path_nodes.csv'}", err=True)
+    if plot is not None:
+        ax = dp.plot()
+        ax.figure.savefig(plot, dpi=150)
+        click.echo(f"wrote {plot}", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
 def check(file):
     """Validate a scenario file and show what it describes."""
     proto = load_protocol(file)
