@@ -65,7 +65,10 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         full = bool(take.all())
         cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1).astype(np.int32)
         state.n[act, cur] += cnt
-        state.y[act, cur] += dlt.sum(axis=1, dtype=np.int32)
+        ncoh = dlt.sum(axis=1, dtype=np.int32)
+        state.y[act, cur] += ncoh
+        state.last_n[act] = cnt
+        state.last_y[act] = ncoh
         if full:
             pt_tier.ravel()[flat] = cur[:, None]
             pt_tox.ravel()[flat] = dlt

@@ -66,6 +66,9 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     cur = np.full(1, design.start, dtype=np.int32)
     size = np.full(1, design.first_size, dtype=np.int32)
     fired = np.zeros(1, dtype=np.int32)
+    last_n = np.zeros(1, dtype=np.int32)
+    last_y = np.zeros(1, dtype=np.int32)
+    memory = bool(getattr(design, "uses_last_cohort", False))
     prob = np.ones(1)
     term = {"n": [], "y": [], "selected": [], "reason": [], "fired": [], "prob": []}
 
@@ -73,7 +76,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         if prob.size == 0:
             break
         room = np.minimum(size, max_n - n.sum(axis=1))
-        new = {"n": [], "y": [], "cur": [], "fired": [], "p": []}
+        new = {"n": [], "y": [], "cur": [], "fired": [], "p": [], "ln": [], "ly": []}
         for c in np.unique(room):
             idx = np.flatnonzero(room == c)
             c = int(c)
@@ -86,14 +89,16 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
             r = np.arange(rep.size)
             nn[r, cur[rep]] += c
             yy[r, cur[rep]] += dlts
-            for key, val in (("n", nn), ("y", yy), ("cur", cur[rep]), ("fired", fired[rep]), ("p", w)):
+            for key, val in (("n", nn), ("y", yy), ("cur", cur[rep]), ("fired", fired[rep]), ("p", w),
+                             ("ln", np.full(rep.size, c)), ("ly", dlts)):
                 new[key].append(val)
-        n, y, cur, fired, prob = (np.concatenate(new[key]) for key in ("n", "y", "cur", "fired", "p"))
+        n, y, cur, fired, prob, last_n, last_y = (np.concatenate(new[key])
+                                                  for key in ("n", "y", "cur", "fired", "p", "ln", "ly"))
         if n.shape[0] > max_states:
             raise DoseescError(
                 f"exact evaluation of {design.label} needs more than max_states = {max_states} "
                 "live states; use simulate() or raise max_states")
-        state = TrialState.from_counts(n, y, cur)
+        state = TrialState.from_counts(n, y, cur, last_n=last_n, last_y=last_y)
         dec = design.step(state)
         fired = fired | dec.fired
         st = dec.stop
@@ -106,10 +111,17 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
             term["prob"].append(prob[st])
         go = ~st
         nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
-        keys = np.column_stack([n[go], y[go], dec.next[go], nxt_size, fired[go]])
+        cols = [n[go], y[go], dec.next[go], nxt_size, fired[go]]
+        if memory:
+            cols += [last_n[go], last_y[go]]
+        keys = np.column_stack(cols)
         keys, prob = _merge(keys, prob[go])
         n, y, cur = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k]
         size, fired = keys[:, 2 * k + 1], keys[:, 2 * k + 2]
+        if memory:
+            last_n, last_y = keys[:, 2 * k + 3], keys[:, 2 * k + 4]
+        else:
+            last_n = last_y = np.zeros(keys.shape[0], dtype=np.int32)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: states did not stop within max_n = {max_n} cohorts")
 

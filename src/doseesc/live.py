@@ -111,7 +111,7 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                                  incomplete=size - c.size, deviations=tuple(deviations))
             _warn(rec, warn)
             return rec
-        state = _single(n, y, c.tier)
+        state = TrialState.from_counts(n, y, c.tier, last_n=c.size, last_y=sum(c.tox))
         design.check_state(state)
         dec = design.step(state)
         if dec.stop[0]:
@@ -125,7 +125,9 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                              (0,) * k, (0,) * k, ladder)
         return rec
     if stopped is not None:
-        sel = int(design.conclude(_single(n, y, cohorts[-1].tier), np.array([int(stopped)]))[0])
+        last = cohorts[-1]
+        final = TrialState.from_counts(n, y, last.tier, last_n=last.size, last_y=sum(last.tox))
+        sel = int(design.conclude(final, np.array([int(stopped)]))[0])
         rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
                              tuple(int(v) for v in y), ladder, deviations=tuple(deviations))
     else:

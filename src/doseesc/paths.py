@@ -40,7 +40,7 @@ def _expand(design: Design, n, y, tier, size):
     r = np.arange(rep.size)
     nn[r, t] += c
     yy[r, t] += dl
-    dec = design.step(TrialState.from_counts(nn, yy, t))
+    dec = design.step(TrialState.from_counts(nn, yy, t, last_n=c, last_y=dl))
     return rep, dl, c, nn, yy, t, dec
 
 
@@ -194,7 +194,8 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
         stop = dec.stop
         sel = np.full(rep.size, -1, dtype=np.int32)
         if stop.any():
-            sel[stop] = design.conclude(TrialState.from_counts(nn[stop], yy[stop], t[stop]), dec.reason[stop])
+            sel[stop] = design.conclude(TrialState.from_counts(nn[stop], yy[stop], t[stop], last_n=c[stop],
+                                                               last_y=dl[stop]), dec.reason[stop])
         new_texts = []
         for i in range(rep.size):
             ci, di = int(c[i]), int(dl[i])
@@ -245,5 +246,6 @@ def _next_size(design: Design, start: str, rec) -> int:
     for c in cohorts:
         n[c.tier] += c.size
         y[c.tier] += sum(c.tox)
-    dec = design.step(TrialState.from_counts(n, y, cohorts[-1].tier))
+    last = cohorts[-1]
+    dec = design.step(TrialState.from_counts(n, y, last.tier, last_n=last.size, last_y=sum(last.tox)))
     return design.cohort_size if dec.size is None else int(dec.size[0])

@@ -90,6 +90,9 @@ class TrialState:
         Tier the last cohort was treated at (0-based).
     active : bool array, shape ``(n_trials,)``
         False once a trial has stopped.
+    last_n, last_y : int arrays, shape ``(n_trials,)``
+        Patients and DLTs of the last cohort (for rules such as CRM's "no
+        escalation right after a toxic cohort").
     """
 
     n: np.ndarray
@@ -97,6 +100,14 @@ class TrialState:
     e: np.ndarray
     current: np.ndarray
     active: np.ndarray
+    last_n: np.ndarray | None = None
+    last_y: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.last_n is None:
+            self.last_n = np.zeros(self.n.shape[0], dtype=np.int32)
+        if self.last_y is None:
+            self.last_y = np.zeros(self.n.shape[0], dtype=np.int32)
 
     @classmethod
     def empty(cls, n_trials: int, n_tiers: int, start: int = 0) -> "TrialState":
@@ -106,12 +117,14 @@ class TrialState:
                    active=np.ones(n_trials, dtype=bool))
 
     @classmethod
-    def from_counts(cls, n, y, current, e=None) -> "TrialState":
+    def from_counts(cls, n, y, current, e=None, last_n=None, last_y=None) -> "TrialState":
         n = np.atleast_2d(np.asarray(n, dtype=np.int32))
         y = np.atleast_2d(np.asarray(y, dtype=np.int32))
         e = np.zeros_like(n) if e is None else np.atleast_2d(np.asarray(e, dtype=np.int32))
         current = np.atleast_1d(np.asarray(current, dtype=np.int32))
-        return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool))
+        ln = None if last_n is None else np.atleast_1d(np.asarray(last_n, dtype=np.int32))
+        ly = None if last_y is None else np.atleast_1d(np.asarray(last_y, dtype=np.int32))
+        return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool), last_n=ln, last_y=ly)
 
     @property
     def n_trials(self) -> int:
@@ -131,11 +144,13 @@ class TrialState:
 
     def take(self, index) -> "TrialState":
         return TrialState(n=self.n[index], y=self.y[index], e=self.e[index],
-                          current=self.current[index], active=self.active[index])
+                          current=self.current[index], active=self.active[index],
+                          last_n=self.last_n[index], last_y=self.last_y[index])
 
     def copy(self) -> "TrialState":
         return replace(self, n=self.n.copy(), y=self.y.copy(), e=self.e.copy(),
-                       current=self.current.copy(), active=self.active.copy())
+                       current=self.current.copy(), active=self.active.copy(),
+                       last_n=self.last_n.copy(), last_y=self.last_y.copy())
 
 
 @dataclass
