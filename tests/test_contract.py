@@ -79,7 +79,7 @@ def test_monte_carlo_within_4_se_of_exact(design):
     n_trials = 20000
     mc = doseesc.simulate(design, TRUTH, n_trials, rng=21)
     ex = doseesc.exact(design, TRUTH)
-    ps = ex.p_select
+    ps = np.clip(ex.p_select, 0, 1)  # sums of probabilities may exceed 1 by rounding
     se = np.sqrt(ps * (1 - ps) / n_trials)
     assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps]
     # (+1e-9: summation rounding when N is the same in every trial)
@@ -89,6 +89,7 @@ def test_monte_carlo_within_4_se_of_exact(design):
     assert abs(ex_rep.xs("stop reason").sum() - 1) < 1e-12
     for key, p in ex_rep.items():
         got = mc_rep.get(key, 0.0)
+        p = min(max(p, 0.0), 1.0)
         assert abs(got - p) <= 4 * np.sqrt(p * (1 - p) / n_trials) + 1e-12, key
     assert set(mc_rep.index) <= set(ex_rep.index)
 

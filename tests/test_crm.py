@@ -109,10 +109,16 @@ SK4 = tuple(doseesc.crm_skeleton(0.25, 0.05, 2, 4))
 def test_restrictions():
     d = doseesc.CRM(SK4, 0.25, max_n=24)
     # no skipping: after 0/3 at tier 1 the model may want tier 3 or 4, but the next cohort goes to tier 2
-    free = doseesc.CRM(SK4, 0.25, max_n=24).allow_skip()
+    free = doseesc.CRM(SK4, 0.25, max_n=24, escalate_by_one=False).allow_skip()
     assert free.recommend_tier([[3, 0, 0, 0]], [[0, 0, 0, 0]])[0] > 1
     assert doseesc.recommend(d, "1NNN").next_tier == 1
     assert doseesc.recommend(free, "1NNN").next_tier > 1
+    # dfcrm restrict: at most one tier above the LAST cohort's, even if higher tiers were tried
+    n_, y_ = [[6, 3, 3, 0]], [[0, 0, 2, 0]]
+    state = TrialState.from_counts(n_, y_, [0], last_n=[3], last_y=[0])
+    assert d.decide(state).next[0] <= 1
+    assert doseesc.CRM(SK4, 0.25, max_n=24, escalate_by_one=False).decide(state).next[0] >= \
+        d.decide(state).next[0]
     # no escalation right after a cohort with DLT rate >= target (1/3 >= 0.25)
     n, y = [[3, 3, 3, 0]], [[0, 0, 1, 0]]
     assert doseesc.CRM(SK4, 0.25, max_n=24, no_escalation_after_dlt=False).recommend_tier(n, y)[0] == 3
@@ -206,3 +212,34 @@ def test_crm_errors(kwargs, match):
         doseesc.CRM(target=0.25, max_n=12, **kwargs)
     with pytest.raises(doseesc.DesignError, match="halfwidth"):
         doseesc.crm_skeleton(0.25, 0.3, 2, 4)
+
+
+# dfcrm 0.2-2.1 crmsim(PI, getprior(0.05, 0.25, 3, 5), 0.25, n = 24, x0, nsim = 20000, mcohort, restrict = TRUE,
+# seed 1009) (tools/reference/dfcrm_crmsim.R): MTD selection proportions and mean patients per dose.
+PI = [0.05, 0.12, 0.25, 0.40, 0.55]
+CRMSIM = {
+    "x0 = 1, cohorts of 3": ({}, [.00845, .18715, .52490, .25095, .02855], [4.012, 6.500, 8.476, 4.217, 0.795]),
+    "x0 = 3, cohorts of 3": ({"startup": (3,)}, [.01310, .22295, .54935, .19895, .01565],
+                             [1.600, 5.427, 10.593, 5.350, 1.031]),
+}
+
+
+@pytest.mark.parametrize("name", list(CRMSIM))
+def test_exact_agrees_with_dfcrm_crmsim(name):
+    kwargs, sel, npat = CRMSIM[name]
+    d = doseesc.CRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 3, 5)), 0.25, max_n=24, **kwargs)
+    ex = doseesc.exact(d, doseesc.Scenario(true_tox=PI))
+    ps = ex.p_select[1:]
+    assert np.all(np.abs(np.array(sel) - ps) <= 4 * np.sqrt(ps * (1 - ps) / 20000))
+    assert ex.p_select[0] == 0  # the CRM always names a tier
+
+
+def test_two_stage_agrees_with_dfcrm_crmsim():
+    """x0 = c(rep(1,3), rep(2,3), rep(3,3), rep(4,3), rep(5,12)), one patient per cohort; two-sample 4 SE."""
+    d = doseesc.CRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 3, 5)), 0.25, max_n=24, cohort_size=1,
+                    startup=(1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4) + (5,) * 12)
+    mc = doseesc.simulate(d, doseesc.Scenario(true_tox=PI), 40000, rng=3)
+    ref = np.array([.00915, .20030, .52650, .24050, .02355])
+    ps = mc.p_select[1:]
+    se = np.sqrt(ps * (1 - ps) / 40000 + ref * (1 - ref) / 20000)
+    assert np.all(np.abs(ps - ref) <= 4 * se)

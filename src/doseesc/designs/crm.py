@@ -81,14 +81,19 @@ class CRM(Design):
       P(DLT) of each tier is the model at that posterior mean (dfcrm's
       plug-in ``ptox``); the recommended tier is the one closest to the target
       (the lower on exact ties).
-    - Restrictions (each switchable): never skip an untried tier when
-      escalating (rule slot ``forbid_skip``, on by default); no escalation
-      right after a cohort whose observed DLT rate is at or above the target
-      (``no_escalation_after_dlt``, on by default).
+    - Restrictions (each switchable, all on by default as dfcrm's
+      ``restrict = TRUE``): escalate at most one tier above the last cohort's
+      (``escalate_by_one``; dfcrm counts from the last dose, not the highest
+      tried); never skip an untried tier (rule slot ``forbid_skip``); no
+      escalation right after a cohort whose observed DLT rate is at or above
+      the target (``no_escalation_after_dlt``). De-escalation is never
+      restricted.
     - ``startup``: optional rule-based first stage (two-stage CRM), the tiers
       (1-based) of the successive cohorts while no DLT has been seen, e.g.
       ``[1, 2, 3, 4]``; the model takes over at the first DLT or when the list
-      ends.
+      ends (dfcrm's vector ``x0``, given per cohort here). dfcrm's quirk of
+      refitting with prior SD 500 when every outcome so far is a DLT is not
+      reproduced: the model keeps its prior.
     - Final MTD: the model's recommendation with all the data (no restrictions).
 
     The design never stops by itself: ``max_n`` (required) and the rule slots
@@ -107,6 +112,7 @@ class CRM(Design):
     prior_var: float = dataclasses.field(default=1.34, kw_only=True)
     intercept: float = dataclasses.field(default=3.0, kw_only=True)
     no_escalation_after_dlt: bool = dataclasses.field(default=True, kw_only=True)
+    escalate_by_one: bool = dataclasses.field(default=True, kw_only=True)
     startup: tuple[int, ...] | None = dataclasses.field(default=None, kw_only=True)
     grid_points: int = dataclasses.field(default=301, kw_only=True)
 
@@ -139,8 +145,9 @@ class CRM(Design):
             raise DesignError(f"prior_var = {self.prior_var!r} must be a positive number")
         if isinstance(self.intercept, bool) or not isinstance(self.intercept, (int, float)):
             raise DesignError(f"intercept = {self.intercept!r} must be a number")
-        if not isinstance(self.no_escalation_after_dlt, (bool, np.bool_)):
-            raise DesignError(f"no_escalation_after_dlt = {self.no_escalation_after_dlt!r} must be true or false")
+        for key in ("no_escalation_after_dlt", "escalate_by_one"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise DesignError(f"{key} = {getattr(self, key)!r} must be true or false")
         if self.startup is not None:
             st = tuple(self.startup)
             for i, t in enumerate(st):
@@ -205,6 +212,8 @@ class CRM(Design):
     def decide(self, state: TrialState) -> Decision:
         d = state.current
         rec = self.recommend_tier(state.n, state.y)
+        if self.escalate_by_one:
+            rec = np.minimum(rec, d + 1)
         if self.no_escalation_after_dlt:
             toxic = (state.last_n > 0) & (state.last_y >= self.target * state.last_n - 1e-12)
             rec = np.where(toxic & (rec > d), d, rec)
