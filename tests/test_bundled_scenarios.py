@@ -46,8 +46,8 @@ def test_monte_carlo_within_4_se_of_exact(path, design, scenario):
     n_trials = 10_000
     mc = doseesc.simulate(d, s, n_trials, rng=p.seed, ladder=p.tiers)
     ex = doseesc.exact(d, s, ladder=p.tiers)
-    ps = ex.p_select
+    ps = np.clip(ex.p_select, 0, 1)
     se = np.sqrt(ps * (1 - ps) / n_trials)  # binomial SE under the exact value
     assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps, se]
-    assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(n_trials) + 1e-15
+    assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(n_trials) + 1e-9  # + summation rounding
     assert list(mc.summary().index) == ["No dose", *p.tiers.tier_labels]

@@ -120,10 +120,11 @@ class OperatingCharacteristics:
     def _mean(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean over records (axis 0) and its MCSE."""
         x = np.asarray(x, dtype=float)
-        w = self.weight.reshape((-1,) + (1,) * (x.ndim - 1))
-        m = (w * x).sum(axis=0)
         if self.is_exact:
+            w = self.weight.reshape((-1,) + (1,) * (x.ndim - 1))
+            m = (w * x).sum(axis=0)
             return m, np.zeros_like(m)
+        m = x.mean(axis=0)  # equal weights: a plain mean (exact for constant values)
         t = self.n_trials
         sd = x.std(axis=0, ddof=1) if t > 1 else np.full_like(m, np.nan)
         return m, sd / math.sqrt(t)
