@@ -243,3 +243,12 @@ def test_two_stage_agrees_with_dfcrm_crmsim():
     ps = mc.p_select[1:]
     se = np.sqrt(ps * (1 - ps) / 40000 + ref * (1 - ref) / 20000)
     assert np.all(np.abs(ps - ref) <= 4 * se)
+
+
+def test_rule_slots_work_with_crm():
+    d = doseesc.CRM(SK4, 0.25, max_n=24).safety_stop(0.8).stop_when_n_at_tier(9)
+    rec = doseesc.recommend(d, "1NTT")  # P(p_1 > 0.25 | 2 of 3, Beta(1, 1)) = 0.949 > 0.8
+    assert rec.stop and rec.reason == doseesc.StopReason.SAFETY and rec.selected == -1
+    r = doseesc.simulate(d, doseesc.Scenario(true_tox=[0.4, 0.5, 0.6, 0.7]), 2000, rng=1)
+    assert (r.reason == doseesc.StopReason.SAFETY).mean() > 0.5 and r.total_n.max() <= 24
+    assert (r.selected[r.reason == doseesc.StopReason.SAFETY] == -1).all()

@@ -83,6 +83,7 @@ def test_paths_to_the_end_give_the_exact_results(path, design, scenario):
     (doseesc.MTPI2(0.3, 5, max_n=30), ""),
     (doseesc.BOIN(0.3, 5, max_n=30, titration=True), "1N 2T"),
     (doseesc.BOIN(0.3, 5, max_n=30).stop_when_n_at_tier(6), "1NNN"),
+    (doseesc.CRM(tuple(doseesc.crm_skeleton(0.3, 0.05, 2, 5)), 0.3, max_n=30), "1NNN 2NTN"),
 ])
 def test_every_node_agrees_with_recommend(design, start):
     dp = doseesc.paths(design, 3, start=start)
