@@ -26,10 +26,13 @@ def check_compatible(design: Design, scenario: Scenario) -> None:
             f"gives true_tox for {scenario.n_tiers}")
 
 
-def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
+def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None = None,
+              eff_given: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Simulate one batch of trials with latent uniforms ``u_tox`` ``(n_trials, max_n)``.
 
-    Patient ``k`` of trial ``i`` has a DLT when ``u_tox[i, k] < true_tox[tier]``.
+    Patient ``k`` of trial ``i`` has a DLT when ``u_tox[i, k] < true_tox[tier]``; with ``u_eff`` and
+    ``eff_given`` = (P(response | DLT), P(response | no DLT)) per tier, a response when
+    ``u_eff[i, k]`` is below the probability that matches the patient's DLT outcome.
     Returns per-trial arrays (``n``, ``y``, ``selected``, ``reason``) and
     per-patient arrays (``tier``, ``tox``, ``new_cohort``; tier -1 past the end).
     """
@@ -38,6 +41,11 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
     if u_tox.shape[1] < max_n:
         raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
     u_flat = np.ascontiguousarray(u_tox[:, :max_n]).ravel()
+    eff_on = u_eff is not None
+    if eff_on:
+        e_flat = np.ascontiguousarray(u_eff[:, :max_n]).ravel()
+        pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
+    pt_eff = np.zeros((n_trials, max_n), dtype=bool)
     state = TrialState.empty(n_trials, k, design.start)
     tier_dtype = np.int8 if k < 127 else np.int16
     pt_tier = np.full((n_trials, max_n), -1, dtype=tier_dtype)
@@ -69,6 +77,15 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         state.y[act, cur] += ncoh
         state.last_n[act] = cnt
         state.last_y[act] = ncoh
+        if eff_on:
+            pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
+            resp = (e_flat[flat] < pe) & take
+            state.e[act, cur] += resp.sum(axis=1, dtype=np.int32)
+            state.ye[act, cur] += (resp & dlt).sum(axis=1, dtype=np.int32)
+            if full:
+                pt_eff.ravel()[flat] = resp
+            else:
+                pt_eff.ravel()[flat[take]] = resp[take]
         if full:
             pt_tier.ravel()[flat] = cur[:, None]
             pt_tox.ravel()[flat] = dlt
@@ -91,14 +108,18 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray) -> dict:
         state.current[act[go]] = dec.next[go]
         if dec.size is not None:
             size[act[go]] = dec.size[go]
+        if dec.phase is not None:
+            state.phase[act[go]] = dec.phase[go]
+        if dec.aux is not None:
+            state.aux[act[go]] = dec.aux[go]
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
-    return {"n": state.n, "y": state.y, "selected": selected, "reason": reason, "fired": fired,
-            "tier": pt_tier, "tox": pt_tox, "new_cohort": pt_new}
+    return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
+            "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new}
 
 
 def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=None,
-             target: float | None = None, ladder: DoseLadder | None = None,
+             target: float | None = None, ladder: DoseLadder | None = None, obd=None,
              batch_size: int = 8192, progress: Callable[[int, int], None] | None = None):
     """Simulate ``n_trials`` trials of ``design`` under ``scenario``.
 
@@ -121,9 +142,11 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
     OperatingCharacteristics
         With ``method == "monte carlo"`` and Monte Carlo standard errors.
     """
+    from .obd import resolve_obd
     from .results import OperatingCharacteristics, provenance, resolve_target
 
     check_compatible(design, scenario)
+    obd_def = resolve_obd(obd, design, scenario)
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
         raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -136,7 +159,13 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
     for start in range(0, int(n_trials), int(batch_size)):
         stop = min(start + int(batch_size), int(n_trials))
         u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
-        parts.append(run_batch(design, p, u))
+        if scenario.true_eff is not None:
+            ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
+            parts.append(run_batch(design, p, u, ue, scenario.response_given_tox()))
+        else:
+            if getattr(design, "uses_efficacy", False):
+                raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
+            parts.append(run_batch(design, p, u))
         if progress is not None:
             progress(stop, int(n_trials))
     out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
@@ -146,7 +175,7 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         method="monte carlo", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
         target=tgt, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
-        fired=out["fired"],
+        fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
         weight=np.full(int(n_trials), 1.0 / int(n_trials)), n_trials=int(n_trials),
-        patients={"tier": out["tier"], "tox": out["tox"], "new_cohort": out["new_cohort"]},
+        patients={"tier": out["tier"], "tox": out["tox"], "eff": out["eff"], "new_cohort": out["new_cohort"]},
         provenance=prov)

@@ -37,8 +37,35 @@ def _merge(keys: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, np.bincount(inverse.ravel(), weights=prob, minlength=uniq.shape[0])
 
 
+def _outcomes(c: int, probs: np.ndarray, joint: bool):
+    """Cohort outcomes of ``c`` patients: (DLTs, responses, both, probability per tier).
+
+    ``probs`` is P(DLT) per tier, or with ``joint`` the (n_tiers, 4) joint probabilities of N, T, E, B.
+    """
+    from math import factorial
+
+    if not joint:
+        j = np.arange(c + 1)
+        coef = np.array([comb(c, int(i)) for i in j], dtype=float)
+        pr = coef[None, :] * probs[:, None] ** j[None, :] * (1 - probs[:, None]) ** (c - j)[None, :]
+        zero = np.zeros(c + 1, dtype=np.int32)
+        return j.astype(np.int32), zero, zero, pr
+    rows = []
+    for n00 in range(c + 1):
+        for n10 in range(c + 1 - n00):
+            for n01 in range(c + 1 - n00 - n10):
+                n11 = c - n00 - n10 - n01
+                rows.append((n00, n10, n01, n11))
+    cells = np.array(rows)
+    coef = np.array([factorial(c) / np.prod([factorial(int(v)) for v in r]) for r in cells])
+    pr = coef[None, :] * np.prod(probs[:, None, :] ** cells[None, :, :], axis=2)
+    dy = (cells[:, 1] + cells[:, 3]).astype(np.int32)
+    de = (cells[:, 2] + cells[:, 3]).astype(np.int32)
+    return dy, de, cells[:, 3].astype(np.int32), pr
+
+
 def exact(design: Design, scenario: Scenario, *, target: float | None = None,
-          ladder: DoseLadder | None = None, max_states: int = MAX_STATES):
+          ladder: DoseLadder | None = None, max_states: int = MAX_STATES, obd=None):
     """Exact operating characteristics of ``design`` under ``scenario``.
 
     Returns the same :class:`~doseesc.results.OperatingCharacteristics` as
@@ -47,22 +74,28 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     errors. Raises :class:`DoseescError` if more than ``max_states`` live
     states would have to be held at once.
     """
+    from .obd import resolve_obd
     from .results import OperatingCharacteristics, provenance, resolve_target
 
     check_compatible(design, scenario)
+    obd_def = resolve_obd(obd, design, scenario)
+    joint = bool(getattr(design, "uses_efficacy", False))
+    if joint and scenario.true_eff is None:
+        raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     tgt = resolve_target(target, scenario, design)
     t0 = time.perf_counter()
     k, max_n = design.n_tiers, design.max_n
     p = np.asarray(scenario.true_tox, dtype=float)
-    # binomial pmf table: pmf[c][tier, j] = P(j DLTs among c patients at tier)
-    pmf = {}
-    for c in range(1, max(design.max_size, design.first_size) + 1):
-        j = np.arange(c + 1)
-        coef = np.array([comb(c, int(i)) for i in j], dtype=float)
-        pmf[c] = coef[None, :] * p[:, None] ** j[None, :] * (1 - p[:, None]) ** (c - j)[None, :]
+    # outcome tables per cohort size c: DLTs, responses, both, and probability per tier
+    probs = scenario.joint() if joint else p
+    table = {c: _outcomes(c, probs, joint) for c in range(1, max(design.max_size, design.first_size) + 1)}
 
     n = np.zeros((1, k), dtype=np.int32)
     y = np.zeros((1, k), dtype=np.int32)
+    e = np.zeros((1, k), dtype=np.int32)
+    ye = np.zeros((1, k), dtype=np.int32)
+    phase = np.zeros(1, dtype=np.int32)
+    aux = np.zeros(1, dtype=np.int32)
     cur = np.full(1, design.start, dtype=np.int32)
     size = np.full(1, design.first_size, dtype=np.int32)
     fired = np.zeros(1, dtype=np.int32)
@@ -70,56 +103,66 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     last_y = np.zeros(1, dtype=np.int32)
     memory = bool(getattr(design, "uses_last_cohort", False))
     prob = np.ones(1)
-    term = {"n": [], "y": [], "selected": [], "reason": [], "fired": [], "prob": []}
+    term = {"n": [], "y": [], "e": [], "ye": [], "selected": [], "reason": [], "fired": [], "prob": []}
 
     for _ in range(max_n + 1):
         if prob.size == 0:
             break
         room = np.minimum(size, max_n - n.sum(axis=1))
-        new = {"n": [], "y": [], "cur": [], "fired": [], "p": [], "ln": [], "ly": []}
+        new = {key: [] for key in ("n", "y", "e", "ye", "cur", "fired", "p", "ln", "ly", "phase", "aux")}
         for c in np.unique(room):
             idx = np.flatnonzero(room == c)
             c = int(c)
-            rep = np.repeat(idx, c + 1)
-            dlts = np.tile(np.arange(c + 1), idx.size)
-            w = prob[rep] * pmf[c][cur[rep], dlts]
+            dy, de, dye, pr = table[c]
+            m = dy.size
+            rep = np.repeat(idx, m)
+            o = np.tile(np.arange(m), idx.size)
+            w = prob[rep] * pr[cur[rep], o]
             keep = w > 0
-            rep, dlts, w = rep[keep], dlts[keep], w[keep]
-            nn, yy = n[rep].copy(), y[rep].copy()
+            rep, o, w = rep[keep], o[keep], w[keep]
             r = np.arange(rep.size)
-            nn[r, cur[rep]] += c
-            yy[r, cur[rep]] += dlts
-            for key, val in (("n", nn), ("y", yy), ("cur", cur[rep]), ("fired", fired[rep]), ("p", w),
-                             ("ln", np.full(rep.size, c)), ("ly", dlts)):
+            t = cur[rep]
+            cols = {}
+            for key, arr, add in (("n", n, np.full(m, c)), ("y", y, dy), ("e", e, de), ("ye", ye, dye)):
+                a = arr[rep].copy()
+                a[r, t] += add[o]
+                cols[key] = a
+            for key, val in (("n", cols["n"]), ("y", cols["y"]), ("e", cols["e"]), ("ye", cols["ye"]),
+                             ("cur", t), ("fired", fired[rep]), ("p", w), ("ln", np.full(rep.size, c)),
+                             ("ly", dy[o]), ("phase", phase[rep]), ("aux", aux[rep])):
                 new[key].append(val)
-        n, y, cur, fired, prob, last_n, last_y = (np.concatenate(new[key])
-                                                  for key in ("n", "y", "cur", "fired", "p", "ln", "ly"))
+        n, y, e, ye, cur, fired, prob, last_n, last_y, phase, aux = (
+            np.concatenate(new[key]) for key in ("n", "y", "e", "ye", "cur", "fired", "p", "ln", "ly", "phase", "aux"))
         if n.shape[0] > max_states:
             raise DoseescError(
                 f"exact evaluation of {design.label} needs more than max_states = {max_states} "
                 "live states; use simulate() or raise max_states")
-        state = TrialState.from_counts(n, y, cur, last_n=last_n, last_y=last_y)
+        state = TrialState.from_counts(n, y, cur, e=e, last_n=last_n, last_y=last_y, ye=ye, phase=phase, aux=aux)
         dec = design.step(state)
         fired = fired | dec.fired
         st = dec.stop
         if st.any():
             term["n"].append(n[st])
             term["y"].append(y[st])
+            term["e"].append(e[st])
+            term["ye"].append(ye[st])
             term["selected"].append(design.conclude(state.take(st), dec.reason[st]))
             term["reason"].append(dec.reason[st])
             term["fired"].append(fired[st])
             term["prob"].append(prob[st])
         go = ~st
         nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
-        cols = [n[go], y[go], dec.next[go], nxt_size, fired[go]]
+        nph = phase[go] if dec.phase is None else dec.phase[go]
+        nax = aux[go] if dec.aux is None else dec.aux[go]
+        cols = [n[go], y[go], e[go], ye[go], dec.next[go], nxt_size, fired[go], nph, nax]
         if memory:
             cols += [last_n[go], last_y[go]]
         keys = np.column_stack(cols)
         keys, prob = _merge(keys, prob[go])
-        n, y, cur = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k]
-        size, fired = keys[:, 2 * k + 1], keys[:, 2 * k + 2]
+        n, y, e, ye = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k:3 * k], keys[:, 3 * k:4 * k]
+        cur, size, fired, phase, aux = (keys[:, 4 * k + i] for i in range(5))
         if memory:
-            last_n, last_y = keys[:, 2 * k + 3], keys[:, 2 * k + 4]
+            last_n, last_y = keys[:, 4 * k + 5], keys[:, 4 * k + 6]
         else:
             last_n = last_y = np.zeros(keys.shape[0], dtype=np.int32)
     else:  # pragma: no cover - guarded by max_n in Design.step
@@ -127,9 +170,19 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
 
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])
-    keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
+    te = np.concatenate(term["e"])
+    tye = np.concatenate(term["ye"])
+    keys = np.column_stack([tn, ty, te, tye, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
                             np.concatenate(term["fired"])])
     keys, w = _merge(keys, np.concatenate(term["prob"]))
+    rn, ry = keys[:, :k].astype(np.int32), keys[:, k:2 * k].astype(np.int32)
+    if joint:
+        resp = keys[:, 2 * k:3 * k].astype(float)
+    elif scenario.true_eff is not None:
+        pe_t, pe_n = scenario.response_given_tox()
+        resp = ry * pe_t[None, :] + (rn - ry) * pe_n[None, :]  # expected responses given the record
+    else:
+        resp = None
     total = w.sum()
     if abs(total - 1) > 1e-9:  # pragma: no cover - internal consistency check
         raise RuntimeError(f"exact probabilities sum to {total!r}, not 1")
@@ -139,7 +192,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     return OperatingCharacteristics(
         method="exact", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(k), target=tgt,
-        n=keys[:, :k].astype(np.int32), y=keys[:, k:2 * k].astype(np.int32),
-        selected=keys[:, 2 * k].astype(np.int32), reason=keys[:, 2 * k + 1].astype(np.int8),
-        fired=keys[:, 2 * k + 2].astype(np.int16),
+        n=rn, y=ry, e=resp, obd=obd_def,
+        selected=keys[:, 4 * k].astype(np.int32), reason=keys[:, 4 * k + 1].astype(np.int8),
+        fired=keys[:, 4 * k + 2].astype(np.int16),
         weight=w, n_trials=None, patients=None, provenance=prov)

@@ -38,6 +38,9 @@ DEFINITIONS = {
     "share_above_mtd": "expected share of a trial's patients treated above the true MTD "
                        "(mean over trials of each trial's share)",
     "mean_dlt": "mean total number of DLTs per trial",
+    "p_select_obd": "probability of selecting the true OBD",
+    "share_at_obd": "expected share of a trial's patients treated at the true OBD",
+    "mean_eff": "mean total number of responses per trial",
 }
 
 
@@ -108,6 +111,8 @@ class OperatingCharacteristics:
     reason: np.ndarray
     weight: np.ndarray
     fired: np.ndarray | None = None
+    e: np.ndarray | None = None
+    obd: object | None = None
     n_trials: int | None = None
     patients: dict | None = None
     provenance: dict = field(default_factory=dict)
@@ -197,6 +202,16 @@ class OperatingCharacteristics:
             return above / np.maximum(self.total_n, 1)
         if name == "mean_dlt":
             return self.y.sum(axis=1).astype(float)
+        if name == "p_select_obd":
+            obd = self.true_obd
+            return None if obd is None else (self.selected == obd).astype(float)
+        if name == "share_at_obd":
+            obd = self.true_obd
+            if obd is None:
+                return None
+            return (self.n[:, obd] if obd >= 0 else np.zeros(self.n.shape[0])) / np.maximum(self.total_n, 1)
+        if name == "mean_eff":
+            return None if self.e is None else np.asarray(self.e, float).sum(axis=1)
         if name == "expected_n":
             return self.total_n.astype(float)
         raise KeyError(name)
@@ -210,6 +225,21 @@ class OperatingCharacteristics:
             return math.nan, math.nan
         m, se = self._mean(x)
         return float(m), float(se)
+
+    @property
+    def true_obd(self) -> int | None:
+        """True OBD (0-based, -1 for none) under the run's OBD definition, or None without efficacy."""
+        if self.obd is None or self.scenario.true_eff is None:
+            return None
+        return self.obd.true_obd(self.scenario)
+
+    @property
+    def p_select_obd(self) -> float:
+        return self.metric("p_select_obd")[0]
+
+    @property
+    def p_select_obd_mcse(self) -> float:
+        return self.metric("p_select_obd")[1]
 
     @property
     def p_correct(self) -> float:
@@ -250,6 +280,15 @@ class OperatingCharacteristics:
         })
         mtd = self.true_mtd
         df["true_mtd"] = False if mtd is None else (df["tier"] == mtd + 1)
+        if self.e is not None:
+            me, me_se = self._mean(np.asarray(self.e, float))
+            df.insert(df.columns.get_loc("mean_dlt_mcse") + 1, "mean_eff", np.r_[nan, me])
+            df.insert(df.columns.get_loc("mean_eff") + 1, "mean_eff_mcse", np.r_[nan, me_se])
+            df.insert(df.columns.get_loc("true_tox") + 1, "true_eff", np.r_[nan, self.scenario.true_eff])
+            if self.obd is not None:
+                df.insert(df.columns.get_loc("true_eff") + 1, "true_utility",
+                          np.r_[nan, self.obd.true_utility(self.scenario)])
+                df["true_obd"] = df["tier"] == self.true_obd + 1
         return df.set_index("dose")
 
     def metrics(self) -> pd.DataFrame:
@@ -264,6 +303,11 @@ class OperatingCharacteristics:
         for name in ("p_no_dose", "p_correct", "share_above_mtd", "mean_dlt"):
             est, se = self.metric(name)
             rows.append((name, est, se, DEFINITIONS[name]))
+        if self.e is not None:
+            for name in ("p_select_obd", "share_at_obd", "mean_eff"):
+                est, se = self.metric(name)
+                text = DEFINITIONS[name] + ("" if name == "mean_eff" or self.obd is None else f" ({self.obd.text()})")
+                rows.append((name, est, se, text))
         return pd.DataFrame(rows, columns=["metric", "estimate", "mcse", "definition"]).set_index("metric")
 
     def stop_report(self) -> pd.DataFrame:
@@ -299,14 +343,18 @@ class OperatingCharacteristics:
             df[f"n_{t + 1}"] = self.n[:, t]
         for t in range(k):
             df[f"dlt_{t + 1}"] = self.y[:, t]
+        if self.e is not None:
+            for t in range(k):
+                df[f"resp_{t + 1}"] = self.e[:, t]
         if self.is_exact:
             df.insert(0, "probability", self.weight)
             df.index.name = "state"
         else:
             pt = self.patients
             if pt is not None:
-                df["log"] = [patient_log(pt["tier"][i], pt["tox"][i], cohort_breaks=pt["new_cohort"][i])
-                             for i in range(self.n.shape[0])]
+                eff = pt.get("eff") if self.e is not None else None
+                df["log"] = [patient_log(pt["tier"][i], pt["tox"][i], None if eff is None else eff[i],
+                                         cohort_breaks=pt["new_cohort"][i]) for i in range(self.n.shape[0])]
             df.index.name = "trial"
         return df
 
@@ -324,6 +372,8 @@ class OperatingCharacteristics:
             "method": self.method,
             "target": self.target,
             "true_mtd_tier": None if self.true_mtd is None else self.true_mtd + 1,
+            "true_obd_tier": None if self.true_obd is None else self.true_obd + 1,
+            "obd_definition": None if self.obd is None else self.obd.text(),
             "summary": [{k: clean(v) for k, v in row.items()} for row in summ.to_dict(orient="records")],
             "metrics": {m: {"estimate": clean(r["estimate"]), "mcse": clean(r["mcse"])}
                         for m, r in self.metrics().iterrows()},
@@ -355,15 +405,23 @@ class OperatingCharacteristics:
                          f"share of patients above the true MTD {fmt('share_above_mtd', True)}")
         else:
             lines.append("  no target DLT rate given: P(select true MTD) not computed")
+        obd = self.true_obd
+        if obd is not None:
+            lines.append(f"  true OBD {self.ladder.label(obd)}; P(select true OBD) {fmt('p_select_obd', True)}; "
+                         f"share of patients at the OBD {fmt('share_at_obd', True)}; mean responses {fmt('mean_eff')}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         summ = self.summary()
         cols = ["true_tox", "p_select", "p_select_mcse", "mean_n", "mean_dlt"]
+        if "true_eff" in summ:
+            cols[1:1] = ["true_eff"]
+            cols.append("mean_eff")
         if self.is_exact:
             cols.remove("p_select_mcse")
         nice = {"true_tox": "true P(DLT)", "p_select": "P(select)", "p_select_mcse": "MCSE",
-                "mean_n": "mean patients", "mean_dlt": "mean DLTs"}
+                "mean_n": "mean patients", "mean_dlt": "mean DLTs", "true_eff": "true P(resp)",
+                "mean_eff": "mean resp"}
         view = summ[cols].rename(columns=nice)
         view.index = [f"{i} *" if m else i for i, m in zip(view.index, summ["true_mtd"])]
         view.index.name = "tier (* true MTD)" if summ["true_mtd"].any() else "tier"

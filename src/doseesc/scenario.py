@@ -55,6 +55,13 @@ class Scenario:
         true P(DLT) is at most ``target``, or no dose when the lowest tier
         exceeds it). Optional: a design's own target is used when this is
         ``None``.
+    association
+        Toxicity-response odds ratio psi (Plackett form, as in EffTox and the
+        BOIN12 simulations): the joint probability of DLT and response solves
+        p11 (1 - pT - pE + p11) / ((pT - p11)(pE - p11)) = psi. Default 1:
+        independence. A patient's DLT is ``u_T < pT`` whatever psi; the
+        response is ``u_E < P(E | DLT or not)``, so adding efficacy never
+        changes the toxicity outcomes of the same patients.
     """
 
     true_tox: tuple[float, ...]
@@ -62,6 +69,7 @@ class Scenario:
     name: str = "scenario"
     description: str = ""
     target: float | None = None
+    association: float = 1.0
 
     def __post_init__(self):
         tox = _probabilities(self.true_tox, "true_tox")
@@ -74,6 +82,10 @@ class Scenario:
             object.__setattr__(self, "true_eff", eff)
         if self.target is not None:
             object.__setattr__(self, "target", check_target(self.target))
+        a = self.association
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (0 < a < math.inf):
+            raise ScenarioError(f"association = {a!r} must be a positive odds ratio (1 = independence)")
+        object.__setattr__(self, "association", float(a))
         if not isinstance(self.name, str) or not self.name:
             raise ScenarioError(f"name = {self.name!r} must be a non-empty string")
 
@@ -85,6 +97,31 @@ class Scenario:
         """The true MTD (0-based; -1 for no dose) for ``target``."""
         return true_mtd(self.true_tox, target)
 
+    def joint(self) -> np.ndarray:
+        """Joint outcome probabilities per tier, shape ``(n_tiers, 4)``: columns N (neither), T (DLT only),
+        E (response only), B (both)."""
+        if self.true_eff is None:
+            raise ScenarioError(f"scenario {self.name!r} has no true_eff")
+        pt = np.asarray(self.true_tox)
+        pe = np.asarray(self.true_eff)
+        psi = self.association
+        if abs(psi - 1) < 1e-12:
+            p11 = pt * pe
+        else:
+            a = 1 + (pt + pe) * (psi - 1)
+            p11 = (a - np.sqrt(np.maximum(a * a - 4 * psi * (psi - 1) * pt * pe, 0))) / (2 * (psi - 1))
+        p11 = np.clip(p11, np.maximum(0, pt + pe - 1), np.minimum(pt, pe))
+        return np.column_stack([1 - pt - pe + p11, pt - p11, pe - p11, p11])
+
+    def response_given_tox(self) -> tuple[np.ndarray, np.ndarray]:
+        """P(response | DLT) and P(response | no DLT) per tier."""
+        j = self.joint()
+        pt = np.asarray(self.true_tox)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            given_t = np.where(pt > 0, j[:, 3] / np.where(pt > 0, pt, 1), np.asarray(self.true_eff))
+            given_n = np.where(pt < 1, j[:, 2] / np.where(pt < 1, 1 - pt, 1), np.asarray(self.true_eff))
+        return np.clip(given_t, 0, 1), np.clip(given_n, 0, 1)
+
     def to_dict(self) -> dict:
         out = {"name": self.name, "true_tox": list(self.true_tox)}
         if self.true_eff is not None:
@@ -93,11 +130,13 @@ class Scenario:
             out["description"] = self.description
         if self.target is not None:
             out["target"] = self.target
+        if self.association != 1.0:
+            out["association"] = self.association
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scenario":
-        known = {"name", "true_tox", "true_eff", "description", "target"}
+        known = {"name", "true_tox", "true_eff", "description", "target", "association"}
         extra = sorted(set(d) - known)
         if extra:
             raise ScenarioError(f"unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")

@@ -93,6 +93,12 @@ class TrialState:
     last_n, last_y : int arrays, shape ``(n_trials,)``
         Patients and DLTs of the last cohort (for rules such as CRM's "no
         escalation right after a toxic cohort").
+    ye : int array, shape ``(n_trials, n_tiers)``
+        Patients with both a DLT and a response; with ``n``, ``y`` and ``e``
+        it gives the four outcome cells (N, T, E, B) per tier.
+    phase, aux : int arrays, shape ``(n_trials,)``
+        Stage of a multi-stage design and one integer it must remember (e.g.
+        the MTD found before an expansion cohort); 0 otherwise.
     """
 
     n: np.ndarray
@@ -102,12 +108,17 @@ class TrialState:
     active: np.ndarray
     last_n: np.ndarray | None = None
     last_y: np.ndarray | None = None
+    ye: np.ndarray | None = None
+    phase: np.ndarray | None = None
+    aux: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.last_n is None:
-            self.last_n = np.zeros(self.n.shape[0], dtype=np.int32)
-        if self.last_y is None:
-            self.last_y = np.zeros(self.n.shape[0], dtype=np.int32)
+        t = self.n.shape[0]
+        for key in ("last_n", "last_y", "phase", "aux"):
+            if getattr(self, key) is None:
+                setattr(self, key, np.zeros(t, dtype=np.int32))
+        if self.ye is None:
+            self.ye = np.zeros_like(self.n)
 
     @classmethod
     def empty(cls, n_trials: int, n_tiers: int, start: int = 0) -> "TrialState":
@@ -117,14 +128,18 @@ class TrialState:
                    active=np.ones(n_trials, dtype=bool))
 
     @classmethod
-    def from_counts(cls, n, y, current, e=None, last_n=None, last_y=None) -> "TrialState":
+    def from_counts(cls, n, y, current, e=None, last_n=None, last_y=None, ye=None, phase=None,
+                    aux=None) -> "TrialState":
         n = np.atleast_2d(np.asarray(n, dtype=np.int32))
         y = np.atleast_2d(np.asarray(y, dtype=np.int32))
         e = np.zeros_like(n) if e is None else np.atleast_2d(np.asarray(e, dtype=np.int32))
         current = np.atleast_1d(np.asarray(current, dtype=np.int32))
         ln = None if last_n is None else np.atleast_1d(np.asarray(last_n, dtype=np.int32))
         ly = None if last_y is None else np.atleast_1d(np.asarray(last_y, dtype=np.int32))
-        return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool), last_n=ln, last_y=ly)
+        arr = lambda v, nd: None if v is None else (np.atleast_2d if nd == 2 else np.atleast_1d)(  # noqa: E731
+            np.asarray(v, dtype=np.int32))
+        return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool), last_n=ln, last_y=ly,
+                   ye=arr(ye, 2), phase=arr(phase, 1), aux=arr(aux, 1))
 
     @property
     def n_trials(self) -> int:
@@ -145,12 +160,14 @@ class TrialState:
     def take(self, index) -> "TrialState":
         return TrialState(n=self.n[index], y=self.y[index], e=self.e[index],
                           current=self.current[index], active=self.active[index],
-                          last_n=self.last_n[index], last_y=self.last_y[index])
+                          last_n=self.last_n[index], last_y=self.last_y[index], ye=self.ye[index],
+                          phase=self.phase[index], aux=self.aux[index])
 
     def copy(self) -> "TrialState":
         return replace(self, n=self.n.copy(), y=self.y.copy(), e=self.e.copy(),
                        current=self.current.copy(), active=self.active.copy(),
-                       last_n=self.last_n.copy(), last_y=self.last_y.copy())
+                       last_n=self.last_n.copy(), last_y=self.last_y.copy(), ye=self.ye.copy(),
+                       phase=self.phase.copy(), aux=self.aux.copy())
 
 
 @dataclass
@@ -177,6 +194,9 @@ class Decision:
     fired: np.ndarray | None = None
     #: Size of the next cohort (None: the design's fixed ``cohort_size``).
     size: np.ndarray | None = None
+    #: New ``phase`` and ``aux`` memory of multi-stage designs (None: unchanged).
+    phase: np.ndarray | None = None
+    aux: np.ndarray | None = None
 
     def __post_init__(self):
         if self.fired is None:

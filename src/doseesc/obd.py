@@ -1,0 +1,87 @@
+"""The optimal biological dose (OBD): utility of the four patient outcomes and the true OBD of a scenario."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ScenarioError
+from .scenario import Scenario
+
+RULES = {
+    "admissible": "the tier with the highest true utility among tiers with P(DLT) <= phi_t and "
+                  "P(response) >= phi_e (no OBD if none)",
+    "below_mtd": "the tier with the highest true utility among tiers at or below the true MTD "
+                 "(highest tier with P(DLT) <= phi_t; no OBD if none)",
+}
+
+
+@dataclass(frozen=True)
+class OBDDefinition:
+    """How the true OBD of a scenario is defined.
+
+    ``utility`` scores the four outcomes (N neither, T DLT only, E response
+    only, B both); BOIN12's defaults are N 40, T 0, E 100, B 60. The true
+    utility of a tier is the expected score under the scenario's joint outcome
+    probabilities. ``rule`` is ``"admissible"`` (BOIN12's definition, default)
+    or ``"below_mtd"``; ties go to the lower tier.
+    """
+
+    utility: tuple[float, float, float, float] = (40.0, 0.0, 100.0, 60.0)
+    phi_t: float = 0.35
+    phi_e: float = 0.25
+    rule: str = "admissible"
+
+    def __post_init__(self):
+        u = tuple(float(v) for v in self.utility)
+        if len(u) != 4:
+            raise ScenarioError(f"utility = {self.utility!r} needs 4 values: neither, DLT only, response only, both")
+        object.__setattr__(self, "utility", u)
+        for key in ("phi_t", "phi_e"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ScenarioError(f"{key} = {v!r} must lie in (0, 1)")
+        if self.rule not in RULES:
+            raise ScenarioError(f"rule = {self.rule!r} must be one of {', '.join(RULES)}")
+
+    def true_utility(self, scenario: Scenario) -> np.ndarray:
+        return scenario.joint() @ np.asarray(self.utility)
+
+    def true_obd(self, scenario: Scenario) -> int:
+        """True OBD (0-based; -1 for none)."""
+        u = self.true_utility(scenario)
+        pt = np.asarray(scenario.true_tox)
+        pe = np.asarray(scenario.true_eff)
+        if self.rule == "admissible":
+            ok = (pt <= self.phi_t) & (pe >= self.phi_e)
+        else:
+            below = np.flatnonzero(pt <= self.phi_t)
+            ok = np.zeros(pt.size, dtype=bool)
+            if below.size:
+                ok[: below[-1] + 1] = True
+        if not ok.any():
+            return -1
+        return int(np.flatnonzero(ok)[np.argmax(u[ok])])
+
+    def text(self) -> str:
+        n, t, e, b = self.utility
+        return (f"true OBD = {RULES[self.rule].replace('phi_t', f'{self.phi_t:g}').replace('phi_e', f'{self.phi_e:g}')}"
+                f"; utility: response without DLT {e:g}, neither {n:g}, both {b:g}, DLT without response {t:g}")
+
+    def to_dict(self) -> dict:
+        return {"utility": list(self.utility), "phi_t": self.phi_t, "phi_e": self.phi_e, "rule": self.rule}
+
+
+def resolve_obd(obd, design, scenario: Scenario) -> OBDDefinition | None:
+    """The OBD definition of a run: explicit, else the design's own, else BOIN12's defaults (with true_eff)."""
+    if obd is not None:
+        if isinstance(obd, dict):
+            return OBDDefinition(**obd)
+        if not isinstance(obd, OBDDefinition):
+            raise ScenarioError(f"obd = {obd!r} must be an OBDDefinition")
+        return obd
+    if scenario.true_eff is None:
+        return None
+    own = getattr(design, "obd_definition", None)
+    return own if own is not None else OBDDefinition()
