@@ -57,10 +57,6 @@ class Recommendation:
         return "\n".join(lines)
 
 
-def _single(n, y, current) -> TrialState:
-    return TrialState.from_counts(n, y, current)
-
-
 def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder | None = None,
               warn: bool = True) -> Recommendation:
     """The design's next step after the observed ``outcomes``.
@@ -86,6 +82,9 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     deviations = []
     n = np.zeros(k, dtype=np.int64)
     y = np.zeros(k, dtype=np.int64)
+    e = np.zeros(k, dtype=np.int64)
+    ye = np.zeros(k, dtype=np.int64)
+    phase = aux = 0
     expected = design.start
     size = design.first_size
     stopped = None
@@ -104,6 +103,8 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                               f"the design recommended {ladder.label(expected)}")
         n[c.tier] += c.size
         y[c.tier] += sum(c.tox)
+        e[c.tier] += sum(c.eff)
+        ye[c.tier] += sum(t and r for t, r in zip(c.tox, c.eff))
         if c.size < size and n.sum() < design.max_n:
             # incomplete last cohort: no decision yet
             rec = Recommendation(design.label, text, c.tier, False, StopReason.NOT_STOPPED, None,
@@ -111,9 +112,15 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                                  incomplete=size - c.size, deviations=tuple(deviations))
             _warn(rec, warn)
             return rec
-        state = TrialState.from_counts(n, y, c.tier, last_n=c.size, last_y=sum(c.tox))
+        state = TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
+                                       phase=phase, aux=aux)
         design.check_state(state)
+        decided_on = state
         dec = design.step(state)
+        if dec.phase is not None:
+            phase = int(dec.phase[0])
+        if dec.aux is not None:
+            aux = int(dec.aux[0])
         if dec.stop[0]:
             stopped = StopReason(int(dec.reason[0]))
             expected = -1
@@ -125,9 +132,7 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                              (0,) * k, (0,) * k, ladder)
         return rec
     if stopped is not None:
-        last = cohorts[-1]
-        final = TrialState.from_counts(n, y, last.tier, last_n=last.size, last_y=sum(last.tox))
-        sel = int(design.conclude(final, np.array([int(stopped)]))[0])
+        sel = int(design.conclude(decided_on, np.array([int(stopped)]))[0])
         rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
                              tuple(int(v) for v in y), ladder, deviations=tuple(deviations))
     else:

@@ -12,6 +12,7 @@ as one batch. With a scenario, each node carries its probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from math import comb
 
 import numpy as np
@@ -29,29 +30,73 @@ from .tiers import DoseLadder
 MAX_NODES = 200_000
 
 
-def _expand(design: Design, n, y, tier, size):
-    """Children of the live nodes: every DLT count of each node's next cohort, decided by the kernel."""
+def _cohort_outcomes(c: int, joint: bool):
+    """Outcomes of a cohort of ``c``: arrays (DLTs, responses, both), merged up to patient order."""
+    if not joint:
+        d = np.arange(c + 1)
+        return d, np.zeros_like(d), np.zeros_like(d)
+    rows = [(n10 + n11, n01 + n11, n11) for n00 in range(c + 1) for n10 in range(c + 1 - n00)
+            for n01 in range(c + 1 - n00 - n10) for n11 in [c - n00 - n10 - n01]]
+    a = np.array(rows)
+    return a[:, 0], a[:, 1], a[:, 2]
+
+
+def _expand(design: Design, n, y, tier, size, e=None, ye=None, phase=None, aux=None):
+    """Children of the live nodes: every outcome of each node's next cohort, decided by the kernel."""
+    joint = bool(getattr(design, "uses_efficacy", False))
+    t_n = tier.size
+    e = np.zeros_like(n) if e is None else e
+    ye = np.zeros_like(n) if ye is None else ye
+    phase = np.zeros(t_n, dtype=np.int32) if phase is None else phase
+    aux = np.zeros(t_n, dtype=np.int32) if aux is None else aux
     room = np.minimum(size, design.max_n - n.sum(axis=1))
-    rep = np.repeat(np.arange(tier.size), room + 1)
-    dl = np.concatenate([np.arange(r + 1) for r in room]) if tier.size else np.zeros(0, int)
+    reps, dls, des, dyes = [], [], [], []
+    for i in range(t_n):
+        dy, de, dye = _cohort_outcomes(int(room[i]), joint)
+        reps.append(np.full(dy.size, i))
+        dls.append(dy)
+        des.append(de)
+        dyes.append(dye)
+    if t_n:
+        rep, dl, de, dye = (np.concatenate(v) for v in (reps, dls, des, dyes))
+    else:
+        rep = dl = de = dye = np.zeros(0, dtype=int)
     c = room[rep]
-    nn, yy = n[rep].copy(), y[rep].copy()
     t = tier[rep]
     r = np.arange(rep.size)
+    nn, yy, ee, yye = n[rep].copy(), y[rep].copy(), e[rep].copy(), ye[rep].copy()
     nn[r, t] += c
     yy[r, t] += dl
-    dec = design.step(TrialState.from_counts(nn, yy, t, last_n=c, last_y=dl))
-    return rep, dl, c, nn, yy, t, dec
+    ee[r, t] += de
+    yye[r, t] += dye
+    state = TrialState.from_counts(nn, yy, t, e=ee, last_n=c, last_y=dl, ye=yye, phase=phase[rep], aux=aux[rep])
+    dec = design.step(state)
+    return rep, dl, de, dye, c, state, dec
 
 
 def _start_state(design: Design, start: str):
+    """Counts and multi-stage memory after the observed log ``start``."""
     k = design.n_tiers
     n = np.zeros((1, k), dtype=np.int32)
     y = np.zeros((1, k), dtype=np.int32)
-    for c in parse_outcomes(start, k):
+    e = np.zeros((1, k), dtype=np.int32)
+    ye = np.zeros((1, k), dtype=np.int32)
+    phase = np.zeros(1, dtype=np.int32)
+    aux = np.zeros(1, dtype=np.int32)
+    cohorts = parse_outcomes(start, k)
+    for i, c in enumerate(cohorts):
         n[0, c.tier] += c.size
         y[0, c.tier] += sum(c.tox)
-    return n, y
+        e[0, c.tier] += sum(c.eff)
+        ye[0, c.tier] += sum(a and b for a, b in zip(c.tox, c.eff))
+        if i < len(cohorts) - 1 or c.size == design.cohort_size:
+            dec = design.step(TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
+                                                     phase=phase, aux=aux))
+            if dec.phase is not None:
+                phase = dec.phase.astype(np.int32)
+            if dec.aux is not None:
+                aux = dec.aux.astype(np.int32)
+    return n, y, e, ye, phase, aux
 
 
 def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | None = None) -> list[int]:
@@ -62,20 +107,22 @@ def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | No
     rec = recommend(design, start, warn=False)
     if rec.stop:
         return []
-    n, y = _start_state(design, start)
+    n, y, e, ye, phase, aux = _start_state(design, start)
     tier = np.array([rec.next_tier], dtype=np.int32)
     size = np.array([rec.incomplete or _next_size(design, start, rec)], dtype=np.int32)
     counts, total = [], 0
     for _ in range(n_cohorts):
         if tier.size == 0:
             break
-        rep, dl, c, nn, yy, t, dec = _expand(design, n, y, tier, size)
+        rep, dl, de, dye, c, st, dec = _expand(design, n, y, tier, size, e, ye, phase, aux)
         counts.append(int(rep.size))
         total += rep.size
         if limit is not None and total > limit:
             break
         go = ~dec.stop
-        n, y, tier = nn[go], yy[go], dec.next[go].astype(np.int32)
+        n, y, e, ye, tier = st.n[go], st.y[go], st.e[go], st.ye[go], dec.next[go].astype(np.int32)
+        phase = (st.phase if dec.phase is None else dec.phase)[go].astype(np.int32)
+        aux = (st.aux if dec.aux is None else dec.aux)[go].astype(np.int32)
         size = (np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]).astype(np.int32)
     return counts
 
@@ -125,12 +172,17 @@ class DosePaths:
                 node = f.loc[node["parent"]]
             chain = chain[::-1]
             row = {"path": leaf["path"]}
+            joint = "responses" in f.columns
             for j, nd in enumerate(chain, start=1):
                 row[f"cohort {j} tier"] = nd["tier"]
                 row[f"cohort {j} DLTs"] = f"{nd['dlts']}/{nd['size']}"
+                if joint:
+                    row[f"cohort {j} responses"] = f"{nd['responses']}/{nd['size']}"
             for j in range(len(chain) + 1, self.n_cohorts + 1):
                 row[f"cohort {j} tier"] = ""
                 row[f"cohort {j} DLTs"] = ""
+                if joint:
+                    row[f"cohort {j} responses"] = ""
             row["decision"] = leaf["decision"]
             if self.scenario is not None:
                 row["probability"] = leaf["probability"]
@@ -170,11 +222,18 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
             f"{n_cohorts} cohorts give more than max_nodes = {max_nodes:,} nodes "
             f"({sum(counts):,} within the first {len(counts)} cohorts already); "
             f"use at most {max(fit, 1)} cohorts (or raise the limit)")
-    k = design.n_tiers
-    p = None if scenario is None else np.asarray(scenario.true_tox, float)
+    joint = bool(getattr(design, "uses_efficacy", False))
+    if scenario is None:
+        probs = None
+    elif joint:
+        if scenario.true_eff is None:
+            raise DoseescError(f"{design.label} branches on response: scenario {scenario.name!r} needs true_eff")
+        probs = scenario.joint()  # per tier: N, T, E, B
+    else:
+        probs = np.asarray(scenario.true_tox, float)
     prefix = start.strip()
     # live frontier: arrays over nodes
-    n, y = _start_state(design, start)
+    n, y, e, ye, phase, aux = _start_state(design, start)
     tier = np.array([rec.next_tier], dtype=np.int32)
     size = np.array([first_size], dtype=np.int32)
     prob = np.ones(1)
@@ -185,21 +244,30 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
     for depth in range(1, n_cohorts + 1):
         if tier.size == 0:
             break
-        rep, dl, c, nn, yy, t, dec = _expand(design, n, y, tier, size)
-        if p is not None:
-            cond = np.array([comb(int(ci), int(di)) for ci, di in zip(c, dl)]) * p[t] ** dl * (1 - p[t]) ** (c - dl)
-        else:
+        rep, dl, de, dye, c, st, dec = _expand(design, n, y, tier, size, e, ye, phase, aux)
+        t = st.current
+        # cells of each cohort outcome: neither, DLT only, response only, both
+        cells = np.column_stack([c - dl - de + dye, dl - dye, de - dye, dye])
+        if probs is None:
             cond = np.full(rep.size, np.nan)
+        elif joint:
+            coef = np.array([math.factorial(int(ci)) / np.prod([math.factorial(int(v)) for v in row])
+                             for ci, row in zip(c, cells)])
+            cond = coef * np.prod(probs[t] ** cells, axis=1)
+        else:
+            cond = np.array([comb(int(ci), int(di)) for ci, di in zip(c, dl)]) * probs[t] ** dl * (1 - probs[t]) ** (c - dl)
         pr = prob[rep] * cond
         stop = dec.stop
         sel = np.full(rep.size, -1, dtype=np.int32)
         if stop.any():
-            sel[stop] = design.conclude(TrialState.from_counts(nn[stop], yy[stop], t[stop], last_n=c[stop],
-                                                               last_y=dl[stop]), dec.reason[stop])
+            sel[stop] = design.conclude(st.take(stop), dec.reason[stop])
         new_texts = []
         for i in range(rep.size):
             ci, di = int(c[i]), int(dl[i])
-            cohort_text = format_cohort(int(t[i]), [False] * (ci - di) + [True] * di)
+            n00, n10, n01, n11 = (int(v) for v in cells[i])
+            tox = [False] * (n00 + n01) + [True] * (n10 + n11)
+            eff = [False] * n00 + [True] * n01 + [False] * n10 + [True] * n11
+            cohort_text = format_cohort(int(t[i]), tox, eff if joint else None)
             base = texts[rep[i]]
             if rec.incomplete and depth == 1:
                 text = (base + cohort_text[len(str(int(t[i]) + 1)):]).strip()
@@ -211,7 +279,7 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
                 decision = f"stop ({reason.text}); select {ladder.label(int(sel[i]))}"
             else:
                 decision = f"next cohort at {ladder.label(int(dec.next[i]))}"
-            rows.append({
+            row = {
                 "node": next_id + i, "parent": int(ids[rep[i]]), "cohort": depth, "path": text,
                 "tier": ladder.label(int(t[i])), "tier_index": int(t[i]) + 1, "size": ci, "dlts": di,
                 "outcome": cohort_text, "stop": bool(stop[i]), "reason": reason.name.lower(),
@@ -220,11 +288,16 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
                 "selected": ladder.label(int(sel[i])) if stop[i] else None,
                 "decision": decision,
                 "cond_probability": float(cond[i]), "probability": float(pr[i]),
-            })
+            }
+            if joint:
+                row["responses"] = int(de[i])
+            rows.append(row)
         node_ids = next_id + np.arange(rep.size)
         next_id += rep.size
         go = ~stop
-        n, y, prob = nn[go], yy[go], pr[go]
+        n, y, e, ye, prob = st.n[go], st.y[go], st.e[go], st.ye[go], pr[go]
+        phase = (st.phase if dec.phase is None else dec.phase)[go].astype(np.int32)
+        aux = (st.aux if dec.aux is None else dec.aux)[go].astype(np.int32)
         tier = dec.next[go].astype(np.int32)
         size = (np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]).astype(np.int32)
         ids = node_ids[go]
