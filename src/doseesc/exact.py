@@ -124,7 +124,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
             t = cur[rep]
             cols = {}
             for key, arr, add in (("n", n, np.full(m, c)), ("y", y, dy), ("e", e, de), ("ye", ye, dye)):
-                a = arr[rep].copy()
+                a = arr[rep].astype(float if arr.dtype.kind == "f" else arr.dtype)
                 a[r, t] += add[o]
                 cols[key] = a
             for key, val in (("n", cols["n"]), ("y", cols["y"]), ("e", cols["e"]), ("ye", cols["ye"]),
@@ -154,35 +154,57 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
         nph = phase[go] if dec.phase is None else dec.phase[go]
         nax = aux[go] if dec.aux is None else dec.aux[go]
-        cols = [n[go], y[go], e[go], ye[go], dec.next[go], nxt_size, fired[go], nph, nax]
-        if memory:
-            cols += [last_n[go], last_y[go]]
-        keys = np.column_stack(cols)
-        keys, prob = _merge(keys, prob[go])
-        n, y, e, ye = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k:3 * k], keys[:, 3 * k:4 * k]
-        cur, size, fired, phase, aux = (keys[:, 4 * k + i] for i in range(5))
-        if memory:
-            last_n, last_y = keys[:, 4 * k + 5], keys[:, 4 * k + 6]
+        extra = [dec.next[go], nxt_size, fired[go], nph, nax] + ([last_n[go], last_y[go]] if memory else [])
+        proj = design.merge_key(state.take(go)) if joint else None
+        if proj is None:
+            keys = np.column_stack([n[go], y[go], e[go], ye[go]] + extra)
+            keys, prob = _merge(keys, prob[go])
+            n, y, e, ye = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k:3 * k], keys[:, 3 * k:4 * k]
+            rest = keys[:, 4 * k:]
         else:
-            last_n = last_y = np.zeros(keys.shape[0], dtype=np.int32)
+            # merge on the design's sufficient statistics; responses become probability-weighted means
+            keys = np.column_stack([proj] + extra)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            pg = prob[go]
+            newp = np.bincount(inverse, weights=pg, minlength=uniq.shape[0])
+            first = np.zeros(uniq.shape[0], dtype=np.int64)
+            first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+            n, y = n[go][first], y[go][first]
+            e = np.stack([np.bincount(inverse, weights=pg * e[go][:, j], minlength=uniq.shape[0])
+                          for j in range(k)], axis=1) / newp[:, None]
+            ye = np.stack([np.bincount(inverse, weights=pg * ye[go][:, j], minlength=uniq.shape[0])
+                           for j in range(k)], axis=1) / newp[:, None]
+            prob = newp
+            rest = uniq[:, proj.shape[1]:]
+        cur, size, fired, phase, aux = (rest[:, i] for i in range(5))
+        if memory:
+            last_n, last_y = rest[:, 5], rest[:, 6]
+        else:
+            last_n = last_y = np.zeros(rest.shape[0], dtype=np.int32)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: states did not stop within max_n = {max_n} cohorts")
 
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])
-    te = np.concatenate(term["e"])
-    tye = np.concatenate(term["ye"])
-    keys = np.column_stack([tn, ty, te, tye, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
+    te = np.concatenate(term["e"]).astype(float)
+    tye = np.concatenate(term["ye"]).astype(float)
+    tp = np.concatenate(term["prob"])
+    keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
                             np.concatenate(term["fired"])])
-    keys, w = _merge(keys, np.concatenate(term["prob"]))
-    rn, ry = keys[:, :k].astype(np.int32), keys[:, k:2 * k].astype(np.int32)
-    if joint:
-        resp = keys[:, 2 * k:3 * k].astype(float)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    w = np.bincount(inverse, weights=tp, minlength=uniq.shape[0])
+    rn, ry = uniq[:, :k].astype(np.int32), uniq[:, k:2 * k].astype(np.int32)
+    if joint:  # expected responses given the record (probability-weighted over the merged states)
+        resp = np.stack([np.bincount(inverse, weights=tp * te[:, j], minlength=uniq.shape[0])
+                         for j in range(k)], axis=1) / w[:, None]
     elif scenario.true_eff is not None:
         pe_t, pe_n = scenario.response_given_tox()
         resp = ry * pe_t[None, :] + (rn - ry) * pe_n[None, :]  # expected responses given the record
     else:
         resp = None
+    keys = uniq
     total = w.sum()
     if abs(total - 1) > 1e-9:  # pragma: no cover - internal consistency check
         raise RuntimeError(f"exact probabilities sum to {total!r}, not 1")
@@ -193,6 +215,6 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         method="exact", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(k), target=tgt,
         n=rn, y=ry, e=resp, obd=obd_def,
-        selected=keys[:, 4 * k].astype(np.int32), reason=keys[:, 4 * k + 1].astype(np.int8),
-        fired=keys[:, 4 * k + 2].astype(np.int16),
+        selected=keys[:, 2 * k].astype(np.int32), reason=keys[:, 2 * k + 1].astype(np.int8),
+        fired=keys[:, 2 * k + 2].astype(np.int16),
         weight=w, n_trials=None, patients=None, provenance=prov)

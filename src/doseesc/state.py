@@ -31,6 +31,8 @@ class StopReason(IntEnum):
     N_AT_TIER = 6
     #: Every tier the next cohort could go to is closed by the per-tier cap.
     TIER_CAP = 7
+    #: An expansion stage after dose finding is complete.
+    EXPANSION_DONE = 8
 
     @property
     def text(self) -> str:
@@ -46,6 +48,7 @@ _TEXT = {
     StopReason.SAFETY: "safety stop: lowest tier likely above the target",
     StopReason.N_AT_TIER: "enough patients at the recommended tier",
     StopReason.TIER_CAP: "no open tier under the per-tier cap",
+    StopReason.EXPANSION_DONE: "expansion cohorts complete",
 }
 
 
@@ -132,14 +135,17 @@ class TrialState:
                     aux=None) -> "TrialState":
         n = np.atleast_2d(np.asarray(n, dtype=np.int32))
         y = np.atleast_2d(np.asarray(y, dtype=np.int32))
-        e = np.zeros_like(n) if e is None else np.atleast_2d(np.asarray(e, dtype=np.int32))
+        # e and ye may be float (probability-weighted means in the exact engine's merged states)
+        as_counts = lambda v: np.atleast_2d(np.asarray(v) if np.asarray(v).dtype.kind == "f"  # noqa: E731
+                                            else np.asarray(v, dtype=np.int32))
+        e = np.zeros_like(n) if e is None else as_counts(e)
         current = np.atleast_1d(np.asarray(current, dtype=np.int32))
         ln = None if last_n is None else np.atleast_1d(np.asarray(last_n, dtype=np.int32))
         ly = None if last_y is None else np.atleast_1d(np.asarray(last_y, dtype=np.int32))
         arr = lambda v, nd: None if v is None else (np.atleast_2d if nd == 2 else np.atleast_1d)(  # noqa: E731
             np.asarray(v, dtype=np.int32))
         return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool), last_n=ln, last_y=ly,
-                   ye=arr(ye, 2), phase=arr(phase, 1), aux=arr(aux, 1))
+                   ye=None if ye is None else as_counts(ye), phase=arr(phase, 1), aux=arr(aux, 1))
 
     @property
     def n_trials(self) -> int:

@@ -141,6 +141,11 @@ class Design:
         """Final tier (0-based, -1 for none) of each trial, shape ``(n_trials,)``."""
         raise NotImplementedError
 
+    def merge_key(self, state: TrialState) -> np.ndarray | None:
+        """Columns that fully determine this design's future decisions and final choice, for merging
+        states in the exact engine; None (default) merges on every count, responses included."""
+        return None
+
     def admissible(self, state: TrialState) -> np.ndarray:
         """Tiers still open to treatment, shape ``(n_trials, n_tiers)`` (default: all)."""
         return np.ones(state.n.shape, dtype=bool)

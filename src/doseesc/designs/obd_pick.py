@@ -1,0 +1,207 @@
+"""Any MTD design followed by an OBD pick: what trials like the seeds do in practice."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import DesignError
+from ..state import Decision, StopReason, TrialState
+from .base import Design, check_int, design_from_dict, register
+
+#: BOIN12's default utility of the four outcomes: neither, DLT only, response only, both.
+DEFAULT_UTILITY = (40.0, 0.0, 100.0, 60.0)
+
+
+def observed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> np.ndarray:
+    """Mean observed utility per tier, shape ``(n_trials, n_tiers)`` (NaN where untried)."""
+    n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
+    cells = (n - y - e + ye, y - ye, e - ye, ye)
+    total = sum(u * c for u, c in zip(utility, cells))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # rounded so that exact ties stay ties (merged exact states carry averaged counts)
+        return np.where(n > 0, np.round(total / np.where(n > 0, n, 1), 9), np.nan)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class OBDPick(Design):
+    """An MTD design (``base``) for safety, then the OBD named from the data.
+
+    1. The base design (3+3, BOIN, CRM, ...) runs with its own rules and rule
+       slots until it stops and names an MTD ``m``.
+    2. Optional expansion (``expansion`` > 0): ``expansion`` more patients at
+       ``m``, then ``expansion`` at ``m - 1`` (the top two tolerated tiers);
+       skipped when the base names no MTD.
+    3. The OBD is the tried tier at or below ``m`` with the highest mean
+       observed utility (``utility`` of the four outcomes, BOIN12's defaults:
+       neither 40, DLT only 0, response only 100, both 60; the lower tier on
+       ties); no OBD when the base names no MTD.
+
+    The maximum sample size is the base's ``max_n`` plus ``2 x expansion``.
+    """
+
+    kind = "obd-pick"
+    uses_efficacy = True
+
+    base: Design
+    expansion: int = 0
+    utility: tuple[float, float, float, float] = DEFAULT_UTILITY
+
+    def __post_init__(self):
+        base = self.base
+        if isinstance(base, dict):
+            base = design_from_dict(base)
+            object.__setattr__(self, "base", base)
+        if not isinstance(base, Design):
+            raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
+        if isinstance(base, OBDPick):
+            raise DesignError("base: an OBD pick cannot wrap another OBD pick")
+        check_int(self.expansion, "expansion", minimum=0)
+        try:
+            u = tuple(float(v) for v in self.utility)
+        except (TypeError, ValueError):
+            raise DesignError(f"utility = {self.utility!r} must be 4 numbers") from None
+        if len(u) != 4:
+            raise DesignError(f"utility = {self.utility!r} needs 4 values: neither, DLT only, response only, both")
+        object.__setattr__(self, "utility", u)
+        self._check_slots()
+
+    # properties forwarded to the base design
+    @property
+    def n_tiers(self) -> int:
+        return self.base.n_tiers
+
+    @property
+    def cohort_size(self) -> int:
+        return self.base.cohort_size
+
+    @property
+    def max_n(self) -> int:
+        return self.base.max_n + 2 * self.expansion
+
+    @property
+    def start(self) -> int:
+        return self.base.start
+
+    @property
+    def first_size(self) -> int:
+        return self.base.first_size
+
+    @property
+    def max_size(self) -> int:
+        return max(self.base.max_size, self.expansion)
+
+    @property
+    def uses_last_cohort(self) -> bool:
+        return bool(getattr(self.base, "uses_last_cohort", False))
+
+    @property
+    def steps_by_one(self) -> bool:
+        return self.base.steps_by_one
+
+    @property
+    def target(self):
+        return getattr(self.base, "target", None)
+
+    @property
+    def label(self) -> str:
+        extra = f", expansion {self.expansion} x 2" if self.expansion else ""
+        return f"{self.base.label} + OBD pick{extra}"
+
+    def admissible(self, state):
+        return self.base.admissible(state)
+
+    def merge_key(self, state):
+        """The base design sees DLTs only; the pick needs each tier's summed utility."""
+        n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
+        u = sum(w * c for w, c in zip(self.utility, (n - y - e + ye, y - ye, e - ye, ye)))
+        return np.column_stack([state.n, state.y, np.round(u * 1e6).astype(np.int64)])
+
+    def check_state(self, state):
+        if int(state.phase[0]) == 0:
+            self.base.check_state(state)
+
+    def decide(self, state: TrialState) -> Decision:
+        t = state.n_trials
+        phase = state.phase
+        nxt = np.full(t, -1, dtype=np.int32)
+        stop = np.zeros(t, dtype=bool)
+        reason = np.zeros(t, dtype=np.int8)
+        fired = np.zeros(t, dtype=np.int16)
+        size = np.full(t, self.cohort_size, dtype=np.int32)
+        new_phase = phase.copy()
+        new_aux = state.aux.copy()
+        p0 = phase == 0
+        if p0.any():
+            sub = state.take(p0)
+            dec = self.base.step(sub)
+            nxt[p0] = dec.next
+            stop[p0] = dec.stop
+            reason[p0] = dec.reason
+            fired[p0] = dec.fired
+            if dec.size is not None:
+                size[p0] = dec.size
+            if self.expansion and dec.stop.any():
+                m = np.full(sub.n_trials, -1, dtype=np.int32)
+                m[dec.stop] = self.base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
+                expand = dec.stop & (m >= 0)
+                idx = np.flatnonzero(p0)[expand]
+                nxt[idx], stop[idx], reason[idx] = m[expand], False, 0
+                size[idx] = self.expansion
+                new_phase[idx], new_aux[idx] = 1, m[expand]
+        p1 = phase == 1
+        if p1.any():
+            m = state.aux[p1]
+            more = m >= 1
+            idx = np.flatnonzero(p1)
+            nxt[idx] = np.where(more, m - 1, -1)
+            stop[idx] = ~more
+            reason[idx] = np.where(more, 0, StopReason.EXPANSION_DONE)
+            size[idx] = self.expansion
+            new_phase[idx] = 2
+        p2 = phase == 2
+        if p2.any():
+            stop[p2] = True
+            reason[p2] = StopReason.EXPANSION_DONE
+        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason, fired=fired,
+                        size=size, phase=new_phase, aux=new_aux)
+
+    def step(self, state: TrialState) -> Decision:
+        # the base design applies its own rule slots; the wrapper adds only its own max_n guard
+        d = self.decide(state)
+        full = (state.total_n >= self.max_n) & ~d.stop
+        if full.any():
+            d.stop = d.stop | full
+            d.reason = np.where(full, np.int8(StopReason.MAX_N), d.reason).astype(np.int8)
+            d.next = np.where(full, -1, d.next)
+        return d
+
+    def select(self, state: TrialState) -> np.ndarray:  # pragma: no cover - conclude is used
+        return self.conclude(state, np.zeros(state.n_trials, dtype=np.int8))
+
+    def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
+        in_base = state.phase == 0
+        m = state.aux.copy()
+        if in_base.any():
+            m[in_base] = self.base.conclude(state.take(in_base), reason[in_base])
+        u = observed_utility(state, self.utility)
+        k = self.n_tiers
+        ok = (np.arange(k)[None, :] <= m[:, None]) & (state.n > 0)
+        score = np.where(ok, u, -np.inf)
+        best = np.argmax(score, axis=1).astype(np.int32)
+        return np.where(ok.any(axis=1), best, -1).astype(np.int32)
+
+    def to_dict(self) -> dict:
+        out = {"type": self.kind, "base": self.base.to_dict(), "expansion": self.expansion}
+        if self.utility != DEFAULT_UTILITY:
+            out["utility"] = list(self.utility)
+        return out
+
+    def describe(self) -> str:
+        exp = (f"; then {self.expansion} more patients at the MTD and {self.expansion} at the tier below"
+               if self.expansion else "")
+        n, t, e, b = self.utility
+        return (f"{self.base.describe()}{exp}; OBD = the tried tier at or below the MTD with the best observed "
+                f"utility (response without DLT {e:g}, neither {n:g}, both {b:g}, DLT without response {t:g})")
