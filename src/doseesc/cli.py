@@ -149,12 +149,13 @@ def _comparison_text(comp) -> str:
     for s in comp.scenarios:
         lines.append(f"  scenario {s!r}")
         sub = t[t["scenario"] == s]
+        cols = show + ([("p_select_obd", "P(true OBD)", True)] if (sub["metric"] == "p_select_obd").any() else [])
         width = max(len(d) for d in comp.designs)
-        header = "    " + " " * width + "".join(f"{label:>24}" for _, label, _ in show)
+        header = "    " + " " * width + "".join(f"{label:>24}" for _, label, _ in cols)
         lines.append(header)
         for d in comp.designs:
             cells = []
-            for metric, _, pct in show:
+            for metric, _, pct in cols:
                 row = sub[(sub["design"] == d) & (sub["metric"] == metric)].iloc[0]
                 if row["estimate"] != row["estimate"]:
                     cells.append(f"{'n/a':>24}")

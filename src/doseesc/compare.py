@@ -23,6 +23,8 @@ COMPARED = {
     "expected_n": "mean patients",
     "mean_dlt": "mean DLTs",
     "share_above_mtd": "share of patients above the true MTD",
+    "p_select_obd": "P(select the true OBD)",
+    "mean_eff": "mean responses",
 }
 
 
@@ -53,6 +55,8 @@ class Comparison:
             for d in self.designs:
                 r = self.results[(s, d)]
                 for metric, text in COMPARED.items():
+                    if metric in ("p_select_obd", "mean_eff") and r.e is None:
+                        continue
                     x = r._per_trial(metric)
                     est, se = r.metric(metric)
                     x0 = ref._per_trial(metric)

@@ -22,7 +22,8 @@ from .tiers import DoseLadder
 _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target", "max_n", "cohort_size"}
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
-_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run"}
+_OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
+_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Protocol:
     source: str = ""
     n_trials: int = 10_000
     seed: int | None = None
+    obd: object | None = None
     path: str | None = None
     sha256: str | None = None
     extra: dict = field(default_factory=dict)
@@ -60,6 +62,21 @@ def _unknown(where: str, table: dict, known: set) -> None:
     for key in table:
         if key not in known:
             raise ScenarioError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+
+def _fill_defaults(entry: dict, proto: dict, k: int, at: str) -> None:
+    """Give a design table the protocol's n_tiers, max_n, cohort_size and target where it takes them."""
+    kind = entry.get("type")
+    if kind not in REGISTRY:
+        return
+    fields = {f.name for f in dataclasses.fields(REGISTRY[kind]) if f.init}
+    if "n_tiers" in entry and entry["n_tiers"] != k:
+        raise ScenarioError(f"{at}: n_tiers = {entry['n_tiers']!r} but [tiers] has {k} doses")
+    if "n_tiers" in fields:
+        entry.setdefault("n_tiers", k)
+    for key in ("max_n", "cohort_size", "target"):
+        if key in fields and key in proto and key not in entry:
+            entry[key] = proto[key]
 
 
 def load_protocol(path) -> Protocol:
@@ -125,16 +142,10 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
             raise ScenarioError(f"{at}: missing key 'name'")
         if dname in designs:
             raise ScenarioError(f"{at}: name {dname!r} is used twice")
-        kind = entry.get("type")
-        if kind in REGISTRY:
-            fields = {f.name for f in dataclasses.fields(REGISTRY[kind]) if f.init}
-            if "n_tiers" in entry and entry["n_tiers"] != k:
-                raise ScenarioError(f"{at}: n_tiers = {entry['n_tiers']!r} but [tiers] has {k} doses")
-            if "n_tiers" in fields:
-                entry.setdefault("n_tiers", k)
-            for key in ("max_n", "cohort_size", "target"):
-                if key in fields and key in proto and key not in entry:
-                    entry[key] = proto[key]
+        _fill_defaults(entry, proto, k, at)
+        if isinstance(entry.get("base"), dict):
+            entry["base"] = dict(entry["base"])
+            _fill_defaults(entry["base"], proto, k, at + " base")
         try:
             designs[dname] = design_from_dict(entry)
         except DoseescError as exc:
@@ -168,6 +179,19 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
             raise ScenarioError(f"{at}: true_tox has {sc.n_tiers} values but [tiers] has {k} doses")
         scenarios[sc.name] = sc
 
+    obd_def = None
+    if "obd" in data:
+        from .obd import OBDDefinition
+
+        table = data["obd"]
+        if not isinstance(table, dict):
+            raise ScenarioError(f"{where}: 'obd' must be a table [obd]")
+        _unknown(f"{where}: [obd]", table, _OBD_KEYS)
+        try:
+            obd_def = OBDDefinition(**table)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: [obd] {exc}") from None
+
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ScenarioError(f"{where}: 'run' must be a table [run]")
@@ -180,5 +204,5 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
         raise ScenarioError(f"{where}: [run] seed = {seed!r} must be a non-negative integer")
     return Protocol(name=str(name), tiers=ladder, designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
-                    source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where,
+                    source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
                     sha256=sha, extra={"design_note": proto.get("design_note", "")})

@@ -157,9 +157,10 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     if progress is not None:
                         progress(done - last[0])
                     last[0] = done
-                results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb))
+                results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
+                                        obd=protocol.obd))
     else:
         for sc in chosen_s:
             for _, d in chosen_d:
-                results.append(exact(d, sc, ladder=protocol.tiers))
+                results.append(exact(d, sc, ladder=protocol.tiers, obd=protocol.obd))
     return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command)
