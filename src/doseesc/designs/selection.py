@@ -47,3 +47,36 @@ def closest(values: np.ndarray, target: float, mask: np.ndarray) -> np.ndarray:
     dist = np.where(mask, np.abs(values - target), np.inf)
     idx = np.argmin(dist, axis=1)
     return np.where(mask.any(axis=1), idx, -1).astype(np.int32)
+
+
+def unimodal(est: np.ndarray, weight: np.ndarray, mode: int) -> np.ndarray:
+    """Weighted least-squares fit non-decreasing up to ``mode`` and non-increasing after it (all tiers).
+
+    The order is a tree with ``mode`` as its maximum. Its fitted value is the
+    largest weighted mean over the upper sets containing it ({mode} with a
+    run of neighbours on each side); every other tier takes the smaller of
+    its own branch's isotonic fit (increasing towards the mode) and the mode's
+    value. Vectorised over rows; shapes ``(n_trials, n_tiers)``.
+    """
+    est = np.asarray(est, float)
+    w = np.asarray(weight, float)
+    t, k = est.shape
+    m = int(mode)
+    out = np.empty((t, k))
+    all_on = np.ones((t, k), dtype=bool)
+    left = isotonic(est[:, :m], w[:, :m], all_on[:, :m]) if m > 0 else np.zeros((t, 0))
+    right = isotonic(est[:, m + 1:][:, ::-1], w[:, m + 1:][:, ::-1], all_on[:, m + 1:])[:, ::-1] \
+        if m < k - 1 else np.zeros((t, 0))
+    wx = w * est
+    best = np.full(t, -np.inf)
+    for a in range(m + 1):          # a tiers to the left of the mode
+        for b in range(k - m):      # b tiers to the right
+            sl = slice(m - a, m + b + 1)
+            val = wx[:, sl].sum(axis=1) / w[:, sl].sum(axis=1)
+            best = np.maximum(best, val)
+    out[:, m] = best
+    if m > 0:
+        out[:, :m] = np.minimum(left, best[:, None])
+    if m < k - 1:
+        out[:, m + 1:] = np.minimum(right, best[:, None])
+    return out
