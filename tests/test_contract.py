@@ -28,14 +28,25 @@ DESIGNS = [
     doseesc.CRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 2, K)), 0.25, max_n=18),
     doseesc.CRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 2, K, model="logistic")), 0.25, max_n=10, cohort_size=1,
                 model="logistic", startup=(1, 2, 3, 4)).stop_when_n_at_tier(6),
+    doseesc.BOIN12(K, max_n=12),
+    doseesc.OBDPick(doseesc.ThreePlusThree(K), expansion=1),
 ]
 IDS = [f"{i}-{d.label}" for i, d in enumerate(DESIGNS)]
-TRUTH = doseesc.Scenario(true_tox=[0.08, 0.2, 0.33, 0.5], target=0.25)
+TRUTH_TOX = doseesc.Scenario(true_tox=[0.08, 0.2, 0.33, 0.5], target=0.25)
+TRUTH_EFF = doseesc.Scenario(true_tox=[0.08, 0.2, 0.33, 0.5], true_eff=[0.2, 0.5, 0.55, 0.6], association=1.5,
+                             target=0.25)
+
+
+def truth(design):
+    return TRUTH_EFF if getattr(design, "uses_efficacy", False) else TRUTH_TOX
+
+
+TRUTH = TRUTH_TOX
 
 
 @pytest.mark.parametrize("design", DESIGNS, ids=IDS)
 def test_result_shapes_and_totals(design):
-    r = doseesc.simulate(design, TRUTH, 1500, rng=4)
+    r = doseesc.simulate(design, truth(design), 1500, rng=4)
     assert r.n.shape == r.y.shape == (1500, K)
     assert r.selected.shape == r.reason.shape == r.fired.shape == (1500,)
     assert r.p_select.shape == (K + 1,) and abs(r.p_select.sum() - 1) < 1e-12
@@ -50,9 +61,9 @@ def test_result_shapes_and_totals(design):
 
 @pytest.mark.parametrize("design", DESIGNS, ids=IDS)
 def test_batch_invariance_and_reproducibility(design):
-    a = doseesc.simulate(design, TRUTH, 3000, rng=8, batch_size=3000)
-    b = doseesc.simulate(design, TRUTH, 3000, rng=8, batch_size=700)
-    c = doseesc.simulate(design, TRUTH, 3000, rng=9)
+    a = doseesc.simulate(design, truth(design), 3000, rng=8, batch_size=3000)
+    b = doseesc.simulate(design, truth(design), 3000, rng=8, batch_size=700)
+    c = doseesc.simulate(design, truth(design), 3000, rng=9)
     for key in ("n", "y", "selected", "reason", "fired"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
     assert not np.array_equal(a.n, c.n)
@@ -64,12 +75,12 @@ def test_stopped_trials_never_change(design):
     from doseesc.rng import Stream, patient_uniforms
     seq = np.random.SeedSequence(3)
     u = patient_uniforms(seq, 0, 2000, design.max_n, Stream.TOX)
-    base = run_batch(design, np.asarray(TRUTH.true_tox), u)
+    base = run_batch(design, np.asarray(truth(design).true_tox), u)
     tier = base["tier"]
     # replace every uniform after a trial's last patient with 0 (a certain DLT): nothing may change
     after = np.cumsum(tier[:, ::-1] >= 0, axis=1)[:, ::-1] == 0
     u2 = np.where(after, 0.0, u)
-    again = run_batch(design, np.asarray(TRUTH.true_tox), u2)
+    again = run_batch(design, np.asarray(truth(design).true_tox), u2)
     for key in ("n", "y", "selected", "reason"):
         np.testing.assert_array_equal(base[key], again[key])
 
@@ -77,8 +88,8 @@ def test_stopped_trials_never_change(design):
 @pytest.mark.parametrize("design", DESIGNS, ids=IDS)
 def test_monte_carlo_within_4_se_of_exact(design):
     n_trials = 20000
-    mc = doseesc.simulate(design, TRUTH, n_trials, rng=21)
-    ex = doseesc.exact(design, TRUTH)
+    mc = doseesc.simulate(design, truth(design), n_trials, rng=21)
+    ex = doseesc.exact(design, truth(design))
     ps = np.clip(ex.p_select, 0, 1)  # sums of probabilities may exceed 1 by rounding
     se = np.sqrt(ps * (1 - ps) / n_trials)
     assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps]
