@@ -29,6 +29,7 @@ DESIGNS = [
     doseesc.CRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 2, K, model="logistic")), 0.25, max_n=10, cohort_size=1,
                 model="logistic", startup=(1, 2, 3, 4)).stop_when_n_at_tier(6),
     doseesc.BOIN12(K, max_n=12),
+    doseesc.BOINET(K, phi=0.25, max_n=12),
     doseesc.OBDPick(doseesc.ThreePlusThree(K), expansion=1),
 ]
 IDS = [f"{i}-{d.label}" for i, d in enumerate(DESIGNS)]

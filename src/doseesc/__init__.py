@@ -12,7 +12,7 @@ Library first: the command line and reports are thin clients of this API.
 
 __version__ = "0.1.0"
 
-from .designs import (BOIN, BOIN12, CRM, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
+from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
                       design_from_dict)
 from .coherence import Coherence, coherence
 from .compare import Comparison, compare
@@ -32,7 +32,7 @@ from .tables import decision_grid, decision_table
 from .tiers import DoseLadder
 
 __all__ = [
-    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
+    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "BOINET", "boinet_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
     "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
