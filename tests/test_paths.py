@@ -84,6 +84,8 @@ def test_paths_to_the_end_give_the_exact_results(path, design, scenario):
     (doseesc.BOIN(0.3, 5, max_n=30, titration=True), "1N 2T"),
     (doseesc.BOIN(0.3, 5, max_n=30).stop_when_n_at_tier(6), "1NNN"),
     (doseesc.CRM(tuple(doseesc.crm_skeleton(0.3, 0.05, 2, 5)), 0.3, max_n=30), "1NNN 2NTN"),
+    (doseesc.BOIN12(4, max_n=24), "1NEN"),
+    (doseesc.OBDPick(doseesc.ThreePlusThree(3), expansion=2), "1NEN 2ENE"),
 ])
 def test_every_node_agrees_with_recommend(design, start):
     dp = doseesc.paths(design, 3, start=start)
@@ -141,3 +143,19 @@ def test_cli_paths(tmp_path):
     assert CliRunner().invoke(main, ["paths", str(f), "-d", "BOIN", "-k", str(k + 1), "--max-nodes", "500"]).exit_code == 2
     r = CliRunner().invoke(main, ["paths", str(f), "-d", "3+3", "-k", "2", "--start", "1NXN"])
     assert r.exit_code == 2 and "unknown outcome letter 'X'" in r.stderr
+
+
+def test_obd_design_paths_branch_on_toxicity_and_response():
+    d = doseesc.BOIN12(3, max_n=18)
+    sc = doseesc.Scenario(true_tox=[0.05, 0.2, 0.4], true_eff=[0.2, 0.5, 0.6], association=2.0)
+    dp = doseesc.paths(d, 2, scenario=sc)
+    first = dp.nodes()[dp.nodes()["cohort"] == 1]
+    assert len(first) == 20                       # (3 + 3 choose 3) outcome mixes of N, T, E, B in a cohort of 3
+    assert set("".join(first["outcome"].str[1:])) == set("NTEB")
+    assert {"responses", "dlts"} <= set(first.columns)
+    # conditional probabilities of one cohort are the multinomial over the joint cells
+    j = sc.joint()[0]
+    row = first[first["outcome"] == "1NEB"].iloc[0]
+    assert row["cond_probability"] == pytest.approx(6 * j[0] * j[2] * j[3], abs=1e-14)
+    assert abs(dp.leaves()["probability"].sum() - 1) < 1e-12
+    assert "cohort 1 responses" in dp.table().columns
