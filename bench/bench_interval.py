@@ -15,16 +15,7 @@ import time
 import numpy as np
 
 import doseesc
-
-
-def best_of(fn, repeat=5):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from _timing import best_of
 
 
 def main():

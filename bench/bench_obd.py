@@ -8,16 +8,7 @@ from __future__ import annotations
 import time
 
 import doseesc
-
-
-def best_of(fn, repeat=3):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from _timing import best_of
 
 
 def main():

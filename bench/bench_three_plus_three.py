@@ -15,16 +15,7 @@ import time
 import numpy as np
 
 import doseesc
-
-
-def best_of(fn, repeat=7):
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times), float(np.median(times))
+from _timing import best_of
 
 
 def main():
@@ -35,8 +26,8 @@ def main():
         truth = doseesc.Scenario(true_tox=list(np.linspace(0.05, 0.6, k)))
         for de in (False, True):
             d = doseesc.ThreePlusThree(k, deescalation=de)
-            mc_best, _ = best_of(lambda: doseesc.simulate(d, truth, 10_000, rng=1))
-            ex_best, _ = best_of(lambda: doseesc.exact(d, truth))
+            mc_best = best_of(lambda: doseesc.simulate(d, truth, 10_000, rng=1), repeat=7)
+            ex_best = best_of(lambda: doseesc.exact(d, truth))
             states = doseesc.exact(d, truth).provenance["terminal_states"]
             print(f"{k:>5} {'de-escalation' if de else 'traditional':>14} {1e3 * mc_best:>12.1f} "
                   f"{10_000 / mc_best:>12,.0f} {1e3 * ex_best:>11.2f} {states:>7}")

@@ -26,6 +26,7 @@ from .scenario import Scenario
 from .state import TrialState
 from .tiers import DoseLadder
 from .engine import check_compatible
+from .outcomes import compositions
 
 #: Default limit on live states in one step.
 MAX_STATES = 2_000_000
@@ -50,13 +51,7 @@ def _outcomes(c: int, probs: np.ndarray, joint: bool):
         pr = coef[None, :] * probs[:, None] ** j[None, :] * (1 - probs[:, None]) ** (c - j)[None, :]
         zero = np.zeros(c + 1, dtype=np.int32)
         return j.astype(np.int32), zero, zero, pr
-    rows = []
-    for n00 in range(c + 1):
-        for n10 in range(c + 1 - n00):
-            for n01 in range(c + 1 - n00 - n10):
-                n11 = c - n00 - n10 - n01
-                rows.append((n00, n10, n01, n11))
-    cells = np.array(rows)
+    cells = compositions(c)
     coef = np.array([factorial(c) / np.prod([factorial(int(v)) for v in r]) for r in cells])
     pr = coef[None, :] * np.prod(probs[:, None, :] ** cells[None, :, :], axis=2)
     dy = (cells[:, 1] + cells[:, 3]).astype(np.int32)

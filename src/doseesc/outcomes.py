@@ -129,3 +129,11 @@ def patient_log(tiers: np.ndarray, tox: np.ndarray, eff: np.ndarray | None = Non
         starts = np.flatnonzero(cohort_breaks[keep])
     bounds = list(starts) + [tiers.size]
     return " ".join(format_cohort(int(tiers[a]), tox[a:b], eff[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def compositions(c: int) -> np.ndarray:
+    """Every split of a cohort of ``c`` patients into the cells (neither, DLT only, response only, both),
+    shape ``(n_splits, 4)``; patient order within a cohort does not matter."""
+    rows = [(n00, n10, n01, c - n00 - n10 - n01) for n00 in range(c + 1) for n10 in range(c + 1 - n00)
+            for n01 in range(c + 1 - n00 - n10)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)

@@ -21,7 +21,7 @@ import pandas as pd
 from .designs.base import Design
 from .errors import DoseescError
 from .live import recommend
-from .outcomes import format_cohort, parse_outcomes
+from .outcomes import compositions, format_cohort, parse_outcomes
 from .scenario import Scenario
 from .state import StopReason, TrialState
 from .tiers import DoseLadder
@@ -35,10 +35,8 @@ def _cohort_outcomes(c: int, joint: bool):
     if not joint:
         d = np.arange(c + 1)
         return d, np.zeros_like(d), np.zeros_like(d)
-    rows = [(n10 + n11, n01 + n11, n11) for n00 in range(c + 1) for n10 in range(c + 1 - n00)
-            for n01 in range(c + 1 - n00 - n10) for n11 in [c - n00 - n10 - n01]]
-    a = np.array(rows)
-    return a[:, 0], a[:, 1], a[:, 2]
+    cells = compositions(c)
+    return cells[:, 1] + cells[:, 3], cells[:, 2] + cells[:, 3], cells[:, 3]
 
 
 def _expand(design: Design, n, y, tier, size, e=None, ye=None, phase=None, aux=None):

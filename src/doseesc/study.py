@@ -29,43 +29,31 @@ class Study:
     command: str = ""
     extra: dict = field(default_factory=dict)
 
-    def summary(self) -> pd.DataFrame:
-        """Per-tier table of every result, long form (design, scenario, dose, ...)."""
+    def _long(self, table: str) -> pd.DataFrame:
+        """Concatenate one per-result table over all results, with design and scenario columns."""
         frames = []
         for r in self.results:
-            df = r.summary().reset_index()
+            df = getattr(r, table)().reset_index()
             df.insert(0, "scenario", r.scenario.name)
             df.insert(0, "design", self.name_of(r))
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
+
+    def summary(self) -> pd.DataFrame:
+        """Per-tier table of every result, long form (design, scenario, dose, ...)."""
+        return self._long("summary")
 
     def metrics(self) -> pd.DataFrame:
         """Scalar metrics of every result, long form (design, scenario, metric, estimate, mcse)."""
-        frames = []
-        for r in self.results:
-            df = r.metrics().reset_index()
-            df.insert(0, "scenario", r.scenario.name)
-            df.insert(0, "design", self.name_of(r))
-            frames.append(df)
-        return pd.concat(frames, ignore_index=True)
+        return self._long("metrics")
 
     def trials(self) -> pd.DataFrame:
-        frames = []
-        for r in self.results:
-            df = r.trials().reset_index()
-            df.insert(0, "scenario", r.scenario.name)
-            df.insert(0, "design", self.name_of(r))
-            frames.append(df)
-        return pd.concat(frames, ignore_index=True)
+        """One row per simulated trial of every result."""
+        return self._long("trials")
 
     def stop_report(self) -> pd.DataFrame:
-        frames = []
-        for r in self.results:
-            df = r.stop_report().reset_index()
-            df.insert(0, "scenario", r.scenario.name)
-            df.insert(0, "design", self.name_of(r))
-            frames.append(df)
-        return pd.concat(frames, ignore_index=True)
+        """Stop reasons and rules fired of every result."""
+        return self._long("stop_report")
 
     def comparison(self):
         """Paired comparison of the designs (Monte Carlo runs share their patients per scenario)."""
