@@ -11,15 +11,9 @@ DECISION_TEXT = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-esc
 
 
 def _axes(ax, figsize):
+    """The given Axes, or a new one on a bare Figure (no pyplot: nothing global, any backend saves it)."""
     if ax is not None:
         return ax
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "module://matplotlib_inline.backend_inline"):
-        try:
-            import matplotlib.pyplot as plt  # noqa: F401
-        except Exception:  # pragma: no cover
-            matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")
