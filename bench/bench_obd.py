@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import time
 
 import doseesc
 from _timing import best_of

@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from .designs.base import Design
 from .engine import simulate
 from .errors import DoseescError
-from .results import OperatingCharacteristics
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder

@@ -98,7 +98,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     last_y = np.zeros(1, dtype=np.int32)
     memory = bool(getattr(design, "uses_last_cohort", False))
     prob = np.ones(1)
-    term = {"n": [], "y": [], "e": [], "ye": [], "selected": [], "reason": [], "fired": [], "prob": []}
+    term = {"n": [], "y": [], "e": [], "selected": [], "reason": [], "fired": [], "prob": []}
 
     for _ in range(max_n + 1):
         if prob.size == 0:
@@ -140,7 +140,6 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
             term["n"].append(n[st])
             term["y"].append(y[st])
             term["e"].append(e[st])
-            term["ye"].append(ye[st])
             term["selected"].append(design.conclude(state.take(st), dec.reason[st]))
             term["reason"].append(dec.reason[st])
             term["fired"].append(fired[st])
@@ -183,7 +182,6 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])
     te = np.concatenate(term["e"]).astype(float)
-    tye = np.concatenate(term["ye"]).astype(float)
     tp = np.concatenate(term["prob"])
     keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
                             np.concatenate(term["fired"])])

@@ -9,7 +9,7 @@ import numpy as np
 
 from .designs.base import Design
 from .errors import DesignError, DeviationWarning, OutcomeError
-from .outcomes import Cohort, counts, format_outcomes, parse_outcomes
+from .outcomes import Cohort, format_outcomes, parse_outcomes
 from .state import StopReason, TrialState
 from .tiers import DoseLadder
 

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import DesignError
-from ..state import Decision, StopReason, TrialState
+from ..state import Decision, TrialState
 from .base import Design, check_int, check_prob, register
 
 MODELS = ("empiric", "logistic")

@@ -29,7 +29,6 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from ..errors import DesignError
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import Design, check_int, check_prob
 from .selection import closest, isotonic
