@@ -61,3 +61,22 @@ def test_monte_carlo_within_4_se_of_exact(path, design, scenario):
         a, b = ex.summary(), mc.summary()
         z = ((b["mean_eff"] - a["mean_eff"]) / b["mean_eff_mcse"].where(b["mean_eff_mcse"] > 0)).to_numpy()[1:]
         assert np.all(np.abs(np.nan_to_num(z)) < 4)
+
+
+INTERVAL = [doseesc.Keyboard, doseesc.MTPI2, doseesc.MTPI, doseesc.TPI]
+FILE_SCENARIOS = [(f, s) for f in SCENARIO_FILES for s in doseesc.load_protocol(f).scenarios]
+
+
+@pytest.mark.parametrize("path,scenario", FILE_SCENARIOS, ids=[f"{f.stem}-{s}" for f, s in FILE_SCENARIOS])
+def test_every_interval_design_on_every_bundled_scenario(path, scenario):
+    """Keyboard, mTPI-2, mTPI and TPI with each protocol's target, tiers and N: MC within 4 SE of exact."""
+    p = doseesc.load_protocol(path)
+    s = p.scenarios[scenario]
+    n_max = p.designs["BOIN"].max_n
+    for cls in INTERVAL:
+        d = cls(p.target, p.tiers.n_tiers, max_n=n_max)
+        ex = doseesc.exact(d, s)
+        mc = doseesc.simulate(d, s, 4000, rng=p.seed)
+        ps = np.clip(ex.p_select, 0, 1)
+        assert np.all(np.abs(mc.p_select - ps) <= 4 * np.sqrt(ps * (1 - ps) / 4000) + 1e-15), cls.__name__
+        assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(4000) + 1e-9, cls.__name__

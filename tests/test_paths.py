@@ -57,7 +57,7 @@ CASES = []
 for f in SCENARIO_FILES:
     p = doseesc.load_protocol(f)
     for dname, d in p.designs.items():
-        if d.kind == "3+3" or (d.kind == "BOIN" and d.max_n <= 18):
+        if d.kind == "3+3" or (d.kind == "BOIN" and d.max_n <= 24):  # KN3601 (N = 36): 22M nodes, too many
             CASES += [(f, dname, s) for s in p.scenarios]
 
 
