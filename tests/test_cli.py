@@ -144,3 +144,14 @@ def test_progress_line(proto, monkeypatch):
     monkeypatch.setattr(cli.time, "perf_counter", lambda: float(next(t)))
     r = run("simulate", proto, "-n", 200, "--progress")
     assert "simulating: " in r.stderr and "trials (100%)" in r.stderr
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path):
+    from conftest import SCENARIO_FILES
+    f = [p for p in SCENARIO_FILES if p.stem == "ecar01"][0]
+    bad = tmp_path / "nope" / "x"
+    for args in (["paths", f, "-d", "BOIN", "-k", "2", "--out", bad], ["paths", f, "-d", "BOIN", "-k", "2", "--plot",
+                 str(bad) + ".png"], ["table", f, "-d", "BOIN", "--plot", str(bad) + ".png"],
+                 ["table", f, "-d", "BOIN", "--max-n", "100000"]):
+        r = run(*args)
+        assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1

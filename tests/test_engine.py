@@ -221,3 +221,18 @@ def test_incompatible_design_and_scenario():
         doseesc.simulate(DESIGNS[0], TRUTH, 1)
     with pytest.raises(doseesc.DoseescError, match="rng"):
         doseesc.simulate(DESIGNS[0], TRUTH, 100, rng="abc")
+
+
+def test_sd_n_mcse_covers_the_exact_value():
+    """The MCSE of SD(N) (delta method on the sample variance) must cover exact SD(N) for skewed, discrete N."""
+    d = doseesc.BOIN(0.25, 3, max_n=15)
+    s = doseesc.Scenario(true_tox=[0.05, 0.15, 0.40], target=0.25)
+    ex = doseesc.exact(d, s)
+    z = []
+    for seed in range(8):
+        r = doseesc.simulate(d, s, 20000, rng=seed)
+        est, se = r.metric("sd_n")
+        z.append((est - ex.sd_n) / se)
+    assert np.all(np.abs(z) < 4), z
+    # and it is not the normal-theory value, which is far too small here
+    assert se > 5 * r.sd_n / np.sqrt(2 * (r.n_trials - 1))

@@ -139,3 +139,20 @@ def test_obd_pick_errors():
         doseesc.simulate(doseesc.OBDPick(doseesc.ThreePlusThree(3)), doseesc.Scenario(true_tox=[0.1, 0.2, 0.3]), 10)
     with pytest.raises(doseesc.ScenarioError, match="association = -1"):
         doseesc.Scenario(true_tox=[0.1], true_eff=[0.2], association=-1)
+
+
+@pytest.mark.parametrize("utility,match", [("abcd", "4 finite numbers"), (5, "4 finite numbers"),
+                                           ([1, 2, 3, float("nan")], "4 finite numbers"), ([[1], [2], [3], [4]], "4 finite")])
+def test_obd_definition_rejects_bad_utilities(utility, match):
+    with pytest.raises(doseesc.ScenarioError, match=match):
+        doseesc.OBDDefinition(utility=utility)
+    with pytest.raises(doseesc.ScenarioError, match="rule"):
+        doseesc.OBDDefinition(rule=[3])
+
+
+def test_exact_refuses_before_expanding_too_many_states():
+    d = doseesc.OBDPick(doseesc.ThreePlusThree(3), expansion=30)
+    with pytest.raises(doseesc.DoseescError, match="max_states"):
+        doseesc.exact(d, S, max_states=100_000)
+    with pytest.raises(doseesc.DesignError, match="expansion = 1000"):
+        doseesc.OBDPick(doseesc.ThreePlusThree(3), expansion=1000)

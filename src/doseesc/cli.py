@@ -139,6 +139,12 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
         click.echo(f"wrote {w}", err=True)
 
 
+def _check_output_file(path: str, option: str) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise DoseescError(f"{option} {path}: folder {parent} does not exist")
+
+
 def _comparison_text(comp) -> str:
     """Compact paired comparison: each design's key numbers and its difference from the reference."""
     t = comp.table()
@@ -253,6 +259,10 @@ def table(file, design, max_n, grid, fmt, plot):
     d = proto.design(design)
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DoseescError(f"--plot {plot}: use a .png, .pdf or .svg file name")
+    if plot is not None:
+        _check_output_file(plot, "--plot")
+    if max_n is not None and max_n > 500:
+        raise DoseescError(f"--max-n {max_n}: at most 500 patients per tier in a decision table")
     df = decision_grid(d, max_n) if grid else decision_table(d, max_n)
     if fmt == "json":
         click.echo(json.dumps({"design": design, "description": d.describe(),
@@ -293,6 +303,14 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     sc = proto.scenario(scenario) if scenario else None
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DoseescError(f"--plot {plot}: use a .png, .pdf or .svg file name")
+    if plot is not None:
+        _check_output_file(plot, "--plot")
+    if out:
+        target = Path(out)
+        if target.exists() and not target.is_dir():
+            raise DoseescError(f"--out {out}: exists and is not a folder")
+        if not target.resolve().parent.is_dir():
+            raise DoseescError(f"--out {out}: folder {target.resolve().parent} does not exist")
     limit = MAX_NODES if max_nodes is None else max_nodes
     counts = count_nodes(d, cohorts, start, limit=limit)
     more = "more than " if sum(counts) > limit else ""

@@ -83,7 +83,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     p = np.asarray(scenario.true_tox, dtype=float)
     # outcome tables per cohort size c: DLTs, responses, both, and probability per tier
     probs = scenario.joint() if joint else p
-    table = {c: _outcomes(c, probs, joint) for c in range(1, max(design.max_size, design.first_size) + 1)}
+    table = {}  # cohort size -> outcome table, built when first needed
 
     n = np.zeros((1, k), dtype=np.int32)
     y = np.zeros((1, k), dtype=np.int32)
@@ -104,10 +104,18 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         if prob.size == 0:
             break
         room = np.minimum(size, max_n - n.sum(axis=1))
+        n_out = (lambda c: comb(c + 3, 3)) if joint else (lambda c: c + 1)
+        branching = sum(int((room == c).sum()) * n_out(int(c)) for c in np.unique(room))
+        if branching > max_states:
+            raise DoseescError(
+                f"exact evaluation of {design.label} needs more than max_states = {max_states} "
+                "live states; use simulate() or raise max_states")
         new = {key: [] for key in ("n", "y", "e", "ye", "cur", "fired", "p", "ln", "ly", "phase", "aux")}
         for c in np.unique(room):
             idx = np.flatnonzero(room == c)
             c = int(c)
+            if c not in table:
+                table[c] = _outcomes(c, probs, joint)
             dy, de, dye, pr = table[c]
             m = dy.size
             rep = np.repeat(idx, m)

@@ -34,15 +34,18 @@ class OBDDefinition:
     rule: str = "admissible"
 
     def __post_init__(self):
-        u = tuple(float(v) for v in self.utility)
-        if len(u) != 4:
-            raise ScenarioError(f"utility = {self.utility!r} needs 4 values: neither, DLT only, response only, both")
+        vals = self.utility
+        ok = isinstance(vals, (list, tuple)) and len(vals) == 4 and all(
+            not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v) for v in vals)
+        if not ok:
+            raise ScenarioError(f"utility = {vals!r} needs 4 finite numbers: neither, DLT only, response only, both")
+        u = tuple(float(v) for v in vals)
         object.__setattr__(self, "utility", u)
         for key in ("phi_t", "phi_e"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise ScenarioError(f"{key} = {v!r} must lie in (0, 1)")
-        if self.rule not in RULES:
+        if not isinstance(self.rule, str) or self.rule not in RULES:
             raise ScenarioError(f"rule = {self.rule!r} must be one of {', '.join(RULES)}")
 
     def true_utility(self, scenario: Scenario) -> np.ndarray:

@@ -219,7 +219,13 @@ class OperatingCharacteristics:
     def metric(self, name: str) -> tuple[float, float]:
         """``(estimate, mcse)`` of a scalar metric (see :data:`DEFINITIONS`)."""
         if name == "sd_n":
-            return self.sd_n, (0.0 if self.is_exact else self.sd_n / math.sqrt(2 * (self.n_trials - 1)))
+            if self.is_exact or self.sd_n == 0:
+                return self.sd_n, 0.0
+            # delta method: Var(s^2) ~ (mu4 - sigma^4) / n, SE(s) = SE(s^2) / (2 s); valid for skewed, discrete N
+            x = self.total_n.astype(float)
+            d2 = (x - x.mean()) ** 2
+            var_s2 = max(float((d2 ** 2).mean() - d2.mean() ** 2), 0.0) / self.n_trials
+            return self.sd_n, math.sqrt(var_s2) / (2 * self.sd_n)
         x = self._per_trial(name)
         if x is None:
             return math.nan, math.nan

@@ -59,6 +59,8 @@ class OBDPick(Design):
         if isinstance(base, OBDPick):
             raise DesignError("base: an OBD pick cannot wrap another OBD pick")
         check_int(self.expansion, "expansion", minimum=0)
+        if self.expansion > 100:
+            raise DesignError(f"expansion = {self.expansion} must be at most 100 patients per tier")
         try:
             u = tuple(float(v) for v in self.utility)
         except (TypeError, ValueError):
