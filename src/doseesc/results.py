@@ -116,6 +116,11 @@ class OperatingCharacteristics:
     n_trials: int | None = None
     patients: dict | None = None
     provenance: dict = field(default_factory=dict)
+    #: Further per-record metrics from realism models (actual dose, calendar):
+    #: ``name -> (float array (n_records,), definition)``. Each appears in
+    #: :meth:`metrics` (mean with MCSE) and as a column of :meth:`trials`.
+    #: NaN entries (e.g. a duration that does not apply) are left out of the mean.
+    extra: dict = field(default_factory=dict)
 
     # -- basic weighted statistics ---------------------------------------
     @property
@@ -214,6 +219,8 @@ class OperatingCharacteristics:
             return None if self.e is None else np.asarray(self.e, float).sum(axis=1)
         if name == "expected_n":
             return self.total_n.astype(float)
+        if name in self.extra:
+            return np.asarray(self.extra[name][0], dtype=float)
         raise KeyError(name)
 
     def metric(self, name: str) -> tuple[float, float]:
@@ -229,6 +236,16 @@ class OperatingCharacteristics:
         x = self._per_trial(name)
         if x is None:
             return math.nan, math.nan
+        if name in self.extra and np.isnan(x).any():
+            ok = ~np.isnan(x)
+            if not ok.any():
+                return math.nan, math.nan
+            if self.is_exact:
+                w = self.weight[ok]
+                return float((w * x[ok]).sum() / w.sum()), 0.0
+            xs = x[ok]
+            se = xs.std(ddof=1) / math.sqrt(xs.size) if xs.size > 1 else math.nan
+            return float(xs.mean()), float(se)
         m, se = self._mean(x)
         return float(m), float(se)
 
@@ -314,6 +331,9 @@ class OperatingCharacteristics:
                 est, se = self.metric(name)
                 text = DEFINITIONS[name] + ("" if name == "mean_eff" or self.obd is None else f" ({self.obd.text()})")
                 rows.append((name, est, se, text))
+        for name, (_, text) in self.extra.items():
+            est, se = self.metric(name)
+            rows.append((name, est, se, text))
         return pd.DataFrame(rows, columns=["metric", "estimate", "mcse", "definition"]).set_index("metric")
 
     def stop_report(self) -> pd.DataFrame:
@@ -352,6 +372,8 @@ class OperatingCharacteristics:
         if self.e is not None:
             for t in range(k):
                 df[f"resp_{t + 1}"] = self.e[:, t]
+        for name, (values, _) in self.extra.items():
+            df[name] = np.asarray(values)
         if self.is_exact:
             df.insert(0, "probability", self.weight)
             df.index.name = "state"

@@ -30,6 +30,18 @@ class Stream(IntEnum):
 
     TOX = 0
     EFF = 1
+    #: Actual-dose model (doseesc.actual_dose): release factor, shortfall, manufacturing failure, body weight.
+    RELEASE = 2
+    SHORTFALL = 3
+    FAILURE = 4
+    WEIGHT = 5
+    #: Calendar model (doseesc.calendar): accrual, vein-to-vein time, event times, drop-out, screening.
+    ARRIVAL = 6
+    MANUFACTURE = 7
+    TOX_TIME = 8
+    EFF_TIME = 9
+    DROPOUT = 10
+    SCREEN = 11
 
 
 def root_seed(rng=None) -> np.random.SeedSequence:
