@@ -97,21 +97,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         total[act] += cnt
         sub = state if act.size == n_trials else state.take(act)
         dec = design.step(sub)
-        fired[act] |= dec.fired
-        st = dec.stop
-        done = act[st]
-        if done.size:
-            reason[done] = dec.reason[st]
-            selected[done] = design.conclude(sub.take(st), dec.reason[st])
-            state.active[done] = False
-        go = ~st
-        state.current[act[go]] = dec.next[go]
-        if dec.size is not None:
-            size[act[go]] = dec.size[go]
-        if dec.phase is not None:
-            state.phase[act[go]] = dec.phase[go]
-        if dec.aux is not None:
-            state.aux[act[go]] = dec.aux[go]
+        _apply(design, state, act, sub, dec, selected, reason, fired, size)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
@@ -120,7 +106,8 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
 
 def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=None,
              target: float | None = None, ladder: DoseLadder | None = None, obd=None,
-             batch_size: int = 8192, progress: Callable[[int, int], None] | None = None):
+             batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
+             dose_model=None, calendar=None):
     """Simulate ``n_trials`` trials of ``design`` under ``scenario``.
 
     Parameters
@@ -145,6 +132,11 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
     from .obd import resolve_obd
     from .results import OperatingCharacteristics, provenance, resolve_target
 
+    if calendar is not None:
+        from .calendar import simulate_timed
+
+        return simulate_timed(design, scenario, n_trials, rng=rng, target=target, ladder=ladder, obd=obd,
+                              batch_size=batch_size, progress=progress, dose_model=dose_model, calendar=calendar)
     check_compatible(design, scenario)
     obd_def = resolve_obd(obd, design, scenario)
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
@@ -153,29 +145,357 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
     seq = root_seed(rng)
     tgt = resolve_target(target, scenario, design)
+    if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
+        raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     p = np.asarray(scenario.true_tox, dtype=float)
     parts = []
     t0 = time.perf_counter()
-    for start in range(0, int(n_trials), int(batch_size)):
+    if dose_model is not None:
+        from .actual_dose import DoseModel
+
+        if not isinstance(dose_model, DoseModel):
+            raise DoseescError(f"dose_model = {dose_model!r} is not a doseesc DoseModel")
+        if ladder is None:
+            raise DoseescError("the actual-dose model needs the dose ladder (ladder=DoseLadder(...)) for the "
+                               "nominal doses and the tolerance band")
+        out = _simulate_actual(design, scenario, n_trials, seq, ladder, dose_model, batch_size, progress)
+        out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
+        extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
+        patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status")}
+    else:
+        out = None
+    for start in range(0, 0 if out is not None else int(n_trials), int(batch_size)):
         stop = min(start + int(batch_size), int(n_trials))
         u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
         if scenario.true_eff is not None:
             ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
             parts.append(run_batch(design, p, u, ue, scenario.response_given_tox()))
         else:
-            if getattr(design, "uses_efficacy", False):
-                raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
             parts.append(run_batch(design, p, u))
         if progress is not None:
             progress(stop, int(n_trials))
-    out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+    if out is None:
+        out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+        extra = {}
+        patients = {"tier": out["tier"], "tox": out["tox"], "eff": out["eff"], "new_cohort": out["new_cohort"]}
     prov = provenance(design, scenario, method="monte carlo", n_trials=int(n_trials), seed=seq,
                       batch_size=int(batch_size), seconds=time.perf_counter() - t0, target=tgt)
+    if dose_model is not None:
+        prov["dose_model"] = dose_model.to_dict()
+        prov["dose_model_text"] = dose_model.describe(ladder)
     return OperatingCharacteristics(
         method="monte carlo", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
         target=tgt, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
         fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
         weight=np.full(int(n_trials), 1.0 / int(n_trials)), n_trials=int(n_trials),
-        patients={"tier": out["tier"], "tox": out["tox"], "eff": out["eff"], "new_cohort": out["new_cohort"]},
-        provenance=prov)
+        patients=patients, provenance=prov, extra=extra, dose_model=dose_model)
+
+
+def _response_probability(scenario: Scenario, ptox: np.ndarray, peff: np.ndarray, dlt: np.ndarray) -> np.ndarray:
+    """P(response | the patient's DLT outcome) from per-patient marginals and the scenario's odds ratio."""
+    from .scenario import plackett_joint
+
+    shape = dlt.shape
+    pt = np.broadcast_to(ptox, shape).ravel()
+    jt = plackett_joint(pt, np.broadcast_to(peff, shape).ravel(), scenario.association)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        given_t = np.where(pt > 0, jt[:, 3] / np.where(pt > 0, pt, 1), jt[:, 2] + jt[:, 3])
+        given_n = np.where(pt < 1, jt[:, 2] / np.where(pt < 1, 1 - pt, 1), jt[:, 2] + jt[:, 3])
+    return np.clip(np.where(dlt.ravel(), given_t, given_n), 0, 1).reshape(shape)
+
+
+# -- the actual-dose model ------------------------------------------------------------------------
+class _LazyUniforms:
+    """Per-enrolee latent uniforms of one batch, shape ``(n_trials, columns)`` per stream.
+
+    Columns are generated as trials enrol more patients (replacements are
+    rare), by jumping each block's generator ahead: column ``j`` is the same
+    whatever the number of columns generated.
+    """
+
+    def __init__(self, seq, start: int, stop: int, streams: dict, initial: int, cap: int):
+        self.seq, self.start, self.stop, self.streams, self.cap = seq, start, stop, streams, cap
+        self.cols = min(initial, cap)
+        self.u = {key: patient_uniforms(seq, start, stop, self.cols, s) for key, s in streams.items()}
+
+    def ensure(self, m: int) -> None:
+        if m <= self.cols:
+            return
+        new = min(self.cap, max(m, self.cols + max(6, self.cols // 2)))
+        for key, s in self.streams.items():
+            more = patient_uniforms(self.seq, self.start, self.stop, new - self.cols, s, first_patient=self.cols)
+            self.u[key] = np.concatenate([self.u[key], more], axis=1)
+        self.cols = new
+
+    def __contains__(self, key) -> bool:
+        return key in self.u
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.u[key]
+
+
+def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model, u: _LazyUniforms,
+                  n_trials: int, cap: int) -> dict:
+    """Simulate one batch with the actual-dose and manufacturing model (:mod:`doseesc.actual_dose`).
+
+    ``u`` maps stream names to per-enrolee latent uniforms ``(n_trials, cap)``
+    (``cap`` = the enrolment cap). Enrolee ``j`` of trial ``i`` has a DLT when
+    ``u["tox"][i, j]`` is below their risk: the scenario's curve at their
+    actual dose, or the per-tier truth of the tier they were assigned. A
+    cohort enrols until it has its evaluable patients (replacing those the
+    policies replace), then the design decides on the evaluable patients.
+    """
+    from .actual_dose import PatientStatus
+
+    k, max_n = design.n_tiers, design.max_n
+    tol = ladder.tolerance or 0.0
+    doses = np.asarray(ladder.doses, dtype=float)
+    lower = doses * (1 - tol) * (1 - 1e-9)
+    p_tier = np.asarray(scenario.true_tox, dtype=float)
+    eff_on = "eff" in u
+    if eff_on and scenario.tox_curve is None:
+        pe_t_tier, pe_n_tier = scenario.response_given_tox()
+    policy, lose = model.below_band, model.on_failure == "lost"
+    can_fail = model.failure > 0
+    can_below = model.shortfall > 0 or model.cap_total is not None
+    replaces = can_fail or (can_below and policy != "nominal")
+    look = 3 if replaces else 0
+    split = can_fail or can_below   # enrolees may be lost, not evaluable or counted elsewhere
+
+    state = TrialState.empty(n_trials, k, design.start)
+    tier_dtype = np.int8 if k < 127 else np.int16
+    pt_assigned = np.full((n_trials, cap), -1, dtype=tier_dtype)
+    pt_tier = np.full((n_trials, cap), -1, dtype=tier_dtype)      # tier counted at (-1: not evaluable)
+    pt_status = np.full((n_trials, cap), int(PatientStatus.NOT_ENROLLED), dtype=np.int8)
+    pt_dose = np.full((n_trials, cap), np.nan, dtype=float)        # actual dose (NaN: not infused)
+    pt_tox = np.zeros((n_trials, cap), dtype=bool)
+    pt_eff = np.zeros((n_trials, cap), dtype=bool)
+    pt_new = np.zeros((n_trials, cap), dtype=bool)
+    enrolled = np.zeros(n_trials, dtype=np.int32)
+    selected = np.full(n_trials, -1, dtype=np.int32)
+    reason = np.zeros(n_trials, dtype=np.int8)
+    fired = np.zeros(n_trials, dtype=np.int16)
+    size = np.full(n_trials, design.first_size, dtype=np.int32)
+
+    for _ in range(cap + 1):
+        act = np.flatnonzero(state.active)
+        if act.size == 0:
+            break
+        need = np.minimum(size[act], max_n - state.n[act].sum(axis=1)).astype(np.int32)
+        coh_n = np.zeros(act.size, dtype=np.int32)
+        coh_y = np.zeros(act.size, dtype=np.int32)
+        flagged = np.zeros(act.size, dtype=bool)
+        pos = np.arange(act.size)
+        while pos.size:
+            rows = act[pos]
+            cur = state.current[rows]
+            # look ahead past the patients needed, so that a replacement rarely needs another round
+            width = int(need[pos].max()) + look
+            j = np.arange(width)[None, :]
+            slots = enrolled[rows][:, None] + j
+            take = (j < need[pos][:, None] + look) & (slots < cap)
+            clipped = np.minimum(slots, cap - 1)
+            flat = rows[:, None] * cap + clipped
+            nominal = doses[cur][:, None]
+            u.ensure(int(clipped.max()) + 1)
+            cell = (rows[:, None], clipped)   # 2-D index of each enrolee's latent numbers
+            code = None
+            if "product" in u:
+                code, factor = model.product(u["product"][cell], tol)
+                dose = nominal * factor
+            else:
+                dose = np.broadcast_to(nominal, take.shape)
+            if model.cap_total is not None:
+                dose = np.minimum(dose, model.cap_total / model.weight(u["weight"][cell]))
+            counted = cur[:, None]
+            if can_fail or can_below:
+                fail = code == 2 if can_fail else False
+                below = (dose < lower[cur][:, None]) & ~fail if can_below else False
+                infused = take & ~fail
+                if policy == "nominal" or not can_below:
+                    evaluable = infused
+                elif policy == "band":
+                    alt = np.searchsorted(lower, dose, side="right") - 1   # highest tier with lower limit <= dose
+                    counted = np.where(below, alt, counted)
+                    evaluable = infused & (counted >= 0)
+                elif policy == "not_evaluable":
+                    evaluable = infused & ~below
+                else:  # do_not_infuse
+                    infused = infused & ~below
+                    evaluable = infused
+                lost_kept = (fail & take) if (lose and can_fail) else None
+                if look:
+                    # enrol up to the patient who completes the cohort; those after are not enrolled
+                    fill = evaluable if lost_kept is None else evaluable | lost_kept
+                    before = np.cumsum(fill, axis=1, dtype=np.int32) - fill
+                    take = take & (before < need[pos][:, None])
+                    infused &= take
+                    evaluable &= take
+                    if lost_kept is not None:
+                        lost_kept &= take
+                status = np.where(evaluable, np.int8(PatientStatus.EVALUABLE),
+                                  np.where(infused, np.int8(PatientStatus.NOT_EVALUABLE),
+                                           np.int8(PatientStatus.LOST_REPLACED)))
+                if lost_kept is not None:
+                    status[lost_kept] = PatientStatus.LOST
+            else:
+                infused = evaluable = take
+                lost_kept = status = None
+            if scenario.tox_curve is not None:
+                ptox = scenario.tox_curve(dose)
+            else:
+                ptox = p_tier[cur][:, None]
+            dlt = (u["tox"][cell] < ptox) & infused
+            if eff_on:
+                if scenario.tox_curve is not None:
+                    pe_use = _response_probability(scenario, ptox, scenario.eff_curve(dose), dlt)
+                else:
+                    pe_use = np.where(dlt, pe_t_tier[cur][:, None], pe_n_tier[cur][:, None])
+                resp = (u["eff"][cell] < pe_use) & infused
+            # record the enrolees
+            fidx = flat[take]
+            if split:
+                pt_assigned.ravel()[fidx] = np.broadcast_to(cur[:, None], take.shape)[take]
+                pt_status.ravel()[fidx] = status[take]
+                pt_tier.ravel()[fidx] = np.where(evaluable, counted, -1)[take]
+                pt_dose.ravel()[fidx] = np.where(infused, dose, np.nan)[take]
+            else:  # every enrolee infused and evaluable at the assigned tier
+                pt_tier.ravel()[fidx] = np.broadcast_to(cur[:, None], take.shape)[take]
+                pt_dose.ravel()[fidx] = np.broadcast_to(dose, take.shape)[take]
+            pt_tox.ravel()[fidx] = dlt[take]
+            if eff_on:
+                pt_eff.ravel()[fidx] = resp[take]
+            # the first evaluable patient of a cohort starts it in the log
+            if evaluable is take:
+                first = ~flagged[pos]
+                pt_new.ravel()[flat[first, 0]] = True
+                flagged[pos] = True
+            else:
+                first = evaluable.any(axis=1) & ~flagged[pos]
+                if first.any():
+                    col = np.argmax(evaluable[first], axis=1)
+                    pt_new.ravel()[flat[first, col]] = True
+                    flagged[pos[first]] = True
+            # count evaluable patients where the policy counts them
+            ev_n = evaluable.sum(axis=1, dtype=np.int32)
+            dlt_ev = dlt & evaluable
+            ev_y = dlt_ev.sum(axis=1, dtype=np.int32)
+            if policy == "band" and can_below:
+                r_idx, c_idx = np.nonzero(evaluable)
+                at = (rows[r_idx], counted[r_idx, c_idx])
+                np.add.at(state.n, at, 1)
+                np.add.at(state.y, at, dlt[r_idx, c_idx].astype(np.int32))
+                if eff_on:
+                    np.add.at(state.e, at, resp[r_idx, c_idx].astype(np.int32))
+                    np.add.at(state.ye, at, (resp & dlt)[r_idx, c_idx].astype(np.int32))
+            else:
+                state.n[rows, cur] += ev_n
+                state.y[rows, cur] += ev_y
+                if eff_on:
+                    resp_ev = resp & evaluable
+                    state.e[rows, cur] += resp_ev.sum(axis=1, dtype=np.int32)
+                    state.ye[rows, cur] += (resp_ev & dlt).sum(axis=1, dtype=np.int32)
+            coh_n[pos] += ev_n
+            coh_y[pos] += ev_y
+            enrolled[rows] += take.sum(axis=1, dtype=np.int32)
+            need[pos] -= ev_n if lost_kept is None else ev_n + lost_kept.sum(axis=1, dtype=np.int32)
+            if not replaces and lost_kept is None:
+                break
+            pos = pos[(need[pos] > 0) & (enrolled[rows] < cap)]
+        # enrolment cap reached in the middle of a cohort: the trial stops on the data it has
+        capped = act[(need > 0) & (enrolled[act] >= cap)]
+        if capped.size:
+            reason[capped] = StopReason.ENROLMENT_CAP
+            selected[capped] = design.conclude(state.take(capped),
+                                               np.full(capped.size, StopReason.ENROLMENT_CAP, np.int8))
+            state.active[capped] = False
+        # a cohort whose patients were all lost (not replaced): same tier again, no decision
+        decide = act[(coh_n > 0) & state.active[act]]
+        if decide.size == 0:
+            continue
+        sel = np.isin(act, decide)
+        state.last_n[decide] = coh_n[sel]
+        state.last_y[decide] = coh_y[sel]
+        sub = state.take(decide)
+        dec = design.step(sub)
+        _apply(design, state, decide, sub, dec, selected, reason, fired, size)
+    else:  # pragma: no cover - bounded by the enrolment cap
+        raise RuntimeError(f"{design.label}: trials did not stop within {cap} enrolments")
+    enrolled_mask = pt_tier >= 0 if not split else pt_status >= 0
+    if not split:
+        pt_assigned = pt_tier
+        pt_status = np.where(enrolled_mask, np.int8(PatientStatus.EVALUABLE), pt_status).astype(np.int8)
+    infused = ~np.isnan(pt_dose)
+    n_inf = infused.sum(axis=1)
+    if split:
+        n_out = (infused & (pt_dose < lower[np.maximum(pt_assigned, 0)])).sum(axis=1)
+        n_repl = ((pt_status == PatientStatus.NOT_EVALUABLE) | (pt_status == PatientStatus.LOST_REPLACED)).sum(axis=1)
+        n_lost = ((pt_status == PatientStatus.LOST_REPLACED) | (pt_status == PatientStatus.LOST)).sum(axis=1)
+    else:
+        n_out = n_repl = n_lost = np.zeros(n_trials, dtype=np.int64)
+    share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
+    return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
+            "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new,
+            "assigned": pt_assigned, "dose": pt_dose, "status": pt_status,
+            "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float), "n_lost": n_lost.astype(float),
+            "share_outside_band": share_out}
+
+
+ACTUAL_DOSE_METRICS = {
+    "n_enrolled": "mean patients enrolled per trial (replacements included)",
+    "n_evaluable": "mean evaluable patients per trial (the design's sample size)",
+    "n_replaced": "mean patients replaced per trial (not evaluable or not infused, and replaced)",
+    "n_lost": "mean patients enrolled but never infused per trial (failed or withheld product)",
+    "share_outside_band": "mean share of a trial's infused patients whose actual dose was below their "
+                          "tier's lower release limit",
+}
+
+
+def _simulate_actual(design, scenario, n_trials, seq, ladder, model, batch_size, progress):
+    """Batches of :func:`_batch_actual`; returns the concatenated per-trial and per-patient arrays."""
+    model.check(ladder, design)
+    if ladder.n_tiers != design.n_tiers:
+        raise DesignError(f"the dose ladder has {ladder.n_tiers} tiers but design {design.label!r} has "
+                          f"{design.n_tiers}")
+    if scenario.tox_curve is not None and scenario.nominal_tox is not None:
+        expect = tuple(float(scenario.tox_curve(d)) for d in ladder.doses)
+        if not np.allclose(expect, scenario.nominal_tox, rtol=1e-9, atol=1e-12):
+            raise DoseescError(f"scenario {scenario.name!r} was built on other doses than this ladder's")
+    cap = model.enrolment_cap(design.max_n)
+    tol = ladder.tolerance or 0.0
+    streams = {"tox": Stream.TOX}
+    if scenario.true_eff is not None:
+        streams["eff"] = Stream.EFF
+    if tol > 0 or model.shortfall > 0 or model.failure > 0:
+        streams["product"] = Stream.PRODUCT
+    if model.cap_total is not None:
+        streams["weight"] = Stream.WEIGHT
+    parts = []
+    for start in range(0, int(n_trials), int(batch_size)):
+        stop = min(start + int(batch_size), int(n_trials))
+        margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
+        u = _LazyUniforms(seq, start, stop, streams, design.max_n + margin, cap)
+        parts.append(_batch_actual(design, scenario, ladder, model, u, stop - start, cap))
+        if progress is not None:
+            progress(stop, int(n_trials))
+    return {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+
+
+def _apply(design, state, act, sub, dec, selected, reason, fired, size) -> None:
+    """Apply the decisions ``dec`` made on ``sub`` (the trials ``act`` of ``state``)."""
+    fired[act] |= dec.fired
+    st = dec.stop
+    done = act[st]
+    if done.size:
+        reason[done] = dec.reason[st]
+        selected[done] = design.conclude(sub.take(st), dec.reason[st])
+        state.active[done] = False
+    go = ~st
+    state.current[act[go]] = dec.next[go]
+    if dec.size is not None:
+        size[act[go]] = dec.size[go]
+    if dec.phase is not None:
+        state.phase[act[go]] = dec.phase[go]
+    if dec.aux is not None:
+        state.aux[act[go]] = dec.aux[go]

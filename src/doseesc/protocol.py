@@ -23,7 +23,7 @@ _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target"
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
 _OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
-_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd"}
+_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,10 @@ class Protocol:
     path: str | None = None
     sha256: str | None = None
     extra: dict = field(default_factory=dict)
+    #: Actual infused dose and manufacturing model ([actual_dose] table), or None.
+    dose_model: object | None = None
+    #: Calendar model ([calendar] table), or None.
+    calendar: object | None = None
 
     def design(self, name: str) -> Design:
         if name not in self.designs:

@@ -121,6 +121,8 @@ class OperatingCharacteristics:
     #: :meth:`metrics` (mean with MCSE) and as a column of :meth:`trials`.
     #: NaN entries (e.g. a duration that does not apply) are left out of the mean.
     extra: dict = field(default_factory=dict)
+    #: The actual-dose model the run used (:class:`~doseesc.actual_dose.DoseModel`), or None.
+    dose_model: object | None = None
 
     # -- basic weighted statistics ---------------------------------------
     @property

@@ -30,10 +30,9 @@ class Stream(IntEnum):
 
     TOX = 0
     EFF = 1
-    #: Actual-dose model (doseesc.actual_dose): release factor, shortfall, manufacturing failure, body weight.
-    RELEASE = 2
-    SHORTFALL = 3
-    FAILURE = 4
+    #: Actual-dose model (doseesc.actual_dose): the product (failure, shortfall or conforming, and its
+    #: release factor; see DoseModel.product); body weight.
+    PRODUCT = 3
     WEIGHT = 5
     #: Calendar model (doseesc.calendar): accrual, vein-to-vein time, event times, drop-out, screening.
     ARRIVAL = 6
@@ -82,18 +81,22 @@ def block_generator(seq: np.random.SeedSequence, block: int, stream: Stream) -> 
 
 
 def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patients: int,
-                     stream: Stream = Stream.TOX) -> np.ndarray:
+                     stream: Stream = Stream.TOX, first_patient: int = 0) -> np.ndarray:
     """Latent uniforms of trials ``start..stop-1``, shape ``(stop - start, n_patients)``.
 
     Column ``k`` belongs to the ``k``-th patient enrolled in each trial. The
     uniforms of a block are drawn patient by patient (patient-major), so the
     first ``k`` columns do not depend on ``n_patients``: designs with different
-    maximum sample sizes still see the same patients.
+    maximum sample sizes still see the same patients. With ``first_patient``
+    = ``a`` the columns are those of patients ``a .. a + n_patients - 1``
+    (the generator jumps ahead, so later patients cost nothing until needed).
     """
     first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
     parts = []
     for b in range(first, last + 1):
         gen = block_generator(seq, b, stream)
+        if first_patient:
+            gen.bit_generator.advance(int(first_patient) * BLOCK_SIZE)  # one 64-bit draw per double
         parts.append(gen.random((n_patients, BLOCK_SIZE)).T)
     u = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     offset = first * BLOCK_SIZE

@@ -26,6 +26,20 @@ def _probabilities(values, key: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def plackett_joint(pt, pe, psi: float = 1.0) -> np.ndarray:
+    """Joint outcome probabilities, shape ``(n, 4)``: columns N (neither), T (DLT only), E (response only),
+    B (both), for marginals ``pt``, ``pe`` and Plackett odds ratio ``psi``."""
+    pt = np.asarray(pt, dtype=float)
+    pe = np.asarray(pe, dtype=float)
+    if abs(psi - 1) < 1e-12:
+        p11 = pt * pe
+    else:
+        a = 1 + (pt + pe) * (psi - 1)
+        p11 = (a - np.sqrt(np.maximum(a * a - 4 * psi * (psi - 1) * pt * pe, 0))) / (2 * (psi - 1))
+    p11 = np.clip(p11, np.maximum(0, pt + pe - 1), np.minimum(pt, pe))
+    return np.column_stack([1 - pt - pe + p11, pt - p11, pe - p11, p11])
+
+
 def true_mtd(true_tox, target: float) -> int:
     """The true MTD: the highest tier whose true P(DLT) <= ``target``; -1 if none."""
     ok = np.flatnonzero(np.asarray(true_tox) <= target)
@@ -62,6 +76,16 @@ class Scenario:
         independence. A patient's DLT is ``u_T < pT`` whatever psi; the
         response is ``u_E < P(E | DLT or not)``, so adding efficacy never
         changes the toxicity outcomes of the same patients.
+    tox_curve, eff_curve
+        Optional truth on the actual dose (see :mod:`doseesc.actual_dose`);
+        build such a scenario with
+        :func:`~doseesc.actual_dose.scenario_from_curves`, which sets
+        ``true_tox``/``true_eff`` to the tier-averaged truth and
+        ``nominal_tox``/``nominal_eff`` to the curves at the nominal doses.
+    true_joint
+        Tier-averaged joint outcome probabilities (N, T, E, B per tier), set
+        for curve scenarios with efficacy; otherwise computed from the
+        marginals and ``association``.
     """
 
     true_tox: tuple[float, ...]
@@ -70,6 +94,11 @@ class Scenario:
     description: str = ""
     target: float | None = None
     association: float = 1.0
+    tox_curve: object | None = None
+    eff_curve: object | None = None
+    nominal_tox: tuple[float, ...] | None = None
+    nominal_eff: tuple[float, ...] | None = None
+    true_joint: tuple | None = None
 
     def __post_init__(self):
         tox = _probabilities(self.true_tox, "true_tox")
@@ -88,6 +117,16 @@ class Scenario:
         object.__setattr__(self, "association", float(a))
         if not isinstance(self.name, str) or not self.name:
             raise ScenarioError(f"name = {self.name!r} must be a non-empty string")
+        if self.eff_curve is not None and self.tox_curve is None:
+            raise ScenarioError("eff_curve needs tox_curve: give both truths on the actual dose")
+        if self.true_joint is not None:
+            j = np.asarray(self.true_joint, dtype=float)
+            if j.shape != (len(tox), 4) or self.true_eff is None or not np.all(np.isfinite(j)) or (j < -1e-12).any():
+                raise ScenarioError("true_joint must give 4 non-negative outcome probabilities per tier, with true_eff")
+            if not (np.allclose(j.sum(axis=1), 1, atol=1e-9) and np.allclose(j[:, 1] + j[:, 3], tox, atol=1e-9)
+                    and np.allclose(j[:, 2] + j[:, 3], self.true_eff, atol=1e-9)):
+                raise ScenarioError("true_joint does not agree with true_tox and true_eff")
+            object.__setattr__(self, "true_joint", tuple(tuple(float(v) for v in row) for row in np.clip(j, 0, 1)))
 
     @property
     def n_tiers(self) -> int:
@@ -102,16 +141,9 @@ class Scenario:
         E (response only), B (both)."""
         if self.true_eff is None:
             raise ScenarioError(f"scenario {self.name!r} has no true_eff")
-        pt = np.asarray(self.true_tox)
-        pe = np.asarray(self.true_eff)
-        psi = self.association
-        if abs(psi - 1) < 1e-12:
-            p11 = pt * pe
-        else:
-            a = 1 + (pt + pe) * (psi - 1)
-            p11 = (a - np.sqrt(np.maximum(a * a - 4 * psi * (psi - 1) * pt * pe, 0))) / (2 * (psi - 1))
-        p11 = np.clip(p11, np.maximum(0, pt + pe - 1), np.minimum(pt, pe))
-        return np.column_stack([1 - pt - pe + p11, pt - p11, pe - p11, p11])
+        if self.true_joint is not None:
+            return np.array(self.true_joint, dtype=float)
+        return plackett_joint(self.true_tox, self.true_eff, self.association)
 
     def response_given_tox(self) -> tuple[np.ndarray, np.ndarray]:
         """P(response | DLT) and P(response | no DLT) per tier."""
@@ -132,6 +164,12 @@ class Scenario:
             out["target"] = self.target
         if self.association != 1.0:
             out["association"] = self.association
+        if self.tox_curve is not None:
+            out["tox_curve"] = self.tox_curve.to_dict()
+            out["nominal_tox"] = list(self.nominal_tox)
+        if self.eff_curve is not None:
+            out["eff_curve"] = self.eff_curve.to_dict()
+            out["nominal_eff"] = list(self.nominal_eff)
         return out
 
     @classmethod

@@ -33,6 +33,8 @@ class StopReason(IntEnum):
     TIER_CAP = 7
     #: An expansion stage after dose finding is complete.
     EXPANSION_DONE = 8
+    #: The enrolment cap (replacements included) was reached before a cohort was complete.
+    ENROLMENT_CAP = 9
 
     @property
     def text(self) -> str:
@@ -49,6 +51,7 @@ _TEXT = {
     StopReason.N_AT_TIER: "enough patients at the recommended tier",
     StopReason.TIER_CAP: "no open tier under the per-tier cap",
     StopReason.EXPANSION_DONE: "expansion cohorts complete",
+    StopReason.ENROLMENT_CAP: "enrolment cap reached before a cohort was complete (replacements)",
 }
 
 

@@ -72,6 +72,8 @@ class Design:
     kind: ClassVar[str] = ""
     #: True when the design's own moves are at most one tier up (the no-skip check cannot bind).
     steps_by_one: ClassVar[bool] = False
+    #: True for designs whose rules need complete cohorts of evaluable patients at one tier (3+3).
+    fixed_cohorts: ClassVar[bool] = False
 
     stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
     tier_cap: int | None = dataclasses.field(default=None, kw_only=True)

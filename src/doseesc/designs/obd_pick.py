@@ -104,6 +104,10 @@ class OBDPick(Design):
         return self.base.steps_by_one
 
     @property
+    def fixed_cohorts(self) -> bool:
+        return self.base.fixed_cohorts
+
+    @property
     def target(self):
         return getattr(self.base, "target", None)
 

@@ -54,6 +54,7 @@ class ThreePlusThree(Design):
 
     kind = "3+3"
     steps_by_one = True
+    fixed_cohorts = True
 
     n_tiers: int
     deescalation: bool = False
