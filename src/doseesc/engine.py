@@ -11,7 +11,7 @@ from .designs.base import Design
 from .errors import DesignError, DoseescError
 from .rng import Stream, patient_uniforms, root_seed
 from .scenario import Scenario
-from .state import TrialState
+from .state import StopReason, TrialState
 from .tiers import DoseLadder
 
 

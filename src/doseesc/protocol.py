@@ -157,6 +157,21 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
         except TypeError as exc:
             raise ScenarioError(f"{at}: {exc}") from None
 
+    dose_model = None
+    if "actual_dose" in data:
+        from .actual_dose import dose_model_from_toml
+
+        dose_model = dose_model_from_toml(data["actual_dose"], where)
+        try:
+            dose_model.check(ladder)
+        except DoseescError as exc:
+            raise ScenarioError(f"{where}: [actual_dose] {exc}") from None
+        for dname, d in designs.items():
+            try:
+                dose_model.check(ladder, d)
+            except DoseescError as exc:
+                raise ScenarioError(f"{where}: [actual_dose] with [[design]] {dname!r}: {exc}") from None
+
     scenarios: dict[str, Scenario] = {}
     entries = data.get("scenario", [])
     if not isinstance(entries, list) or not entries:
@@ -174,7 +189,10 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
         if target is not None:
             entry.setdefault("target", target)
         try:
-            sc = Scenario.from_dict(entry)
+            if "tox_curve" in entry or "eff_curve" in entry:
+                sc = _curve_scenario(entry, ladder, dose_model)
+            else:
+                sc = Scenario.from_dict(entry)
         except ScenarioError as exc:
             raise ScenarioError(f"{at}: {exc}") from None
         except TypeError as exc:
@@ -206,7 +224,26 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     seed = run.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ScenarioError(f"{where}: [run] seed = {seed!r} must be a non-negative integer")
-    return Protocol(name=str(name), tiers=ladder, designs=designs, scenarios=scenarios, target=target,
+    return Protocol(dose_model=dose_model, name=str(name), tiers=ladder, designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
                     sha256=sha, extra={"design_note": proto.get("design_note", "")})
+
+
+def _curve_scenario(entry: dict, ladder: DoseLadder, dose_model) -> Scenario:
+    """A [[scenario]] whose truth is given as curves of the actual dose (tox_curve, eff_curve)."""
+    from .actual_dose import curve_from_dict, scenario_from_curves
+
+    if "true_tox" in entry or "true_eff" in entry:
+        raise ScenarioError("give the truth either per tier (true_tox, true_eff) or as curves of the actual dose "
+                            "(tox_curve, eff_curve), not both: with curves the per-tier truth is computed")
+    if "tox_curve" not in entry:
+        raise ScenarioError("eff_curve needs tox_curve: give both truths on the actual dose")
+    known = {"name", "description", "target", "association", "tox_curve", "eff_curve"}
+    extra = sorted(set(entry) - known)
+    if extra:
+        raise ScenarioError(f"unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
+    tox = curve_from_dict(entry["tox_curve"], "tox_curve")
+    eff = curve_from_dict(entry["eff_curve"], "eff_curve") if "eff_curve" in entry else None
+    kw = {k: entry[k] for k in ("description", "target", "association") if k in entry}
+    return scenario_from_curves(entry["name"], ladder, tox, eff, dose_model, **kw)
