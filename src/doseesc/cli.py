@@ -1,4 +1,4 @@
-"""Command line: ``doseesc simulate|exact|check|recommend FILE``.
+"""Command line: ``doseesc simulate|exact|check|recommend|table|paths|report FILE``.
 
 Each command loads the scenario file, calls one library function and writes.
 Errors caused by the input (:class:`~doseesc.errors.DoseescError`) print one
@@ -129,6 +129,13 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
         if study.method == "simulate" and len({study.name_of(r) for r in study.results}) > 1:
             parts.append("")
             parts.append(_comparison_text(study.comparison()))
+        if study.method == "simulate" and proto.dose_model is not None:
+            parts.append("")
+            parts.append(_impact_text(study))
+        elif study.method == "exact" and proto.dose_model is not None:
+            parts.append("")
+            parts.append("note: exact results use the tier-averaged truth; the [actual_dose] policies, failures and "
+                         "replacements are simulated only (doseesc simulate)")
         if study.seed is not None:
             parts.append("")
             parts.append(f"seed entropy {study.seed['entropy']} (rerun with --seed {study.seed['entropy']})")
@@ -176,6 +183,27 @@ def _comparison_text(comp) -> str:
                     extra = " ({:+.{p}f} ± {:.{p}f})".format(f * row["diff"], f * row["diff_mcse"], p=dec)
                     cells.append(f"{est + extra:>24}")
             lines.append(f"    {d:<{width}}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _impact_text(study) -> str:
+    """The actual-dose model's paired effect on each design's key numbers."""
+    t = study.dose_impact()
+    lines = ["Actual-dose model: " + study.protocol.dose_model.describe(study.protocol.tiers),
+             "Its effect (same trials rerun at the nominal doses, no failures; difference ± MCSE):"]
+    labels = {"p_correct": ("P(true MTD)", True), "p_select_obd": ("P(true OBD)", True),
+              "expected_n": ("mean N", False), "share_above_mtd": ("above MTD", True), "mean_dlt": ("DLTs", False)}
+    for s in dict.fromkeys(t["scenario"]):
+        lines.append(f"  scenario {s!r}")
+        sub = t[t["scenario"] == s]
+        for d in dict.fromkeys(sub["design"]):
+            cells = []
+            for _, row in sub[sub["design"] == d].iterrows():
+                label, pct = labels[row["metric"]]
+                f, unit, dec = (100, "%", 1) if pct else (1, "", 2)
+                cells.append(f"{label} {f * row['without']:.{dec}f}{unit} -> {f * row['with']:.{dec}f}{unit} "
+                             f"({f * row['difference']:+.{dec}f} ± {f * row['mcse']:.{dec}f})")
+            lines.append(f"    {d}: " + "; ".join(cells))
     return "\n".join(lines)
 
 
@@ -354,13 +382,20 @@ def check(file):
     click.echo(f"tiers ({t.n_tiers}{tol}): " + ", ".join(t.tier_labels))
     if proto.target is not None:
         click.echo(f"target DLT rate: {proto.target:g}")
+    if proto.dose_model is not None:
+        click.echo(f"actual dose: {proto.dose_model.describe(t)}")
     click.echo("designs:")
     for name, d in proto.designs.items():
         click.echo(f"  {name}: {d.describe()}")
     click.echo("scenarios:")
     for name, s in proto.scenarios.items():
         mtd = "" if s.target is None else f"; true MTD {t.label(s.mtd(s.target))}"
-        click.echo(f"  {name}: P(DLT) " + ", ".join(f"{p:g}" for p in s.true_tox) + mtd)
+        if s.tox_curve is not None:
+            click.echo(f"  {name}: P(DLT) {s.tox_curve.text(t.unit)}; tier-averaged "
+                       + ", ".join(f"{p:.3f}" for p in s.true_tox) + " (at nominal "
+                       + ", ".join(f"{p:.3f}" for p in s.nominal_tox) + ")" + mtd)
+        else:
+            click.echo(f"  {name}: P(DLT) " + ", ".join(f"{p:g}" for p in s.true_tox) + mtd)
     click.echo(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
 
 
@@ -390,3 +425,42 @@ def recommend(file, outcomes, design, fmt):
             "deviations": list(rec.deviations)}, indent=2))
     else:
         click.echo(str(rec))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", "out", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the report (FILE-report.html and FILE-report.pdf); created if missing.")
+@click.option("--n-trials", "-n", type=click.IntRange(min=2), default=None,
+              help="Simulated trials per design and scenario (default: the file's [run] n_trials).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed (default: the file's [run] seed, else fresh entropy, recorded in the report).")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
+def report(file, out, n_trials, seed, progress):
+    """Committee report: every design under every scenario, as self-contained HTML and as PDF.
+
+    The report states the protocol, summarises each scenario in plain words, shows the figures and
+    tables with Monte Carlo standard errors, the decision tables and first escalation paths, and the
+    command that reproduces it.
+    """
+    from .report.committee import committee_report
+
+    proto = load_protocol(file)
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise DoseescError(f"--out {out}: exists and is not a folder")
+    if not target.resolve().parent.is_dir():
+        raise DoseescError(f"--out {out}: folder {target.resolve().parent} does not exist")
+    n = proto.n_trials if n_trials is None else n_trials
+    if seed is None:
+        seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
+    total = n * len(proto.designs) * len(proto.scenarios)
+    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
+    command = _command_line("report", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}"
+    try:
+        rep = committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar)
+    finally:
+        bar.close()
+    written = rep.write(out)
+    click.echo(f"wrote {written['html']}")
+    click.echo(f"wrote {written['pdf']} ({written['pages']} pages)")

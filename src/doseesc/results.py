@@ -305,16 +305,61 @@ class OperatingCharacteristics:
         })
         mtd = self.true_mtd
         df["true_mtd"] = False if mtd is None else (df["tier"] == mtd + 1)
+        if self.scenario.nominal_tox is not None:   # truth on the actual dose: true_tox is tier-averaged
+            df.insert(df.columns.get_loc("true_tox") + 1, "nominal_tox", np.r_[nan, self.scenario.nominal_tox])
         if self.e is not None:
             me, me_se = self._mean(np.asarray(self.e, float))
             df.insert(df.columns.get_loc("mean_dlt_mcse") + 1, "mean_eff", np.r_[nan, me])
             df.insert(df.columns.get_loc("mean_eff") + 1, "mean_eff_mcse", np.r_[nan, me_se])
             df.insert(df.columns.get_loc("true_tox") + 1, "true_eff", np.r_[nan, self.scenario.true_eff])
+            if self.scenario.nominal_eff is not None:
+                df.insert(df.columns.get_loc("true_eff") + 1, "nominal_eff", np.r_[nan, self.scenario.nominal_eff])
             if self.obd is not None:
                 df.insert(df.columns.get_loc("true_eff") + 1, "true_utility",
                           np.r_[nan, self.obd.true_utility(self.scenario)])
                 df["true_obd"] = df["tier"] == self.true_obd + 1
         return df.set_index("dose")
+
+    def dose_summary(self) -> pd.DataFrame:
+        """Actual infused doses per assigned tier (runs with an actual-dose model).
+
+        Columns: ``nominal`` dose, ``lower``/``upper`` release limits,
+        ``mean_infused`` (patients infused per trial, with MCSE), the mean and
+        10/50/90% quantiles of the actual dose over all infused patients,
+        ``share_below_band`` (of infused patients), and ``mean_not_infused``
+        (patients per trial assigned to the tier whose product failed or was
+        withheld).
+        """
+        if self.dose_model is None or self.patients is None or "dose" not in self.patients:
+            from .errors import DoseescError
+
+            raise DoseescError("dose_summary() needs a Monte Carlo run with an actual-dose model (dose_model=...)")
+        dose = self.patients["dose"]
+        tier = self.patients["assigned"]
+        band = self.ladder.band()
+        rows = []
+        for t in range(self.ladder.n_tiers):
+            at = tier == t
+            infused = at & ~np.isnan(dose)
+            d = dose[infused]
+            per_trial = infused.sum(axis=1)
+            m, se = self._mean(per_trial)
+            q = np.quantile(d, [0.1, 0.5, 0.9]) if d.size else np.full(3, np.nan)
+            rows.append({
+                "dose": self.ladder.label(t), "nominal": self.ladder.doses[t], "lower": band[t, 0],
+                "upper": band[t, 1], "mean_infused": float(m), "mean_infused_mcse": float(se),
+                "mean_dose": float(d.mean()) if d.size else np.nan, "dose_q10": q[0], "dose_q50": q[1],
+                "dose_q90": q[2],
+                "share_below_band": float((d < band[t, 0] * (1 - 1e-9)).mean()) if d.size else np.nan,
+                "mean_not_infused": float((at & np.isnan(dose)).sum(axis=1).mean()),
+            })
+        return pd.DataFrame(rows).set_index("dose")
+
+    def plot_actual_doses(self, ax=None):
+        """Distribution of the actual infused dose per tier (see :func:`doseesc.report.plots.plot_actual_doses`)."""
+        from .report.plots import plot_actual_doses
+
+        return plot_actual_doses(self, ax=ax)
 
     def metrics(self) -> pd.DataFrame:
         """Scalar operating characteristics with MCSE and their definitions."""
@@ -435,6 +480,17 @@ class OperatingCharacteristics:
                          f"share of patients above the true MTD {fmt('share_above_mtd', True)}")
         else:
             lines.append("  no target DLT rate given: P(select true MTD) not computed")
+        if self.extra:
+            short = {"n_enrolled": "enrolled", "n_evaluable": "evaluable", "n_replaced": "replaced",
+                     "n_lost": "never infused", "share_outside_band": "infused below their band"}
+            cells = []
+            for name in self.extra:
+                pct = name.startswith("share")
+                cells.append(f"{short.get(name, name.replace('_', ' '))} {fmt(name, pct)}")
+            lines.append("  per trial: " + "; ".join(cells))
+        if self.scenario.nominal_tox is not None:
+            lines.append("  true P(DLT) is tier-averaged over the actual doses (nominal-dose values in nominal_tox); "
+                         "the true MTD/OBD are defined on it")
         obd = self.true_obd
         if obd is not None:
             lines.append(f"  true OBD {self.ladder.label(obd)}; P(select true OBD) {fmt('p_select_obd', True)}; "
@@ -444,6 +500,8 @@ class OperatingCharacteristics:
     def __str__(self) -> str:
         summ = self.summary()
         cols = ["true_tox", "p_select", "p_select_mcse", "mean_n", "mean_dlt"]
+        if "nominal_tox" in summ:
+            cols.insert(1, "nominal_tox")
         if "true_eff" in summ:
             cols[1:1] = ["true_eff"]
             cols.append("mean_eff")
@@ -451,7 +509,7 @@ class OperatingCharacteristics:
             cols.remove("p_select_mcse")
         nice = {"true_tox": "true P(DLT)", "p_select": "P(select)", "p_select_mcse": "MCSE",
                 "mean_n": "mean patients", "mean_dlt": "mean DLTs", "true_eff": "true P(resp)",
-                "mean_eff": "mean resp"}
+                "mean_eff": "mean resp", "nominal_tox": "at nominal"}
         view = summ[cols].rename(columns=nice)
         view.index = [f"{i} *" if m else i for i, m in zip(view.index, summ["true_mtd"])]
         view.index.name = "tier (* true MTD)" if summ["true_mtd"].any() else "tier"
@@ -466,3 +524,28 @@ class OperatingCharacteristics:
     def _repr_html_(self) -> str:
         head = "<br>".join(self.headline().splitlines())
         return f"<p>{head}</p>" + self.summary().to_html(float_format=lambda v: f"{v:.3f}", na_rep="")
+
+    # -- plots (matplotlib imported only here; each returns the Axes) -------------------------
+    def plot_selection(self, ax=None):
+        """P(select) per tier (No dose first) with ±1.96 MCSE bars; the true MTD/OBD shaded."""
+        from .report.plots import plot_selection
+
+        return plot_selection(self, ax=ax)
+
+    def plot_allocation(self, ax=None):
+        """Mean number of patients treated at each tier."""
+        from .report.plots import plot_allocation
+
+        return plot_allocation(self, ax=ax)
+
+    def plot_sample_size(self, ax=None):
+        """Distribution of the number of patients per trial, its 10-90% range and mean."""
+        from .report.plots import plot_sample_size
+
+        return plot_sample_size(self, ax=ax)
+
+    def plot_dose_response(self, ax=None):
+        """The scenario's true P(DLT) (and P(response)) per tier with the target, true MTD and OBD."""
+        from .report.plots import plot_dose_response
+
+        return plot_dose_response(self.scenario, self.ladder, self.target, self.obd, ax=ax)

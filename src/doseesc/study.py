@@ -70,6 +70,24 @@ class Study:
         return Comparison(results=results, designs=tuple(designs), scenarios=tuple(scenarios),
                           reference=designs[0], n_trials=self.results[0].n_trials, seed=self.seed)
 
+    def dose_impact(self) -> pd.DataFrame:
+        """Paired impact of the protocol's actual-dose model on every result: the same trials rerun
+        without it (long form: design, scenario, metric, without, with, difference, mcse)."""
+        from .actual_dose import impact, nominal_scenario
+
+        if self.protocol.dose_model is None or self.method != "simulate":
+            raise DoseescError("dose_impact() needs a Monte Carlo study of a protocol with an [actual_dose] model")
+        seq = np.random.SeedSequence(self.seed["entropy"], spawn_key=tuple(self.seed["spawn_key"]))
+        frames = []
+        for r in self.results:
+            without = simulate(r.design, nominal_scenario(r.scenario), r.n_trials, rng=seq, ladder=r.ladder,
+                               obd=r.obd, target=r.target)
+            df = impact(r, without).reset_index()
+            df.insert(0, "scenario", r.scenario.name)
+            df.insert(0, "design", self.name_of(r))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
     def name_of(self, r: OperatingCharacteristics) -> str:
         for name, d in self.protocol.designs.items():
             if d is r.design:
@@ -101,6 +119,71 @@ class Study:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=False)
+
+    # -- figures and rich display (matplotlib imported only when drawing) -----------------------
+    def _scenario_results(self, scenario: str) -> dict:
+        from .report.committee import scenario_results
+
+        return scenario_results(self, scenario)
+
+    def _colours(self) -> dict:
+        from .report.labels import design_colours
+
+        return design_colours(list(self.protocol.designs) +
+                              [self.name_of(r) for r in self.results if self.name_of(r) not in self.protocol.designs])
+
+    def plot_selection(self, scenario: str, ax=None):
+        """Grouped bars of P(select) per tier by design under ``scenario`` (one colour per design)."""
+        from .report.plots import plot_selection
+
+        return plot_selection(self._scenario_results(scenario), ax=ax, colors=self._colours())
+
+    def plot_allocation(self, scenario: str, ax=None):
+        """Mean patients per tier by design under ``scenario``."""
+        from .report.plots import plot_allocation
+
+        return plot_allocation(self._scenario_results(scenario), ax=ax, colors=self._colours())
+
+    def plot_sample_size(self, scenario: str, ax=None):
+        """Distribution of the number of patients per trial, by design, under ``scenario``."""
+        from .report.plots import plot_sample_size
+
+        return plot_sample_size(self._scenario_results(scenario), ax=ax, colors=self._colours())
+
+    def plot_dose_response(self, scenario: str, ax=None):
+        """True dose-response curves of ``scenario`` with the target, true MTD and OBD."""
+        from .report.plots import plot_dose_response
+
+        res = self._scenario_results(scenario)
+        first = next(iter(res.values()))
+        obd = next((r.obd for r in res.values() if r.obd is not None), self.protocol.obd)
+        return plot_dose_response(first.scenario, self.protocol.tiers, first.target, obd, ax=ax)
+
+    def plot_scenario(self, scenario: str):
+        """Composite Figure of ``scenario``: dose-response, selection, allocation, sample size."""
+        from .report.plots import plot_scenario
+
+        return plot_scenario(self._scenario_results(scenario), colors=self._colours())
+
+    def report(self, **kwargs):
+        """The committee report of this study (:func:`doseesc.report.committee.build_report`)."""
+        from .report.committee import build_report
+
+        return build_report(self, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from .report.committee import key_metrics_table, scenario_results
+        from .report.document import _table_html, html_text
+
+        proto = self.protocol
+        kind = "exact" if self.method == "exact" else f"Monte Carlo, {self.results[0].n_trials:,} trials"
+        seed = "" if not self.seed else f", seed entropy {self.seed['entropy']}"
+        parts = [f"<p><strong>{html_text(proto.name)}</strong>: {len(self.results)} results ({kind}{seed})</p>"]
+        for s in dict.fromkeys(r.scenario.name for r in self.results):
+            parts.append(_table_html(key_metrics_table(scenario_results(self, s), caption=f"Scenario '{s}'"
+                                                       + ("" if self.method == "exact" else " (MCSE in brackets)"),
+                                                       attrs={"scenario": s})))
+        return "".join(parts)
 
 
 def _json_default(o):
@@ -146,7 +229,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                         progress(done - last[0])
                     last[0] = done
                 results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
-                                        obd=protocol.obd))
+                                        obd=protocol.obd, dose_model=protocol.dose_model))
     else:
         for sc in chosen_s:
             for _, d in chosen_d:

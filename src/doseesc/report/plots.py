@@ -182,3 +182,306 @@ def plot_paths(dp, ax=None, max_tree_nodes: int = 150):
     ax.set_title(title, fontsize=10)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     return ax
+
+
+# -- operating characteristics figures (committee report, notebooks, result accessors) --------------
+
+def _named_results(results) -> dict:
+    """``{design name: OperatingCharacteristics}`` from one result, a dict or a sequence of results."""
+    if hasattr(results, "p_select"):
+        return {results.design.label: results}
+    if isinstance(results, dict):
+        out = dict(results)
+    else:
+        out = {}
+        for r in results:
+            name, i = r.design.label, 2
+            while name in out:
+                name, i = f"{r.design.label} #{i}", i + 1
+            out[name] = r
+    if not out:
+        raise ValueError("no results to plot")
+    scen = {r.scenario.name for r in out.values()}
+    if len(scen) > 1:
+        raise ValueError(f"results of one scenario are plotted together, got scenarios {sorted(scen)}")
+    return out
+
+
+def _truth_marks(ax, r, x_of, what=("mtd", "obd"), top=1.0):
+    """Shade the true MTD (and OBD) positions of result ``r`` and say so above the axes."""
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    marks = []
+    if "mtd" in what and r.true_mtd is not None:
+        marks.append(("true MTD", r.true_mtd, "0.88"))
+    if "obd" in what and r.true_obd is not None:
+        marks.append(("true OBD", r.true_obd, "#CFE6F5"))
+    same = len(marks) == 2 and marks[0][1] == marks[1][1]
+    for i, (text, t, colour) in enumerate(marks):
+        x = x_of(t)
+        if x is None:
+            continue
+        if same and i == 1:
+            continue
+        label = "true MTD = true OBD" if same else text
+        ax.axvspan(x - 0.45, x + 0.45, color=colour, zorder=0, lw=0)
+        ax.text(x, top, label, transform=trans, ha="center", va="bottom", fontsize=7.5, color="0.25")
+
+
+def _tier_ticks(ladder, width: int | None = None) -> list[str]:
+    """Tick labels of the tiers in the protocol's units, the unit on a second line (mathtext exponents).
+
+    Text lines are wrapped at ``width`` characters (default: 16 up to 3 tiers, else 10).
+    """
+    import textwrap
+
+    from .labels import dose_text
+
+    width = (16 if ladder.n_tiers <= 3 else 10) if width is None else width
+    if ladder.labels is not None:
+        return ["\n".join(textwrap.wrap(x.replace("$", r"\$"), width)) or x for x in ladder.labels]
+    unit = "\n".join(textwrap.wrap(ladder.unit.replace("$", r"\$"), width))
+    return [dose_text(d, "", "mpl") + ("\n" + unit if unit else "") for d in ladder.doses]
+
+
+def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
+    """True dose-response curves of a truth scenario: P(DLT) and, when given, P(response) per tier.
+
+    The target DLT rate is a dotted line; the true MTD (highest tier with P(DLT) <= target) and
+    the true OBD (under ``obd``, an :class:`~doseesc.obd.OBDDefinition`) are marked. Tiers are
+    labelled in the ladder's units.
+    """
+    from ..tiers import DoseLadder
+
+    k = scenario.n_tiers
+    ladder = DoseLadder.unlabelled(k) if ladder is None else ladder
+    target = scenario.target if target is None else target
+    ax = _axes(ax, (6.4, 3.4))
+    x = np.arange(k)
+    tox = np.asarray(scenario.true_tox, float)
+    eff = None if scenario.true_eff is None else np.asarray(scenario.true_eff, float)
+    ax.plot(x, tox, "-o", color="#D55E00", lw=2, ms=6, label="P(DLT)", zorder=3)
+    for i, (xi, p) in enumerate(zip(x, tox)):
+        up = eff is None or p > eff[i] or p < 0.1  # upper curve's value above its point, lower one's below
+        ax.annotate(f"{p:.2f}", (xi, p), xytext=(0, 7 if up else -13), textcoords="offset points", ha="center",
+                    fontsize=7.5, color="#D55E00")
+    ymax = float(tox.max())
+    if eff is not None:
+        ax.plot(x, eff, "--s", color="#0072B2", lw=2, ms=6, label="P(response)", zorder=3)
+        for i, (xi, p) in enumerate(zip(x, eff)):
+            up = p >= tox[i] or p < 0.1
+            ax.annotate(f"{p:.2f}", (xi, p), xytext=(0, 7 if up else -13), textcoords="offset points",
+                        ha="center", fontsize=7.5, color="#0072B2")
+        ymax = max(ymax, float(eff.max()))
+    notes = []
+    if target is not None:
+        ax.axhline(target, color="black", ls=":", lw=1.2, label=f"target DLT rate {target:g}", zorder=2)
+        mtd = scenario.mtd(target)
+        if mtd >= 0:
+            ax.axvspan(mtd - 0.4, mtd + 0.4, color="0.88", zorder=0, lw=0)
+            ax.annotate("true MTD", (mtd, 0), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=8, color="0.2")
+        else:
+            notes.append("true MTD: none (the lowest tier exceeds the target)")
+    if obd is not None and scenario.true_eff is not None:
+        o = obd.true_obd(scenario)
+        if o >= 0:
+            ax.plot([o], [scenario.true_eff[o]], marker="*", ms=16, color="#009E73", mec="black", mew=0.6,
+                    ls="", label="true OBD", zorder=4)
+        else:
+            notes.append("true OBD: none")
+    if notes:
+        ax.text(0.01, 0.98, "; ".join(notes), transform=ax.transAxes, ha="left", va="top", fontsize=8,
+                bbox=dict(fc="white", ec="0.7", lw=0.6))
+    ax.set_xticks(x, _tier_ticks(ladder), fontsize=8.5)
+    ax.set_xlim(-0.6, k - 0.4)
+    ax.set_ylim(0, min(1.0, ymax + 0.15) if ymax < 0.85 else 1.05)
+    ax.set_ylabel("true probability")
+    ax.set_xlabel("dose tier")
+    ax.set_title(f"Scenario {scenario.name!r}: true dose-response", fontsize=10)
+    ax.grid(axis="y", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def plot_selection(results, ax=None, colors=None):
+    """Grouped bars of P(select) per tier (No dose first) by design, with ±1.96 MCSE error bars.
+
+    ``results``: one :class:`~doseesc.results.OperatingCharacteristics`, a dict design name ->
+    result, or a sequence of results, all under one scenario. ``colors``: design name -> colour
+    (default :func:`doseesc.report.labels.design_colours` in the given order). The true MTD (and
+    OBD) are shaded.
+    """
+    from .labels import design_colours
+
+    res = _named_results(results)
+    colors = design_colours(res) if colors is None else colors
+    first = next(iter(res.values()))
+    k = first.ladder.n_tiers
+    labels = ["No dose"] + _tier_ticks(first.ladder)
+    ax = _axes(ax, (7.0, 3.4))
+    m = len(res)
+    width = 0.8 / m
+    x = np.arange(k + 1)
+    for j, (name, r) in enumerate(res.items()):
+        p = 100 * np.asarray(r.p_select, float)
+        se = 100 * np.asarray(r.p_select_mcse, float)
+        ax.bar(x - 0.4 + width * (j + 0.5), p, width * 0.92, color=colors[name], label=name, zorder=2,
+               yerr=None if r.is_exact else 1.96 * se, error_kw=dict(lw=0.7, capsize=0, ecolor="0.3"))
+    _truth_marks(ax, first, lambda t: t + 1)
+    ax.set_xticks(x, labels, fontsize=8.5)
+    ax.set_xlim(-0.55, k + 0.55)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("P(select) (%)")
+    ax.set_title(f"Selection by design, scenario {first.scenario.name!r}", fontsize=10, pad=14)
+    ax.grid(axis="y", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def plot_allocation(results, ax=None, colors=None):
+    """Grouped bars of the mean number of patients treated at each tier, by design.
+
+    The true MTD (and OBD) are shaded; tiers above the true MTD are those whose patients count as
+    'above the MTD'.
+    """
+    from .labels import design_colours
+
+    res = _named_results(results)
+    colors = design_colours(res) if colors is None else colors
+    first = next(iter(res.values()))
+    k = first.ladder.n_tiers
+    ax = _axes(ax, (7.0, 3.4))
+    m = len(res)
+    width = 0.8 / m
+    x = np.arange(k)
+    for j, (name, r) in enumerate(res.items()):
+        mean_n = r._mean(r.n)[0]
+        ax.bar(x - 0.4 + width * (j + 0.5), mean_n, width * 0.92, color=colors[name], label=name, zorder=2)
+    _truth_marks(ax, first, lambda t: t if t >= 0 else None)
+    ax.set_xticks(x, _tier_ticks(first.ladder), fontsize=8.5)
+    ax.set_xlim(-0.55, k - 0.45)
+    ax.set_ylabel("mean patients treated")
+    ax.set_title(f"Patient allocation by tier, scenario {first.scenario.name!r}", fontsize=10, pad=14)
+    ax.grid(axis="y", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def plot_sample_size(results, ax=None, colors=None):
+    """Distribution of the number of patients N per trial, one row per design.
+
+    Each circle's area is P(N = n); the line spans the 10% to 90% quantiles and the black bar marks
+    the mean.
+    """
+    from matplotlib.lines import Line2D
+
+    from .labels import design_colours
+
+    res = _named_results(results)
+    colors = design_colours(res) if colors is None else colors
+    first = next(iter(res.values()))
+    m = len(res)
+    ax = _axes(ax, (7.0, 0.9 + 0.42 * m))
+    scale = 420.0
+    allv = []
+    for j, (name, r) in enumerate(res.items()):
+        yrow = m - 1 - j
+        total = r.total_n
+        values = np.unique(total)
+        prob = np.array([r.weight[total == v].sum() for v in values])
+        allv.extend(values.tolist())
+        q10, q90 = r.quantile_n(0.1), r.quantile_n(0.9)
+        ax.plot([q10, q90], [yrow, yrow], color=colors[name], lw=2.2, alpha=0.55, zorder=1,
+                solid_capstyle="butt")
+        ax.scatter(values, np.full(values.size, yrow), s=scale * prob, color=colors[name], alpha=0.85,
+                   edgecolor="black", lw=0.4, zorder=2)
+        ax.plot([r.expected_n], [yrow], marker="D", ms=6, mew=1.0, mfc="white", mec="black", ls="", zorder=3)
+    ax.set_yticks(range(m), list(res)[::-1])
+    ax.set_ylim(-0.7, m - 0.3)
+    lo, hi = min(allv), max(allv)
+    ax.set_xlim(lo - 1.5, hi + 1.5)
+    ax.set_xlabel("number of patients per trial (N)")
+    ax.set_title(f"Sample size, scenario {first.scenario.name!r}", fontsize=10)
+    ax.grid(axis="x", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    handles = [Line2D([], [], marker="o", ls="", color="0.6", mec="black", mew=0.4,
+                      ms=np.sqrt(scale * p), label=f"P(N = n) = {100 * p:.0f}%") for p in (0.1, 0.5)]
+    handles += [Line2D([], [], color="0.5", lw=2.2, label="10% to 90% quantile"),
+                Line2D([], [], marker="D", ls="", ms=6, mew=1.0, mfc="white", mec="black", label="mean")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
+              labelspacing=1.2)
+    return ax
+
+
+def plot_scenario(results, obd=None, colors=None):
+    """Composite Figure of one scenario: dose-response, selection, allocation and sample size.
+
+    ``results`` and ``colors`` as for :func:`plot_selection`; ``obd`` marks the true OBD on the
+    curves (default: the OBD definition of the first result that has one). The design legend is
+    the sample-size panel's rows, in the designs' colours.
+    """
+    from matplotlib.figure import Figure
+
+    from .labels import design_colours
+
+    res = _named_results(results)
+    colors = design_colours(res) if colors is None else colors
+    first = next(iter(res.values()))
+    if obd is None:
+        obd = next((r.obd for r in res.values() if r.obd is not None), None)
+    m = len(res)
+    fig = Figure(figsize=(13.0, 6.6 + 0.25 * m), layout="constrained")
+    axs = fig.subplots(2, 2)
+    plot_dose_response(first.scenario, first.ladder, first.target, obd, ax=axs[0, 0])
+    plot_selection(res, ax=axs[0, 1], colors=colors)
+    plot_allocation(res, ax=axs[1, 0], colors=colors)
+    plot_sample_size(res, ax=axs[1, 1], colors=colors)
+    axs[1, 0].get_legend().remove()
+    return fig
+
+
+def plot_actual_doses(result, ax=None):
+    """Actual infused dose per tier (a run with an actual-dose model): one violin per tier on a log axis,
+    the release band shaded, the nominal dose dashed, products below the band counted in the labels."""
+    ax = _axes(ax, (7.5, 4.2))
+    dose = result.patients["dose"]
+    tier = result.patients["assigned"]
+    ladder = result.ladder
+    band = ladder.band()
+    data, pos, notes = [], [], []
+    for t in range(ladder.n_tiers):
+        d = dose[(tier == t) & ~np.isnan(dose)]
+        if d.size:
+            data.append(d)
+            pos.append(t)
+            notes.append(f"{100 * np.mean(d < band[t, 0] * (1 - 1e-9)):.1f}% below band")
+    for t in range(ladder.n_tiers):
+        ax.fill_between([t - 0.42, t + 0.42], band[t, 0], band[t, 1], color="#56B4E9", alpha=0.25, lw=0,
+                        label="release band" if t == 0 else None)
+        ax.hlines(ladder.doses[t], t - 0.42, t + 0.42, colors="#000000", linestyles="--", lw=1,
+                  label="nominal dose" if t == 0 else None)
+    if data:
+        parts = ax.violinplot([np.log10(d) for d in data], positions=pos, widths=0.75, showextrema=False)
+        for body in parts["bodies"]:
+            body.set_facecolor("#0072B2")
+            body.set_edgecolor("#0072B2")
+            body.set_alpha(0.55)
+            verts = body.get_paths()[0].vertices
+            verts[:, 1] = 10 ** verts[:, 1]
+        for t, d, note in zip(pos, data, notes):
+            ax.text(t, band[t, 1] * 1.08, note, ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(ladder.n_tiers), _tier_ticks(ladder))
+    ax.set_xlim(-0.6, ladder.n_tiers - 0.4)
+    lo = min([band[:, 0].min()] + [d.min() for d in data]) / 1.3
+    ax.set_ylim(lo, band[:, 1].max() * 1.6)
+    ax.set_xlabel("assigned tier")
+    ax.set_ylabel(f"actual infused dose ({ladder.unit})" if ladder.unit else "actual infused dose")
+    ax.set_title(f"Actual dose per tier: {result.design.label}, scenario {result.scenario.name!r}")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return ax

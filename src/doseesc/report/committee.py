@@ -1,0 +1,559 @@
+"""The committee report: every design under every truth scenario of a scenario file, for readers
+without a statistician at their side, with every number reproducible.
+
+>>> rep = committee_report(load_protocol("scenarios/ecar01.toml"), n_trials=2000)   # doctest: +SKIP
+>>> rep.write("report/")                       # report/ecar01-report.html and .pdf  # doctest: +SKIP
+
+:func:`build_report` turns a :class:`~doseesc.study.Study` into a list of document blocks
+(:mod:`doseesc.report.document`), rendered as one self-contained HTML page (figures embedded as
+PNG, no external assets) and as a PDF drawn with matplotlib, with the same content.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DoseescError
+from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
+from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
+                     tier_label, tier_labels)
+from .summary_text import scenario_summary
+
+#: Escalation paths are drawn for this many cohorts from the start of the trial.
+PATH_COHORTS = 2
+#: Paths tables longer than this are summarised (the figure shows them all).
+MAX_PATH_ROWS = 40
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def scenario_results(study, scenario: str) -> dict:
+    """``{design name: result}`` of one scenario, in the protocol's design order."""
+    out = {study.name_of(r): r for r in study.results if r.scenario.name == scenario}
+    if not out:
+        raise DoseescError(f"no results for scenario {scenario!r} "
+                           f"(scenarios: {', '.join(dict.fromkeys(r.scenario.name for r in study.results))})")
+    return out
+
+
+def _scenario_names(study) -> list[str]:
+    return list(dict.fromkeys(r.scenario.name for r in study.results))
+
+
+def _est_se(r, name: str, pct_scale: bool) -> str:
+    est, se = r.metric(name)
+    if not math.isfinite(est):
+        return "n/a"
+    f = 100 if pct_scale else 1
+    dec = 1
+    if r.is_exact:
+        return f"{f * est:.{dec}f}"
+    return f"{f * est:.{dec}f} ({f * se:.{dec}f})"
+
+
+def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = None) -> Table:
+    """One row per design: P(true MTD), P(true OBD), mean N, its 10-90% range, share above the MTD,
+    mean DLTs, P(no dose), each with its MCSE in brackets (none for exact results)."""
+    any_obd = any(r.true_obd is not None and math.isfinite(r.metric("p_select_obd")[0]) for r in results.values())
+    exact = all(r.is_exact for r in results.values())
+    se = "" if exact else " (MCSE)"
+    cols = ["Design", f"P(true MTD), %{se}"]
+    if any_obd:
+        cols.append(f"P(true OBD), %{se}")
+    cols += [f"mean N{se}", "N, 10%-90%", f"above MTD, %{se}", f"mean DLTs{se}", f"P(no dose), %{se}"]
+    rows = []
+    for name, r in results.items():
+        row = [name, _est_se(r, "p_correct", True)]
+        if any_obd:
+            row.append(_est_se(r, "p_select_obd", True))
+        row += [_est_se(r, "expected_n", False), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
+                _est_se(r, "share_above_mtd", True), _est_se(r, "mean_dlt", False), _est_se(r, "p_no_dose", True)]
+        rows.append(row)
+    return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results))
+
+
+def selection_table(r, caption: str = "", attrs: dict | None = None) -> Table:
+    """Per-tier table of one result: true probabilities, P(select) with MCSE, mean patients and DLTs."""
+    summ = r.summary()
+    has_eff = "true_eff" in summ
+    cols = ["Dose", "truth", "true P(DLT)"] + (["true P(resp)"] if has_eff else []) + ["P(select), %"]
+    if not r.is_exact:
+        cols.append("MCSE")
+    cols += ["mean patients", "mean DLTs"] + (["mean resp"] if has_eff else [])
+    labels = ["No dose"] + tier_labels(r.ladder)
+    rows, keys, hl = [], [], []
+    mtd, obd = r.true_mtd, r.true_obd
+
+    def num(v, fmt):
+        return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+    for i, (_, row) in enumerate(summ.iterrows()):
+        tier = i - 1
+        mark = []
+        if mtd is not None and tier == mtd:
+            mark.append("MTD")
+        if obd is not None and tier == obd:
+            mark.append("OBD")
+        cells = [labels[i], ", ".join(mark), num(row["true_tox"], ".2f")]
+        if has_eff:
+            cells.append(num(row["true_eff"], ".2f"))
+        cells.append(f"{100 * row['p_select']:.1f}")
+        if not r.is_exact:
+            cells.append(f"{100 * row['p_select_mcse']:.2f}")
+        cells += [num(row["mean_n"], ".2f"), num(row["mean_dlt"], ".2f")]
+        if has_eff:
+            cells.append(num(row["mean_eff"], ".2f"))
+        rows.append(cells)
+        keys.append("no-dose" if tier < 0 else f"tier-{tier + 1}")
+        hl.append(bool(mark))
+    return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=keys, highlight=hl,
+                 align=["l", "l"] + ["r"] * (len(cols) - 2), font=6.6)
+
+
+def metrics_table(r, caption: str = "", attrs: dict | None = None) -> Table:
+    """Every scalar metric of ``r.metrics()`` (realism metrics in ``r.extra`` included) with its MCSE."""
+    m = r.metrics()
+    cols = ["Metric", "Estimate"] + ([] if r.is_exact else ["MCSE"])
+    rows, keys = [], []
+    for name, row in m.iterrows():
+        unit = metric_unit(name)
+        cells = [metric_name(name) + (f", {unit}" if unit else ""), metric_value(name, row["estimate"])]
+        if not r.is_exact:
+            se = row["mcse"]
+            if se is None or not math.isfinite(se):
+                cells.append("n/a")
+            else:
+                cells.append(f"{100 * se:.2f}" if is_probability_metric(name) else f"{se:.3f}")
+        rows.append(cells)
+        keys.append(name)
+    return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=keys, font=6.6)
+
+
+def _split_rules(d) -> tuple[str, str]:
+    """A design's description split into its decision rule and its stopping rules and constraints."""
+    desc = d.describe()
+    rules = d.rules_text() if hasattr(d, "rules_text") else ""
+    if rules and rules in desc:
+        head, _, tail = desc.partition(rules)
+        head = head.rstrip("; ").rstrip()
+        tail = tail.lstrip("; ").strip()
+        return head, rules + (f"; {tail}" if tail else "")
+    return desc, ""
+
+
+def _describe_model(obj, ladder=None) -> str:
+    """A realism model (actual dose, calendar) in plain words, via its ``describe([ladder])``."""
+    import inspect
+
+    if hasattr(obj, "describe"):
+        takes_ladder = "ladder" in inspect.signature(obj.describe).parameters
+        text = obj.describe(ladder) if takes_ladder else obj.describe()
+    else:
+        text = str(obj)
+    if isinstance(text, (list, tuple)):
+        text = "; ".join(str(t) for t in text)
+    return str(text)
+
+
+@dataclass
+class CommitteeReport:
+    """A built committee report: the document blocks, the study behind them and their provenance."""
+
+    study: object
+    blocks: list
+    title: str
+    provenance: dict
+    figures: list = field(default_factory=list)
+
+    def html(self) -> str:
+        """The report as one self-contained HTML page."""
+        meta = {"generator": f"doseesc {self.provenance['doseesc version']}",
+                "doseesc-file-sha256": self.provenance.get("scenario file SHA-256", ""),
+                "doseesc-seed-entropy": self.provenance.get("seed entropy", ""),
+                "doseesc-n-trials": self.provenance.get("simulated trials per design and scenario", "")}
+        return render_html(self.blocks, self.title, meta)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def write_html(self, path) -> str:
+        Path(path).write_text(self.html(), encoding="utf-8")
+        return str(path)
+
+    def write_pdf(self, path) -> int:
+        """Write the PDF; returns its number of pages."""
+        footer = f"{self.study.protocol.name} committee report"
+        meta = {"Title": self.title, "Creator": f"doseesc {self.provenance['doseesc version']}",
+                "Subject": f"seed entropy {self.provenance.get('seed entropy', '')}; "
+                           f"file sha256 {self.provenance.get('scenario file SHA-256', '')}"}
+        return render_pdf(self.blocks, path, footer=footer, metadata=meta)
+
+    def default_stem(self) -> str:
+        path = self.study.protocol.path
+        base = Path(path).stem if path else _slug(self.study.protocol.name)
+        return f"{base}-report"
+
+    def write(self, out_dir=".", stem: str | None = None) -> dict:
+        """Write ``STEM.html`` and ``STEM.pdf`` into ``out_dir`` (created if its parent exists).
+
+        Both files are written under temporary names first, so a failure leaves no half-written
+        report. Returns ``{"html": path, "pdf": path, "pages": n}``.
+        """
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise DoseescError(f"{out_dir}: exists and is not a folder")
+        parent = out.resolve().parent
+        if not parent.is_dir():
+            raise DoseescError(f"{out_dir}: folder {parent} does not exist")
+        out.mkdir(exist_ok=True)
+        stem = stem or self.default_stem()
+        final = {"html": out / f"{stem}.html", "pdf": out / f"{stem}.pdf"}
+        tmp = {}
+        try:
+            for kind in ("html", "pdf"):
+                fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=f".{kind}", dir=out)
+                os.close(fd)
+                tmp[kind] = Path(name)
+            self.write_html(tmp["html"])
+            pages = self.write_pdf(tmp["pdf"])
+            umask = os.umask(0)
+            os.umask(umask)
+            for kind in ("html", "pdf"):
+                os.chmod(tmp[kind], 0o666 & ~umask)  # mkstemp makes private files; a report is to be shared
+                os.replace(tmp[kind], final[kind])
+        finally:
+            for p in tmp.values():
+                if p.exists():
+                    p.unlink()
+        return {"html": str(final["html"]), "pdf": str(final["pdf"]), "pages": pages}
+
+
+def _provenance(study, created: str) -> dict:
+    import matplotlib
+    import pandas as pd
+
+    from .. import __version__
+
+    proto = study.protocol
+    seed = study.seed or {}
+    n = None if study.method == "exact" else study.results[0].n_trials
+    command = study.command
+    if not command:
+        path = proto.path or "FILE"
+        command = f"doseesc report {path}" + ("" if n is None else f" --n-trials {n}") + \
+                  (f" --seed {seed['entropy']}" if seed.get("entropy") is not None else "")
+    prov = {
+        "doseesc version": __version__,
+        "created (UTC)": created,
+        "scenario file": proto.path or "(built in Python)",
+        "scenario file SHA-256": proto.sha256 or "(no file)",
+        "method": "exact enumeration" if study.method == "exact" else "Monte Carlo",
+        "simulated trials per design and scenario": "" if n is None else str(n),
+        "seed entropy": "" if seed.get("entropy") is None else str(seed["entropy"]),
+        "seed spawn key": "" if not seed else str(list(seed.get("spawn_key", []))),
+        "command": command,
+        "python / numpy / pandas / matplotlib": f"{platform.python_version()} / {np.__version__} / "
+                                                f"{pd.__version__} / {matplotlib.__version__}",
+    }
+    return prov
+
+
+def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_COHORTS,
+                 dpi: int = 150) -> CommitteeReport:
+    """Build the committee report of ``study`` (a :class:`~doseesc.study.Study`).
+
+    Sections: how to read it; the protocol at a glance; per scenario a plain-language summary,
+    the dose-response curves, the key results by design, selection / allocation / sample-size
+    figures and a table per design; the decision table and first escalation paths of each
+    design; provenance.
+    """
+    from ..paths import paths as _paths
+    from ..tables import decision_table
+    from . import plots
+
+    proto = study.protocol
+    if not study.results:
+        raise DoseescError("the study has no results to report")
+    created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    prov = _provenance(study, created)
+    colours = design_colours(proto.designs)
+    for r in study.results:  # designs outside the protocol (none from run_protocol) get the next colours
+        colours.setdefault(study.name_of(r), design_colours(list(colours) + [study.name_of(r)])[study.name_of(r)])
+    snames = _scenario_names(study)
+    dnames = list(dict.fromkeys(study.name_of(r) for r in study.results))
+    exact = study.method == "exact"
+    n_trials = None if exact else study.results[0].n_trials
+    runs = "exact enumeration of every trial" if exact else f"{n_trials:,} simulated trials"
+    B = []
+    figs = []
+
+    def fig(block):
+        figs.append(block.key)
+        B.append(block)
+
+    title = f"{proto.name}: operating characteristics of the candidate dose-escalation designs"
+    B.append(Heading(0, title))
+    if proto.title or proto.registry:
+        B.append(Paragraph(" ".join(x for x in [proto.title, f"({proto.registry})" if proto.registry else ""] if x),
+                           "lead"))
+    B.append(Paragraph(f"Committee report generated by doseesc {prov['doseesc version']} on {created} from "
+                       f"{prov['scenario file']}: {len(dnames)} designs under {len(snames)} truth scenarios, "
+                       f"{runs} for each design and scenario"
+                       + ("" if exact else f", seed entropy {prov['seed entropy']}") +
+                       ". The Provenance section gives the command that reproduces every number.", "small"))
+
+    # -- how to read ---------------------------------------------------------------------------
+    B.append(Heading(1, "How to read this report", "how-to-read"))
+    tgt = proto.target
+    B.append(Paragraph(
+        "A truth scenario is an assumption about the true probability of a dose-limiting toxicity (DLT), and "
+        "where given of a response, at each dose tier. Under each scenario every candidate design was run on "
+        + ("every possible trial (exact enumeration)" if exact else
+           f"the same {n_trials:,} simulated trials: the same virtual patients with the same outcomes, so "
+           "differences between designs are paired comparisons and are more precise than separate runs") + "."))
+    B.append(Paragraph(
+        "The true MTD is the highest tier whose true P(DLT) is at most the target DLT rate"
+        + (f" ({tgt:g})" if tgt is not None else "") + "; when even the lowest tier exceeds it, the correct "
+        "decision is to stop with no dose. P(select) of a tier is the share of trials that end by recommending it. "
+        + ("" if exact else "Numbers in brackets and after ± are one Monte Carlo standard error (MCSE), the "
+           "uncertainty due to simulating a finite number of trials; error bars in the figures are ±1.96 MCSE. ")
+        + "Percentages are of trials, except the shares of patients, which are of a trial's patients."))
+    glossary = {}
+    for r in study.results:
+        for name, row in r.metrics().iterrows():
+            glossary.setdefault(name, row["definition"])
+    B.append(Table(columns=["Metric", "Definition"],
+                   rows=[[metric_name(k), v] for k, v in glossary.items()], row_keys=list(glossary),
+                   caption="Metrics reported for every design and scenario", attrs={"kind": "glossary"},
+                   align=["l", "l"], wrap=(1,)))
+
+    # -- protocol at a glance ----------------------------------------------------------------
+    B.append(PageBreak())
+    B.append(Heading(1, "The protocol at a glance", "protocol"))
+    if proto.source:
+        B.append(Paragraph(proto.source))
+    note = (proto.extra or {}).get("design_note")
+    if note:
+        B.append(Paragraph(note))
+    lad = proto.tiers
+    tcols = ["No.", "Dose"]
+    trows = []
+    band = lad.band() if lad.tolerance else None
+    if lad.labels is not None:
+        tcols.append("Nominal dose")
+    if band is not None:
+        tcols.append(f"Release band (±{100 * lad.tolerance:g}%)")
+    for t in range(lad.n_tiers):
+        row = [str(t + 1), tier_label(lad, t)]
+        if lad.labels is not None:
+            row.append(dose_text(lad.doses[t], lad.unit))
+        if band is not None:
+            lo, hi = band[t]
+            row.append(f"{dose_text(lo, '')} to {dose_text(hi, lad.unit)}")
+        trows.append(row)
+    B.append(Table(columns=tcols, rows=trows, caption="Dose tiers (No. is the tier number used in trial logs "
+                   "such as \"1NNN 2NTN\")", attrs={"kind": "tiers"}, align=["r"] + ["l"] * (len(tcols) - 1)))
+    settings = []
+    if tgt is not None:
+        settings.append(("Target DLT rate", f"{tgt:g}"))
+    sizes = sorted({getattr(d, "cohort_size", None) for d in proto.designs.values()} - {None})
+    if sizes:
+        settings.append(("Cohort size", ", ".join(str(s) for s in sizes)))
+    maxn = {n: getattr(d, "max_n", None) for n, d in proto.designs.items()}
+    vals = set(maxn.values()) - {None}
+    if len(vals) == 1:
+        settings.append(("Maximum number of patients", f"{vals.pop()} (every design)"))
+    elif vals:
+        settings.append(("Maximum number of patients", "; ".join(f"{n}: {v}" for n, v in maxn.items()
+                                                                 if v is not None)))
+    if proto.obd is not None:
+        settings.append(("True OBD", proto.obd.text()))
+    dm = getattr(proto, "dose_model", None)
+    if dm is not None:
+        settings.append(("Actual dose and manufacturing", _describe_model(dm, lad)))
+    cal = getattr(proto, "calendar", None)
+    if cal is not None:
+        settings.append(("Calendar", _describe_model(cal, lad)))
+    settings.append(("Truth scenarios", ", ".join(snames)))
+    settings.append(("Evaluation", runs + ("" if exact else f" per design and scenario; seed entropy "
+                                                              f"{prov['seed entropy']}")))
+    B.append(Table(columns=["Setting", "Value"], rows=[list(s) for s in settings], caption="Settings",
+                   attrs={"kind": "settings"}, align=["l", "l"], wrap=(1,), row_keys=[s[0] for s in settings]))
+    drows = []
+    for name in dnames:
+        d = proto.designs.get(name) or next(r.design for r in study.results if study.name_of(r) == name)
+        rule, stops = _split_rules(d)
+        drows.append([name, d.kind, str(getattr(d, "max_n", "")), rule, stops])
+    B.append(Table(columns=["Design", "Type", "Max N", "Decision rule in plain words",
+                            "Stopping rules and constraints"], rows=drows,
+                   caption="Candidate designs", attrs={"kind": "designs"}, align=["l", "l", "r", "l", "l"],
+                   wrap=(3, 4), row_keys=dnames))
+    srows = []
+    for s in snames:
+        r = next(x for x in study.results if x.scenario.name == s)
+        sc = r.scenario
+        mtd = r.true_mtd
+        obd = next((x.true_obd for x in study.results if x.scenario.name == s and x.true_obd is not None), None)
+        srows.append([s, ", ".join(f"{p:.2f}" for p in sc.true_tox),
+                      "" if sc.true_eff is None else ", ".join(f"{p:.2f}" for p in sc.true_eff),
+                      "" if mtd is None else tier_label(lad, mtd), "" if obd is None else tier_label(lad, obd),
+                      sc.description])
+    B.append(Table(columns=["Scenario", "true P(DLT) by tier", "true P(response) by tier", "true MTD", "true OBD",
+                            "Description"], rows=srows, caption="Truth scenarios", attrs={"kind": "scenarios"},
+                   align=["l"] * 6, wrap=(5,), row_keys=snames))
+
+    # -- scenarios -----------------------------------------------------------------------------
+    for s in snames:
+        res = scenario_results(study, s)
+        first = next(iter(res.values()))
+        sc = first.scenario
+        obd_def = next((r.obd for r in res.values() if r.obd is not None), None)
+        B.append(PageBreak())
+        B.append(Heading(1, f"Scenario '{s}'", f"scenario-{_slug(s)}"))
+        if sc.description:
+            B.append(Paragraph(sc.description))
+        B.append(Heading(2, "In brief"))
+        for sentence in scenario_summary(res):
+            B.append(Paragraph(sentence, "bullet"))
+        ax = plots.plot_dose_response(sc, lad, first.target, obd_def)
+        fig(figure_block(ax.figure, f"True dose-response of scenario '{s}': P(DLT) per tier (solid)"
+                         + (", P(response) (dashed)" if sc.true_eff is not None else "")
+                         + ("" if first.target is None else f", the target DLT rate {first.target:g} (dotted) and "
+                            "the true MTD (shaded)") + (", the true OBD (star)" if obd_def is not None
+                                                         and sc.true_eff is not None else "") + ".",
+                         f"dose-response curves of scenario {s}", f"dose-response/{s}", dpi))
+        B.append(Heading(2, "Key results by design"))
+        B.append(key_metrics_table(res, caption=f"Key results, scenario '{s}'" + ("" if exact else
+                                   " (MCSE in brackets)"), attrs={"kind": "key", "scenario": s}))
+        ax = plots.plot_selection(res, colors=colours)
+        fig(figure_block(ax.figure, f"Scenario '{s}': probability that the trial ends by selecting each tier (or "
+                         "no dose), by design" + ("" if exact else ", with ±1.96 MCSE error bars")
+                         + "; the true MTD (and OBD) are shaded.", f"selection by design, scenario {s}",
+                         f"selection/{s}", dpi))
+        ax = plots.plot_allocation(res, colors=colours)
+        fig(figure_block(ax.figure, f"Scenario '{s}': mean number of patients treated at each tier, by design.",
+                         f"patient allocation by tier, scenario {s}", f"allocation/{s}", dpi))
+        ax = plots.plot_sample_size(res, colors=colours)
+        fig(figure_block(ax.figure, f"Scenario '{s}': distribution of the number of patients per trial (circle "
+                         "area: probability), its 10% to 90% range (line) and mean (diamond), by design.",
+                         f"sample size distribution, scenario {s}", f"sample-size/{s}", dpi))
+        B.append(Heading(2, "Details by design"))
+        for name, r in res.items():
+            B.append(Heading(3, f"{name}, scenario '{s}'"))
+            B.append(Row([selection_table(r, caption="By tier (truth: the true MTD and OBD)",
+                                          attrs={"kind": "select", "design": name, "scenario": s}),
+                          metrics_table(r, caption="Operating characteristics",
+                                        attrs={"kind": "metrics", "design": name, "scenario": s})]))
+
+    # -- decision rules and paths -----------------------------------------------------------------
+    B.append(PageBreak())
+    B.append(Heading(1, "Decision rules and escalation paths", "rules"))
+    B.append(Paragraph(
+        "For each design: its decision table where it has one (interval designs and the 3+3 decide from the "
+        "number of patients and DLTs at the current tier alone), and every path of the first "
+        f"{path_cohorts} cohorts from the start of the trial, as decided by the same code that ran the "
+        "simulations."))
+    for name in dnames:
+        d = proto.designs.get(name) or next(r.design for r in study.results if study.name_of(r) == name)
+        B.append(Heading(2, name, f"rules-{_slug(name)}"))
+        B.append(Paragraph(d.describe()))
+        try:
+            dt = decision_table(d)
+        except DoseescError:
+            dt = None
+        if dt is not None:
+            is33 = d.kind == "3+3"
+            down = ("stop, MTD = tier below, if y >=" if is33 and not getattr(d, "deescalation", False)
+                    else "de-escalate if y >=")
+            cols = ["n", "escalate if y <=", "stay if y =", down]
+            if not is33:
+                cols.append("eliminate if y >=")
+            rows = []
+            for n, row in dt.iterrows():
+                cells = [str(n)]
+                for c in ["escalate_if_le", "stay", "deescalate_if_ge"] + ([] if is33 else ["eliminate_if_ge"]):
+                    v = row[c]
+                    cells.append("" if _isna(v) else str(v))
+                rows.append(cells)
+            B.append(Table(columns=cols, rows=rows, caption=f"{name}: decision table (n patients at the current "
+                           "tier, y of them with a DLT; eliminate: de-escalate and never return to this tier or "
+                           "those above)",
+                           attrs={"kind": "decision", "design": name}, align=["r"] * len(cols),
+                           row_keys=[str(n) for n in dt.index]))
+            ax = plots.plot_decision_table(d)
+            fig(figure_block(ax.figure, f"{name}: decision for every number of patients (rows) and DLTs (columns) "
+                             "at the current tier.", f"decision table of {name}", f"decision/{name}", dpi,
+                             max_height=5.2))
+        else:
+            B.append(Paragraph(f"{name} has no decision table: its decisions depend on more than the patients and "
+                               "DLTs at the current tier (a model fitted to every tier, or responses); the paths "
+                               "below show what it does.", "small"))
+        try:
+            dp = _paths(d, path_cohorts, ladder=lad)
+        except DoseescError as exc:
+            B.append(Paragraph(f"Escalation paths of {name} not shown: {exc}", "small"))
+            continue
+        ax = dp.plot()
+        fig(figure_block(ax.figure, f"{name}: every path of the first {path_cohorts} cohorts from the start of the "
+                         "trial (edge colour and label: DLTs in the cohort; cross: the trial stops).",
+                         f"escalation paths of {name}", f"paths/{name}", dpi, max_height=5.2))
+        table = dp.table()
+        if len(table) <= MAX_PATH_ROWS:
+            cols = [str(c) for c in table.columns]
+            B.append(Table(columns=cols, rows=[[("" if _isna(v) else str(v)) for v in row]
+                                               for row in table.itertuples(index=False)],
+                           caption=f"{name}: paths of the first {path_cohorts} cohorts",
+                           attrs={"kind": "paths", "design": name}, align=["l"] * len(cols),
+                           wrap=(len(cols) - 1,)))
+        else:
+            B.append(Paragraph(f"{len(table):,} distinct paths (too many to list here; the figure summarises "
+                               f"them). List them with: doseesc paths {proto.path or 'FILE'} --design '{name}' "
+                               f"--cohorts {path_cohorts}", "small"))
+
+    # -- provenance -----------------------------------------------------------------------------
+    B.append(PageBreak())
+    B.append(Heading(1, "Provenance", "provenance"))
+    B.append(Paragraph("Run this command with the same doseesc version to reproduce every number in this report "
+                       "(the simulations depend only on the scenario file, the number of trials and the seed):"))
+    B.append(Paragraph(prov["command"], "lead"))
+    if not exact:
+        B.append(Paragraph(f"The same numbers, as CSV and JSON files: doseesc simulate {proto.path or 'FILE'} "
+                           f"--n-trials {n_trials} --seed {prov['seed entropy']} --out DIR", "small"))
+    B.append(Table(columns=["Item", "Value"], rows=[[k, v] for k, v in prov.items()], caption="Provenance",
+                   attrs={"kind": "provenance"}, align=["l", "l"], wrap=(1,), row_keys=list(prov)))
+    return CommitteeReport(study=study, blocks=B, title=title, provenance=prov, figures=figs)
+
+
+def _isna(v) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def committee_report(protocol, *, n_trials: int | None = None, seed=None, command: str = "",
+                     progress=None, **kwargs) -> CommitteeReport:
+    """Simulate every design under every scenario of ``protocol`` and build the committee report.
+
+    ``n_trials`` defaults to the file's ``[run] n_trials``, ``seed`` to its ``[run] seed`` (else
+    fresh entropy, recorded in the report). ``command`` is the command line shown as the way to
+    reproduce the report.
+    """
+    from ..study import run_protocol
+
+    study = run_protocol(protocol, method="simulate", n_trials=n_trials, seed=seed, command=command,
+                         progress=progress)
+    return build_report(study, **kwargs)

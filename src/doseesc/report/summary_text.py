@@ -1,0 +1,141 @@
+"""Plain-language summary of one truth scenario, generated from the numbers.
+
+Every sentence is built from the results' own estimates; differences between two designs are
+paired (the designs saw the same simulated patients) and carry the MCSE of the paired
+difference, and a difference within two MCSE is called so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .labels import metric_name, metric_unit, metric_value, tier_label
+
+
+def paired_difference(a, b, metric: str) -> tuple[float, float]:
+    """``(mean, mcse)`` of metric(a) - metric(b) over the same trials (0 MCSE for exact results).
+
+    Monte Carlo results of one scenario from :func:`doseesc.study.run_protocol` share their patients
+    trial by trial, so the difference is paired; otherwise the MCSE is that of independent runs.
+    """
+    xa, xb = a._per_trial(metric), b._per_trial(metric)
+    if xa is None or xb is None:
+        return math.nan, math.nan
+    if a.is_exact or b.is_exact:
+        return a.metric(metric)[0] - b.metric(metric)[0], 0.0
+    if xa.shape == xb.shape:
+        d = np.asarray(xa, float) - np.asarray(xb, float)
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+    (ea, sa), (eb, sb) = a.metric(metric), b.metric(metric)
+    return ea - eb, math.hypot(sa, sb)
+
+
+def _p(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pm(r, metric: str) -> str:
+    est, se = r.metric(metric)
+    return _p(est) if r.is_exact else f"{_p(est)} (±{100 * se:.1f}%)"
+
+
+def _within(d: float, se: float) -> bool:
+    return se > 0 and abs(d) < 2 * se
+
+
+def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
+    """Short sentences for a protocol committee about one scenario.
+
+    ``results``: design name -> :class:`~doseesc.results.OperatingCharacteristics`, all under the
+    same scenario, in the protocol's order; ``reference`` (default: the first design, usually the
+    registered one) is the design the others are compared with.
+    """
+    names = list(results)
+    if not names:
+        return []
+    ref = names[0] if reference is None else reference
+    r0 = results[ref]
+    lad = r0.ladder
+    sc = r0.scenario
+    out = []
+    mtd = r0.true_mtd
+    if mtd is not None:
+        if mtd < 0:
+            out.append(f"No tier is acceptable: even the lowest tier has P(DLT) {sc.true_tox[0]:g}, above the "
+                       f"target {r0.target:g}, so the correct decision is to stop without selecting a dose.")
+        else:
+            out.append(f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:g} against the target "
+                       f"{r0.target:g}).")
+        what = "correctly stops with no dose" if mtd < 0 else "picks the true MTD"
+        best = max(names, key=lambda n: results[n].metric("p_correct")[0])
+        rb = results[best]
+        if best == ref or len(names) == 1:
+            others = [n for n in names if n != best]
+            tail = ""
+            if others:
+                second = max(others, key=lambda n: results[n].metric("p_correct")[0])
+                tail = (f"; the next best is {second} with {_p(results[second].metric('p_correct')[0])}")
+            out.append(f"{best} {what} most often: in {_pm(rb, 'p_correct')} of trials{tail}.")
+        else:
+            d, se = paired_difference(rb, r0, "p_correct")
+            dn, _ = paired_difference(rb, r0, "expected_n")
+            more = f"{abs(dn):.1f} {'more' if dn > 0 else 'fewer'} patients on average" if abs(dn) >= 0.05 \
+                else "about the same number of patients on average"
+            note = " (within Monte Carlo error)" if _within(d, se) else ""
+            diff = f"{100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
+            out.append(f"{best} {what} in {_pm(rb, 'p_correct')} of trials versus "
+                       f"{_p(r0.metric('p_correct')[0])} for {ref} (paired difference {diff}{note}), with {more} "
+                       f"({rb.expected_n:.1f} versus {r0.expected_n:.1f}).")
+        if mtd >= 0:
+            nd = [n for n in names if results[n].p_no_dose >= 0.05]
+            if nd:
+                worst = max(nd, key=lambda n: results[n].p_no_dose)
+                out.append(f"Although {tier_label(lad, mtd)} is acceptable, {worst} stops with no dose in "
+                           f"{_pm(results[worst], 'p_no_dose')} of trials"
+                           + (f" ({len(nd) - 1} other design{'s' if len(nd) > 2 else ''} at least 5%)."
+                              if len(nd) > 1 else "."))
+            if mtd < lad.n_tiers - 1:
+                share = {n: results[n].metric("share_above_mtd")[0] for n in names}
+                lo, hi = min(share, key=share.get), max(share, key=share.get)
+                out.append(f"Patients treated above the true MTD: {_p(share[lo])} of a trial's patients with {lo}, "
+                           f"up to {_p(share[hi])} with {hi}" + (f"; {_p(share[ref])} with {ref}."
+                                                                  if ref not in (lo, hi) else "."))
+        else:
+            share = {n: results[n].metric("share_above_mtd")[0] for n in names}
+            lo = min(share, key=share.get)
+            out.append(f"Every patient is treated above the true MTD here; the mean number of patients (all exposed "
+                       f"to an unacceptable dose) is lowest with {lo} ({results[lo].expected_n:.1f}).")
+    obd_names = [n for n in names if results[n].true_obd is not None
+                 and math.isfinite(results[n].metric("p_select_obd")[0])]
+    if obd_names:
+        o = results[obd_names[0]].true_obd
+        text = "none of the tiers" if o < 0 else tier_label(lad, o)
+        best = max(obd_names, key=lambda n: results[n].metric("p_select_obd")[0])
+        rb = results[best]
+        sent = f"OBD question: the true OBD is {text}; {best} names it in {_pm(rb, 'p_select_obd')} of trials"
+        if ref in obd_names and best != ref:
+            d, se = paired_difference(rb, results[ref], "p_select_obd")
+            note = ", within Monte Carlo error" if _within(d, se) else ""
+            sent += (f" versus {_p(results[ref].metric('p_select_obd')[0])} for {ref} "
+                     f"(paired difference {100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
+                     + f"{note})")
+        out.append(sent + ".")
+    en = {n: results[n].expected_n for n in names}
+    lo, hi = min(en, key=en.get), max(en, key=en.get)
+    if lo != hi:
+        out.append(f"Mean sample size ranges from {en[lo]:.1f} patients ({lo}) to {en[hi]:.1f} ({hi}).")
+    else:
+        out.append(f"Every design treats {en[lo]:.1f} patients on average.")
+    for name, (_, definition) in r0.extra.items():
+        if "duration" not in name:  # the other realism metrics are in the tables; the summary stays short
+            continue
+        vals = {n: results[n].metric(name)[0] for n in names if name in results[n].extra}
+        vals = {n: v for n, v in vals.items() if math.isfinite(v)}
+        if len(vals) > 1:
+            lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+            out.append(f"{metric_name(name).capitalize()} ({definition}): from "
+                       f"{metric_value(name, vals[lo])}{metric_unit(name)} ({lo}) to "
+                       f"{metric_value(name, vals[hi])}{metric_unit(name)} ({hi}).")
+    return out
