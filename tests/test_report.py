@@ -187,6 +187,8 @@ def test_every_expected_figure_is_present(built):
     expected = set()
     for s in proto.scenarios:
         expected |= {f"dose-response/{s}", f"selection/{s}", f"allocation/{s}", f"sample-size/{s}"}
+        if proto.dose_model is not None:   # the actual-dose distribution per scenario
+            expected.add(f"actual-dose/{s}")
     for name, d in proto.designs.items():
         try:
             decision_table(d)

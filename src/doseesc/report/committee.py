@@ -448,6 +448,35 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
         fig(figure_block(ax.figure, f"Scenario '{s}': distribution of the number of patients per trial (circle "
                          "area: probability), its 10% to 90% range (line) and mean (diamond), by design.",
                          f"sample size distribution, scenario {s}", f"sample-size/{s}", dpi))
+        dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
+                      and "dose" in r.patients), None)
+        if dosed is not None:
+            name0 = next(n for n, r in res.items() if r is dosed)
+            B.append(Heading(2, "Actual infused doses"))
+            B.append(Paragraph(
+                "Each patient's product is drawn from the protocol's actual-dose model ("
+                + dosed.dose_model.describe(lad) + "). "
+                + ("This scenario gives the risk as a curve of the actual dose: each patient's risk is evaluated "
+                   "at the dose received, and the true P(DLT) per tier above is the curve averaged over the actual "
+                   "doses of the tier's products (the true MTD and OBD are defined on it)."
+                   if sc.tox_curve is not None else
+                   "This scenario gives the risk per tier, so the actual dose changes which patients are "
+                   "evaluable and replaced, not their risk.")))
+            ds = dosed.dose_summary()
+            B.append(Table(
+                columns=["Tier", "band", "patients infused per trial", "actual dose: 10% / 50% / 90%",
+                         "below band"],
+                rows=[[tier_label(lad, t), f"{dose_text(row['lower'], '')} to {dose_text(row['upper'], '')}",
+                       f"{row['mean_infused']:.2f}",
+                       " / ".join(dose_text(row[c], "") for c in ("dose_q10", "dose_q50", "dose_q90")),
+                       f"{100 * row['share_below_band']:.1f}%"] for t, (_, row) in enumerate(ds.iterrows())],
+                caption=f"Actual doses ({lad.unit}), design {name0}, scenario '{s}'",
+                attrs={"kind": "actual-dose", "scenario": s}))
+            ax = dosed.plot_actual_doses()
+            fig(figure_block(ax.figure, f"Scenario '{s}', design {name0}: distribution of the actual infused dose "
+                             "of every infused patient by assigned tier (violins, log scale), the release band "
+                             "(shaded) and the nominal dose (dashed).", f"actual doses, scenario {s}",
+                             f"actual-dose/{s}", dpi))
         B.append(Heading(2, "Details by design"))
         for name, r in res.items():
             B.append(Heading(3, f"{name}, scenario '{s}'"))

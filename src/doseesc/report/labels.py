@@ -121,6 +121,11 @@ METRIC_NAMES = {
     "p_select_obd": "P(true OBD)",
     "share_at_obd": "share at OBD",
     "mean_eff": "mean responses",
+    "n_enrolled": "patients enrolled",
+    "n_evaluable": "patients evaluable",
+    "n_replaced": "patients replaced",
+    "n_lost": "patients never infused",
+    "share_outside_band": "infused below band",
 }
 
 

@@ -267,6 +267,14 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
         ax.annotate(f"{p:.2f}", (xi, p), xytext=(0, 7 if up else -13), textcoords="offset points", ha="center",
                     fontsize=7.5, color="#D55E00")
     ymax = float(tox.max())
+    if scenario.nominal_tox is not None:   # truth on the actual dose: show the curve at the nominal doses too
+        ax.plot(x, scenario.nominal_tox, ls="", marker="o", mfc="white", mec="#D55E00", ms=6,
+                label="P(DLT) at the nominal dose", zorder=3)
+        ymax = max(ymax, float(np.max(scenario.nominal_tox)))
+        if scenario.nominal_eff is not None:
+            ax.plot(x, scenario.nominal_eff, ls="", marker="s", mfc="white", mec="#0072B2", ms=6,
+                    label="P(response) at the nominal dose", zorder=3)
+            ymax = max(ymax, float(np.max(scenario.nominal_eff)))
     if eff is not None:
         ax.plot(x, eff, "--s", color="#0072B2", lw=2, ms=6, label="P(response)", zorder=3)
         for i, (xi, p) in enumerate(zip(x, eff)):

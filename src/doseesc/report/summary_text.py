@@ -63,10 +63,10 @@ def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
     mtd = r0.true_mtd
     if mtd is not None:
         if mtd < 0:
-            out.append(f"No tier is acceptable: even the lowest tier has P(DLT) {sc.true_tox[0]:g}, above the "
+            out.append(f"No tier is acceptable: even the lowest tier has P(DLT) {sc.true_tox[0]:.3g}, above the "
                        f"target {r0.target:g}, so the correct decision is to stop without selecting a dose.")
         else:
-            out.append(f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:g} against the target "
+            out.append(f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:.3g} against the target "
                        f"{r0.target:g}).")
         what = "correctly stops with no dose" if mtd < 0 else "picks the true MTD"
         best = max(names, key=lambda n: results[n].metric("p_correct")[0])
