@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -260,7 +261,10 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     can_fail = model.failure > 0
     can_below = model.shortfall > 0 or model.cap_total is not None
     replaces = can_fail or (can_below and policy != "nominal")
-    look = 3 if replaces else 0
+    # look-ahead: extra enrolees examined per cohort so that replacements rarely need a second round;
+    # wider arrays cost every patient, so it grows with the chance that a patient is replaced
+    p_repl = model.failure + (model.shortfall if policy != "nominal" else 0.0)
+    look = 0 if not replaces else int(min(3, max(1, math.ceil(2 * design.max_size * p_repl))))
     split = can_fail or can_below   # enrolees may be lost, not evaluable or counted elsewhere
 
     state = TrialState.empty(n_trials, k, design.start)
@@ -302,7 +306,10 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
             cell = (rows[:, None], clipped)   # 2-D index of each enrolee's latent numbers
             code = None
             if "product" in u:
-                code, factor = model.product(u["product"][cell], tol)
+                if can_fail or model.shortfall > 0:
+                    code, factor = model.product(u["product"][cell], tol)
+                else:
+                    factor = model.release_factor(u["product"][cell], tol)
                 dose = nominal * factor
             else:
                 dose = np.broadcast_to(nominal, take.shape)
