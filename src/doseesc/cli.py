@@ -404,14 +404,30 @@ def check(file):
 @click.argument("outcomes", default="")
 @click.option("--design", "-d", "design", required=True, metavar="NAME", help="Design name from the file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def recommend(file, outcomes, design, fmt):
+@click.option("--follow-up", "follow_up", default=None, metavar="DAYS",
+              help="Time-to-event designs: days each patient of OUTCOMES has been followed (the DLT day for a T), "
+                   "comma-separated in log order, e.g. 28,28,28,12,5.")
+@click.option("--window", type=float, default=None,
+              help="DLT window in days for --follow-up (default: the file's [calendar] dlt_window_days).")
+def recommend(file, outcomes, design, fmt, follow_up, window):
     """What the design does next after OUTCOMES, e.g. "1NNN 2NTN".
 
     OUTCOMES lists cohorts: the tier number (1 = lowest) then one letter per
-    patient, N (no DLT) or T (DLT).
+    patient, N (no DLT) or T (DLT). For TITE designs, --follow-up gives each
+    patient's days of follow-up; an N followed for less than the window is pending.
     """
     proto = load_protocol(file)
-    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False)
+    days = None
+    if follow_up is not None:
+        try:
+            days = [float(v) for v in follow_up.replace(" ", "").split(",") if v != ""]
+        except ValueError:
+            raise DoseescError(f"--follow-up {follow_up!r}: give numbers of days separated by commas") from None
+        if window is None and proto.calendar is not None:
+            window = proto.calendar.dlt_window_days
+        if window is None:
+            raise DoseescError("--follow-up needs --window (the DLT window in days) or a [calendar] in the file")
+    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window)
     if fmt == "json":
         lab = proto.tiers.label
         click.echo(json.dumps({
@@ -422,6 +438,7 @@ def recommend(file, outcomes, design, fmt):
             "selected_tier": None if rec.selected is None else rec.selected + 1,
             "selected_dose": None if rec.selected is None else lab(rec.selected),
             "complete_cohort": rec.incomplete, "message": rec.message,
+            "suspend_accrual": rec.wait, "pending": rec.pending,
             "deviations": list(rec.deviations)}, indent=2))
     else:
         click.echo(str(rec))

@@ -69,9 +69,11 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     errors. Raises :class:`DoseescError` if more than ``max_states`` live
     states would have to be held at once.
     """
+    from .designs.tite import check_not_tite
     from .obd import resolve_obd
     from .results import OperatingCharacteristics, provenance, resolve_target
 
+    check_not_tite(design, "exact enumeration")
     check_compatible(design, scenario)
     obd_def = resolve_obd(obd, design, scenario)
     joint = bool(getattr(design, "uses_efficacy", False))

@@ -35,10 +35,20 @@ class Recommendation:
     ladder: DoseLadder
     incomplete: int = 0
     deviations: tuple[str, ...] = field(default=())
+    #: Time-to-event designs: accrual is suspended (wait for more follow-up before the next patient).
+    wait: bool = False
+    #: Time-to-event designs: patients still within the DLT window without a DLT.
+    pending: int = 0
 
     @property
     def message(self) -> str:
         lab = self.ladder.label
+        if self.wait:
+            return (f"suspend accrual: wait for more follow-up of the {self.pending} pending patient(s) before "
+                    f"treating the next patient (then at {lab(self.next_tier)} or as the design decides)")
+        if self.stop and self.pending and self.selected is not None and self.selected >= 0:
+            return (f"stop enrolling ({self.reason.text}); provisional choice {lab(self.selected)}: select when the "
+                    f"{self.pending} pending patient(s) complete the DLT window")
         if self.incomplete:
             return (f"complete the cohort at {lab(self.next_tier)}: {self.incomplete} more patient(s) "
                     "before the next decision")
@@ -58,7 +68,7 @@ class Recommendation:
 
 
 def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder | None = None,
-              warn: bool = True) -> Recommendation:
+              warn: bool = True, follow_up=None, window: float | None = None) -> Recommendation:
     """The design's next step after the observed ``outcomes``.
 
     ``outcomes`` is a trial log such as ``"1NNN 2NTN"``. The log is replayed
@@ -66,9 +76,18 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     use; cohorts where the log departs from the design's recommendation are
     reported in ``deviations`` (and as a :class:`DeviationWarning` if
     ``warn``). An incomplete last cohort yields "complete the cohort".
+
+    Time-to-event designs (TITE-CRM, TITE-BOIN) take ``follow_up``: the days
+    each patient of the log (in order) has been followed, or for a patient
+    with a DLT (``T``) the day of the DLT, and ``window``, the DLT window in
+    days. An ``N`` followed for less than the window is *pending*. The design
+    then decides with the partial follow-up (possibly suspending accrual).
+    Without ``follow_up`` every patient counts as complete.
     """
     if not isinstance(design, Design):
         raise DesignError(f"design = {design!r} is not a doseesc design")
+    if follow_up is not None:
+        return _recommend_tite(design, outcomes, ladder, follow_up, window)
     ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
     if ladder.n_tiers != design.n_tiers:
         raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
@@ -141,6 +160,62 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
                              deviations=tuple(deviations))
     _warn(rec, warn)
     return rec
+
+
+def _recommend_tite(design: Design, outcomes, ladder, follow_up, window) -> Recommendation:
+    """A time-to-event design's next step from the log and each patient's follow-up (days)."""
+    if not getattr(design, "time_to_event", False):
+        raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN), not to "
+                          f"{design.label}, which decides on complete cohorts")
+    ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
+    if ladder.n_tiers != design.n_tiers:
+        raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
+    if window is None or isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
+        raise OutcomeError(f"window = {window!r}: give the DLT window in days (a positive number)")
+    cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
+    text = format_outcomes(cohorts)
+    tiers = [c.tier for c in cohorts for _ in range(c.size)]
+    tox = [bool(t) for c in cohorts for t in c.tox]
+    eff = [bool(e) for c in cohorts for e in c.eff]
+    days = list(follow_up)
+    if len(days) != len(tiers):
+        raise OutcomeError(f"follow_up has {len(days)} values but outcomes {text!r} has {len(tiers)} patients")
+    for i, v in enumerate(days):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+            raise OutcomeError(f"follow_up[{i}] = {v!r} must be a number of days >= 0")
+        if tox[i] and v > window:
+            raise OutcomeError(f"follow_up[{i}] = {v!r}: patient {i + 1} has a DLT, which must occur within the "
+                               f"window ({window:g} days)")
+    if len(tiers) > design.max_n:
+        raise OutcomeError(f"outcomes {text!r} has {len(tiers)} patients, more than max_n = {design.max_n}")
+    k = design.n_tiers
+    if not cohorts:
+        return Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None, (0,) * k,
+                              (0,) * k, ladder)
+    frac = np.minimum(np.asarray(days, float) / float(window), 1.0)
+    pt_tier = np.asarray(tiers)[None, :]
+    pt_dlt = np.asarray(tox)[None, :]
+    n = np.bincount(tiers, minlength=k)
+    y = np.bincount(tiers, weights=tox, minlength=k).astype(int)
+    e = np.bincount(tiers, weights=eff, minlength=k).astype(int)
+    ye = np.bincount(tiers, weights=np.asarray(tox) & np.asarray(eff), minlength=k).astype(int)
+    last = cohorts[-1]
+    state = TrialState.from_counts(n, y, last.tier, e=e, last_n=last.size, last_y=sum(last.tox), ye=ye)
+    state.pt_tier, state.pt_dlt, state.pt_follow = pt_tier, pt_dlt, frac[None, :]
+    pending = int(((~pt_dlt) & (frac[None, :] < 1)).sum())
+    dec = design.step(state)
+    counts = (tuple(int(v) for v in n), tuple(int(v) for v in y))
+    if dec.wait is not None and dec.wait[0]:
+        return Recommendation(design.label, text, int(dec.next[0]), False, StopReason.NOT_STOPPED, None, *counts,
+                              ladder, wait=True, pending=pending)
+    if dec.stop[0]:
+        why = StopReason(int(dec.reason[0]))
+        complete = TrialState.from_counts(n, y, last.tier, e=e, ye=ye)
+        sel = -1 if why in (StopReason.LOWEST_TIER_TOXIC, StopReason.SAFETY) else \
+            int(design.conclude(complete, np.array([int(why)]))[0])
+        return Recommendation(design.label, text, -1, True, why, sel, *counts, ladder, pending=pending)
+    return Recommendation(design.label, text, int(dec.next[0]), False, StopReason.NOT_STOPPED, None, *counts, ladder,
+                          pending=pending)
 
 
 def _warn(rec: Recommendation, warn: bool) -> None:

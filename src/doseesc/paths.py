@@ -102,6 +102,9 @@ def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | No
 
     Stops counting once the total exceeds ``limit``; the returned list is then shorter.
     """
+    from .designs.tite import check_not_tite
+
+    check_not_tite(design, "dose paths")
     rec = recommend(design, start, warn=False)
     if rec.stop:
         return []
@@ -204,6 +207,9 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
     are more than ``max_nodes``, :class:`DoseescError` is raised before any
     path is built, naming the largest number of cohorts that fits.
     """
+    from .designs.tite import check_not_tite
+
+    check_not_tite(design, "dose paths")
     if isinstance(n_cohorts, bool) or not isinstance(n_cohorts, (int, np.integer)) or n_cohorts < 1:
         raise DoseescError(f"n_cohorts = {n_cohorts!r} must be a positive integer")
     ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)

@@ -214,6 +214,12 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: [obd] {exc}") from None
 
+    calendar = None
+    if "calendar" in data:
+        from .calendar import calendar_from_toml
+
+        calendar = calendar_from_toml(data["calendar"], where)
+
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ScenarioError(f"{where}: 'run' must be a table [run]")
@@ -227,7 +233,7 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     return Protocol(dose_model=dose_model, name=str(name), tiers=ladder, designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
-                    sha256=sha, extra={"design_note": proto.get("design_note", "")})
+                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar)
 
 
 def _curve_scenario(entry: dict, ladder: DoseLadder, dose_model) -> Scenario:

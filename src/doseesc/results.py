@@ -549,3 +549,47 @@ class OperatingCharacteristics:
         from .report.plots import plot_dose_response
 
         return plot_dose_response(self.scenario, self.ladder, self.target, self.obd, ax=ax)
+
+    # -- calendar time (runs with a Calendar) ------------------------------------------------------
+    def duration_summary(self) -> pd.DataFrame:
+        """Trial duration and time to the final decision (days), for a run with a calendar.
+
+        One row each for ``duration_days`` and ``time_to_decision_days`` (see
+        :mod:`doseesc.calendar`): ``mean``, ``sd``, ``q10``, ``q50``, ``q90``,
+        each with its MCSE (``*_mcse``; SD by the delta method, quantiles from
+        the order-statistic 95% interval, as the sample-size quantiles), and
+        ``months`` (the mean in months of 365.25 / 12 days).
+        """
+        from .errors import DoseescError
+
+        if "duration_days" not in self.extra:
+            raise DoseescError("duration_summary() needs a Monte Carlo run with a calendar (simulate(..., "
+                               "calendar=Calendar(...)) or a [calendar] table in the scenario file)")
+        rows = []
+        for name in ("duration_days", "time_to_decision_days"):
+            x = np.asarray(self.extra[name][0], dtype=float)
+            x = x[np.isfinite(x)]
+            t = x.size
+            m = float(x.mean())
+            sd = float(x.std(ddof=1)) if t > 1 else math.nan
+            d2 = (x - m) ** 2
+            sd_se = math.sqrt(max(float((d2 ** 2).mean() - d2.mean() ** 2), 0.0) / t) / (2 * sd) if sd > 0 else 0.0
+            row = {"metric": name, "mean": m, "mean_mcse": sd / math.sqrt(t), "sd": sd, "sd_mcse": sd_se}
+            xs = np.sort(x)
+            for q in QUANTILES:
+                row[f"q{int(q * 100):02d}"] = _weighted_quantile(xs, np.full(t, 1.0 / t), q)
+                half = 1.96 * math.sqrt(t * q * (1 - q))
+                lo = xs[max(int(math.floor(t * q - half)), 0)]
+                hi = xs[min(int(math.ceil(t * q + half)), t - 1)]
+                row[f"q{int(q * 100):02d}_mcse"] = float(hi - lo) / (2 * 1.96)
+            row["months"] = m / (365.25 / 12)
+            row["definition"] = self.extra[name][1]
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("metric")
+
+    def plot_duration(self, ax=None):
+        """Median trial duration against P(select the true MTD/OBD) (one point; see
+        :func:`doseesc.report.plots.plot_duration_vs_correct`)."""
+        from .report.plots import plot_duration_vs_correct
+
+        return plot_duration_vs_correct(self, ax=ax)

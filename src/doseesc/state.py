@@ -117,6 +117,15 @@ class TrialState:
     ye: np.ndarray | None = None
     phase: np.ndarray | None = None
     aux: np.ndarray | None = None
+    #: Per-patient arrays of time-to-event designs, shape ``(n_trials, max_patients)`` (None otherwise):
+    #: tier (-1: no patient), DLT observed so far, follow-up as a fraction of the DLT window (the
+    #: fraction at which the DLT occurred for a patient with a DLT; 1 once complete), and the same for
+    #: response. Patients assigned but not yet infused have follow-up 0.
+    pt_tier: np.ndarray | None = None
+    pt_dlt: np.ndarray | None = None
+    pt_follow: np.ndarray | None = None
+    pt_eff: np.ndarray | None = None
+    pt_eff_follow: np.ndarray | None = None
 
     def __post_init__(self):
         t = self.n.shape[0]
@@ -166,17 +175,21 @@ class TrialState:
         """``a[i, current[i]]`` for every trial."""
         return np.take_along_axis(a, self.current[:, None].astype(np.intp), axis=1)[:, 0]
 
+    _PATIENT_KEYS = ("pt_tier", "pt_dlt", "pt_follow", "pt_eff", "pt_eff_follow")
+
     def take(self, index) -> "TrialState":
+        pts = {key: None if getattr(self, key) is None else getattr(self, key)[index] for key in self._PATIENT_KEYS}
         return TrialState(n=self.n[index], y=self.y[index], e=self.e[index],
                           current=self.current[index], active=self.active[index],
                           last_n=self.last_n[index], last_y=self.last_y[index], ye=self.ye[index],
-                          phase=self.phase[index], aux=self.aux[index])
+                          phase=self.phase[index], aux=self.aux[index], **pts)
 
     def copy(self) -> "TrialState":
+        pts = {key: None if getattr(self, key) is None else getattr(self, key).copy() for key in self._PATIENT_KEYS}
         return replace(self, n=self.n.copy(), y=self.y.copy(), e=self.e.copy(),
                        current=self.current.copy(), active=self.active.copy(),
                        last_n=self.last_n.copy(), last_y=self.last_y.copy(), ye=self.ye.copy(),
-                       phase=self.phase.copy(), aux=self.aux.copy())
+                       phase=self.phase.copy(), aux=self.aux.copy(), **pts)
 
 
 @dataclass
@@ -206,6 +219,9 @@ class Decision:
     #: New ``phase`` and ``aux`` memory of multi-stage designs (None: unchanged).
     phase: np.ndarray | None = None
     aux: np.ndarray | None = None
+    #: Time-to-event designs: True where accrual is suspended (the next patient waits for more
+    #: follow-up); None for other designs.
+    wait: np.ndarray | None = None
 
     def __post_init__(self):
         if self.fired is None:

@@ -229,8 +229,11 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                         progress(done - last[0])
                     last[0] = done
                 results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
-                                        obd=protocol.obd, dose_model=protocol.dose_model))
+                                        obd=protocol.obd, dose_model=protocol.dose_model,
+                                        calendar=protocol.calendar))
     else:
+        if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
+            chosen_d = [(n, d) for n, d in chosen_d if not getattr(d, "time_to_event", False)] or chosen_d
         for sc in chosen_s:
             for _, d in chosen_d:
                 results.append(exact(d, sc, ladder=protocol.tiers, obd=protocol.obd))

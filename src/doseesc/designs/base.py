@@ -74,6 +74,9 @@ class Design:
     steps_by_one: ClassVar[bool] = False
     #: True for designs whose rules need complete cohorts of evaluable patients at one tier (3+3).
     fixed_cohorts: ClassVar[bool] = False
+    #: True for time-to-event designs (TITE): they decide with pending patients' partial follow-up, so
+    #: exact enumeration and dose paths do not apply.
+    time_to_event: ClassVar[bool] = False
 
     stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
     tier_cap: int | None = dataclasses.field(default=None, kw_only=True)
@@ -213,7 +216,8 @@ class Design:
             stop = stop | hit
         nxt = np.where(stop, -1, nxt).astype(np.int32)
         size = d.size
-        return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size)
+        wait = None if d.wait is None else d.wait & ~stop
+        return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size, wait=wait)
 
     # -- parameters ---------------------------------------------------------
     def to_dict(self) -> dict:

@@ -493,3 +493,81 @@ def plot_actual_doses(result, ax=None):
     ax.set_title(f"Actual dose per tier: {result.design.label}, scenario {result.scenario.name!r}")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     return ax
+
+
+def _duration_results(results_or_study, scenario=None) -> dict:
+    """``{design name: result}`` of one scenario from a Study, a dict, a sequence or one result."""
+    if hasattr(results_or_study, "protocol") and hasattr(results_or_study, "results"):
+        study = results_or_study
+        names = [r.scenario.name for r in study.results]
+        scenario = scenario if scenario is not None else names[0]
+        chosen = {study.name_of(r): r for r in study.results if r.scenario.name == scenario}
+        if not chosen:
+            raise ValueError(f"no results for scenario {scenario!r} (scenarios: {sorted(set(names))})")
+        return chosen
+    return _named_results(results_or_study)
+
+
+def duration_vs_correct(results_or_study, scenario=None):
+    """Per design: median and mean trial duration (months) and P(correct selection), with MCSE (a DataFrame).
+
+    P(correct) is P(select the true OBD) for designs that use response and a
+    run with a true OBD, else P(select the true MTD).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, r in _duration_results(results_or_study, scenario).items():
+        if "duration_days" not in r.extra:
+            raise ValueError(f"{name}: the run has no calendar (simulate with calendar=... or a [calendar] table)")
+        s = r.duration_summary()
+        month = 365.25 / 12
+        obd = getattr(r.design, "uses_efficacy", False) and r.true_obd is not None
+        pc, pc_se = r.metric("p_select_obd" if obd else "p_correct")
+        rows.append({"design": name, "scenario": r.scenario.name,
+                     "median_months": s.loc["duration_days", "q50"] / month,
+                     "median_months_mcse": s.loc["duration_days", "q50_mcse"] / month,
+                     "mean_months": s.loc["duration_days", "mean"] / month,
+                     "mean_months_mcse": s.loc["duration_days", "mean_mcse"] / month,
+                     "q10_months": s.loc["duration_days", "q10"] / month,
+                     "q90_months": s.loc["duration_days", "q90"] / month,
+                     "p_correct": pc, "p_correct_mcse": pc_se, "correct_means": "OBD" if obd else "MTD",
+                     "expected_n": r.expected_n})
+    return pd.DataFrame(rows).set_index("design")
+
+
+def plot_duration_vs_correct(results_or_study, ax=None, scenario=None):
+    """Each design as a point: median trial duration (months) against P(selecting the correct dose).
+
+    Thick bars: ±1.96 MCSE of the median duration and of P(correct); thin
+    horizontal line: the 10-90% range of the duration. ``results_or_study``
+    is a Study (one scenario: ``scenario``, default the first), or results of
+    one scenario. Returns the Axes.
+    """
+    df = duration_vs_correct(results_or_study, scenario)
+    ax = _axes(ax, (9.5, 5.2))
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+    for i, (name, row) in enumerate(df.iterrows()):
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        marker = markers[i % len(markers)]
+        ax.hlines(100 * row["p_correct"], row["q10_months"], row["q90_months"], colors=colour, linewidth=1,
+                  alpha=0.5)
+        ax.errorbar(row["median_months"], 100 * row["p_correct"], xerr=1.96 * row["median_months_mcse"],
+                    yerr=196 * row["p_correct_mcse"], fmt=marker, color=colour, markersize=8, capsize=3,
+                    label=f"{name} (mean N {row['expected_n']:.1f})")
+        ax.annotate(name, (row["median_months"], 100 * row["p_correct"]), textcoords="offset points",
+                    xytext=(6, 5), fontsize=7, color=colour)
+    kinds = set(df["correct_means"])
+    what = "the true MTD" if kinds == {"MTD"} else ("the true OBD" if kinds == {"OBD"} else
+                                                   "the true MTD (OBD for OBD designs)")
+    ax.set_xlabel("median trial duration, months (line: 10-90% range)")
+    ax.set_ylabel(f"P(select {what}), %")
+    ax.set_title(f"Trial duration against correct selection, scenario {df['scenario'].iloc[0]!r}")
+    lo = max(0.0, 100 * (df["p_correct"] - 3 * df["p_correct_mcse"]).min() - 5)
+    hi = min(100.0, 100 * (df["p_correct"] + 3 * df["p_correct_mcse"]).max() + 5)
+    ax.set_ylim(lo, hi)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+              title="design (bars: ±1.96 MCSE)", title_fontsize=8)
+    return ax

@@ -1,0 +1,482 @@
+"""Time-to-event designs: TITE-CRM (Cheung & Chappell 2000) and TITE-BOIN (Yuan et al. 2018).
+
+A time-to-event design decides before every patient has completed the DLT
+window, using each pending patient's partial follow-up. The per-patient data
+travel in the :class:`~doseesc.state.TrialState` arrays ``pt_tier``,
+``pt_dlt`` (DLT observed so far) and ``pt_follow`` (follow-up as a fraction of
+the DLT window; for a patient with a DLT, the fraction at which it occurred).
+With complete follow-up (or a state without per-patient arrays) each design is
+exactly its complete-data parent: TITE-CRM is CRM, TITE-BOIN is BOIN.
+
+They run in the calendar engine (``simulate(..., calendar=Calendar(...))``,
+which simulates them in time with :func:`simulate_tite_batch`) and in
+:func:`~doseesc.recommend` with per-patient follow-up times. Exact enumeration
+and dose paths do not apply (their decisions depend on continuous follow-up
+times) and refuse them. ``docs/notes/tite.md`` lists the rules and their sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+
+import numpy as np
+
+from ..errors import DesignError, DoseescError
+from ..state import Decision, StopReason, TrialState
+from .base import check_int, check_prob, register
+from .boin import BOIN
+from .crm import CRM
+from .interval import D, E, S
+
+WEIGHTS = ("linear", "adaptive")
+TITE_BOIN_METHODS = ("imputation", "ess")
+
+
+def _pending(state: TrialState) -> np.ndarray:
+    """Patients assigned, without an observed DLT and not yet followed for the whole window."""
+    return (state.pt_tier >= 0) & ~state.pt_dlt & (state.pt_follow < 1)
+
+
+def _per_tier(mask: np.ndarray, tier: np.ndarray, k: int, values=None) -> np.ndarray:
+    """Sum of ``values`` (or count) of the patients in ``mask`` per tier, shape ``(n_trials, k)``."""
+    out = np.zeros((mask.shape[0], k))
+    for d in range(k):
+        m = mask & (tier == d)
+        out[:, d] = m.sum(axis=1) if values is None else np.where(m, values, 0.0).sum(axis=1)
+    return out
+
+
+def adaptive_weights(follow: np.ndarray, dlt: np.ndarray, assigned: np.ndarray) -> np.ndarray:
+    """Adaptive weights of Cheung & Chappell (2000), as dfcrm ``titecrm(scheme = "adaptive")``.
+
+    With the z observed DLT times s_1 <= ... <= s_z (fractions of the window),
+    s_0 = 0 and s_{z+1} = 1, a patient followed for a fraction u with
+    s_m <= u < s_{m+1} has weight (m + (u - s_m) / (s_{m+1} - s_m)) / (z + 1);
+    with no DLT yet the weight is linear (u). Patients with a DLT weigh 1.
+    Shapes ``(n_trials, n_patients)``.
+    """
+    t = follow.shape[0]
+    has = dlt & assigned
+    z = has.sum(axis=1)
+    support = np.sort(np.where(has, follow, np.inf), axis=1)            # DLT times first, then +inf
+    support = np.concatenate([np.zeros((t, 1)), support, np.full((t, 1), np.inf)], axis=1)
+    cols = np.arange(support.shape[1])[None, :]
+    support = np.where(cols == (z + 1)[:, None], 1.0, support)          # s_{z+1} = 1
+    u = np.minimum(follow, 1.0)
+    m = (support[:, None, 1:-1] <= u[:, :, None]).sum(axis=2)          # DLT times <= u, per patient
+    m = np.minimum(m, z[:, None])
+    lo = np.take_along_axis(support, m, axis=1)
+    hi = np.take_along_axis(support, m + 1, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(hi > lo, (u - lo) / (hi - lo), 0.0)
+    w = (m + frac) / (z[:, None] + 1)
+    w = np.where(z[:, None] == 0, u, w)
+    return np.clip(np.where(dlt, 1.0, w), 0.0, 1.0)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class TITECRM(CRM):
+    """TITE-CRM: the CRM with a weighted likelihood for pending patients (Cheung & Chappell 2000).
+
+    A patient without a DLT who has been followed for a fraction w of the DLT
+    window contributes ``log(1 - w p_d(beta))`` to the log-likelihood; a
+    patient with a DLT contributes ``log p_d(beta)`` (weight 1), a complete
+    patient ``log(1 - p_d(beta))``: dfcrm ``titecrm``. Weights ``"linear"``
+    (w = follow-up / window, capped at 1) or ``"adaptive"`` (the paper's
+    data-driven weights, see :func:`adaptive_weights`). The posterior mean of
+    beta is computed on CRM's grid for all trials at once (complete patients
+    through the sufficient statistics, pending ones one column at a time);
+    everything else (working model, prior, restrictions, final selection on
+    complete data) is :class:`CRM`'s. Cohorts are usually of 1 patient.
+    """
+
+    kind = "TITE-CRM"
+    time_to_event = True
+
+    cohort_size: int = 1
+    weights: str = dataclasses.field(default="linear", kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weights not in WEIGHTS:
+            raise DesignError(f"weights = {self.weights!r} must be one of {', '.join(WEIGHTS)}")
+
+    @property
+    def label(self) -> str:
+        return "TITE-CRM" + ("" if self.model == "empiric" else " (logistic)") + \
+            (" (adaptive weights)" if self.weights == "adaptive" else "")
+
+    @cached_property
+    def _ptab(self) -> np.ndarray:
+        """Working-model P(DLT) per tier at every grid point, shape ``(n_tiers, grid_points)``."""
+        return np.ascontiguousarray(np.exp(self._grid[2]).T)
+
+    def patient_weights(self, state: TrialState) -> np.ndarray:
+        """Likelihood weight of every patient, shape ``(n_trials, n_patients)``."""
+        assigned = state.pt_tier >= 0
+        if self.weights == "adaptive":
+            return adaptive_weights(state.pt_follow, state.pt_dlt, assigned)
+        return np.where(state.pt_dlt, 1.0, np.clip(state.pt_follow, 0.0, 1.0))
+
+    def weighted_posterior_mean(self, state: TrialState) -> np.ndarray:
+        """Posterior mean of beta under the weighted likelihood, one value per trial."""
+        beta, log_prior, logp, log1mp = self._grid
+        n = np.asarray(state.n, float)
+        y = np.asarray(state.y, float)
+        if state.pt_tier is None:
+            return self.posterior_mean(n, y)
+        k = self.n_tiers
+        pend = _pending(state)
+        npend = _per_tier(pend, state.pt_tier, k)
+        # complete patients: sufficient statistics, exactly as CRM (npend = 0 leaves n - y unchanged)
+        ll = y @ logp.T + ((n - npend) - y) @ log1mp.T + log_prior[None, :]
+        w = self.patient_weights(state)
+        part = pend & (w > 0)
+        rows = np.flatnonzero(part.any(axis=1))
+        if rows.size:
+            sub = part[rows]
+            width = int(sub.sum(axis=1).max())
+            order = np.argsort(~sub, axis=1, kind="stable")[:, :width]   # pending patients first
+            take = np.take_along_axis(sub, order, axis=1)
+            tiers = np.take_along_axis(state.pt_tier[rows], order, axis=1).astype(np.intp)
+            ws = np.where(take, np.take_along_axis(w[rows], order, axis=1), 0.0)
+            ptab = self._ptab                                             # (tiers, grid)
+            # product of the factors (1 - w p) and one log: the absolute error of the log-likelihood stays
+            # ~1e-16 (what the posterior weights feel), at a fraction of the cost of one log1p per patient
+            tiers = np.maximum(tiers, 0)
+            count = take.sum(axis=1)
+            prod = np.empty((rows.size, beta.size))
+            np.take(ptab, tiers[:, 0], axis=0, out=prod)
+            prod *= -ws[:, 0, None]
+            prod += 1.0
+            for j in range(1, width):
+                r = np.flatnonzero(count > j)           # only the trials with that many pending patients
+                tmp = ptab[tiers[r, j]]
+                tmp *= -ws[r, j, None]
+                tmp += 1.0
+                prod[r] *= tmp
+            ll[rows] += np.log(prod, out=prod)
+        ll -= ll.max(axis=1, keepdims=True)
+        e = np.exp(ll)
+        return (e @ beta) / e.sum(axis=1)
+
+    def decide(self, state: TrialState) -> Decision:
+        if state.pt_tier is None:
+            return super().decide(state)
+        d = state.current
+        p = self.ptox(self.weighted_posterior_mean(state))
+        dist = np.abs(p - self.target)
+        best = dist.min(axis=1, keepdims=True)
+        rec = np.argmax(dist <= best + 1e-12, axis=1).astype(np.int32)
+        if self.escalate_by_one:
+            rec = np.minimum(rec, d + 1)
+        if self.no_escalation_after_dlt:
+            toxic = (state.last_n > 0) & (state.last_y >= self.target * state.last_n - 1e-12)
+            rec = np.where(toxic & (rec > d), d, rec)
+        if self.startup:
+            done = state.total_n // self.cohort_size
+            in_startup = (state.y.sum(axis=1) == 0) & (done < len(self.startup))
+            seq = np.asarray(self.startup) - 1
+            rec = np.where(in_startup, seq[np.minimum(done, len(seq) - 1)], rec)
+        t = state.n_trials
+        return Decision(next=rec.astype(np.int32), stop=np.zeros(t, dtype=bool), reason=np.zeros(t, dtype=np.int8))
+
+    def describe(self) -> str:
+        return (super().describe().replace("CRM", "TITE-CRM", 1)
+                + f"; pending patients weighted by follow-up ({self.weights} weights, Cheung & Chappell 2000)")
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class TITEBOIN(BOIN):
+    """TITE-BOIN (Yuan, Lin, Li, Nie & Warren 2018): BOIN deciding with pending patients.
+
+    At the current tier d, with n patients assigned, y DLTs observed, m pending
+    patients (no DLT yet, window not complete) and STFT = the sum of their
+    follow-up fractions (the standardised total follow-up time):
+
+    - ``method="imputation"`` (the paper): each pending patient's DLT is
+      imputed as (1 - t/T) p~ with p~ = (y + phi/2) / (n - m + STFT + 1), the
+      posterior mean under the prior Beta(phi/2, 1 - phi/2) and the
+      approximated likelihood; the estimate is p^ = (y + (m - STFT) p~) / n;
+    - ``method="ess"`` (Lin & Yuan 2020, R TITEgBOIN): p^ = y / (n - m + STFT).
+
+    Rules, in order: elimination and the extra safety stop use the observed
+    DLTs among all n patients (as BOIN, pending included: R TITEgBOIN); if the
+    current tier is eliminated, de-escalate (or stop) at once; **accrual is
+    suspended** (the next patient waits) when more than ``max_pending`` (half)
+    of the patients at the current tier are pending; otherwise escalate if
+    p^ <= lambda_e, de-escalate if p^ > lambda_d, else stay; escalation
+    waits until at least ``min_complete`` (3) patients at the tier have complete
+    data; a de-escalation decided at the lowest tier waits (stays) while
+    patients there are pending. ``n_earlystop`` and the final selection are
+    BOIN's (select.mtd on complete data). With no pending patient at the
+    current tier the decision is BOIN's exactly.
+    """
+
+    kind = "TITE-BOIN"
+    time_to_event = True
+
+    method: str = dataclasses.field(default="imputation", kw_only=True)
+    max_pending: float = dataclasses.field(default=0.5, kw_only=True)
+    min_complete: int = dataclasses.field(default=3, kw_only=True)
+
+    def _validate(self) -> None:
+        super()._validate()
+        if self.method not in TITE_BOIN_METHODS:
+            raise DesignError(f"method = {self.method!r} must be one of {', '.join(TITE_BOIN_METHODS)}")
+        check_prob(self.max_pending, "max_pending", open_high=False)
+        check_int(self.min_complete, "min_complete", minimum=0)
+        if self.titration:
+            raise DesignError("titration = true is not available for TITE-BOIN")
+
+    @property
+    def label(self) -> str:
+        return "TITE-BOIN" + (" (ESS)" if self.method == "ess" else "")
+
+    def estimate(self, n, y, m, stft) -> np.ndarray:
+        """TITE-BOIN's estimate of the DLT rate at a tier from (n, y, pending m, STFT) (arrays)."""
+        n, y, m, stft = (np.asarray(v, float) for v in (n, y, m, stft))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.method == "ess":
+                ess = n - m + stft
+                return np.where(ess > 0, y / np.where(ess > 0, ess, 1), 0.0)
+            phi = self.target
+            ptilde = (y + phi / 2) / (n - m + stft + 1)
+            return np.where(n > 0, (y + (m - stft) * ptilde) / np.where(n > 0, n, 1), 0.0)
+
+    def decide(self, state: TrialState) -> Decision:
+        dec = super().decide(state)
+        t = state.n_trials
+        dec.wait = np.zeros(t, dtype=bool)
+        if state.pt_tier is None:
+            return dec
+        rows = np.arange(t)
+        d = state.current
+        pend = _pending(state)
+        at = pend & (state.pt_tier == d[:, None])
+        m = at.sum(axis=1)
+        hit = (m > 0) & ~(dec.stop & (dec.reason == StopReason.LOWEST_TIER_TOXIC))
+        if not hit.any():
+            return dec
+        stft = np.where(at, np.clip(state.pt_follow, 0, 1), 0.0).sum(axis=1)
+        nd, yd = state.n[rows, d], state.y[rows, d]
+        lam_e, lam_d = self.boundaries
+        phat = self.estimate(nd, yd, m, stft)
+        code = np.where(phat <= lam_e, E, np.where(phat > lam_d, D, S)).astype(np.int8)
+        gone = self.eliminated(state)
+        nxt = self._moves(state, code, gone)
+        k = self.n_tiers
+        up = np.minimum(d + 1, k - 1)
+        can_up = (d < k - 1) & ~gone[rows, up]
+        cur_gone = gone[rows, d]
+        wait = ~cur_gone & ((m > self.max_pending * nd)
+                            | ((code == E) & can_up & (nd - m < self.min_complete))
+                            | ((code == D) & (d == 0)))
+        early = ~cur_gone & ~wait & (nd >= self.n_earlystop) & (nxt == d)
+        dec.next = np.where(hit, nxt, dec.next).astype(np.int32)
+        dec.stop = np.where(hit, early | (dec.stop & cur_gone), dec.stop)
+        reason = np.where(early, np.int8(StopReason.N_AT_TIER), np.int8(StopReason.NOT_STOPPED))
+        dec.reason = np.where(hit, np.where(dec.stop, np.where(early, reason, dec.reason), 0), dec.reason).astype(np.int8)
+        dec.wait = hit & wait & ~dec.stop
+        dec.next = np.where(dec.stop, -1, dec.next).astype(np.int32)
+        return dec
+
+    def describe(self) -> str:
+        how = ("pending outcomes imputed from the follow-up (Yuan et al. 2018)" if self.method == "imputation"
+               else "effective sample size n - pending + STFT (Lin & Yuan 2020)")
+        return (super().describe().replace("BOIN, target", "TITE-BOIN, target", 1)
+                + f"; {how}; accrual suspended while more than {self.max_pending:g} of the patients at the tier are "
+                  f"pending; escalation needs {self.min_complete} patients with complete data")
+
+
+# -- the timed engine of time-to-event designs -------------------------------------------------------
+def _state_at(design, t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
+    """The data of trials ``rows`` at times ``t`` (per row): assigned patients, DLTs so far, follow-up."""
+    tier = pt["tier"][rows]
+    assigned = tier >= 0
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+    with np.errstate(invalid="ignore"):
+        el = np.nan_to_num(np.clip((t[:, None] - inf) / cal.dlt_window_days, 0.0, 1.0), nan=1.0)
+    el = np.where(assigned, el, 0.0)
+    dlt = pt["tox"][rows] & (pt["tox_frac"][rows] <= el) & assigned
+    follow = np.where(dlt, pt["tox_frac"][rows], el)
+    eff_follow = eff = None
+    if uses_eff:
+        with np.errstate(invalid="ignore"):
+            el_e = np.nan_to_num(np.clip((t[:, None] - inf) / cal.eff_window, 0.0, 1.0), nan=1.0)
+        el_e = np.where(assigned, el_e, 0.0)
+        eff = pt["eff"][rows] & (pt["eff_frac"][rows] <= el_e) & assigned
+        eff_follow = np.where(eff, pt["eff_frac"][rows], el_e)
+    cell = (np.arange(rows.size)[:, None] * k + np.maximum(tier, 0)).ravel()
+    size = rows.size * k
+
+    def count(mask):
+        return np.bincount(cell, weights=mask.ravel(), minlength=size).reshape(rows.size, k).astype(np.int32)
+
+    n = count(assigned)
+    y = count(dlt)
+    e = count(eff) if uses_eff else np.zeros_like(n)
+    ye = count(eff & dlt) if uses_eff else np.zeros_like(n)
+    coh = pt["cohort"][rows]
+    last = coh.max(axis=1)
+    in_last = assigned & (coh == last[:, None])
+    return TrialState(n=n, y=y, e=e, ye=ye, current=current.astype(np.int32), active=np.ones(rows.size, dtype=bool),
+                      last_n=in_last.sum(axis=1).astype(np.int32), last_y=(in_last & dlt).sum(axis=1).astype(np.int32),
+                      pt_tier=tier, pt_dlt=dlt, pt_follow=follow, pt_eff=eff, pt_eff_follow=eff_follow)
+
+
+def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndarray) -> np.ndarray:
+    """Next time a pending patient at the current tier has a DLT or completes the window (after ``t``)."""
+    tier = pt["tier"][rows]
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+    w = cal.dlt_window_days
+    ev = np.where(pt["tox"][rows], inf + pt["tox_frac"][rows] * w, inf + w)
+    ev = np.where((tier == current[:, None]) & (ev > t[:, None] + 1e-9), ev, np.inf)
+    nxt = ev.min(axis=1)
+    return np.where(np.isfinite(nxt), nxt, t + 1.0)
+
+
+def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> dict:
+    """Simulate trials ``start..stop-1`` of a time-to-event design in calendar time.
+
+    Trials step together cohort by cohort. A cohort opens when its first
+    patient is available (queued and the previous cohort fully enrolled); the
+    design decides on the data at that moment (pending patients with their
+    follow-up); while it suspends accrual the patient waits (or leaves after
+    ``max_wait_days``) until the next DLT or window completion at the current
+    tier. The k-th infused patient's DLT is ``u_tox[i, k] < p`` as in the
+    untimed engine, its time within the window from Stream.TOX_TIME. The final
+    tier is selected on complete data; a stop with no dose is decided at once.
+    """
+    from ..calendar import _Clock, _enrol_cap
+    from ..rng import Stream, patient_uniforms
+
+    n = stop - start
+    k, max_n = design.n_tiers, design.max_n
+    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    eff_on = scenario.true_eff is not None
+    p = np.asarray(scenario.true_tox, float)
+    u_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX)
+    v_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX_TIME)
+    if eff_on:
+        u_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF)
+        v_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF_TIME)
+        pe_t, pe_n = scenario.response_given_tox()
+    clock = _Clock(cal, seq, start, stop, k, _enrol_cap(max_n, cal))
+    pt = {"tier": np.full((n, max_n), -1, dtype=np.int64), "inf": np.full((n, max_n), np.nan),
+          "tox": np.zeros((n, max_n), dtype=bool), "tox_frac": np.full((n, max_n), np.inf),
+          "eff": np.zeros((n, max_n), dtype=bool), "eff_frac": np.full((n, max_n), np.inf),
+          "cohort": np.full((n, max_n), -1, dtype=np.int64), "new": np.zeros((n, max_n), dtype=bool)}
+    total = np.zeros(n, dtype=np.int64)
+    current = np.full(n, design.start, dtype=np.int64)
+    size = np.full(n, design.first_size, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    selected = np.full(n, -1, dtype=np.int32)
+    reason = np.zeros(n, dtype=np.int8)
+    fired = np.zeros(n, dtype=np.int16)
+    stop_t = np.zeros(n)
+    open_t = np.zeros(n)
+    last_slot = np.zeros(n)
+    obs = cal.observation_window(uses_eff)
+    fol = cal.follow_window(uses_eff)
+    limit = 8 * max_n + 20
+
+    for c in range(max_n + 1):
+        act = np.flatnonzero(active)
+        if act.size == 0:
+            break
+        t_all = np.zeros(n)                      # time of this cohort's decision, per trial
+        if c > 0:
+            _, t_all[act] = clock.next_arrival(act, open_t[act])
+            rows = act
+            for _ in range(limit):
+                st = _state_at(design, t_all[rows], rows, pt, cal, k, current[rows], uses_eff)
+                dec = design.step(st)
+                wait = dec.wait if dec.wait is not None else np.zeros(rows.size, dtype=bool)
+                fired[rows] |= dec.fired
+                halt = dec.stop & ~wait
+                hr = rows[halt]
+                if hr.size:
+                    active[hr] = False
+                    reason[hr] = dec.reason[halt]
+                    # a full trial stopped enrolling when its last patient was enrolled
+                    stop_t[hr] = np.where(total[hr] >= max_n, last_slot[hr], t_all[hr])
+                go = ~wait & ~dec.stop
+                current[rows[go]] = dec.next[go]
+                if dec.size is not None:
+                    size[rows[go]] = dec.size[go]
+                if not wait.any():
+                    break
+                # accrual suspended: wait for the next DLT or window completion at the current tier; the
+                # waiting patient may leave meanwhile (the next in the queue takes the place)
+                rows = rows[wait]
+                t_next = _next_event(t_all[rows], rows, pt, cal, current[rows])
+                _, t_all[rows] = clock.next_arrival(rows, t_next)
+            else:  # pragma: no cover - bounded by the number of events
+                raise DoseescError(f"{design.label}: accrual stayed suspended after {limit} events")
+            act = np.flatnonzero(active)
+            if act.size == 0:
+                break
+        # enrol the cohort at the current tier: its first patient at the decision time, the rest as they come
+        t_dec = t_all[act]
+        cohort_slot = np.zeros(act.size)
+        for j in range(int(size[act].max())):
+            sel = (j < size[act]) & (total[act] < max_n)
+            rows = act[sel]
+            if rows.size == 0:
+                break
+            tiers = current[rows]
+            slot, inf = clock.enrol(rows, t_dec[sel], tiers)
+            kk = total[rows]
+            dlt = u_tox[rows, kk] < p[tiers]
+            pt["tier"][rows, kk] = tiers
+            pt["inf"][rows, kk] = inf
+            pt["tox"][rows, kk] = dlt
+            pt["tox_frac"][rows, kk] = np.where(dlt, cal.event_time("tox", p[tiers], v_tox[rows, kk]), np.inf)
+            pt["cohort"][rows, kk] = c
+            pt["new"][rows, kk] = j == 0
+            if eff_on:
+                pe = np.where(dlt, pe_t[tiers], pe_n[tiers])
+                resp = u_eff[rows, kk] < pe
+                pt["eff"][rows, kk] = resp
+                pt["eff_frac"][rows, kk] = np.where(resp, cal.event_time("eff", pe, v_eff[rows, kk]), np.inf)
+            total[rows] += 1
+            cohort_slot[sel] = slot
+            last_slot[rows] = slot
+        open_t[act] = np.maximum(open_t[act], cohort_slot)
+    else:  # pragma: no cover - max_n bounds the cohorts
+        raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
+
+    # complete data and the final choice
+    rows = np.arange(n)
+    inf = pt["inf"]
+    assigned = pt["tier"] >= 0
+    ends = np.where(assigned, inf + obs, -np.inf).max(axis=1)
+    final = _state_at(design, np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
+    complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=current.astype(np.int32),
+                          active=np.zeros(n, dtype=bool))
+    no_dose = (reason == StopReason.LOWEST_TIER_TOXIC) | (reason == StopReason.SAFETY)
+    sel = design.conclude(complete, reason)
+    selected[:] = np.where(no_dose, -1, sel)
+    decision = np.where(no_dose, stop_t, np.maximum(stop_t, ends))
+    duration = np.where(assigned, inf + fol, -np.inf).max(axis=1)
+    clock.settle(stop_t)
+    tier_dtype = np.int8 if k < 127 else np.int16
+    return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": selected,
+            "reason": reason, "fired": fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
+            "eff": pt["eff"], "new_cohort": pt["new"], "duration_days": duration, "time_to_decision_days": decision,
+            "wait_days": clock.wait, "lost_waiting": clock.lost.astype(float), "infusion_days": inf}
+
+
+def check_not_tite(design, what: str) -> None:
+    """Refuse time-to-event designs in engines that enumerate counts (exact, paths)."""
+    if getattr(design, "time_to_event", False):
+        raise DoseescError(f"{what} does not apply to {design.label}: a time-to-event design decides with the "
+                           "pending patients' follow-up times, which counts cannot enumerate; use simulate with a "
+                           "calendar")
+
+
+__all__ = ["TITEBOIN", "TITECRM", "adaptive_weights", "check_not_tite", "simulate_tite_batch"]

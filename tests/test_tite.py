@@ -1,0 +1,258 @@
+"""TITE-CRM and TITE-BOIN: kernels against scalar references, complete follow-up = parent design, engine."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+import doseesc
+from doseesc.calendar import DAYS_PER_MONTH, Calendar
+from doseesc.designs.tite import adaptive_weights
+from doseesc.errors import DesignError, DoseescError
+from doseesc.state import StopReason, TrialState
+
+K = 5
+SK = tuple(doseesc.crm_skeleton(0.25, 0.05, 3, K))
+TRUTH = doseesc.Scenario(true_tox=[0.05, 0.12, 0.25, 0.40, 0.55], target=0.25)
+#: accrual slower than the window: every earlier patient is complete when the next one arrives
+SLOW = Calendar(accrual="fixed", accrual_rate=DAYS_PER_MONTH / 40, dlt_window_days=28)
+FAST = Calendar(accrual_rate=4, dlt_window_days=28, vein_to_vein_days=10, tox_time="weibull")
+
+
+def _state(tiers, dlt, follow, current, k=K, last=None):
+    """One-trial TITE state from per-patient lists (follow = fraction of the window; DLT time for a DLT)."""
+    tiers = np.asarray(tiers)
+    dlt = np.asarray(dlt, bool)
+    follow = np.asarray(follow, float)
+    n = np.bincount(tiers, minlength=k)
+    y = np.bincount(tiers, weights=dlt, minlength=k).astype(int)
+    last_n, last_y = (1, int(dlt[-1])) if last is None else last
+    st = TrialState.from_counts(n, y, current, last_n=last_n, last_y=last_y)
+    st.pt_tier, st.pt_dlt, st.pt_follow = tiers[None, :], dlt[None, :], follow[None, :]
+    return st
+
+
+def _reference_posterior_mean(design, tiers, dlt, weights):
+    """Scalar reference: adaptive quadrature of the weighted likelihood (dfcrm titecrm's integrand)."""
+    s = np.asarray(design.skeleton)
+    var = design.prior_var
+
+    def loglik(b):
+        if design.model == "empiric":
+            logp = math.exp(b) * np.log(s[tiers])
+        else:
+            x = np.log(s / (1 - s)) - design.intercept
+            logp = -np.logaddexp(0.0, -(design.intercept + math.exp(b) * x[tiers]))
+        p = np.exp(logp)
+        return float(np.sum(np.where(dlt, logp, np.log1p(-weights * p)))) - b * b / (2 * var)
+
+    mode = max(np.linspace(-8, 8, 801), key=loglik)
+    c = loglik(mode)
+    f0 = lambda b: math.exp(loglik(b) - c)
+    f1 = lambda b: b * math.exp(loglik(b) - c)
+    lim = 10 * math.sqrt(var)
+    kw = {"points": [mode], "epsabs": 0, "epsrel": 1e-11, "limit": 400}
+    return integrate.quad(f1, -lim, lim, **kw)[0] / integrate.quad(f0, -lim, lim, **kw)[0]
+
+
+@pytest.mark.parametrize("model", ["empiric", "logistic"])
+@pytest.mark.parametrize("weights", ["linear", "adaptive"])
+def test_weighted_posterior_matches_quadrature(model, weights):
+    rng = np.random.default_rng(8)
+    sk = tuple(doseesc.crm_skeleton(0.25, 0.05, 3, K, model=model))
+    d = doseesc.TITECRM(sk, 0.25, max_n=30, model=model, weights=weights)
+    for _ in range(25):
+        m = int(rng.integers(1, 25))
+        tiers = np.sort(rng.integers(0, K, m))
+        dlt = rng.random(m) < 0.25
+        follow = np.where(dlt, rng.uniform(0.05, 1, m), np.where(rng.random(m) < 0.5, 1.0, rng.uniform(0, 1, m)))
+        st = _state(tiers, dlt, follow, current=int(tiers[-1]))
+        w = d.patient_weights(st)[0]
+        got = d.weighted_posterior_mean(st)[0]
+        ref = _reference_posterior_mean(d, tiers, dlt, w)
+        assert abs(got - ref) < 1e-9, (got, ref)
+
+
+def _adaptive_scalar(follow, dlt):
+    """dfcrm's adaptive weights, one patient at a time (Cheung & Chappell 2000, section 3)."""
+    support = sorted(f for f, t in zip(follow, dlt) if t)
+    z = len(support)
+    out = []
+    for f, t in zip(follow, dlt):
+        if t:
+            out.append(1.0)
+        elif z == 0:
+            out.append(min(f, 1.0))
+        else:
+            m = sum(s <= f for s in support)
+            if m == 0:
+                w = f / support[0] / (z + 1)
+            elif m == z:
+                w = (z + (f - support[-1]) / (1 - support[-1])) / (z + 1)
+            else:
+                w = (m + (f - support[m - 1]) / (support[m] - support[m - 1])) / (z + 1)
+            out.append(min(w, 1.0))
+    return np.array(out)
+
+
+def test_adaptive_weights_match_the_scalar_rule():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        m = int(rng.integers(1, 12))
+        dlt = rng.random(m) < 0.3
+        follow = rng.uniform(0, 0.99, m)
+        follow[(rng.random(m) < 0.3) & ~dlt] = 1.0       # complete patients (a DLT happens within the window)
+        got = adaptive_weights(follow[None], dlt[None], np.ones((1, m), bool))[0]
+        np.testing.assert_allclose(got, _adaptive_scalar(follow, dlt), atol=1e-14)
+
+
+def test_tite_crm_with_complete_follow_up_is_crm():
+    tite = doseesc.TITECRM(SK, 0.25, max_n=24)
+    crm = doseesc.CRM(SK, 0.25, max_n=24, cohort_size=1)
+    # kernel: complete patients give exactly CRM's posterior and decision
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        m = int(rng.integers(1, 20))
+        tiers = np.sort(rng.integers(0, K, m))
+        dlt = rng.random(m) < 0.3
+        st = _state(tiers, dlt, np.ones(m), current=int(tiers[-1]))
+        assert tite.weighted_posterior_mean(st)[0] == crm.posterior_mean(st.n, st.y)[0]
+        assert tite.decide(st).next[0] == crm.decide(st).next[0]
+    # engine: accrual slower than the window, and the untimed engine
+    a = doseesc.simulate(crm, TRUTH, 2000, rng=21)
+    b = doseesc.simulate(tite, TRUTH, 2000, rng=21, calendar=SLOW)
+    c = doseesc.simulate(tite, TRUTH, 2000, rng=21)
+    for r in (b, c):
+        assert np.array_equal(a.selected, r.selected) and np.array_equal(a.n, r.n) and np.array_equal(a.y, r.y)
+
+
+@pytest.mark.parametrize("method", ["imputation", "ess"])
+def test_tite_boin_with_complete_follow_up_is_boin(method):
+    tite = doseesc.TITEBOIN(0.25, K, max_n=30, method=method)
+    boin = doseesc.BOIN(0.25, K, max_n=30)
+    a = doseesc.simulate(boin, TRUTH, 2000, rng=5)
+    b = doseesc.simulate(tite, TRUTH, 2000, rng=5, calendar=SLOW)
+    c = doseesc.simulate(tite, TRUTH, 2000, rng=5)
+    for r in (b, c):
+        assert np.array_equal(a.selected, r.selected) and np.array_equal(a.n, r.n) and np.array_equal(a.y, r.y)
+
+
+def test_tite_boin_estimates_and_rules_by_hand():
+    d = doseesc.TITEBOIN(0.3, 3, max_n=30)
+    lam_d = d.boundaries[1]                # lambda_e 0.236, lambda_d 0.359
+    # imputation: n = 6, y = 1, m = 2 pending followed 0.5 and 0.25 -> STFT 0.75
+    # p~ = (1 + 0.15) / (4 + 0.75 + 1) = 0.2, p^ = (1 + (2 - 0.75) 0.2) / 6 = 0.208333
+    assert d.estimate(6, 1, 2, 0.75) == pytest.approx((1 + 1.25 * 0.2) / 6, abs=1e-15)
+    # ESS (Lin & Yuan 2020; R TITEgBOIN): y / (n - m + STFT) = 1 / 4.75
+    assert doseesc.TITEBOIN(0.3, 3, max_n=30, method="ess").estimate(6, 1, 2, 0.75) == pytest.approx(1 / 4.75)
+    # that state escalates (0.208 <= lam_e) with 4 complete patients
+    st = _state([0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0.3, 1, 1, 1, 0.5, 0.25], current=0, k=3)
+    dec = d.step(st)
+    assert dec.next[0] == 1 and not dec.wait[0] and not dec.stop[0]
+    # more than half pending: accrual suspended
+    st = _state([0] * 6, [0] * 6, [1, 1, 0.2, 0.1, 0.5, 0.0], current=0, k=3)
+    assert d.step(st).wait[0]
+    # escalation would follow but fewer than 3 patients are complete: wait
+    st = _state([0] * 3, [0] * 3, [1, 1, 0.9], current=0, k=3)
+    assert d.step(st).wait[0]
+    # de-escalation at the lowest tier with pending patients: wait
+    st = _state([0] * 4, [1, 1, 0, 0], [0.2, 0.3, 1, 0.5], current=0, k=3)
+    assert d.estimate(4, 2, 1, 0.5) > lam_d and d.step(st).wait[0]
+    # elimination uses the observed DLTs among all patients, pending included: 3 DLTs of 3 stops the trial
+    st = _state([0] * 4, [1, 1, 1, 0], [0.1, 0.2, 0.3, 0.1], current=0, k=3)
+    dec = d.step(st)
+    assert dec.stop[0] and dec.reason[0] == StopReason.LOWEST_TIER_TOXIC and not dec.wait[0]
+    # complete follow-up: BOIN's own decision
+    st = _state([0] * 3, [0] * 3, [1, 1, 1], current=0, k=3)
+    assert d.step(st).next[0] == doseesc.BOIN(0.3, 3, max_n=30).step(st).next[0] == 1
+
+
+def test_tite_designs_shorten_trials_and_stay_safe():
+    """With accrual faster than the window, TITE-BOIN finishes sooner than BOIN (paired), while its
+    P(correct) stays within 0.08 of BOIN's (Yuan et al. 2018 report similar accuracy)."""
+    n = 3000
+    boin = doseesc.simulate(doseesc.BOIN(0.25, K, max_n=30), TRUTH, n, rng=2, calendar=FAST)
+    tite = doseesc.simulate(doseesc.TITEBOIN(0.25, K, max_n=30), TRUTH, n, rng=2, calendar=FAST)
+    diff = boin.extra["duration_days"][0] - tite.extra["duration_days"][0]
+    assert diff.mean() > 60 + 4 * diff.std() / math.sqrt(n)
+    assert abs(boin.p_correct - tite.p_correct) < 0.08
+    crm = doseesc.simulate(doseesc.TITECRM(SK, 0.25, max_n=30), TRUTH, n, rng=2, calendar=FAST)
+    assert crm.p_correct > 0.4 and np.all(crm.total_n == 30)
+    assert np.all(crm.extra["time_to_decision_days"][0] >= crm.extra["duration_days"][0] - 1e-9)
+
+
+def test_tite_engine_batch_invariance_and_max_n():
+    d = doseesc.TITEBOIN(0.25, K, max_n=21, cohort_size=3)
+    cal = Calendar(accrual_rate=5, dlt_window_days=30, max_wait_days=30, sentinel_days=7, dropout=0.1)
+    a = doseesc.simulate(d, TRUTH, 1500, rng=6, calendar=cal, batch_size=1500)
+    b = doseesc.simulate(d, TRUTH, 1500, rng=6, calendar=cal, batch_size=400)
+    assert np.array_equal(a.selected, b.selected) and np.array_equal(a.n, b.n)
+    np.testing.assert_array_equal(a.extra["duration_days"][0], b.extra["duration_days"][0])
+    assert a.total_n.max() <= 21 and a.extra["lost_waiting"][0].mean() > 0
+
+
+def test_validation_and_refusals():
+    with pytest.raises(DesignError, match="weights = 'cubic' must be one of"):
+        doseesc.TITECRM(SK, 0.25, max_n=20, weights="cubic")
+    with pytest.raises(DesignError, match="method = 'mi' must be one of"):
+        doseesc.TITEBOIN(0.25, K, max_n=20, method="mi")
+    with pytest.raises(DesignError, match="titration"):
+        doseesc.TITEBOIN(0.25, K, max_n=20, titration=True)
+    d = doseesc.TITEBOIN(0.25, K, max_n=12)
+    with pytest.raises(DoseescError, match="exact enumeration does not apply to TITE-BOIN"):
+        doseesc.exact(d, TRUTH)
+    with pytest.raises(DoseescError, match="dose paths does not apply to TITE-BOIN"):
+        doseesc.paths(d, 2)
+    assert doseesc.design_from_dict({"type": "TITE-CRM", "skeleton": list(SK), "target": 0.25, "max_n": 20}).kind \
+        == "TITE-CRM"
+    assert "TITE-BOIN" in doseesc.designs.REGISTRY and "TITE-CRM" in doseesc.designs.REGISTRY
+
+
+def test_live_recommend_with_follow_up():
+    d = doseesc.TITEBOIN(0.25, 4, max_n=24)
+    # 3 complete at tier 1, 3 just started at tier 2: more than half pending -> suspend accrual
+    rec = doseesc.recommend(d, "1NNN 2NNN", follow_up=[28, 28, 28, 10, 5, 1], window=28)
+    assert rec.wait and rec.pending == 3 and "suspend accrual" in rec.message
+    # the same log with complete follow-up is BOIN's answer
+    rec = doseesc.recommend(d, "1NNN 2NNN", follow_up=[28] * 6, window=28)
+    assert not rec.wait and rec.next_tier == doseesc.recommend(doseesc.BOIN(0.25, 4, max_n=24), "1NNN 2NNN").next_tier
+    crm = doseesc.TITECRM(tuple(doseesc.crm_skeleton(0.25, 0.05, 2, 4)), 0.25, max_n=20)
+    early = doseesc.recommend(crm, "1N 1N 1T", follow_up=[28, 28, 3], window=28)
+    assert early.next_tier == 0
+    with pytest.raises(DesignError, match="follow-up times apply to time-to-event designs"):
+        doseesc.recommend(doseesc.BOIN(0.25, 4, max_n=24), "1NNN", follow_up=[28] * 3, window=28)
+    with pytest.raises(doseesc.OutcomeError, match="follow_up has 2 values but outcomes '1NNN' has 3 patients"):
+        doseesc.recommend(d, "1NNN", follow_up=[28, 28], window=28)
+    with pytest.raises(doseesc.OutcomeError, match="window = None"):
+        doseesc.recommend(d, "1NNN", follow_up=[28] * 3)
+
+
+def test_cli_recommend_follow_up_and_bundled_calendar():
+    from click.testing import CliRunner
+
+    from doseesc.cli import main
+
+    r = CliRunner().invoke(main, ["recommend", "scenarios/dcar_sle.toml", "1NNN 2NNN", "-d", "TITE-BOIN",
+                                  "--follow-up", "90,90,90,30,20,5"])
+    assert r.exit_code == 0, r.output
+    assert "suspend accrual" in r.output
+    r = CliRunner().invoke(main, ["recommend", "scenarios/dcar_sle.toml", "1NNN", "-d", "TITE-BOIN",
+                                  "--follow-up", "90,x"])
+    assert r.exit_code == 2 and "--follow-up" in r.output
+    p = doseesc.load_protocol("scenarios/dcar_sle.toml")
+    assert p.calendar.dlt_window_days == 90     # registry: AEs followed 3 months after infusion
+
+
+def test_duration_figure_renders():
+    from doseesc.report.plots import duration_vs_correct, plot_duration_vs_correct
+
+    res = [doseesc.simulate(d, TRUTH, 500, rng=3, calendar=FAST)
+           for d in (doseesc.BOIN(0.25, K, max_n=30), doseesc.TITEBOIN(0.25, K, max_n=30))]
+    df = duration_vs_correct(res)
+    assert list(df.index) == ["BOIN", "TITE-BOIN"] and df.loc["TITE-BOIN", "median_months"] < \
+        df.loc["BOIN", "median_months"]
+    ax = plot_duration_vs_correct(res)
+    assert ax.get_xlabel().startswith("median trial duration, months") and len(ax.get_legend().texts) == 2
