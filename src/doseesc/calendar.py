@@ -356,10 +356,15 @@ class _Clock:
         slot = np.maximum(a, open_t)
         return a, slot
 
-    def enrol(self, rows: np.ndarray, open_t: np.ndarray, tier: np.ndarray, sentinel: bool = True):
+    def enrol(self, rows: np.ndarray, open_t: np.ndarray, tier: np.ndarray, sentinel: bool = True,
+              infused: np.ndarray | None = None):
         """Enrol one patient per row (replacing drop-outs) and plan the infusion.
 
-        Returns (slot time of the enrolee who is infused, infusion time)."""
+        Returns (slot time of the enrolee who is infused, infusion time). With
+        ``infused`` False for a row (the actual-dose model: a failed or withheld
+        product), the patient is enrolled and manufactured but not infused: the
+        time returned is when the product was due (the failure becomes known),
+        and the infusion bookkeeping (gaps, sentinel) is left unchanged."""
         cal = self.cal
         inf = np.empty(rows.size)
         slot_out = np.empty(rows.size)
@@ -388,8 +393,10 @@ class _Clock:
             else:
                 drop = np.zeros(r.size, dtype=bool)
             keep = ~drop
-            inf[pos[keep]] = planned[keep]
+            gives = np.ones(r.size, dtype=bool) if infused is None else np.asarray(infused)[pos]
+            inf[pos[keep]] = np.where(gives, planned, ready)[keep]
             slot_out[pos[keep]] = slot[keep]
+            keep = keep & gives
             rk = r[keep]
             self.last_inf[rk] = planned[keep]
             tk = tier[pos[keep]]
@@ -424,15 +431,34 @@ def _calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int
     the calendar is laid over the untimed trials patient by patient: each
     cohort opens when the previous one has completed its windows (plus the
     review), and its patients are enrolled from the queue.
+
+    With the actual-dose model (``out`` from the engine's actual-dose path) the
+    calendar is laid over every *enrolee*: a failed or withheld product is
+    manufactured but not infused, and becomes known when it was due; the
+    patient who replaces it (or a patient whose product is not evaluable) is
+    enrolled from the queue only then. The cohort is complete when its
+    evaluable patients have completed their windows; infused patients who are
+    not evaluable are still followed (duration).
     """
+    from .actual_dose import PatientStatus
+
     uses_eff = bool(getattr(design, "uses_efficacy", False))
     obs = cal.observation_window(uses_eff)
     fol = cal.follow_window(uses_eff)
-    tier_pt = out["tier"].astype(np.int64)
-    new = out["new_cohort"]
+    status = out.get("status")
+    if status is None:
+        tier_pt = out["tier"].astype(np.int64)
+        new = out["new_cohort"]
+        repl = None
+    else:
+        tier_pt = out["assigned"].astype(np.int64)
+        new = out["cohort_start"]
+        repl = out["replacement"]
     n, max_n = tier_pt.shape
-    clock = _Clock(cal, seq, start, stop, design.n_tiers, _enrol_cap(design.max_n, cal))
+    cap = _enrol_cap(max_n if status is not None else design.max_n, cal)
+    clock = _Clock(cal, seq, start, stop, design.n_tiers, cap)
     open_t = np.zeros(n)
+    found = np.full(n, -np.inf)      # when the latest non-evaluable product of the cohort became known
     comp = np.full(n, -np.inf)       # completion of the current cohort
     end = np.zeros(n)                # end of the last follow-up
     inf_t = np.full((n, max_n), np.nan)
@@ -445,10 +471,23 @@ def _calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int
             s = rows[starts]
             open_t[s] = comp[s] + cal.review_days
             comp[s] = -np.inf
-        _, inf = clock.enrol(rows, open_t[rows], tier_pt[rows, k])
-        inf_t[rows, k] = inf
-        comp[rows] = np.maximum(comp[rows], inf + obs)
-        end[rows] = np.maximum(end[rows], inf + fol)
+            found[s] = -np.inf
+        if status is None:
+            _, inf = clock.enrol(rows, open_t[rows], tier_pt[rows, k])
+            gives = evaluable = np.ones(rows.size, dtype=bool)
+        else:
+            st = status[rows, k]
+            gives = (st == PatientStatus.EVALUABLE) | (st == PatientStatus.NOT_EVALUABLE)
+            evaluable = st == PatientStatus.EVALUABLE
+            opens = np.where(repl[rows, k], np.maximum(open_t[rows], found[rows]), open_t[rows])
+            _, inf = clock.enrol(rows, opens, tier_pt[rows, k], infused=gives)
+            bad = ~evaluable & (st != PatientStatus.LOST)   # replaced: the replacement waits for this news
+            found[rows[bad]] = np.maximum(found[rows[bad]], inf[bad])
+        ri = rows[gives]
+        inf_t[ri, k] = inf[gives]
+        re = rows[evaluable]
+        comp[re] = np.maximum(comp[re], inf[evaluable] + obs)
+        end[ri] = np.maximum(end[ri], inf[gives] + fol)
     decision = comp.copy()
     clock.settle(decision)
     return {"duration_days": end, "time_to_decision_days": decision, "wait_days": clock.wait,
@@ -482,9 +521,9 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     from .rng import root_seed
     from .tiers import DoseLadder
 
-    if dose_model is not None:
-        raise DoseescError("the calendar engine does not yet combine with the actual-dose model: simulate with "
-                           "either a [calendar] or an [actual_dose] model, not both")
+    if dose_model is not None and getattr(design, "time_to_event", False):
+        raise DoseescError(f"{design.label}: time-to-event designs do not yet combine with the actual-dose model "
+                           "(simulate them with the calendar alone, or give [actual_dose] to the other designs)")
     if not isinstance(calendar, Calendar):
         raise DoseescError(f"calendar = {calendar!r} is not a doseesc Calendar")
     check_compatible(design, scenario)
@@ -501,6 +540,29 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     tite = bool(getattr(design, "time_to_event", False))
     parts = []
     t0 = time.perf_counter()
+    if dose_model is not None:
+        from .engine import simulate
+
+        plain = simulate(design, scenario, n_trials, rng=seq, target=target, ladder=ladder, obd=obd,
+                         batch_size=batch_size, dose_model=dose_model)
+        pt = plain.patients
+        out = {"status": pt["status"], "assigned": pt["assigned"], "cohort_start": pt["cohort_start"],
+               "replacement": pt["replacement"]}
+        for start in range(0, int(n_trials), int(batch_size)):
+            stop = min(start + int(batch_size), int(n_trials))
+            parts.append(_calendar_batch(calendar, design, {k: v[start:stop] for k, v in out.items()}, seq, start,
+                                         stop))
+            if progress is not None:
+                progress(stop, int(n_trials))
+        cal = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+        extra = dict(plain.extra)
+        extra.update({key: (cal[key].astype(float), text) for key, text in CALENDAR_METRICS.items()})
+        prov = dict(plain.provenance)
+        prov["calendar"] = calendar.to_dict()
+        prov["calendar_text"] = calendar.describe()
+        prov["seconds"] = round(time.perf_counter() - t0, 4)
+        return dataclasses.replace(plain, extra=extra, provenance=prov,
+                                   patients={**pt, "infusion_days": cal["infusion_days"]})
     for start in range(0, int(n_trials), int(batch_size)):
         stop = min(start + int(batch_size), int(n_trials))
         if tite:

@@ -162,7 +162,8 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         out = _simulate_actual(design, scenario, n_trials, seq, ladder, dose_model, batch_size, progress)
         out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
         extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
-        patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status")}
+        patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status",
+                                              "cohort_start", "replacement")}
     else:
         out = None
     for start in range(0, 0 if out is not None else int(n_trials), int(batch_size)):
@@ -276,6 +277,8 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     pt_tox = np.zeros((n_trials, cap), dtype=bool)
     pt_eff = np.zeros((n_trials, cap), dtype=bool)
     pt_new = np.zeros((n_trials, cap), dtype=bool)
+    pt_start = np.zeros((n_trials, cap), dtype=bool)     # first enrolee of each cohort
+    pt_repl = np.zeros((n_trials, cap), dtype=bool)      # enrolled in place of a patient not evaluable or lost
     enrolled = np.zeros(n_trials, dtype=np.int32)
     selected = np.full(n_trials, -1, dtype=np.int32)
     reason = np.zeros(n_trials, dtype=np.int8)
@@ -291,6 +294,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
         coh_y = np.zeros(act.size, dtype=np.int32)
         flagged = np.zeros(act.size, dtype=bool)
         pos = np.arange(act.size)
+        first_round = True
         while pos.size:
             rows = act[pos]
             cur = state.current[rows]
@@ -362,6 +366,13 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                 resp = (u["eff"][cell] < pe_use) & infused
             # record the enrolees
             fidx = flat[take]
+            if first_round:
+                pt_start.ravel()[flat[:, 0]] = True
+                if look:
+                    pt_repl.ravel()[flat[take & (j >= need[pos][:, None])]] = True
+                first_round = False
+            else:
+                pt_repl.ravel()[fidx] = True
             if split:
                 pt_assigned.ravel()[fidx] = np.broadcast_to(cur[:, None], take.shape)[take]
                 pt_status.ravel()[fidx] = status[take]
@@ -444,7 +455,8 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
             "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new,
-            "assigned": pt_assigned, "dose": pt_dose, "status": pt_status,
+            "assigned": pt_assigned, "dose": pt_dose, "status": pt_status, "cohort_start": pt_start,
+            "replacement": pt_repl,
             "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float), "n_lost": n_lost.astype(float),
             "share_outside_band": share_out}
 
