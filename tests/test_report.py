@@ -189,6 +189,8 @@ def test_every_expected_figure_is_present(built):
         expected |= {f"dose-response/{s}", f"selection/{s}", f"allocation/{s}", f"sample-size/{s}"}
         if proto.dose_model is not None:   # the actual-dose distribution per scenario
             expected.add(f"actual-dose/{s}")
+        if proto.calendar is not None:     # duration against correct selection per scenario
+            expected.add(f"duration/{s}")
     for name, d in proto.designs.items():
         try:
             decision_table(d)

@@ -72,6 +72,9 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
     if any_obd:
         cols.append(f"P(true OBD), %{se}")
     cols += [f"mean N{se}", "N, 10%-90%", f"above MTD, %{se}", f"mean DLTs{se}", f"P(no dose), %{se}"]
+    timed = all("duration_days" in r.extra for r in results.values())
+    if timed:
+        cols.append("duration, months: median (10%-90%)")
     rows = []
     for name, r in results.items():
         row = [name, _est_se(r, "p_correct", True)]
@@ -79,6 +82,9 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
             row.append(_est_se(r, "p_select_obd", True))
         row += [_est_se(r, "expected_n", False), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
                 _est_se(r, "share_above_mtd", True), _est_se(r, "mean_dlt", False), _est_se(r, "p_no_dose", True)]
+        if timed:
+            q = np.quantile(r.extra["duration_days"][0], [0.1, 0.5, 0.9]) / (365.25 / 12)
+            row.append(f"{q[1]:.1f} ({q[0]:.1f}-{q[2]:.1f})")
         rows.append(row)
     return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results))
 
@@ -448,6 +454,11 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
         fig(figure_block(ax.figure, f"Scenario '{s}': distribution of the number of patients per trial (circle "
                          "area: probability), its 10% to 90% range (line) and mean (diamond), by design.",
                          f"sample size distribution, scenario {s}", f"sample-size/{s}", dpi))
+        if all("duration_days" in r.extra for r in res.values()):
+            ax = plots.plot_duration_vs_correct(res, colors=colours)
+            fig(figure_block(ax.figure, f"Scenario '{s}': median trial duration (months; thin line: 10-90% range) "
+                             "against the probability of selecting the correct dose, by design, with ±1.96 MCSE "
+                             "bars.", f"duration against correct selection, scenario {s}", f"duration/{s}", dpi))
         dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
                       and "dose" in r.patients), None)
         if dosed is not None:

@@ -126,6 +126,10 @@ METRIC_NAMES = {
     "n_replaced": "patients replaced",
     "n_lost": "patients never infused",
     "share_outside_band": "infused below band",
+    "duration_days": "trial duration, days",
+    "time_to_decision_days": "days to final decision",
+    "wait_days": "patient-days waiting",
+    "lost_waiting": "lost while waiting",
 }
 
 

@@ -536,7 +536,7 @@ def duration_vs_correct(results_or_study, scenario=None):
     return pd.DataFrame(rows).set_index("design")
 
 
-def plot_duration_vs_correct(results_or_study, ax=None, scenario=None):
+def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=None):
     """Each design as a point: median trial duration (months) against P(selecting the correct dose).
 
     Thick bars: ±1.96 MCSE of the median duration and of P(correct); thin
@@ -548,7 +548,7 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None):
     ax = _axes(ax, (9.5, 5.2))
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
     for i, (name, row) in enumerate(df.iterrows()):
-        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        colour = (colors or {}).get(name, OKABE_ITO[i % len(OKABE_ITO)])
         marker = markers[i % len(markers)]
         ax.hlines(100 * row["p_correct"], row["q10_months"], row["q90_months"], colors=colour, linewidth=1,
                   alpha=0.5)
