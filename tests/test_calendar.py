@@ -164,7 +164,7 @@ def test_batch_size_invariance():
 
 
 def test_refuses_the_actual_dose_model_and_bad_calendars():
-    with pytest.raises(DoseescError, match="does not yet combine with the actual-dose model"):
+    with pytest.raises(DoseescError, match="is not a doseesc DoseModel"):
         doseesc.simulate(DESIGNS[0], TRUTH, 10, rng=1, calendar=INSTANT, dose_model=object())
     with pytest.raises(DoseescError, match="not a doseesc Calendar"):
         doseesc.simulate(DESIGNS[0], TRUTH, 10, rng=1, calendar={"accrual_rate": 2})
