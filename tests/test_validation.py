@@ -120,3 +120,12 @@ def test_missing_file_and_missing_tables(tmp_path):
     dup = GOOD + '\n[[scenario]]\nname = "mid"\ntrue_tox = [0.1, 0.2, 0.3]\n'
     with pytest.raises(DoseescError, match="'mid' is used twice"):
         doseesc.load_protocol(_write(tmp_path, dup.replace("[run]\nn_trials = 500\nseed = 1\n", "")))
+
+
+def test_a_bad_option_inside_an_obd_pick_base_names_the_base(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text('[protocol]\ntarget = 0.25\nmax_n = 18\n[tiers]\ndoses = [1, 2, 3]\n[[design]]\nname = "pick"\n'
+                 'type = "obd-pick"\nbase = { type = "BOIN", foo = 1 }\n[[scenario]]\nname = "s"\n'
+                 'true_tox = [0.1, 0.2, 0.3]\ntrue_eff = [0.1, 0.2, 0.3]\n')
+    with pytest.raises(doseesc.DoseescError, match=r"\[\[design\]\] 'pick': base: unknown option 'foo'"):
+        doseesc.load_protocol(f)

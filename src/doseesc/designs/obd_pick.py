@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import DesignError
+from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, design_from_dict, register
 
@@ -52,7 +52,10 @@ class OBDPick(Design):
     def __post_init__(self):
         base = self.base
         if isinstance(base, dict):
-            base = design_from_dict(base)
+            try:
+                base = design_from_dict(base)
+            except DoseescError as exc:
+                raise type(exc)(f"base: {exc}") from None
             object.__setattr__(self, "base", base)
         if not isinstance(base, Design):
             raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
