@@ -129,3 +129,14 @@ def test_a_bad_option_inside_an_obd_pick_base_names_the_base(tmp_path):
                  'true_tox = [0.1, 0.2, 0.3]\ntrue_eff = [0.1, 0.2, 0.3]\n')
     with pytest.raises(doseesc.DoseescError, match=r"\[\[design\]\] 'pick': base: unknown option 'foo'"):
         doseesc.load_protocol(f)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"doses": [True, 2, 3]}, "expected a list of numbers"),
+    ({"doses": "123"}, "expected a list of numbers"),
+    ({"doses": [1, 2, 3], "labels": "abc"}, "expected a list of names"),
+    ({"doses": [1, 2, 3], "labels": [1, 2, 3]}, "expected a list of names"),
+])
+def test_ladder_refuses_booleans_strings_and_non_string_labels(kwargs, message):
+    with pytest.raises(ScenarioError, match=message):
+        doseesc.DoseLadder(**kwargs)

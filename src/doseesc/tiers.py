@@ -51,6 +51,9 @@ class DoseLadder:
     _labels: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if isinstance(self.doses, (str, bytes)) or any(isinstance(d, (bool, np.bool_, str, bytes))
+                                                       for d in np.atleast_1d(np.asarray(self.doses, dtype=object))):
+            raise ScenarioError(f"doses = {self.doses!r}: expected a list of numbers")
         try:
             doses = tuple(float(d) for d in self.doses)
         except (TypeError, ValueError):
@@ -74,7 +77,9 @@ class DoseLadder:
                 raise ScenarioError(f"tolerance = {tol!r} must be a fraction in [0, 1), e.g. 0.20 for ±20%")
             object.__setattr__(self, "tolerance", float(tol))
         if self.labels is not None:
-            labels = tuple(str(x) for x in self.labels)
+            if isinstance(self.labels, (str, bytes)) or not all(isinstance(x, str) for x in self.labels):
+                raise ScenarioError(f"labels = {self.labels!r}: expected a list of names, one per tier")
+            labels = tuple(self.labels)
             if len(labels) != len(doses):
                 raise ScenarioError(f"labels has {len(labels)} entries but there are {len(doses)} tiers")
             if len(set(labels)) != len(labels):
