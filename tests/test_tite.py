@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate
+from scipy import integrate, stats
 
 import doseesc
 from doseesc.calendar import DAYS_PER_MONTH, Calendar
@@ -256,3 +256,214 @@ def test_duration_figure_renders():
         df.loc["BOIN", "median_months"]
     ax = plot_duration_vs_correct(res)
     assert ax.get_xlabel().startswith("median trial duration, months") and len(ax.get_legend().texts) == 2
+
+
+# -- TITE-BOIN12 -------------------------------------------------------------------------------------------
+TRUTH12 = doseesc.Scenario(true_tox=[0.05, 0.10, 0.20, 0.40], true_eff=[0.20, 0.40, 0.60, 0.60], association=1.5,
+                           target=0.30)
+#: both windows shorter than the gap between arrivals: every earlier patient is complete at each decision
+SLOW12 = Calendar(accrual="fixed", accrual_rate=DAYS_PER_MONTH / 40, dlt_window_days=28, eff_window_days=35)
+FAST12 = Calendar(accrual_rate=4, dlt_window_days=28, eff_window_days=56, vein_to_vein_days=10)
+
+
+def _state12(tiers, tox, follow, eff, eff_follow, current, k):
+    """One-trial TITE-BOIN12 state from per-patient lists (fractions of the DLT / response windows)."""
+    tiers, tox, eff = np.asarray(tiers), np.asarray(tox, bool), np.asarray(eff, bool)
+    n = np.bincount(tiers, minlength=k)
+    y = np.bincount(tiers, weights=tox, minlength=k).astype(int)
+    e = np.bincount(tiers, weights=eff, minlength=k).astype(int)
+    ye = np.bincount(tiers, weights=tox & eff, minlength=k).astype(int)
+    st = TrialState.from_counts(n, y, current, e=e, ye=ye, last_n=3, last_y=int(tox[-3:].sum()))
+    st.pt_tier, st.pt_dlt, st.pt_follow = tiers[None, :], tox[None, :], np.asarray(follow, float)[None, :]
+    st.pt_eff, st.pt_eff_follow = eff[None, :], np.asarray(eff_follow, float)[None, :]
+    return st
+
+
+def test_tite_boin12_with_complete_follow_up_is_boin12():
+    tite = doseesc.TITEBOIN12(4, max_n=30)
+    boin12 = doseesc.BOIN12(4, max_n=30)
+    # kernel: complete follow-up of both outcomes gives BOIN12's decision, whatever the counts
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        m = 3 * int(rng.integers(1, 9))
+        tiers = np.sort(rng.integers(0, 4, m))
+        tox, eff = rng.random(m) < 0.3, rng.random(m) < 0.5
+        st = _state12(tiers, tox, np.ones(m), eff, np.ones(m), current=int(tiers[-1]), k=4)
+        a, b = tite.step(st), boin12.step(st)
+        assert (a.next[0], a.stop[0], a.reason[0], a.wait[0]) == (b.next[0], b.stop[0], b.reason[0], False)
+    # engine: the same seed gives the same patients, DLTs, responses and selections, with and without a calendar
+    ref = doseesc.simulate(boin12, TRUTH12, 2000, rng=12)
+    for cal in (None, SLOW12):
+        got = doseesc.simulate(tite, TRUTH12, 2000, rng=12, calendar=cal)
+        for key in ("selected", "n", "y", "e", "reason"):
+            np.testing.assert_array_equal(getattr(got, key), getattr(ref, key))
+    timed = doseesc.simulate(boin12, TRUTH12, 2000, rng=12, calendar=SLOW12)
+    np.testing.assert_array_equal(doseesc.simulate(tite, TRUTH12, 2000, rng=12, calendar=SLOW12)
+                                  .extra["duration_days"][0], timed.extra["duration_days"][0])
+
+
+def test_tite_boin12_decision_with_pending_patients_by_hand():
+    """Zhou et al. 2022, approximated likelihood, phi_t 0.35, phi_e 0.25, utility (40, 0, 100, 60), u_b 70.5.
+
+    Tier 3 (current) holds patients 7-9 and 13-15 of the paper's Table 2 at day 315 (DLT window 45 days,
+    response window 60): patient 7 response only, 8 DLT only, 9 neither (all complete), 13 DLT and response,
+    14 and 15 pending for both outcomes, followed 20 and 10 days. Toxicity: y = 2 DLTs, c = 2 ascertained
+    without DLT, w = 20/45 and 10/45, so ESS_T = 2 + 2 + 2/3 = 14/3 and p^_T = 2 / (14/3) = 3/7 = 0.4286 >=
+    lambda_d = 0.4189: de-escalate to tier 2 (rule 2; BOIN12's de-escalation needs no admissibility check).
+    Response: e = 2, c = 2, w = 1/3 and 1/6, ESS_E = 4.5, p^_E = 4/9. A pending outcome is imputed as
+    p^ (1 - w) / (1 - p^ w); patient 14 scores u = 40 (1-t)(1-r) + 100 (1-t) r + 60 t r with t, r the
+    imputations, and x = (100 + 0 + 40 + 60 + u_14 + u_15) / 100, DS = P(Beta(1 + x, 7 - x) > 0.705).
+    (The paper's illustration keeps the next cohort at tier 3 there; we could not reproduce that from the
+    rules as published: see docs/notes/tite.md.)
+    Then, with tier 3's patient 13 complete and the two others pending only for response, p^_T = 2/6 is in
+    (lambda_e, lambda_d] with n = 6 >= n* = 6: the more desirable admissible tier of {2, 3} is chosen.
+    """
+    d = doseesc.TITEBOIN12(4, max_n=30)
+    lam_e, lam_d = d.boundaries
+    tiers = [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3 + [2] * 3
+    tox = [0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0]
+    eff = [0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0]
+    follow = [1] * 12 + [25 / 45, 20 / 45, 10 / 45]
+    eff_follow = [1] * 12 + [30 / 60, 20 / 60, 10 / 60]
+    st = _state12(tiers, tox, follow, eff, eff_follow, current=2, k=4)
+    s = d.pending_summary(st)
+    assert s["ess_tox"][0, 2] == pytest.approx(14 / 3, abs=1e-14) and s["p_tox"][0, 2] == pytest.approx(3 / 7)
+    assert s["ess_eff"][0, 2] == pytest.approx(4.5, abs=1e-14) and s["p_eff"][0, 2] == pytest.approx(4 / 9)
+    pt, pe = 3 / 7, 4 / 9
+
+    def util(wt, we):
+        t_, r_ = pt * (1 - wt) / (1 - pt * wt), pe * (1 - we) / (1 - pe * we)
+        return 40 * (1 - t_) * (1 - r_) + 100 * (1 - t_) * r_ + 60 * t_ * r_
+
+    x = (100 + 0 + 40 + 60 + util(20 / 45, 20 / 60) + util(10 / 45, 10 / 60)) / 100
+    assert s["x"][0, 2] == pytest.approx(x, abs=1e-12)
+    assert s["desirability"][0, 2] == pytest.approx(float(stats.beta.sf(0.705, 1 + x, 7 - x)), abs=1e-12)
+    assert pt >= lam_d
+    dec = d.step(st)
+    assert dec.next[0] == 1 and not dec.wait[0] and not dec.stop[0]
+    # toxicity of patients 14 and 15 complete without DLT, responses still pending: 2/6 in (lambda_e, lambda_d]
+    follow2 = [1] * 15
+    st2 = _state12(tiers, tox, follow2, eff, eff_follow, current=2, k=4)
+    s2 = d.pending_summary(st2)
+    assert s2["p_tox"][0, 2] == pytest.approx(1 / 3) and lam_e < 1 / 3 < lam_d
+    ds = s2["desirability"][0]
+    boin12 = doseesc.BOIN12(4, max_n=30)
+    ds_complete = boin12.desirability(st2)[0]
+    assert ds[1] == ds_complete[1] and ds[2] != ds_complete[2]     # tier 2 complete: BOIN12's own number
+    assert d.step(st2).next[0] == (2 if ds[2] >= ds[1] else 1)
+
+
+def test_tite_boin12_suspends_accrual_on_either_outcome():
+    d = doseesc.TITEBOIN12(3, max_n=30)
+    # 6 at tier 1: all DLT windows complete; 4 responses pending (more than half): wait
+    tiers, tox = [0] * 6, [0] * 6
+    st = _state12(tiers, tox, [1] * 6, [1, 0, 0, 0, 0, 0], [0.2, 0.4, 1, 0.6, 0.5, 0.3], current=0, k=3)
+    assert d.step(st).wait[0]
+    # exactly half pending is allowed ("more than half" suspends)
+    st = _state12(tiers, tox, [1] * 6, [1, 0, 0, 0, 0, 0], [0.2, 1, 1, 0.6, 0.5, 0.3], current=0, k=3)
+    dec = d.step(st)
+    assert not dec.wait[0] and not dec.stop[0]
+    # toxicity pending for 2 of 3 at a new tier: wait
+    st = _state12([0, 0, 0, 1, 1, 1], [0] * 6, [1, 1, 1, 1, 0.3, 0.1], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1],
+                  current=1, k=3)
+    assert d.step(st).wait[0]
+    # max_pending = 1 never suspends; min_complete holds escalation until patients are complete
+    assert not doseesc.TITEBOIN12(3, max_n=30, max_pending=1.0).step(st).wait[0]
+    st = _state12([0, 0, 0], [0] * 3, [1, 1, 0.6], [0, 0, 0], [1, 1, 0.6], current=0, k=3)
+    assert doseesc.TITEBOIN12(3, max_n=30).step(st).next[0] == 1
+    held = doseesc.TITEBOIN12(3, max_n=30, min_complete=3).step(st)
+    assert held.wait[0] and held.next[0] == 1
+    # an inadmissible current tier is acted on at once, responses pending or not: 3 DLTs of 3 at tier 2
+    # (P(p_T > 0.35) = 0.985 > 0.95) de-escalates to tier 1 as BOIN12 does
+    st = _state12([0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1], [1, 1, 1, 0.1, 0.2, 0.3], [0, 1, 0, 0, 0, 0],
+                  [1, 0.5, 1, 0.1, 0.2, 0.3], current=1, k=3)
+    assert not d.pending_summary(st)["admissible"][0, 1]
+    dec = d.step(st)
+    assert not dec.wait[0] and not dec.stop[0] and dec.next[0] == 0
+
+
+def test_tite_boin12_engine_batch_invariance_and_shorter_trials():
+    d = doseesc.TITEBOIN12(4, max_n=30)
+    cal = Calendar(accrual_rate=5, dlt_window_days=30, eff_window_days=60, max_wait_days=45, sentinel_days=7,
+                   dropout=0.1)
+    a = doseesc.simulate(d, TRUTH12, 1500, rng=6, calendar=cal, batch_size=1500)
+    b = doseesc.simulate(d, TRUTH12, 1500, rng=6, calendar=cal, batch_size=400)
+    for key in ("selected", "n", "y", "e", "reason"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    np.testing.assert_array_equal(a.extra["duration_days"][0], b.extra["duration_days"][0])
+    assert a.total_n.max() <= 30 and np.all((a.selected >= -1) & (a.selected < 4))
+    # paired with BOIN12 on the same patients: shorter trials, similar accuracy
+    n = 3000
+    tb = doseesc.simulate(d, TRUTH12, n, rng=2, calendar=FAST12)
+    bb = doseesc.simulate(doseesc.BOIN12(4, max_n=30), TRUTH12, n, rng=2, calendar=FAST12)
+    diff = bb.extra["duration_days"][0] - tb.extra["duration_days"][0]
+    assert diff.mean() > 60 + 4 * diff.std() / math.sqrt(n)
+    assert np.abs(tb.p_select - bb.p_select).max() < 0.08
+
+
+def test_tite_boin12_validation_refusals_and_live_use():
+    with pytest.raises(DesignError, match="max_pending = 1.5 must lie in"):
+        doseesc.TITEBOIN12(4, max_n=30, max_pending=1.5)
+    with pytest.raises(DesignError, match="min_complete = -1 must be at least 0"):
+        doseesc.TITEBOIN12(4, max_n=30, min_complete=-1)
+    d = doseesc.TITEBOIN12(3, max_n=12)
+    assert doseesc.design_from_dict({"type": "TITE-BOIN12", "n_tiers": 3, "max_n": 12}) == d
+    assert d.time_to_event and d.uses_efficacy and "TITE-BOIN12" in doseesc.designs.REGISTRY
+    with pytest.raises(DoseescError, match="exact enumeration does not apply to TITE-BOIN12"):
+        doseesc.exact(d, TRUTH12.__class__(true_tox=[0.1, 0.2, 0.3], true_eff=[0.3, 0.5, 0.6], target=0.3))
+    with pytest.raises(DoseescError, match="dose paths does not apply to TITE-BOIN12"):
+        doseesc.paths(d, 2)
+    # live: responses need their own follow-up
+    rec = doseesc.recommend(d, "1NNE 2NEN", follow_up=[90] * 3 + [40, 20, 5], window=90,
+                            eff_follow_up=[90, 90, 30, 60, 20, 5], eff_window=90)
+    assert rec.wait and rec.pending == 3 and "suspend accrual" in rec.message
+    full = doseesc.recommend(d, "1NNE 2NEN", follow_up=[90] * 6, window=90, eff_follow_up=[90, 90, 30, 90, 20, 90],
+                             eff_window=90)
+    assert not full.wait and full.next_tier == doseesc.recommend(doseesc.BOIN12(3, max_n=12), "1NNE 2NEN").next_tier
+    with pytest.raises(doseesc.OutcomeError, match="give eff_follow_up"):
+        doseesc.recommend(d, "1NNE", follow_up=[90] * 3, window=90)
+    with pytest.raises(doseesc.OutcomeError, match=r"eff_follow_up\[2\] = 95: patient 3 has a response"):
+        doseesc.recommend(d, "1NNE", follow_up=[90] * 3, window=90, eff_follow_up=[90, 90, 95])
+    with pytest.raises(DesignError, match="eff_follow_up applies to time-to-event designs that use response"):
+        doseesc.recommend(doseesc.TITEBOIN(0.25, 3, max_n=12), "1NNN", follow_up=[28] * 3, window=28,
+                          eff_follow_up=[28] * 3)
+
+
+def test_cli_recommend_tite_boin12():
+    from click.testing import CliRunner
+
+    from doseesc.cli import main
+
+    r = CliRunner().invoke(main, ["recommend", "scenarios/dcar_sle.toml", "1NNE 2NEN", "-d", "TITE-BOIN12",
+                                  "--follow-up", "90,90,90,40,20,5", "--eff-follow-up", "90,90,30,60,20,5"])
+    assert r.exit_code == 0, r.output
+    assert "suspend accrual" in r.output
+    r = CliRunner().invoke(main, ["recommend", "scenarios/dcar_sle.toml", "1NNE", "-d", "TITE-BOIN12",
+                                  "--follow-up", "90,90,90"])
+    assert r.exit_code == 2 and "eff_follow_up" in r.output
+
+
+def test_weighted_posterior_does_not_depend_on_the_blocks(monkeypatch):
+    """The posterior is computed in blocks of trials (cache-sized); whole-batch and blocked computations agree
+    bit for bit (row-wise operations; BLAS kernels take rows in groups of 4, so blocks are multiples of 16),
+    and a trial alone agrees to rounding."""
+    from doseesc.designs.tite import TITECRM
+
+    rng = np.random.default_rng(5)
+    d = doseesc.TITECRM(SK, 0.25, max_n=30)
+    t, m = 700, 20
+    tiers = np.sort(rng.integers(0, K, (t, m)), axis=1)
+    tiers = np.where(np.arange(m)[None, :] < rng.integers(1, m + 1, t)[:, None], tiers, -1)
+    dlt = (rng.random((t, m)) < 0.25) & (tiers >= 0)
+    follow = np.where(dlt | (rng.random((t, m)) < 0.5), np.where(dlt, rng.uniform(0.05, 1, (t, m)), 1.0),
+                      rng.uniform(0, 1, (t, m)))
+    n = np.stack([(tiers == j).sum(1) for j in range(K)], 1)
+    y = np.stack([((tiers == j) & dlt).sum(1) for j in range(K)], 1)
+    st = TrialState.from_counts(n, y, np.zeros(t, int))
+    st.pt_tier, st.pt_dlt, st.pt_follow = tiers, dlt, follow
+    blocked = d.weighted_posterior_mean(st)
+    for block in (t, 64):
+        monkeypatch.setattr(TITECRM, "_BLOCK", block)
+        np.testing.assert_array_equal(d.weighted_posterior_mean(st), blocked)
+    alone = np.array([d.weighted_posterior_mean(st.take(slice(i, i + 1)))[0] for i in range(0, t, 7)])
+    np.testing.assert_allclose(blocked[::7], alone, rtol=0, atol=1e-14)

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
                       design_from_dict)
-from .designs.tite import TITEBOIN, TITECRM
+from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .calendar import Calendar
 from .coherence import Coherence, coherence
 from .compare import Comparison, compare
@@ -38,5 +38,5 @@ __all__ = [
     "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
-    "Calendar", "TITECRM", "TITEBOIN",
+    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12",
 ]

@@ -409,25 +409,43 @@ def check(file):
                    "comma-separated in log order, e.g. 28,28,28,12,5.")
 @click.option("--window", type=float, default=None,
               help="DLT window in days for --follow-up (default: the file's [calendar] dlt_window_days).")
-def recommend(file, outcomes, design, fmt, follow_up, window):
+@click.option("--eff-follow-up", "eff_follow_up", default=None, metavar="DAYS",
+              help="Time-to-event designs that use response (TITE-BOIN12): days each patient has been followed for "
+                   "response (the response day for an E or B), comma-separated in log order.")
+@click.option("--eff-window", "eff_window", type=float, default=None,
+              help="Response window in days for --eff-follow-up (default: the file's [calendar] response window, "
+                   "else --window).")
+def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff_window):
     """What the design does next after OUTCOMES, e.g. "1NNN 2NTN".
 
     OUTCOMES lists cohorts: the tier number (1 = lowest) then one letter per
     patient, N (no DLT) or T (DLT). For TITE designs, --follow-up gives each
     patient's days of follow-up; an N followed for less than the window is pending.
+    TITE-BOIN12 also needs --eff-follow-up (days followed for response).
     """
     proto = load_protocol(file)
-    days = None
-    if follow_up is not None:
+
+    def parse_days(text, option):
         try:
-            days = [float(v) for v in follow_up.replace(" ", "").split(",") if v != ""]
+            return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
         except ValueError:
-            raise DoseescError(f"--follow-up {follow_up!r}: give numbers of days separated by commas") from None
+            raise DoseescError(f"{option} {text!r}: give numbers of days separated by commas") from None
+
+    days = eff_days = None
+    if follow_up is not None:
+        days = parse_days(follow_up, "--follow-up")
         if window is None and proto.calendar is not None:
             window = proto.calendar.dlt_window_days
         if window is None:
             raise DoseescError("--follow-up needs --window (the DLT window in days) or a [calendar] in the file")
-    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window)
+    if eff_follow_up is not None:
+        if follow_up is None:
+            raise DoseescError("--eff-follow-up needs --follow-up as well")
+        eff_days = parse_days(eff_follow_up, "--eff-follow-up")
+        if eff_window is None and proto.calendar is not None:
+            eff_window = proto.calendar.eff_window
+    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window,
+                     eff_follow_up=eff_days, eff_window=eff_window)
     if fmt == "json":
         lab = proto.tiers.label
         click.echo(json.dumps({

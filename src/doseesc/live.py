@@ -37,7 +37,8 @@ class Recommendation:
     deviations: tuple[str, ...] = field(default=())
     #: Time-to-event designs: accrual is suspended (wait for more follow-up before the next patient).
     wait: bool = False
-    #: Time-to-event designs: patients still within the DLT window without a DLT.
+    #: Time-to-event designs: patients still within the DLT window without a DLT (or, for designs that use
+    #: response, within the response window without a response).
     pending: int = 0
 
     @property
@@ -68,7 +69,8 @@ class Recommendation:
 
 
 def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder | None = None,
-              warn: bool = True, follow_up=None, window: float | None = None) -> Recommendation:
+              warn: bool = True, follow_up=None, window: float | None = None, eff_follow_up=None,
+              eff_window: float | None = None) -> Recommendation:
     """The design's next step after the observed ``outcomes``.
 
     ``outcomes`` is a trial log such as ``"1NNN 2NTN"``. The log is replayed
@@ -83,11 +85,20 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     days. An ``N`` followed for less than the window is *pending*. The design
     then decides with the partial follow-up (possibly suspending accrual).
     Without ``follow_up`` every patient counts as complete.
+
+    Time-to-event designs that use response (TITE-BOIN12) also take
+    ``eff_follow_up``: the days each patient has been followed for response,
+    or for a responder (``E`` or ``B``) the day of the response, and
+    ``eff_window``, the response window in days (default: ``window``). A
+    patient without a response followed for less than ``eff_window`` has a
+    pending response.
     """
     if not isinstance(design, Design):
         raise DesignError(f"design = {design!r} is not a doseesc design")
     if follow_up is not None:
-        return _recommend_tite(design, outcomes, ladder, follow_up, window)
+        return _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up, eff_window)
+    if eff_follow_up is not None:
+        raise DesignError("eff_follow_up needs follow_up (each patient's days of DLT follow-up) as well")
     ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
     if ladder.n_tiers != design.n_tiers:
         raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
@@ -162,10 +173,21 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     return rec
 
 
-def _recommend_tite(design: Design, outcomes, ladder, follow_up, window) -> Recommendation:
+def _days(values, name: str, size: int, text: str) -> list:
+    days = list(values)
+    if len(days) != size:
+        raise OutcomeError(f"{name} has {len(days)} values but outcomes {text!r} has {size} patients")
+    for i, v in enumerate(days):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+            raise OutcomeError(f"{name}[{i}] = {v!r} must be a number of days >= 0")
+    return days
+
+
+def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_follow_up=None,
+                    eff_window=None) -> Recommendation:
     """A time-to-event design's next step from the log and each patient's follow-up (days)."""
     if not getattr(design, "time_to_event", False):
-        raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN), not to "
+        raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN, TITE-BOIN12), not to "
                           f"{design.label}, which decides on complete cohorts")
     ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
     if ladder.n_tiers != design.n_tiers:
@@ -177,12 +199,24 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window) -> Reco
     tiers = [c.tier for c in cohorts for _ in range(c.size)]
     tox = [bool(t) for c in cohorts for t in c.tox]
     eff = [bool(e) for c in cohorts for e in c.eff]
-    days = list(follow_up)
-    if len(days) != len(tiers):
-        raise OutcomeError(f"follow_up has {len(days)} values but outcomes {text!r} has {len(tiers)} patients")
+    days = _days(follow_up, "follow_up", len(tiers), text)
+    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    if uses_eff:
+        if eff_follow_up is None:
+            raise OutcomeError(f"{design.label} uses response: give eff_follow_up, the days each patient has been "
+                               "followed for response (the response day for an E or B)")
+        eff_window = window if eff_window is None else eff_window
+        if isinstance(eff_window, bool) or not isinstance(eff_window, (int, float)) or not eff_window > 0:
+            raise OutcomeError(f"eff_window = {eff_window!r}: give the response window in days (a positive number)")
+        eff_days = _days(eff_follow_up, "eff_follow_up", len(tiers), text)
+        for i, v in enumerate(eff_days):
+            if eff[i] and v > eff_window:
+                raise OutcomeError(f"eff_follow_up[{i}] = {v!r}: patient {i + 1} has a response, which must occur "
+                                   f"within the response window ({eff_window:g} days)")
+    elif eff_follow_up is not None:
+        raise DesignError(f"eff_follow_up applies to time-to-event designs that use response (TITE-BOIN12), not to "
+                          f"{design.label}")
     for i, v in enumerate(days):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
-            raise OutcomeError(f"follow_up[{i}] = {v!r} must be a number of days >= 0")
         if tox[i] and v > window:
             raise OutcomeError(f"follow_up[{i}] = {v!r}: patient {i + 1} has a DLT, which must occur within the "
                                f"window ({window:g} days)")
@@ -202,7 +236,13 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window) -> Reco
     last = cohorts[-1]
     state = TrialState.from_counts(n, y, last.tier, e=e, last_n=last.size, last_y=sum(last.tox), ye=ye)
     state.pt_tier, state.pt_dlt, state.pt_follow = pt_tier, pt_dlt, frac[None, :]
-    pending = int(((~pt_dlt) & (frac[None, :] < 1)).sum())
+    open_ = (~pt_dlt) & (frac[None, :] < 1)
+    if uses_eff:
+        pt_eff = np.asarray(eff, bool)[None, :]
+        frac_e = np.minimum(np.asarray(eff_days, float) / float(eff_window), 1.0)[None, :]
+        state.pt_eff, state.pt_eff_follow = pt_eff, frac_e
+        open_ = open_ | ((~pt_eff) & (frac_e < 1))
+    pending = int(open_.sum())
     dec = design.step(state)
     counts = (tuple(int(v) for v in n), tuple(int(v) for v in y))
     if dec.wait is not None and dec.wait[0]:

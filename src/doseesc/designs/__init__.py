@@ -8,8 +8,8 @@ from .crm import CRM, crm_skeleton
 from .obd_pick import OBDPick
 from .interval_designs import MTPI, MTPI2, TPI, I3Plus3, Keyboard
 from .three_plus_three import ThreePlusThree
-from .tite import TITEBOIN, TITECRM
+from .tite import TITEBOIN, TITEBOIN12, TITECRM
 
 __all__ = ["Design", "REGISTRY", "design_from_dict", "ThreePlusThree", "BOIN", "boin_boundaries", "MTPI", "MTPI2", "TPI",
            "I3Plus3", "Keyboard", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "BOINET", "boinet_boundaries",
-           "TITECRM", "TITEBOIN"]
+           "TITECRM", "TITEBOIN", "TITEBOIN12"]

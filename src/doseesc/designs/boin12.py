@@ -186,14 +186,19 @@ class BOIN12(Design):
 
     # -- kernel ---------------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
+        rows = np.arange(state.n_trials)
+        d = state.current
+        p = state.y[rows, d] / np.maximum(state.n[rows, d], 1)
+        return self._move(state, p, self.desirability(state), self.admissible(state))
+
+    def _move(self, state: TrialState, p: np.ndarray, ds: np.ndarray, ok: np.ndarray) -> Decision:
+        """BOIN12's rules 1-4 and the cap from the DLT rate ``p`` at the current tier (n_trials,), the
+        desirability ``ds`` and admissibility ``ok`` (n_trials, n_tiers); shared with TITE-BOIN12."""
         t, k = state.n.shape
         rows = np.arange(t)
         d = state.current
         nd = state.n[rows, d]
-        p = state.y[rows, d] / np.maximum(nd, 1)
         lam_e, lam_d = self.boundaries
-        ds = self.desirability(state)
-        ok = self.admissible(state)
         up = np.minimum(d + 1, k - 1)
         down = np.maximum(d - 1, 0)
         # candidate scores for d-1, d, d+1 (-inf where not a candidate); ties to the higher tier

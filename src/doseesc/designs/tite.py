@@ -1,4 +1,4 @@
-"""Time-to-event designs: TITE-CRM (Cheung & Chappell 2000) and TITE-BOIN (Yuan et al. 2018).
+"""Time-to-event designs: TITE-CRM (Cheung & Chappell 2000), TITE-BOIN (Yuan et al. 2018), TITE-BOIN12 (Zhou et al. 2022).
 
 A time-to-event design decides before every patient has completed the DLT
 window, using each pending patient's partial follow-up. The per-patient data
@@ -6,7 +6,9 @@ travel in the :class:`~doseesc.state.TrialState` arrays ``pt_tier``,
 ``pt_dlt`` (DLT observed so far) and ``pt_follow`` (follow-up as a fraction of
 the DLT window; for a patient with a DLT, the fraction at which it occurred).
 With complete follow-up (or a state without per-patient arrays) each design is
-exactly its complete-data parent: TITE-CRM is CRM, TITE-BOIN is BOIN.
+exactly its complete-data parent: TITE-CRM is CRM, TITE-BOIN is BOIN,
+TITE-BOIN12 is BOIN12 (which also reads ``pt_eff`` and ``pt_eff_follow``, the
+response so far and the follow-up as a fraction of the response window).
 
 They run in the calendar engine (``simulate(..., calendar=Calendar(...))``,
 which simulates them in time with :func:`simulate_tite_batch`) and in
@@ -22,10 +24,13 @@ from functools import cached_property
 
 import numpy as np
 
+from scipy import special, stats
+
 from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
 from .base import check_int, check_prob, register
 from .boin import BOIN
+from .boin12 import BOIN12
 from .crm import CRM
 from .interval import D, E, S
 
@@ -36,15 +41,6 @@ TITE_BOIN_METHODS = ("imputation", "ess")
 def _pending(state: TrialState) -> np.ndarray:
     """Patients assigned, without an observed DLT and not yet followed for the whole window."""
     return (state.pt_tier >= 0) & ~state.pt_dlt & (state.pt_follow < 1)
-
-
-def _per_tier(mask: np.ndarray, tier: np.ndarray, k: int, values=None) -> np.ndarray:
-    """Sum of ``values`` (or count) of the patients in ``mask`` per tier, shape ``(n_trials, k)``."""
-    out = np.zeros((mask.shape[0], k))
-    for d in range(k):
-        m = mask & (tier == d)
-        out[:, d] = m.sum(axis=1) if values is None else np.where(m, values, 0.0).sum(axis=1)
-    return out
 
 
 def adaptive_weights(follow: np.ndarray, dlt: np.ndarray, assigned: np.ndarray) -> np.ndarray:
@@ -120,47 +116,77 @@ class TITECRM(CRM):
             return adaptive_weights(state.pt_follow, state.pt_dlt, assigned)
         return np.where(state.pt_dlt, 1.0, np.clip(state.pt_follow, 0.0, 1.0))
 
+    #: Trials per block of the posterior computation: the (block, grid) arrays stay in the CPU cache. A
+    #: multiple of 16: BLAS kernels take rows in groups (4 here), and a block boundary inside a group would
+    #: change the last bit of the matrix products for the rows after it.
+    _BLOCK = 256
+
     def weighted_posterior_mean(self, state: TrialState) -> np.ndarray:
-        """Posterior mean of beta under the weighted likelihood, one value per trial."""
+        """Posterior mean of beta under the weighted likelihood, one value per trial.
+
+        Trials are processed in blocks of :attr:`_BLOCK` rows so that the ``(block, grid)`` arrays stay in
+        the cache (the whole batch at once is memory bound, and larger blocks start BLAS threads); every
+        operation is row-wise, so the values equal the whole-batch computation bit for bit (tested; see
+        :attr:`_BLOCK`), and complete patients give exactly CRM's numbers.
+        """
         beta, log_prior, logp, log1mp = self._grid
         n = np.asarray(state.n, float)
         y = np.asarray(state.y, float)
         if state.pt_tier is None:
             return self.posterior_mean(n, y)
-        k = self.n_tiers
+        t, k = n.shape
+        tier = state.pt_tier
         pend = _pending(state)
-        npend = _per_tier(pend, state.pt_tier, k)
+        cell = (np.arange(t)[:, None] * k + np.maximum(tier, 0)).ravel()
+        npend = np.bincount(cell, weights=pend.ravel(), minlength=t * k).reshape(t, k)
         # complete patients: sufficient statistics, exactly as CRM (npend = 0 leaves n - y unchanged)
-        ll = y @ logp.T + ((n - npend) - y) @ log1mp.T + log_prior[None, :]
+        fail = (n - npend) - y
         w = self.patient_weights(state)
         part = pend & (w > 0)
-        rows = np.flatnonzero(part.any(axis=1))
-        if rows.size:
-            sub = part[rows]
-            width = int(sub.sum(axis=1).max())
-            order = np.argsort(~sub, axis=1, kind="stable")[:, :width]   # pending patients first
-            take = np.take_along_axis(sub, order, axis=1)
-            tiers = np.take_along_axis(state.pt_tier[rows], order, axis=1).astype(np.intp)
-            ws = np.where(take, np.take_along_axis(w[rows], order, axis=1), 0.0)
-            ptab = self._ptab                                             # (tiers, grid)
-            # product of the factors (1 - w p) and one log: the absolute error of the log-likelihood stays
-            # ~1e-16 (what the posterior weights feel), at a fraction of the cost of one log1p per patient
-            tiers = np.maximum(tiers, 0)
-            count = take.sum(axis=1)
-            prod = np.empty((rows.size, beta.size))
-            np.take(ptab, tiers[:, 0], axis=0, out=prod)
-            prod *= -ws[:, 0, None]
-            prod += 1.0
-            for j in range(1, width):
-                r = np.flatnonzero(count > j)           # only the trials with that many pending patients
-                tmp = ptab[tiers[r, j]]
-                tmp *= -ws[r, j, None]
-                tmp += 1.0
-                prod[r] *= tmp
-            ll[rows] += np.log(prod, out=prod)
-        ll -= ll.max(axis=1, keepdims=True)
-        e = np.exp(ll)
-        return (e @ beta) / e.sum(axis=1)
+        count = part.sum(axis=1)
+        width = int(count.max(initial=0))
+        if width:
+            order = np.argsort(~part, axis=1, kind="stable")[:, :width]     # pending patients first
+            tiers = np.maximum(np.take_along_axis(tier, order, axis=1), 0).astype(np.intp)
+            ws = np.where(np.take_along_axis(part, order, axis=1), np.take_along_axis(w, order, axis=1), 0.0)
+            neg_ws = -ws
+        ptab = self._ptab                                                  # (tiers, grid)
+        out = np.empty(t)
+        for s in range(0, t, self._BLOCK):
+            sl = slice(s, min(s + self._BLOCK, t))
+            ll = y[sl] @ logp.T + fail[sl] @ log1mp.T + log_prior[None, :]
+            c = count[sl] if width else None
+            if width and c.max(initial=0) > 0:
+                # product of the factors (1 - w p) and one log: the absolute error of the log-likelihood stays
+                # ~1e-16 (what the posterior weights feel), at a fraction of the cost of one log1p per patient
+                rows = np.flatnonzero(c)
+                cr = c[rows]
+                tb, wb = tiers[sl][rows], neg_ws[sl][rows]
+                prod = ptab[tb[:, 0]]
+                prod *= wb[:, 0, None]
+                prod += 1.0
+                for j in range(1, int(cr.max())):
+                    more = cr > j                       # only the trials with that many pending patients
+                    if more.all():
+                        tmp = ptab[tb[:, j]]
+                        tmp *= wb[:, j, None]
+                        tmp += 1.0
+                        prod *= tmp
+                    else:
+                        r = np.flatnonzero(more)
+                        tmp = ptab[tb[r, j]]
+                        tmp *= wb[r, j, None]
+                        tmp += 1.0
+                        prod[r] *= tmp
+                np.log(prod, out=prod)
+                if rows.size == ll.shape[0]:
+                    ll += prod
+                else:
+                    ll[rows] += prod
+            ll -= ll.max(axis=1, keepdims=True)
+            e = np.exp(ll, out=ll)
+            out[sl] = (e @ beta) / e.sum(axis=1)
+        return out
 
     def decide(self, state: TrialState) -> Decision:
         if state.pt_tier is None:
@@ -292,6 +318,124 @@ class TITEBOIN(BOIN):
                   f"pending; escalation needs {self.min_complete} patients with complete data")
 
 
+@register
+@dataclasses.dataclass(frozen=True)
+class TITEBOIN12(BOIN12):
+    """TITE-BOIN12 (Zhou, Lin, Lee, Li, Wang, Li & Yuan 2022): BOIN12 deciding with pending outcomes.
+
+    The approximated-likelihood version. For each tier and each outcome
+    (toxicity with the DLT window, response with the response window), with
+    y observed events, c patients ascertained without the event and pending
+    patients followed for fractions w_i of the window:
+
+    - effective sample size ESS = y + c + sum(w_i) and estimate p^ = y / ESS
+      (the maximiser of the approximated likelihood p^y (1 - p)^(ESS - y) of
+      Lin & Yuan 2020; the prior means phi_t / 2 and phi_e where ESS = 0);
+    - each pending outcome imputed by its conditional probability given no
+      event so far, p^ (1 - w) / (1 - p^ w); the four outcome cells of a
+      patient are the products of the two marginal imputations (observed
+      outcomes are 0 or 1), so the pseudo-response count is
+      x = sum(utility x expected cells) / 100 and DS = P(Beta(1 + x, 1 + n - x)
+      > u_b / 100) with n all assigned patients;
+    - admissibility from Beta(1 + y, 1 + ESS - y) for each outcome.
+
+    BOIN12's rules then run on p^_T at the current tier (n_d counts every
+    assigned patient). **Accrual is suspended** (the next patient waits) while
+    more than ``max_pending`` (half) of the patients at the current tier have
+    their toxicity *or* their response pending, unless the trial stops or the
+    current tier is inadmissible (then the design acts at once). Optionally
+    (``min_complete`` > 0, off by default: not a rule of the paper) escalation
+    waits until that many patients at the tier have both outcomes ascertained.
+    Tiers without a pending outcome use BOIN12's own numbers, so with complete
+    follow-up the decisions are BOIN12's exactly; the final OBD is BOIN12's,
+    on complete data. ``docs/notes/tite.md`` lists the sources of each rule.
+    """
+
+    kind = "TITE-BOIN12"
+    time_to_event = True
+
+    max_pending: float = dataclasses.field(default=0.5, kw_only=True)
+    min_complete: int = dataclasses.field(default=0, kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_prob(self.max_pending, "max_pending", open_high=False)
+        check_int(self.min_complete, "min_complete", minimum=0)
+
+    @property
+    def label(self) -> str:
+        return "TITE-BOIN12"
+
+    def pending_summary(self, state: TrialState) -> dict:
+        """Per tier, shape ``(n_trials, n_tiers)``: pending counts, effective sample sizes, estimates,
+        pseudo-responses x, desirability and admissibility under the approximated likelihood."""
+        k = self.n_tiers
+        t = state.n_trials
+        tier = state.pt_tier
+        assigned = tier >= 0
+        tox = state.pt_dlt & assigned
+        eff = state.pt_eff & assigned
+        pend_t = assigned & ~tox & (state.pt_follow < 1)
+        pend_e = assigned & ~eff & (state.pt_eff_follow < 1)
+        w_t = np.where(pend_t, np.clip(state.pt_follow, 0.0, 1.0), 0.0)
+        w_e = np.where(pend_e, np.clip(state.pt_eff_follow, 0.0, 1.0), 0.0)
+        cell = (np.arange(t)[:, None] * k + np.maximum(tier, 0)).ravel()
+
+        def per_tier(values):
+            return np.bincount(cell, weights=np.where(assigned, values, 0).ravel().astype(float),
+                               minlength=t * k).reshape(t, k)
+
+        n = np.asarray(state.n, float)
+        y, e = per_tier(tox), per_tier(eff)
+        m_t, m_e = per_tier(pend_t), per_tier(pend_e)
+        ess_t = n - m_t + per_tier(w_t)
+        ess_e = n - m_e + per_tier(w_e)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_t = np.where(ess_t > 0, y / np.where(ess_t > 0, ess_t, 1), self.phi_t / 2)
+            p_e = np.where(ess_e > 0, e / np.where(ess_e > 0, ess_e, 1), self.phi_e)
+        tiers = np.maximum(tier, 0)
+        pt_i = np.take_along_axis(p_t, tiers, axis=1)
+        pe_i = np.take_along_axis(p_e, tiers, axis=1)
+        it = np.where(pend_t, pt_i * (1 - w_t) / (1 - pt_i * w_t), tox.astype(float))
+        ie = np.where(pend_e, pe_i * (1 - w_e) / (1 - pe_i * w_e), eff.astype(float))
+        un, ut, ue, ub = self.utility
+        u_i = (un * (1 - it) * (1 - ie) + ut * it * (1 - ie) + ue * (1 - it) * ie + ub * it * ie) / 100
+        x = per_tier(u_i)
+        ds = special.betaincc(1 + x, 1 + n - x, self.benchmark / 100)
+        over = stats.beta.sf(self.phi_t, 1 + y, 1 + ess_t - y)
+        futile = stats.beta.cdf(self.phi_e, 1 + e, 1 + ess_e - e)
+        return {"pending_tox": m_t, "pending_eff": m_e, "ess_tox": ess_t, "ess_eff": ess_e, "p_tox": p_t,
+                "p_eff": p_e, "x": x, "desirability": ds, "admissible": (over < self.c_t) & (futile < self.c_e),
+                "complete": per_tier(~pend_t & ~pend_e)}
+
+    def decide(self, state: TrialState) -> Decision:
+        if state.pt_tier is None or state.pt_eff is None:
+            dec = super().decide(state)
+            dec.wait = np.zeros(state.n_trials, dtype=bool)
+            return dec
+        rows = np.arange(state.n_trials)
+        d = state.current
+        s = self.pending_summary(state)
+        pending = (s["pending_tox"] + s["pending_eff"]) > 0          # tiers with a pending outcome
+        ds = np.where(pending, s["desirability"], self.desirability(state))
+        ok = np.where(pending, s["admissible"], self.admissible(state))
+        nd = state.n[rows, d]
+        p = np.where(pending[rows, d], s["p_tox"][rows, d], state.y[rows, d] / np.maximum(nd, 1))
+        dec = self._move(state, p, ds, ok)
+        many = np.maximum(s["pending_tox"][rows, d], s["pending_eff"][rows, d]) > self.max_pending * nd
+        early = (dec.next > d) & (s["complete"][rows, d] < self.min_complete)
+        dec.wait = ~dec.stop & ok[rows, d] & (many | early)
+        return dec
+
+    def describe(self) -> str:
+        extra = (f"; escalation needs {self.min_complete} patients with both outcomes ascertained"
+                 if self.min_complete else "")
+        return (super().describe().replace("BOIN12 (", "TITE-BOIN12 (", 1)
+                + "; pending toxicity and response imputed from the follow-up (approximated likelihood, Zhou et "
+                  f"al. 2022); accrual suspended while more than {self.max_pending:g} of the patients at the tier "
+                  "have either outcome pending" + extra)
+
+
 # -- the timed engine of time-to-event designs -------------------------------------------------------
 def _state_at(design, t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
     """The data of trials ``rows`` at times ``t`` (per row): assigned patients, DLTs so far, follow-up."""
@@ -328,13 +472,21 @@ def _state_at(design, t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, cu
                       pt_tier=tier, pt_dlt=dlt, pt_follow=follow, pt_eff=eff, pt_eff_follow=eff_follow)
 
 
-def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndarray) -> np.ndarray:
-    """Next time a pending patient at the current tier has a DLT or completes the window (after ``t``)."""
+def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndarray,
+                uses_eff: bool = False) -> np.ndarray:
+    """Next time a pending patient at the current tier has a DLT (or a response, for designs that use
+    it) or completes the window (after ``t``)."""
     tier = pt["tier"][rows]
     inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
     w = cal.dlt_window_days
     ev = np.where(pt["tox"][rows], inf + pt["tox_frac"][rows] * w, inf + w)
-    ev = np.where((tier == current[:, None]) & (ev > t[:, None] + 1e-9), ev, np.inf)
+    later = t[:, None] + 1e-9
+    ev = np.where(ev > later, ev, np.inf)
+    if uses_eff:
+        we = cal.eff_window
+        ev_e = np.where(pt["eff"][rows], inf + pt["eff_frac"][rows] * we, inf + we)
+        ev = np.minimum(ev, np.where(ev_e > later, ev_e, np.inf))
+    ev = np.where(tier == current[:, None], ev, np.inf)
     nxt = ev.min(axis=1)
     return np.where(np.isfinite(nxt), nxt, t + 1.0)
 
@@ -413,7 +565,7 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
                 # accrual suspended: wait for the next DLT or window completion at the current tier; the
                 # waiting patient may leave meanwhile (the next in the queue takes the place)
                 rows = rows[wait]
-                t_next = _next_event(t_all[rows], rows, pt, cal, current[rows])
+                t_next = _next_event(t_all[rows], rows, pt, cal, current[rows], uses_eff)
                 _, t_all[rows] = clock.next_arrival(rows, t_next)
             else:  # pragma: no cover - bounded by the number of events
                 raise DoseescError(f"{design.label}: accrual stayed suspended after {limit} events")
@@ -479,4 +631,4 @@ def check_not_tite(design, what: str) -> None:
                            "calendar")
 
 
-__all__ = ["TITEBOIN", "TITECRM", "adaptive_weights", "check_not_tite", "simulate_tite_batch"]
+__all__ = ["TITEBOIN", "TITEBOIN12", "TITECRM", "adaptive_weights", "check_not_tite", "simulate_tite_batch"]
