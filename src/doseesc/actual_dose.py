@@ -27,6 +27,7 @@ whatever the design, so comparisons stay paired.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -621,7 +622,7 @@ def nominal_scenario(scenario):
                     description=scenario.description, target=scenario.target, association=scenario.association)
 
 
-def impact(with_model, without_model) -> "pd.DataFrame":
+def impact(with_model, without_model):
     """Paired effect of the actual-dose model: the same trials (same seed) run with and without it.
 
     Both runs are scored against the truth of ``with_model``'s scenario (for
@@ -637,7 +638,7 @@ def impact(with_model, without_model) -> "pd.DataFrame":
     if a.provenance.get("seed") != b.provenance.get("seed"):
         raise DoseescError("impact() needs two runs with the same seed (paired trials)")
     ref = b.scenario
-    scored_a = dataclass_replace(a, scenario=ref)
+    scored_a = dataclasses.replace(a, scenario=ref)
     rows = []
     for name in IMPACT_METRICS:
         xa, xb = scored_a._per_trial(name), b._per_trial(name)
@@ -647,12 +648,6 @@ def impact(with_model, without_model) -> "pd.DataFrame":
         rows.append({"metric": name, "without": float(xa.mean()), "with": float(xb.mean()),
                      "difference": float(d.mean()), "mcse": float(d.std(ddof=1) / math.sqrt(d.size))})
     return pd.DataFrame(rows).set_index("metric")
-
-
-def dataclass_replace(obj, **kw):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
 
 
 def actual_dose_impact(design, scenario, ladder: DoseLadder, dose_model: DoseModel, n_trials: int = 10_000, *,

@@ -35,6 +35,9 @@ class Recommendation:
     ladder: DoseLadder
     incomplete: int = 0
     deviations: tuple[str, ...] = field(default=())
+    #: The design's memory after the log (counts per tier ``n``, ``y``, ``e``, ``ye`` and the multi-stage
+    #: ``phase``, ``aux``), so that callers (``paths``) go on from it without replaying the log again.
+    memory: dict | None = field(default=None, repr=False, compare=False)
     #: Time-to-event designs: accrual is suspended (wait for more follow-up before the next patient).
     wait: bool = False
     #: Time-to-event designs: patients still within the DLT window without a DLT (or, for designs that use
@@ -139,7 +142,8 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
             # incomplete last cohort: no decision yet
             rec = Recommendation(design.label, text, c.tier, False, StopReason.NOT_STOPPED, None,
                                  tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
-                                 incomplete=size - c.size, deviations=tuple(deviations))
+                                 incomplete=size - c.size, deviations=tuple(deviations),
+                                 memory=_memory(n, y, e, ye, phase, aux))
             _warn(rec, warn)
             return rec
         state = TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
@@ -159,18 +163,26 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
             size = design.cohort_size if dec.size is None else int(dec.size[0])
     if not cohorts:
         rec = Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None,
-                             (0,) * k, (0,) * k, ladder)
+                             (0,) * k, (0,) * k, ladder, memory=_memory(n, y, e, ye, phase, aux))
         return rec
     if stopped is not None:
         sel = int(design.conclude(decided_on, np.array([int(stopped)]))[0])
         rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
-                             tuple(int(v) for v in y), ladder, deviations=tuple(deviations))
+                             tuple(int(v) for v in y), ladder, deviations=tuple(deviations),
+                             memory=_memory(n, y, e, ye, phase, aux))
     else:
         rec = Recommendation(design.label, text, expected, False, StopReason.NOT_STOPPED, None,
                              tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
-                             deviations=tuple(deviations))
+                             deviations=tuple(deviations), memory=_memory(n, y, e, ye, phase, aux))
     _warn(rec, warn)
     return rec
+
+
+def _memory(n, y, e, ye, phase, aux) -> dict:
+    """The design's memory as 1-row arrays, as the engines hold it."""
+    row = lambda v: np.asarray(v, dtype=np.int32).reshape(1, -1)  # noqa: E731
+    return {"n": row(n), "y": row(y), "e": row(e), "ye": row(ye),
+            "phase": np.array([phase], dtype=np.int32), "aux": np.array([aux], dtype=np.int32)}
 
 
 def _days(values, name: str, size: int, text: str) -> list:

@@ -72,29 +72,10 @@ def _expand(design: Design, n, y, tier, size, e=None, ye=None, phase=None, aux=N
     return rep, dl, de, dye, c, state, dec
 
 
-def _start_state(design: Design, start: str):
-    """Counts and multi-stage memory after the observed log ``start``."""
-    k = design.n_tiers
-    n = np.zeros((1, k), dtype=np.int32)
-    y = np.zeros((1, k), dtype=np.int32)
-    e = np.zeros((1, k), dtype=np.int32)
-    ye = np.zeros((1, k), dtype=np.int32)
-    phase = np.zeros(1, dtype=np.int32)
-    aux = np.zeros(1, dtype=np.int32)
-    cohorts = parse_outcomes(start, k)
-    for i, c in enumerate(cohorts):
-        n[0, c.tier] += c.size
-        y[0, c.tier] += sum(c.tox)
-        e[0, c.tier] += sum(c.eff)
-        ye[0, c.tier] += sum(a and b for a, b in zip(c.tox, c.eff))
-        if i < len(cohorts) - 1 or c.size == design.cohort_size:
-            dec = design.step(TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
-                                                     phase=phase, aux=aux))
-            if dec.phase is not None:
-                phase = dec.phase.astype(np.int32)
-            if dec.aux is not None:
-                aux = dec.aux.astype(np.int32)
-    return n, y, e, ye, phase, aux
+def _start_state(rec):
+    """Counts and multi-stage memory after the observed log, as ``recommend`` left them."""
+    m = rec.memory
+    return (m["n"].copy(), m["y"].copy(), m["e"].copy(), m["ye"].copy(), m["phase"].copy(), m["aux"].copy())
 
 
 def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | None = None) -> list[int]:
@@ -108,7 +89,7 @@ def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | No
     rec = recommend(design, start, warn=False)
     if rec.stop:
         return []
-    n, y, e, ye, phase, aux = _start_state(design, start)
+    n, y, e, ye, phase, aux = _start_state(rec)
     tier = np.array([rec.next_tier], dtype=np.int32)
     size = np.array([rec.incomplete or _next_size(design, start, rec)], dtype=np.int32)
     counts, total = [], 0
@@ -237,7 +218,7 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
         probs = np.asarray(scenario.true_tox, float)
     prefix = start.strip()
     # live frontier: arrays over nodes
-    n, y, e, ye, phase, aux = _start_state(design, start)
+    n, y, e, ye, phase, aux = _start_state(rec)
     tier = np.array([rec.next_tier], dtype=np.int32)
     size = np.array([first_size], dtype=np.int32)
     prob = np.ones(1)
