@@ -515,7 +515,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     time-to-event designs (``time_to_event = True``) are simulated in time,
     deciding with the pending patients' partial follow-up.
     """
-    from .engine import check_compatible, run_batch
+    from .engine import check_compatible, check_run, run_batch
     from .obd import resolve_obd
     from .results import OperatingCharacteristics, provenance, resolve_target
     from .rng import root_seed
@@ -528,10 +528,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
         raise DoseescError(f"calendar = {calendar!r} is not a doseesc Calendar")
     check_compatible(design, scenario)
     obd_def = resolve_obd(obd, design, scenario)
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
-        raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
+    check_run(n_trials, batch_size)
     if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     seq = root_seed(rng)

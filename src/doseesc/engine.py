@@ -27,6 +27,14 @@ def check_compatible(design: Design, scenario: Scenario) -> None:
             f"gives true_tox for {scenario.n_tiers}")
 
 
+def check_run(n_trials, batch_size) -> None:
+    """Validate the number of trials and the batch size of a Monte Carlo run."""
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
+        raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
+
+
 def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None = None,
               eff_given: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Simulate one batch of trials with latent uniforms ``u_tox`` ``(n_trials, max_n)``.
@@ -140,10 +148,7 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
                               batch_size=batch_size, progress=progress, dose_model=dose_model, calendar=calendar)
     check_compatible(design, scenario)
     obd_def = resolve_obd(obd, design, scenario)
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
-        raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
+    check_run(n_trials, batch_size)
     seq = root_seed(rng)
     tgt = resolve_target(target, scenario, design)
     if scenario.true_eff is None and getattr(design, "uses_efficacy", False):

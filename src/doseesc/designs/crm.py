@@ -203,15 +203,22 @@ class CRM(Design):
 
     def recommend_tier(self, n, y) -> np.ndarray:
         """Tier whose estimated P(DLT) is closest to the target (lower on ties), no restrictions."""
-        p = self.ptox(self.posterior_mean(n, y))
+        return self.closest_tier(self.posterior_mean(n, y))
+
+    def closest_tier(self, beta_hat: np.ndarray) -> np.ndarray:
+        """Tier whose P(DLT) at the plug-in estimate ``beta_hat`` is closest to the target (lower on ties)."""
+        p = self.ptox(beta_hat)
         dist = np.abs(p - self.target)
         best = dist.min(axis=1, keepdims=True)
         return np.argmax(dist <= best + 1e-12, axis=1).astype(np.int32)
 
     # -- kernel ------------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
+        return self.restrict(state, self.recommend_tier(state.n, state.y))
+
+    def restrict(self, state: TrialState, rec: np.ndarray) -> Decision:
+        """The decision from the unrestricted tier ``rec``: dfcrm's restrictions and the start-up sequence."""
         d = state.current
-        rec = self.recommend_tier(state.n, state.y)
         if self.escalate_by_one:
             rec = np.minimum(rec, d + 1)
         if self.no_escalation_after_dlt:

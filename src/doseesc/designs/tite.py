@@ -191,23 +191,7 @@ class TITECRM(CRM):
     def decide(self, state: TrialState) -> Decision:
         if state.pt_tier is None:
             return super().decide(state)
-        d = state.current
-        p = self.ptox(self.weighted_posterior_mean(state))
-        dist = np.abs(p - self.target)
-        best = dist.min(axis=1, keepdims=True)
-        rec = np.argmax(dist <= best + 1e-12, axis=1).astype(np.int32)
-        if self.escalate_by_one:
-            rec = np.minimum(rec, d + 1)
-        if self.no_escalation_after_dlt:
-            toxic = (state.last_n > 0) & (state.last_y >= self.target * state.last_n - 1e-12)
-            rec = np.where(toxic & (rec > d), d, rec)
-        if self.startup:
-            done = state.total_n // self.cohort_size
-            in_startup = (state.y.sum(axis=1) == 0) & (done < len(self.startup))
-            seq = np.asarray(self.startup) - 1
-            rec = np.where(in_startup, seq[np.minimum(done, len(seq) - 1)], rec)
-        t = state.n_trials
-        return Decision(next=rec.astype(np.int32), stop=np.zeros(t, dtype=bool), reason=np.zeros(t, dtype=np.int8))
+        return self.restrict(state, self.closest_tier(self.weighted_posterior_mean(state)))
 
     def describe(self) -> str:
         return (super().describe().replace("CRM", "TITE-CRM", 1)
