@@ -167,18 +167,18 @@ def curve_from_dict(d, key: str):
     if model not in CURVES:
         raise ScenarioError(f"{key}: model = {model!r} is not one of {', '.join(CURVES)}")
     cls = CURVES[model]
-    known = [f for f in cls.__dataclass_fields__]
+    fields = dataclasses.fields(cls)
+    known = [f.name for f in fields]
     for k in d:
         if k not in known:
             raise ScenarioError(f"{key}: unknown key {k!r} for a {model} curve (known: model, {', '.join(known)})")
+    missing = [f.name for f in fields if f.name not in d and f.default is dataclasses.MISSING]
+    if missing:
+        raise ScenarioError(f"{key}: a {model} curve needs {', '.join(missing)}")
     try:
         return cls(**d)
     except DoseescError as exc:
         raise ScenarioError(f"{key}: {exc}") from None
-    except TypeError:
-        missing = [k for k in known if k not in d and cls.__dataclass_fields__[k].default is
-                   cls.__dataclass_fields__[k].default_factory]  # type: ignore[attr-defined]
-        raise ScenarioError(f"{key}: a {model} curve needs {', '.join(missing) or ', '.join(known)}") from None
 
 
 # -- body weight --------------------------------------------------------------------------------

@@ -515,11 +515,10 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     time-to-event designs (``time_to_event = True``) are simulated in time,
     deciding with the pending patients' partial follow-up.
     """
-    from .engine import check_compatible, check_run, run_batch
+    from .engine import check_compatible, check_run, monte_carlo_result, run_batch
     from .obd import resolve_obd
-    from .results import OperatingCharacteristics, provenance, resolve_target
+    from .results import provenance, resolve_target
     from .rng import root_seed
-    from .tiers import DoseLadder
 
     if dose_model is not None and getattr(design, "time_to_event", False):
         raise DoseescError(f"{design.label}: time-to-event designs do not yet combine with the actual-dose model "
@@ -585,10 +584,4 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
                       batch_size=int(batch_size), seconds=time.perf_counter() - t0, target=tgt)
     prov["calendar"] = calendar.to_dict()
     prov["calendar_text"] = calendar.describe()
-    return OperatingCharacteristics(
-        method="monte carlo", design=design, scenario=scenario,
-        ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
-        target=tgt, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
-        fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
-        weight=np.full(int(n_trials), 1.0 / int(n_trials)), n_trials=int(n_trials),
-        patients=patients, provenance=prov, extra=extra)
+    return monte_carlo_result(design, scenario, ladder, tgt, obd_def, out, patients, prov, extra)

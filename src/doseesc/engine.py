@@ -139,7 +139,7 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         With ``method == "monte carlo"`` and Monte Carlo standard errors.
     """
     from .obd import resolve_obd
-    from .results import OperatingCharacteristics, provenance, resolve_target
+    from .results import provenance, resolve_target
 
     if calendar is not None:
         from .calendar import simulate_timed
@@ -153,8 +153,6 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
     tgt = resolve_target(target, scenario, design)
     if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
-    p = np.asarray(scenario.true_tox, dtype=float)
-    parts = []
     t0 = time.perf_counter()
     if dose_model is not None:
         from .actual_dose import DoseModel
@@ -170,18 +168,18 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status",
                                               "cohort_start", "replacement")}
     else:
-        out = None
-    for start in range(0, 0 if out is not None else int(n_trials), int(batch_size)):
-        stop = min(start + int(batch_size), int(n_trials))
-        u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
-        if scenario.true_eff is not None:
-            ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
-            parts.append(run_batch(design, p, u, ue, scenario.response_given_tox()))
-        else:
-            parts.append(run_batch(design, p, u))
-        if progress is not None:
-            progress(stop, int(n_trials))
-    if out is None:
+        p = np.asarray(scenario.true_tox, dtype=float)
+        parts = []
+        for start in range(0, int(n_trials), int(batch_size)):
+            stop = min(start + int(batch_size), int(n_trials))
+            u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
+            if scenario.true_eff is not None:
+                ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
+                parts.append(run_batch(design, p, u, ue, scenario.response_given_tox()))
+            else:
+                parts.append(run_batch(design, p, u))
+            if progress is not None:
+                progress(stop, int(n_trials))
         out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
         extra = {}
         patients = {"tier": out["tier"], "tox": out["tox"], "eff": out["eff"], "new_cohort": out["new_cohort"]}
@@ -190,12 +188,23 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
     if dose_model is not None:
         prov["dose_model"] = dose_model.to_dict()
         prov["dose_model_text"] = dose_model.describe(ladder)
+    return monte_carlo_result(design, scenario, ladder, tgt, obd_def, out, patients, prov, extra,
+                              dose_model=dose_model)
+
+
+def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, patients: dict, prov: dict,
+                       extra: dict, dose_model=None):
+    """The :class:`~doseesc.results.OperatingCharacteristics` of simulated trials ``out`` (per-trial arrays
+    ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials``."""
+    from .results import OperatingCharacteristics
+
+    n_trials = out["n"].shape[0]
     return OperatingCharacteristics(
         method="monte carlo", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
-        target=tgt, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
+        target=target, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
         fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
-        weight=np.full(int(n_trials), 1.0 / int(n_trials)), n_trials=int(n_trials),
+        weight=np.full(n_trials, 1.0 / n_trials), n_trials=n_trials,
         patients=patients, provenance=prov, extra=extra, dose_model=dose_model)
 
 
