@@ -130,13 +130,17 @@ def test_monte_carlo_on_actual_doses_within_4_se_of_exact_on_tier_averages(desig
 
 # -- policies, hand-worked ---------------------------------------------------------------------------
 class FixedUniforms:
-    """Hand-set latent uniforms for _batch_actual: a dict of (n_trials, columns) arrays."""
+    """Hand-set latent uniforms for _batch_actual, given per trial (n_trials, columns) and stored
+    patient-major (columns, n_trials) as the engine reads them."""
 
     def __init__(self, **u):
-        self.u = {k: np.atleast_2d(np.asarray(v, float)) for k, v in u.items()}
+        self.u = {k: np.ascontiguousarray(np.atleast_2d(np.asarray(v, float)).T) for k, v in u.items()}
 
     def ensure(self, m):
-        assert m <= self.u["tox"].shape[1]
+        assert m <= self.u["tox"].shape[0]
+
+    def index(self, trials, enrolee):
+        return enrolee * self.u["tox"].shape[1] + trials
 
     def __contains__(self, key):
         return key in self.u

@@ -109,7 +109,10 @@ class LogisticCurve:
     def __call__(self, dose) -> np.ndarray:
         d = np.asarray(dose, dtype=float)
         eta = special.logit(self.p_ref) + self.slope * np.log(d / self.ref_dose)
-        return special.expit(eta)
+        with np.errstate(over="ignore"):   # exp(-eta) = inf gives P = 0, as it should
+            z = np.exp(-eta)
+        z += 1.0
+        return np.reciprocal(z, out=z) if isinstance(z, np.ndarray) else 1.0 / z
 
     def text(self, unit: str = "") -> str:
         return (f"logistic in log dose: P(DLT) = {self.p_ref:g} at {format_dose(self.ref_dose, unit)}, "
@@ -230,12 +233,17 @@ _TABLE = 1 << 16
 _TAIL = 1e-3
 
 
-def _lookup(table: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``table`` (values on a uniform grid over [0, 1]) at ``u``."""
+def _lookup(table: np.ndarray, u: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+    """Linear interpolation of ``table`` (values on a uniform grid over [0, 1]) at ``u``; ``steps`` =
+    ``np.diff(table)`` when the caller keeps it."""
     x = np.asarray(u, dtype=float) * (table.size - 1)
-    i = np.minimum(x.astype(np.int64), table.size - 2)
-    lo = table[i]
-    return lo + (x - i) * (table[i + 1] - lo)
+    i = x.astype(np.intp)
+    np.minimum(i, table.size - 2, out=i)
+    lo = np.take(table, i)
+    x -= i
+    x *= np.take(np.diff(table) if steps is None else steps, i)
+    x += lo
+    return x
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -328,7 +336,7 @@ class DoseModel:
     def replaces(self) -> bool:
         """Whether a patient can be replaced (so trials may enrol more than ``max_n``)."""
         return (self.failure > 0 and self.on_failure == "replace") or (
-            self.shortfall > 0 and self.below_band != "nominal")
+            (self.shortfall > 0 or self.cap_total is not None) and self.below_band != "nominal")
 
     def enrolment_cap(self, max_n: int) -> int:
         if self.max_enrolled is not None:
@@ -359,40 +367,39 @@ class DoseModel:
         if self.release == "uniform":
             return 1 - tolerance + 2 * tolerance * u
         key = ("_rtable", tolerance)
-        table = self.__dict__.get(key)
-        if table is None:  # tabulated inverse CDF, as for the body weight (error below 1e-6)
+        cached = self.__dict__.get(key)
+        if cached is None:  # tabulated inverse CDF, as for the body weight (error below 1e-8, tested)
             s = self.release_sd
             a, b = special.ndtr(-tolerance / s), special.ndtr(tolerance / s)
             q = np.linspace(0.0, 1.0, _TABLE)
             table = np.clip(1 + s * special.ndtri(a + q * (b - a)), 1 - tolerance, 1 + tolerance)
-            self.__dict__[key] = table
-        return _lookup(table, u)
+            cached = self.__dict__[key] = (table, np.diff(table))
+        return _lookup(cached[0], u, cached[1])
 
-    def product(self, u: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-        """Product code and release factor of each patient from one uniform ``u`` each.
+    def product(self, u: np.ndarray, tolerance: float):
+        """Whether each product failed or fell short, and its release factor, from one uniform ``u`` each.
 
-        Code 2 (failed) when ``u < failure``; code 1 (short of the band) when
-        ``u >= 1 - shortfall``, the factor then uniform on ``[shortfall_min, 1 -
-        tolerance)``; code 0 otherwise, the factor drawn from the release
-        distribution. Within each interval ``u`` is rescaled to a fresh uniform
-        (exact: it is uniform on [0, 1) and independent of the code), so one
-        random stream gives both.
+        Returns ``(failed, short, factor)`` (``failed`` / ``short`` are None
+        when the model has no failures / no shortfall). Failed when ``u <
+        failure``; short of the band when ``u >= 1 - shortfall``, the factor
+        then uniform on ``[shortfall_min, 1 - tolerance)``; conforming
+        otherwise, the factor drawn from the release distribution. Within each
+        interval ``u`` is rescaled to a fresh uniform (exact: it is uniform on
+        [0, 1) and independent of the outcome), so one random stream gives both.
         """
         f, s = self.failure, self.shortfall
         if f == 0 and s == 0:
-            return np.zeros(u.shape, dtype=np.int8), self.release_factor(u, tolerance)
-        ok_width = 1.0 - f - s
-        code = np.zeros(u.shape, dtype=np.int8)
-        v = (u - f) / ok_width
+            return None, None, self.release_factor(u, tolerance)
+        failed = u < f if f > 0 else None
+        v = u - f
+        v /= 1.0 - f - s
+        np.clip(v, 0.0, 1.0, out=v)
+        factor = self.release_factor(v, tolerance)
+        short = None
         if s > 0:
             short = u >= 1 - s
-            code[short] = 1
-        if f > 0:
-            code[u < f] = 2
-        factor = self.release_factor(np.clip(v, 0.0, 1.0), tolerance)
-        if s > 0:
-            factor = np.where(short, self.shortfall_factor((u - (1 - s)) / s, tolerance), factor)
-        return code, factor
+            factor[short] = self.shortfall_factor((u[short] - (1 - s)) / s, tolerance)
+        return failed, short, factor
 
     def shortfall_factor(self, u: np.ndarray, tolerance: float) -> np.ndarray:
         hi = 1 - tolerance
@@ -434,6 +441,32 @@ class DoseModel:
                 if m.any():
                     out[m] = grp.ppf(np.clip(local[m], 0.0, 1.0))
         return out
+
+    def cap_screen(self, doses, top_factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where the flat cap may bind: ``(edges, threshold)`` with ``threshold[g, t]`` such that a patient
+        whose weight uniform ``v`` falls in group ``g`` (``edges[g] <= v < edges[g + 1]``) and who is
+        dosed at tier ``t`` can only reach the cap when ``v > threshold[g, t]``.
+
+        The cap binds when the weight exceeds ``cap_total / (dose x factor)``; with the largest factor
+        ``top_factor`` this is a per-tier weight, mapped to ``v`` by the group's CDF. The threshold is
+        lowered by 0.001 in the group's own uniform scale, far more than the tabulated inverse CDF's error,
+        so that every patient the cap reaches passes the screen (the engine then computes their exact dose).
+        A threshold of 2 means that tier never reaches the cap.
+        """
+        edges = np.cumsum([0.0] + [g.share for g in self.weights])
+        edges[-1] = 1.0
+        doses = np.asarray(doses, dtype=float)
+        thr = np.full((len(self.weights), doses.size), 2.0)
+        for k, grp in enumerate(self.weights):
+            w_bind = self.cap_total / (doses * top_factor)    # heavier than this: the cap may bind
+            a = special.ndtr((grp.min - grp.mean) / grp.sd)
+            b = special.ndtr((grp.max - grp.mean) / grp.sd)
+            cdf = np.clip((special.ndtr((w_bind - grp.mean) / grp.sd) - a) / (b - a), 0.0, 1.0)
+            local = np.maximum(cdf - 1e-3, 0.0)
+            thr[k] = np.where(w_bind < grp.max, edges[k] + local * (edges[k + 1] - edges[k]), 2.0)
+            # the lowest v of a group binds too when the threshold sits at the group's edge
+            thr[k] = np.where((w_bind < grp.max) & (local == 0), np.nextafter(edges[k], -1), thr[k])
+        return edges, thr
 
     # -- integration -----------------------------------------------------------------------------
     def _factor_densities(self, tolerance: float):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .designs.base import Design
 from .errors import DesignError, DoseescError
-from .rng import Stream, patient_uniforms, root_seed
+from .rng import BLOCK_SIZE, Stream, block_generator, patient_uniforms, root_seed
 from .scenario import Scenario
 from .state import StopReason, TrialState
 from .tiers import DoseLadder
@@ -223,26 +223,39 @@ def _response_probability(scenario: Scenario, ptox: np.ndarray, peff: np.ndarray
 
 # -- the actual-dose model ------------------------------------------------------------------------
 class _LazyUniforms:
-    """Per-enrolee latent uniforms of one batch, shape ``(n_trials, columns)`` per stream.
+    """Per-enrolee latent uniforms of one batch, filled as trials enrol more patients.
 
-    Columns are generated as trials enrol more patients (replacements are
-    rare), by jumping each block's generator ahead: column ``j`` is the same
-    whatever the number of columns generated.
+    Each stream is stored as its random blocks (:data:`~doseesc.rng.BLOCK_SIZE`
+    trials each) in the generator's own order, shape ``(blocks, cap,
+    BLOCK_SIZE)``: row ``j`` of a block is enrolee ``j`` of its trials, so
+    filling more enrolees continues each block's generator where it stopped,
+    straight into the array (no copy, no jump). Enrolee ``j`` of a trial gets
+    the numbers of :func:`~doseesc.rng.patient_uniforms` whatever the number
+    of enrolees filled. :meth:`index` gives the flat positions to read.
     """
 
     def __init__(self, seq, start: int, stop: int, streams: dict, initial: int, cap: int):
-        self.seq, self.start, self.stop, self.streams, self.cap = seq, start, stop, streams, cap
-        self.cols = min(initial, cap)
-        self.u = {key: patient_uniforms(seq, start, stop, self.cols, s) for key, s in streams.items()}
+        first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
+        self.cap, self.rows = cap, 0
+        self.u = {key: np.empty((last - first + 1, cap, BLOCK_SIZE)) for key in streams}
+        self.gens = {key: [block_generator(seq, b, s) for b in range(first, last + 1)]
+                     for key, s in streams.items()}
+        g = np.arange(start, stop)
+        self.base = (g // BLOCK_SIZE - first) * (cap * BLOCK_SIZE) + g % BLOCK_SIZE
+        self.ensure(initial)
 
     def ensure(self, m: int) -> None:
-        if m <= self.cols:
+        if m <= self.rows:
             return
-        new = min(self.cap, max(m, self.cols + max(6, self.cols // 2)))
-        for key, s in self.streams.items():
-            more = patient_uniforms(self.seq, self.start, self.stop, new - self.cols, s, first_patient=self.cols)
-            self.u[key] = np.concatenate([self.u[key], more], axis=1)
-        self.cols = new
+        new = min(self.cap, max(m, self.rows + max(6, self.rows // 2)))
+        for key, gens in self.gens.items():
+            for b, gen in enumerate(gens):
+                gen.random(out=self.u[key][b, self.rows:new])
+        self.rows = new
+
+    def index(self, trials: np.ndarray, enrolee: np.ndarray) -> np.ndarray:
+        """Flat positions (for ``np.take``) of enrolee ``enrolee`` of trial ``trials`` (broadcast)."""
+        return self.base[trials] + enrolee * BLOCK_SIZE
 
     def __contains__(self, key) -> bool:
         return key in self.u
@@ -255,12 +268,20 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                   n_trials: int, cap: int) -> dict:
     """Simulate one batch with the actual-dose and manufacturing model (:mod:`doseesc.actual_dose`).
 
-    ``u`` maps stream names to per-enrolee latent uniforms ``(n_trials, cap)``
-    (``cap`` = the enrolment cap). Enrolee ``j`` of trial ``i`` has a DLT when
-    ``u["tox"][i, j]`` is below their risk: the scenario's curve at their
+    ``u`` maps stream names to per-enrolee latent uniforms (read at
+    ``u.index(trial, enrolee)``; :class:`_LazyUniforms`), for up to ``cap``
+    enrolees (the enrolment cap). Enrolee ``j`` of trial ``i`` has a DLT when
+    its ``"tox"`` uniform is below their risk: the scenario's curve at their
     actual dose, or the per-tier truth of the tier they were assigned. A
     cohort enrols until it has its evaluable patients (replacing those the
     policies replace), then the design decides on the evaluable patients.
+
+    Speed: each round examines the next patients of every active trial (a few
+    more than its cohort needs, so that a replacement rarely needs another
+    round); a trial whose cohort is still short goes on in the next round,
+    beside the trials that start their next cohort. The body weight is
+    computed only for the patients the flat cap may reach
+    (:meth:`DoseModel.cap_screen`).
     """
     from .actual_dose import PatientStatus
 
@@ -269,23 +290,29 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     doses = np.asarray(ladder.doses, dtype=float)
     lower = doses * (1 - tol) * (1 - 1e-9)
     p_tier = np.asarray(scenario.true_tox, dtype=float)
+    curve = scenario.tox_curve
     eff_on = "eff" in u
-    if eff_on and scenario.tox_curve is None:
+    if eff_on and curve is None:
         pe_t_tier, pe_n_tier = scenario.response_given_tox()
     policy, lose = model.below_band, model.on_failure == "lost"
     can_fail = model.failure > 0
-    can_below = model.shortfall > 0 or model.cap_total is not None
+    capping = model.cap_total is not None
+    can_below = model.shortfall > 0 or capping
+    band = policy == "band" and can_below
     replaces = can_fail or (can_below and policy != "nominal")
-    # look-ahead: extra enrolees examined per cohort so that replacements rarely need a second round;
-    # wider arrays cost every patient, so it grows with the chance that a patient is replaced
+    # look-ahead: extra enrolees examined per round so that a cohort rarely needs another round for
+    # its replacements; wider arrays cost every patient, so it grows with the chance of a replacement
     p_repl = model.failure + (model.shortfall if policy != "nominal" else 0.0)
     look = 0 if not replaces else int(min(3, max(1, math.ceil(2 * design.max_size * p_repl))))
     split = can_fail or can_below   # enrolees may be lost, not evaluable or counted elsewhere
+    if capping:
+        w_edges, w_thr = model.cap_screen(doses, 1 + tol)
+        tier_binds = (w_thr < 2).any(axis=0)
 
     state = TrialState.empty(n_trials, k, design.start)
     tier_dtype = np.int8 if k < 127 else np.int16
     pt_assigned = np.full((n_trials, cap), -1, dtype=tier_dtype)
-    pt_tier = np.full((n_trials, cap), -1, dtype=tier_dtype)      # tier counted at (-1: not evaluable)
+    pt_tier = np.full((n_trials, cap), -1, dtype=tier_dtype) if band else None   # tier counted at
     pt_status = np.full((n_trials, cap), int(PatientStatus.NOT_ENROLLED), dtype=np.int8)
     pt_dose = np.full((n_trials, cap), np.nan, dtype=float)        # actual dose (NaN: not infused)
     pt_tox = np.zeros((n_trials, cap), dtype=bool)
@@ -294,178 +321,198 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     pt_start = np.zeros((n_trials, cap), dtype=bool)     # first enrolee of each cohort
     pt_repl = np.zeros((n_trials, cap), dtype=bool)      # enrolled in place of a patient not evaluable or lost
     enrolled = np.zeros(n_trials, dtype=np.int32)
+    n_eval = np.zeros(n_trials, dtype=np.int32)          # evaluable patients so far
+    n_out = np.zeros(n_trials, dtype=np.int32)           # infused below their tier's lower limit
     selected = np.full(n_trials, -1, dtype=np.int32)
     reason = np.zeros(n_trials, dtype=np.int8)
     fired = np.zeros(n_trials, dtype=np.int16)
     size = np.full(n_trials, design.first_size, dtype=np.int32)
 
+    # Each round, every active trial enrols its next cohort: the patients it needs and a few more
+    # (look-ahead), enrolling up to the patient who completes the cohort. Trials whose cohort is still
+    # short (patients replaced) enrol again at once, with a wide look-ahead: they are few, so a wide
+    # window is cheap and a third pass is rare. Then the design decides on every complete cohort.
+    # Arrays of a pass are (enrolee within the pass, trial): sums over a trial's enrolees run
+    # across whole rows.
+    need = np.zeros(n_trials, dtype=np.int32)      # evaluable patients the current cohort still needs
+    coh_n = np.zeros(n_trials, dtype=np.int32)     # evaluable patients and DLTs of the current cohort
+    coh_y = np.zeros(n_trials, dtype=np.int32)
+    logged = np.zeros(n_trials, dtype=bool)        # the cohort's first evaluable patient is logged
     for _ in range(cap + 1):
         act = np.flatnonzero(state.active)
         if act.size == 0:
             break
-        need = np.minimum(size[act], max_n - state.n[act].sum(axis=1)).astype(np.int32)
-        coh_n = np.zeros(act.size, dtype=np.int32)
-        coh_y = np.zeros(act.size, dtype=np.int32)
-        flagged = np.zeros(act.size, dtype=bool)
-        pos = np.arange(act.size)
-        first_round = True
-        while pos.size:
-            rows = act[pos]
+        need[act] = np.minimum(size[act], max_n - n_eval[act])
+        coh_n[act] = 0
+        coh_y[act] = 0
+        logged[act] = False
+        rows = act[enrolled[act] < cap]
+        need_r = need[rows]
+        pt_start[rows, enrolled[rows]] = True
+        fresh = True
+        while rows.size:
             cur = state.current[rows]
-            # look ahead past the patients needed, so that a replacement rarely needs another round
-            width = int(need[pos].max()) + look
-            j = np.arange(width)[None, :]
-            slots = enrolled[rows][:, None] + j
-            take = (j < need[pos][:, None] + look) & (slots < cap)
-            clipped = np.minimum(slots, cap - 1)
-            flat = rows[:, None] * cap + clipped
-            nominal = doses[cur][:, None]
-            u.ensure(int(clipped.max()) + 1)
-            cell = (rows[:, None], clipped)   # 2-D index of each enrolee's latent numbers
-            code = None
+            room = cap - enrolled[rows]
+            # enrolees examined: those needed, a few more (look-ahead), and never past the enrolment cap
+            ahead = look if fresh else look + 2 * design.max_size
+            lim = np.minimum(need_r + ahead, room)
+            width = int(lim.max())
+            j = np.arange(width)[:, None]
+            take = j < lim
+            slot = enrolled[rows] + j                        # (width, trials): enrolee number
+            if width > int(room.min()):
+                np.minimum(slot, cap - 1, out=slot)
+            u.ensure(int(slot.max()) + 1)
+            cell = u.index(rows, slot)                       # where each enrolee's latent numbers are
+            flat = rows * cap + slot                         # index of each enrolee's record
+            failed = short = None
             if "product" in u:
-                if can_fail or model.shortfall > 0:
-                    code, factor = model.product(u["product"][cell], tol)
-                else:
-                    factor = model.release_factor(u["product"][cell], tol)
-                dose = nominal * factor
+                failed, short, factor = model.product(np.take(u["product"], cell), tol)
+                dose = factor
+                dose *= doses[cur]
             else:
-                dose = np.broadcast_to(nominal, take.shape)
-            if model.cap_total is not None:
-                dose = np.minimum(dose, model.cap_total / model.weight(u["weight"][cell]))
-            counted = cur[:, None]
-            if can_fail or can_below:
-                fail = code == 2 if can_fail else False
-                below = (dose < lower[cur][:, None]) & ~fail if can_below else False
-                infused = take & ~fail
+                dose = np.repeat(doses[cur][None, :], width, axis=0)
+            if capping:
+                # the weight matters only where the cap may bind: heavy patients at high tiers
+                br = np.flatnonzero(tier_binds[cur])
+                if br.size:
+                    uw = np.take(u["weight"], cell[:, br])
+                    grp = np.searchsorted(w_edges[1:-1], uw, side="right")
+                    wi, bi = np.nonzero(uw > w_thr[grp, cur[br]])
+                    if wi.size:
+                        at = (wi, br[bi])
+                        dose[at] = np.minimum(dose[at], model.cap_total / model.weight(uw[wi, bi]))
+            lost_kept = None
+            if split:
+                if can_below:
+                    below = dose < lower[cur]
+                    if can_fail:
+                        below &= ~failed
+                infused = take & ~failed if can_fail else take
                 if policy == "nominal" or not can_below:
                     evaluable = infused
                 elif policy == "band":
                     alt = np.searchsorted(lower, dose, side="right") - 1   # highest tier with lower limit <= dose
-                    counted = np.where(below, alt, counted)
+                    counted = np.where(below, alt, cur)
                     evaluable = infused & (counted >= 0)
                 elif policy == "not_evaluable":
                     evaluable = infused & ~below
                 else:  # do_not_infuse
                     infused = infused & ~below
                     evaluable = infused
-                lost_kept = (fail & take) if (lose and can_fail) else None
+                if lose and can_fail:
+                    lost_kept = failed & take
                 if look:
                     # enrol up to the patient who completes the cohort; those after are not enrolled
                     fill = evaluable if lost_kept is None else evaluable | lost_kept
-                    before = np.cumsum(fill, axis=1, dtype=np.int32) - fill
-                    take = take & (before < need[pos][:, None])
+                    seen = np.zeros(rows.size, dtype=np.int32)
+                    for w in range(width):
+                        take[w] &= seen < need_r
+                        seen += fill[w]
                     infused &= take
                     evaluable &= take
                     if lost_kept is not None:
                         lost_kept &= take
-                status = np.where(evaluable, np.int8(PatientStatus.EVALUABLE),
-                                  np.where(infused, np.int8(PatientStatus.NOT_EVALUABLE),
-                                           np.int8(PatientStatus.LOST_REPLACED)))
-                if lost_kept is not None:
-                    status[lost_kept] = PatientStatus.LOST
             else:
                 infused = evaluable = take
-                lost_kept = status = None
-            if scenario.tox_curve is not None:
-                ptox = scenario.tox_curve(dose)
-            else:
-                ptox = p_tier[cur][:, None]
-            dlt = (u["tox"][cell] < ptox) & infused
+            ptox = curve(dose) if curve is not None else p_tier[cur]
+            dlt = (np.take(u["tox"], cell) < ptox) & infused
             if eff_on:
-                if scenario.tox_curve is not None:
+                if curve is not None:
                     pe_use = _response_probability(scenario, ptox, scenario.eff_curve(dose), dlt)
                 else:
-                    pe_use = np.where(dlt, pe_t_tier[cur][:, None], pe_n_tier[cur][:, None])
-                resp = (u["eff"][cell] < pe_use) & infused
+                    pe_use = np.where(dlt, pe_t_tier[cur], pe_n_tier[cur])
+                resp = (np.take(u["eff"], cell) < pe_use) & infused
             # record the enrolees
-            fidx = flat[take]
-            if first_round:
-                pt_start.ravel()[flat[:, 0]] = True
-                if look:
-                    pt_repl.ravel()[flat[take & (j >= need[pos][:, None])]] = True
-                first_round = False
-            else:
-                pt_repl.ravel()[fidx] = True
-            if split:
-                pt_assigned.ravel()[fidx] = np.broadcast_to(cur[:, None], take.shape)[take]
-                pt_status.ravel()[fidx] = status[take]
-                pt_tier.ravel()[fidx] = np.where(evaluable, counted, -1)[take]
-                pt_dose.ravel()[fidx] = np.where(infused, dose, np.nan)[take]
-            else:  # every enrolee infused and evaluable at the assigned tier
-                pt_tier.ravel()[fidx] = np.broadcast_to(cur[:, None], take.shape)[take]
-                pt_dose.ravel()[fidx] = np.broadcast_to(dose, take.shape)[take]
-            pt_tox.ravel()[fidx] = dlt[take]
+            sel = np.flatnonzero(take)
+            fidx = np.take(flat, sel)
+            pt_assigned.ravel()[fidx] = np.take(cur, sel % rows.size)
+            pt_dose.ravel()[fidx] = np.take(dose, sel)
+            pt_tox.ravel()[fidx] = np.take(dlt, sel)
             if eff_on:
-                pt_eff.ravel()[fidx] = resp[take]
+                pt_eff.ravel()[fidx] = np.take(resp, sel)
+            if replaces or lost_kept is not None:
+                # enrolled in place of another: past the cohort's size, or in a later round of the cohort
+                pt_repl.ravel()[flat[take & (j >= need_r * fresh)]] = True
+            if split:
+                # 0 evaluable, 1 infused but not evaluable, 2 not infused (replaced), 3 lost (not replaced)
+                status = 2 - np.take(evaluable, sel).view(np.int8) - np.take(infused, sel).view(np.int8)
+                if lost_kept is not None:
+                    status += np.take(lost_kept, sel).view(np.int8)
+                pt_status.ravel()[fidx] = status
+                if band:
+                    pt_tier.ravel()[fidx] = np.take(np.where(evaluable, counted, -1), sel)
+                if can_below:
+                    n_out[rows] += (below & infused).sum(axis=0, dtype=np.int32)
             # the first evaluable patient of a cohort starts it in the log
-            if evaluable is take:
-                first = ~flagged[pos]
-                pt_new.ravel()[flat[first, 0]] = True
-                flagged[pos] = True
+            first = evaluable & ~logged[rows]
+            if evaluable is not take:
+                seen = np.zeros(rows.size, dtype=bool)
+                for w in range(width):
+                    first[w] &= ~seen
+                    seen |= evaluable[w]
             else:
-                first = evaluable.any(axis=1) & ~flagged[pos]
-                if first.any():
-                    col = np.argmax(evaluable[first], axis=1)
-                    pt_new.ravel()[flat[first, col]] = True
-                    flagged[pos[first]] = True
+                first[1:] = False
+            pt_new.ravel()[flat[first]] = True
+            logged[rows] |= first.any(axis=0)
             # count evaluable patients where the policy counts them
-            ev_n = evaluable.sum(axis=1, dtype=np.int32)
-            dlt_ev = dlt & evaluable
-            ev_y = dlt_ev.sum(axis=1, dtype=np.int32)
-            if policy == "band" and can_below:
-                r_idx, c_idx = np.nonzero(evaluable)
-                at = (rows[r_idx], counted[r_idx, c_idx])
+            ev_n = evaluable.sum(axis=0, dtype=np.int32)
+            ev_y = (dlt & evaluable).sum(axis=0, dtype=np.int32)
+            if band:
+                w_idx, r_idx = np.nonzero(evaluable)
+                at = (rows[r_idx], counted[w_idx, r_idx])
                 np.add.at(state.n, at, 1)
-                np.add.at(state.y, at, dlt[r_idx, c_idx].astype(np.int32))
+                np.add.at(state.y, at, dlt[w_idx, r_idx].astype(np.int32))
                 if eff_on:
-                    np.add.at(state.e, at, resp[r_idx, c_idx].astype(np.int32))
-                    np.add.at(state.ye, at, (resp & dlt)[r_idx, c_idx].astype(np.int32))
+                    np.add.at(state.e, at, resp[w_idx, r_idx].astype(np.int32))
+                    np.add.at(state.ye, at, (resp & dlt)[w_idx, r_idx].astype(np.int32))
             else:
                 state.n[rows, cur] += ev_n
                 state.y[rows, cur] += ev_y
                 if eff_on:
                     resp_ev = resp & evaluable
-                    state.e[rows, cur] += resp_ev.sum(axis=1, dtype=np.int32)
-                    state.ye[rows, cur] += (resp_ev & dlt).sum(axis=1, dtype=np.int32)
-            coh_n[pos] += ev_n
-            coh_y[pos] += ev_y
-            enrolled[rows] += take.sum(axis=1, dtype=np.int32)
-            need[pos] -= ev_n if lost_kept is None else ev_n + lost_kept.sum(axis=1, dtype=np.int32)
-            if not replaces and lost_kept is None:
-                break
-            pos = pos[(need[pos] > 0) & (enrolled[rows] < cap)]
-        # enrolment cap reached in the middle of a cohort: the trial stops on the data it has
-        capped = act[(need > 0) & (enrolled[act] >= cap)]
+                    state.e[rows, cur] += resp_ev.sum(axis=0, dtype=np.int32)
+                    state.ye[rows, cur] += (resp_ev & dlt).sum(axis=0, dtype=np.int32)
+            coh_n[rows] += ev_n
+            coh_y[rows] += ev_y
+            n_eval[rows] += ev_n
+            enrolled[rows] += take.sum(axis=0, dtype=np.int32)
+            need_r -= ev_n if lost_kept is None else ev_n + lost_kept.sum(axis=0, dtype=np.int32)
+            need[rows] = need_r
+            more = (need_r > 0) & (enrolled[rows] < cap)
+            rows, need_r, fresh = rows[more], need_r[more], False
+        # enrolment cap reached before a cohort is complete: the trial stops on the data it has
+        capped = act[need[act] > 0]
         if capped.size:
             reason[capped] = StopReason.ENROLMENT_CAP
             selected[capped] = design.conclude(state.take(capped),
                                                np.full(capped.size, StopReason.ENROLMENT_CAP, np.int8))
             state.active[capped] = False
-        # a cohort whose patients were all lost (not replaced): same tier again, no decision
-        decide = act[(coh_n > 0) & state.active[act]]
+        # complete cohorts go to the design; one whose patients were all lost (not replaced) repeats
+        # the tier without a decision
+        decide = act[(coh_n[act] > 0) & state.active[act]]
         if decide.size == 0:
             continue
-        sel = np.isin(act, decide)
-        state.last_n[decide] = coh_n[sel]
-        state.last_y[decide] = coh_y[sel]
-        sub = state.take(decide)
+        state.last_n[decide] = coh_n[decide]
+        state.last_y[decide] = coh_y[decide]
+        sub = state if decide.size == n_trials else state.take(decide)
         dec = design.step(sub)
         _apply(design, state, decide, sub, dec, selected, reason, fired, size)
-    else:  # pragma: no cover - bounded by the enrolment cap
+    else:  # pragma: no cover - every round enrols a patient in each active trial, up to the cap
         raise RuntimeError(f"{design.label}: trials did not stop within {cap} enrolments")
-    enrolled_mask = pt_tier >= 0 if not split else pt_status >= 0
-    if not split:
-        pt_assigned = pt_tier
-        pt_status = np.where(enrolled_mask, np.int8(PatientStatus.EVALUABLE), pt_status).astype(np.int8)
-    infused = ~np.isnan(pt_dose)
-    n_inf = infused.sum(axis=1)
     if split:
-        n_out = (infused & (pt_dose < lower[np.maximum(pt_assigned, 0)])).sum(axis=1)
-        n_repl = ((pt_status == PatientStatus.NOT_EVALUABLE) | (pt_status == PatientStatus.LOST_REPLACED)).sum(axis=1)
-        n_lost = ((pt_status == PatientStatus.LOST_REPLACED) | (pt_status == PatientStatus.LOST)).sum(axis=1)
-    else:
-        n_out = n_repl = n_lost = np.zeros(n_trials, dtype=np.int64)
+        pt_dose[pt_status >= PatientStatus.LOST_REPLACED] = np.nan     # never infused
+        if not band:
+            pt_tier = np.where(pt_status == PatientStatus.EVALUABLE, pt_assigned, -1).astype(tier_dtype)
+        replaced = (pt_status == PatientStatus.NOT_EVALUABLE) | (pt_status == PatientStatus.LOST_REPLACED)
+        n_repl = replaced.sum(axis=1)
+        n_lost = (pt_status >= PatientStatus.LOST_REPLACED).sum(axis=1)
+        n_inf = ((pt_status == PatientStatus.EVALUABLE) | (pt_status == PatientStatus.NOT_EVALUABLE)).sum(axis=1)
+    else:  # every enrolee infused and evaluable at the assigned tier
+        pt_tier = pt_assigned
+        pt_status[pt_assigned >= 0] = PatientStatus.EVALUABLE
+        n_repl = n_lost = np.zeros(n_trials, dtype=np.int64)
+        n_inf = enrolled
     share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
             "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new,
