@@ -3,7 +3,8 @@
 Goal (issue: actual infused dose): the model costs at most 2x a plain run of the same design
 (10,000 trials). The model here is the heaviest one: ±20% normal release, 5% shortfall (patients
 not evaluable and replaced), 5% manufacturing failures (replaced), a child/adult weight mix with a
-flat cap on total cells, and P(DLT) as a logistic curve of the actual dose. Run:
+flat cap on total cells, and P(DLT) as a logistic curve of the actual dose. A second table times the
+models of the bundled scenario files (their own designs, first scenario). Run:
 
     python bench/bench_actual_dose.py
 """
@@ -16,6 +17,8 @@ import platform
 import numpy as np
 
 import doseesc
+from pathlib import Path
+
 from _timing import best_of
 from doseesc.actual_dose import DoseModel, LogisticCurve, WeightGroup, scenario_from_curves
 
@@ -42,6 +45,22 @@ def main():
         print(f"{design.label:>8} {1e3 * t0:>11.1f} {1e3 * t1:>21.1f} {t1 / t0:>6.2f} {1e3 * t2:>16.1f} "
               f"{t2 / t0:>6.2f}")
     print("goal: ratio <= 2")
+    print()
+    print("bundled scenario files: each file's [actual_dose] model on its first scenario (10,000 trials)")
+    print(f"{'file':>12} {'design':>24} {'plain (ms)':>11} {'model (ms)':>11} {'ratio':>6}")
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    for path in sorted(root.glob("*.toml")):
+        proto = doseesc.load_protocol(path)
+        if proto.dose_model is None:
+            continue
+        sc = next(iter(proto.scenarios.values()))
+        for name, design in proto.designs.items():
+            if "TITE" in design.label:
+                continue
+            t0 = best_of(lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers), repeat=3)
+            t1 = best_of(lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers,
+                                                  dose_model=proto.dose_model), repeat=3)
+            print(f"{path.stem:>12} {name[:24]:>24} {1e3 * t0:>11.1f} {1e3 * t1:>11.1f} {t1 / t0:>6.2f}")
 
 
 if __name__ == "__main__":

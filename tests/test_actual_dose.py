@@ -245,6 +245,44 @@ def test_enrolment_cap_stops_the_trial_and_says_so():
     assert out["n"][0].tolist() == [2, 0, 0] and out["n_enrolled"][0] == 4
 
 
+def test_cap_reached_at_a_cohort_boundary_stops_before_the_next_cohort():
+    """Cohort 1 enrols 4 (one failed product), cohort 2 enrols 5 (two failed): 9 enrolled = the cap, with
+    6 evaluable of max_n = 9; 0/3 and 0/3 escalate, but no patient can be enrolled for the third cohort."""
+    model = DoseModel(failure=0.01, max_enrolled=9)
+    out = run_fixed(doseesc.ThreePlusThree(3, max_n=9), model, tox=[0.9] * 9,
+                    product=[FAIL, OK, OK, OK, FAIL, FAIL, OK, OK, OK])
+    assert out["reason"][0] == StopReason.ENROLMENT_CAP
+    assert out["n"][0].tolist() == [3, 3, 0] and out["n_enrolled"][0] == 9 and out["n_replaced"][0] == 3
+    # two cohorts started (no cohort starts at the last enrolee), each logged at its first evaluable patient
+    assert np.flatnonzero(out["cohort_start"][0]).tolist() == [0, 4]
+    assert np.flatnonzero(out["new_cohort"][0]).tolist() == [1, 6]
+    assert np.flatnonzero(out["replacement"][0]).tolist() == [3, 7, 8]
+
+
+def test_a_cap_that_can_push_doses_below_the_band_replaces_patients():
+    kw = dict(weights=WEIGHTS, cap_total=2e7)
+    assert DoseModel(below_band="not_evaluable", **kw).replaces
+    assert DoseModel(below_band="not_evaluable", **kw).enrolment_cap(18) == 36
+    assert not DoseModel(below_band="nominal", **kw).replaces
+    assert DoseModel(below_band="nominal", **kw).enrolment_cap(18) == 18
+
+
+def test_cap_screen_passes_every_patient_the_cap_reaches():
+    """The engine computes the weight only for patients who pass the screen: none the cap reaches may fail it."""
+    model = DoseModel(weights=WEIGHTS + (), cap_total=2e7)
+    doses = np.array([1e5, 2e5, 3e5, 4e5])
+    edges, thr = model.cap_screen(doses, 1.2)
+    v = np.r_[np.random.default_rng(5).random(400_000), edges[1:-1], np.nextafter(edges[1:-1], 0)]
+    w = model.weight(v)
+    g = np.searchsorted(edges[1:-1], v, side="right")
+    for t, d in enumerate(doses):
+        reached = model.cap_total / w < d * 1.2
+        screened = v > thr[g, t]
+        assert not (reached & ~screened).any()
+        assert screened.mean() <= reached.mean() + 0.002     # the screen is tight: it spares the weight work
+    assert np.all(thr[:, 0] == 2.0)                          # at 1e5/kg nobody reaches 2e7 cells (max 130 kg)
+
+
 def test_evaluable_n_never_exceeds_max_n_and_enrolled_never_exceeds_the_cap():
     model = DoseModel(failure=0.3, shortfall=0.2, below_band="not_evaluable", max_enrolled=30)
     for design in (doseesc.BOIN(0.25, 3, max_n=18), doseesc.ThreePlusThree(3)):
