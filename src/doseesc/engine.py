@@ -276,12 +276,11 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     cohort enrols until it has its evaluable patients (replacing those the
     policies replace), then the design decides on the evaluable patients.
 
-    Speed: each round examines the next patients of every active trial (a few
-    more than its cohort needs, so that a replacement rarely needs another
-    round); a trial whose cohort is still short goes on in the next round,
-    beside the trials that start their next cohort. The body weight is
-    computed only for the patients the flat cap may reach
-    (:meth:`DoseModel.cap_screen`).
+    Speed: each round, one pass examines the next patients of every active
+    trial (a few more than its cohort needs, so that a replacement rarely
+    needs another pass); the few trials still short enrol again at once with
+    a wide look-ahead. The body weight is computed only for the patients the
+    flat cap may reach (:meth:`DoseModel.cap_screen`).
     """
     from .actual_dose import PatientStatus
 
@@ -503,11 +502,13 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     if split:
         pt_dose[pt_status >= PatientStatus.LOST_REPLACED] = np.nan     # never infused
         if not band:
-            pt_tier = np.where(pt_status == PatientStatus.EVALUABLE, pt_assigned, -1).astype(tier_dtype)
-        replaced = (pt_status == PatientStatus.NOT_EVALUABLE) | (pt_status == PatientStatus.LOST_REPLACED)
-        n_repl = replaced.sum(axis=1)
-        n_lost = (pt_status >= PatientStatus.LOST_REPLACED).sum(axis=1)
-        n_inf = ((pt_status == PatientStatus.EVALUABLE) | (pt_status == PatientStatus.NOT_EVALUABLE)).sum(axis=1)
+            pt_tier = pt_assigned.copy()
+            pt_tier[pt_status != PatientStatus.EVALUABLE] = -1
+        n_lost = np.count_nonzero(pt_status >= PatientStatus.LOST_REPLACED, axis=1)   # statuses 2 and 3
+        n_repl = np.count_nonzero(pt_status >= PatientStatus.NOT_EVALUABLE, axis=1)   # statuses 1 and 2
+        if lose:
+            n_repl -= np.count_nonzero(pt_status == PatientStatus.LOST, axis=1)
+        n_inf = enrolled - n_lost
     else:  # every enrolee infused and evaluable at the assigned tier
         pt_tier = pt_assigned
         pt_status[pt_assigned >= 0] = PatientStatus.EVALUABLE

@@ -101,4 +101,3 @@ def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patie
     u = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     offset = first * BLOCK_SIZE
     return u[start - offset: stop - offset]
-
