@@ -63,6 +63,21 @@ def test_batch_size_and_lazy_columns_do_not_change_any_trial():
     assert np.array_equal(a.patients["dose"], b.patients["dose"], equal_nan=True)
 
 
+def test_lazy_uniforms_are_the_patient_uniforms_of_each_trial():
+    """Filled in steps, block by block, the engine's uniforms equal patient_uniforms of the same trials."""
+    from doseesc.engine import _LazyUniforms
+    from doseesc.rng import Stream, patient_uniforms, root_seed
+
+    seq = root_seed(9)
+    u = _LazyUniforms(seq, 700, 3100, {"tox": Stream.TOX, "product": Stream.PRODUCT}, 5, 30)
+    u.ensure(12)
+    u.ensure(30)
+    trials, enrolee = np.arange(2400)[None, :], np.arange(30)[:, None]
+    for key, stream in (("tox", Stream.TOX), ("product", Stream.PRODUCT)):
+        got = np.take(u[key], u.index(trials, enrolee))
+        assert np.array_equal(got, patient_uniforms(seq, 700, 3100, 30, stream).T)
+
+
 # -- tier-averaged truth ---------------------------------------------------------------------------
 def test_tier_average_equals_closed_form():
     """Emax with hill 1, e0 0, emax 1: p(d) = d / (ed50 + d). With the factor uniform on [1 - t, 1 + t],

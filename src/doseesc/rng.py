@@ -81,23 +81,18 @@ def block_generator(seq: np.random.SeedSequence, block: int, stream: Stream) -> 
 
 
 def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patients: int,
-                     stream: Stream = Stream.TOX, first_patient: int = 0) -> np.ndarray:
+                     stream: Stream = Stream.TOX) -> np.ndarray:
     """Latent uniforms of trials ``start..stop-1``, shape ``(stop - start, n_patients)``.
 
     Column ``k`` belongs to the ``k``-th patient enrolled in each trial. The
     uniforms of a block are drawn patient by patient (patient-major), so the
     first ``k`` columns do not depend on ``n_patients``: designs with different
-    maximum sample sizes still see the same patients. With ``first_patient``
-    = ``a`` the columns are those of patients ``a .. a + n_patients - 1``
-    (the generator jumps ahead, so later patients cost nothing until needed).
+    maximum sample sizes still see the same patients.
     """
     first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
     parts = []
     for b in range(first, last + 1):
-        gen = block_generator(seq, b, stream)
-        if first_patient:
-            gen.bit_generator.advance(int(first_patient) * BLOCK_SIZE)  # one 64-bit draw per double
-        parts.append(gen.random((n_patients, BLOCK_SIZE)).T)
+        parts.append(block_generator(seq, b, stream).random((n_patients, BLOCK_SIZE)).T)
     u = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     offset = first * BLOCK_SIZE
     return u[start - offset: stop - offset]
