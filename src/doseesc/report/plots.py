@@ -330,24 +330,33 @@ def plot_selection(results, ax=None, colors=None):
     k = first.ladder.n_tiers
     labels = ["No dose"] + _tier_ticks(first.ladder)
     ax = _axes(ax, (7.0, 3.4))
-    m = len(res)
-    width = 0.8 / m
     x = np.arange(k + 1)
-    for j, (name, r) in enumerate(res.items()):
-        p = 100 * np.asarray(r.p_select, float)
-        se = 100 * np.asarray(r.p_select_mcse, float)
-        ax.bar(x - 0.4 + width * (j + 0.5), p, width * 0.92, color=colors[name], label=name, zorder=2,
-               yerr=None if r.is_exact else 1.96 * se, error_kw=dict(lw=0.7, capsize=0, ecolor="0.3"))
+    _design_bars(ax, x, res, colors, lambda r: 100 * np.asarray(r.p_select, float),
+                 lambda r: None if r.is_exact else 1.96 * 100 * np.asarray(r.p_select_mcse, float))
     _truth_marks(ax, first, lambda t: t + 1)
     ax.set_xticks(x, labels, fontsize=8.5)
     ax.set_xlim(-0.55, k + 0.55)
     ax.set_ylim(0, 100)
-    ax.set_ylabel("P(select) (%)")
-    ax.set_title(f"Selection by design, scenario {first.scenario.name!r}", fontsize=10, pad=14)
+    _finish_design_bars(ax, "P(select) (%)", f"Selection by design, scenario {first.scenario.name!r}")
+    return ax
+
+
+def _design_bars(ax, x, res, colors, height, error=None) -> None:
+    """One bar per design at each position ``x``, side by side; ``height(r)`` / ``error(r)`` per result."""
+    width = 0.8 / len(res)
+    for j, (name, r) in enumerate(res.items()):
+        err = None if error is None else error(r)
+        ax.bar(x - 0.4 + width * (j + 0.5), height(r), width * 0.92, color=colors[name], label=name, zorder=2,
+               yerr=err, error_kw=dict(lw=0.7, capsize=0, ecolor="0.3") if err is not None else None)
+
+
+def _finish_design_bars(ax, ylabel: str, title: str) -> None:
+    """Axis label, title, grid and the legend of designs beside the axes."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10, pad=14)
     ax.grid(axis="y", color="0.92", lw=0.8)
     ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    return ax
 
 
 def plot_allocation(results, ax=None, colors=None):
@@ -363,20 +372,12 @@ def plot_allocation(results, ax=None, colors=None):
     first = next(iter(res.values()))
     k = first.ladder.n_tiers
     ax = _axes(ax, (7.0, 3.4))
-    m = len(res)
-    width = 0.8 / m
     x = np.arange(k)
-    for j, (name, r) in enumerate(res.items()):
-        mean_n = r._mean(r.n)[0]
-        ax.bar(x - 0.4 + width * (j + 0.5), mean_n, width * 0.92, color=colors[name], label=name, zorder=2)
+    _design_bars(ax, x, res, colors, lambda r: r._mean(r.n)[0])
     _truth_marks(ax, first, lambda t: t if t >= 0 else None)
     ax.set_xticks(x, _tier_ticks(first.ladder), fontsize=8.5)
     ax.set_xlim(-0.55, k - 0.45)
-    ax.set_ylabel("mean patients treated")
-    ax.set_title(f"Patient allocation by tier, scenario {first.scenario.name!r}", fontsize=10, pad=14)
-    ax.grid(axis="y", color="0.92", lw=0.8)
-    ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    _finish_design_bars(ax, "mean patients treated", f"Patient allocation by tier, scenario {first.scenario.name!r}")
     return ax
 
 
