@@ -377,29 +377,69 @@ class DoseModel:
         return _lookup(cached[0], u, cached[1])
 
     def product(self, u: np.ndarray, tolerance: float):
-        """Whether each product failed or fell short, and its release factor, from one uniform ``u`` each.
+        """Whether each product failed, and its release factor, from one uniform ``u`` each.
 
-        Returns ``(failed, short, factor)`` (``failed`` / ``short`` are None
-        when the model has no failures / no shortfall). Failed when ``u <
+        Returns ``(failed, factor)`` (``failed`` is None when the model has no
+        failures; a failed product's factor is meaningless). Failed when ``u <
         failure``; short of the band when ``u >= 1 - shortfall``, the factor
         then uniform on ``[shortfall_min, 1 - tolerance)``; conforming
         otherwise, the factor drawn from the release distribution. Within each
         interval ``u`` is rescaled to a fresh uniform (exact: it is uniform on
         [0, 1) and independent of the outcome), so one random stream gives both.
+
+        The factor as a function of ``u`` is tabulated once on a uniform grid
+        and interpolated linearly; the two grid cells that straddle an
+        interval's end are computed from the definition instead.
         """
         f, s = self.failure, self.shortfall
-        if f == 0 and s == 0:
-            return None, None, self.release_factor(u, tolerance)
-        failed = u < f if f > 0 else None
-        v = u - f
-        v /= 1.0 - f - s
-        np.clip(v, 0.0, 1.0, out=v)
-        factor = self.release_factor(v, tolerance)
-        short = None
+        if f == 0 and s == 0 and (tolerance == 0 or self.release == "uniform"):
+            return None, self.release_factor(u, tolerance)
+        table = self.__dict__.get(("_ptable", tolerance))
+        if table is None:
+            table = self.__dict__[("_ptable", tolerance)] = self._product_table(tolerance)
+        values, steps = table
+        x = u * (_TABLE - 1)
+        cell = np.floor(x)
+        x -= cell
+        i = cell.astype(np.intp)
+        x *= np.take(steps, i)
+        x += np.take(values, i)
+        odd = np.isnan(x)               # a cell that straddles the end of an interval
+        if odd.any():
+            x[odd] = self._product_exact(u[odd], tolerance)
+        return (u < f if f > 0 else None), x
+
+    def _product_exact(self, u: np.ndarray, tolerance: float) -> np.ndarray:
+        """The release factor of :meth:`product` from its definition (any factor for a failed product)."""
+        f, s = self.failure, self.shortfall
+        v = np.clip((u - f) / (1.0 - f - s), 0.0, 1.0)
+        out = self.release_factor(v, tolerance)
         if s > 0:
             short = u >= 1 - s
-            factor[short] = self.shortfall_factor((u[short] - (1 - s)) / s, tolerance)
-        return failed, short, factor
+            out[short] = self.shortfall_factor((u[short] - (1 - s)) / s, tolerance)
+        return out
+
+    def _product_table(self, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        """The factor of :meth:`product` at ``u = i / (_TABLE - 1)`` and the step to the next point (NaN
+        where the cell straddles the end of an interval), each with one padding point."""
+        f, s = self.failure, self.shortfall
+        q = np.linspace(0.0, 1.0, _TABLE)
+        region = (q >= f).astype(np.int8) + (q >= 1 - s)   # 0 failed, 1 conforming, 2 short
+        v = np.clip((q - f) / (1.0 - f - s), 0.0, 1.0)
+        if tolerance == 0:
+            value = np.ones_like(q)
+        elif self.release == "uniform":
+            value = 1 - tolerance + 2 * tolerance * v
+        else:
+            sd = self.release_sd
+            a, b = special.ndtr(-tolerance / sd), special.ndtr(tolerance / sd)
+            value = np.clip(1 + sd * special.ndtri(a + v * (b - a)), 1 - tolerance, 1 + tolerance)
+        if s > 0:
+            value = np.where(region == 2, self.shortfall_factor(np.clip((q - (1 - s)) / s, 0.0, 1.0),
+                                                                tolerance), value)
+        step = np.diff(value)
+        step[region[1:] != region[:-1]] = np.nan
+        return np.append(value, value[-1]), np.append(step, [0.0, 0.0])
 
     def shortfall_factor(self, u: np.ndarray, tolerance: float) -> np.ndarray:
         hi = 1 - tolerance

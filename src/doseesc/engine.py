@@ -310,15 +310,24 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
 
     state = TrialState.empty(n_trials, k, design.start)
     tier_dtype = np.int8 if k < 127 else np.int16
-    pt_assigned = np.full((n_trials, cap), -1, dtype=tier_dtype)
-    pt_tier = np.full((n_trials, cap), -1, dtype=tier_dtype) if band else None   # tier counted at
-    pt_status = np.full((n_trials, cap), int(PatientStatus.NOT_ENROLLED), dtype=np.int8)
-    pt_dose = np.full((n_trials, cap), np.nan, dtype=float)        # actual dose (NaN: not infused)
-    pt_tox = np.zeros((n_trials, cap), dtype=bool)
-    pt_eff = np.zeros((n_trials, cap), dtype=bool)
+    # per-enrolee records, (trials, enrolees), each with one spare element at the end of its flat buffer
+    # (``rec[key]``) where a pass writes the entries of the patients it examines but does not enrol
+    trash = n_trials * cap
+    rec = {}
+
+    def record(key, fill, dtype):
+        rec[key] = np.full(trash + 1, fill, dtype=dtype)
+        return rec[key][:trash].reshape(n_trials, cap)
+
+    pt_assigned = record("assigned", -1, tier_dtype)
+    pt_tier = record("tier", -1, tier_dtype) if band else None   # tier counted at
+    pt_status = record("status", int(PatientStatus.NOT_ENROLLED), np.int8)
+    pt_dose = record("dose", np.nan, float)                      # actual dose (NaN: not infused)
+    pt_tox = record("tox", False, bool)
+    pt_eff = record("eff", False, bool)
     pt_new = np.zeros((n_trials, cap), dtype=bool)
     pt_start = np.zeros((n_trials, cap), dtype=bool)     # first enrolee of each cohort
-    pt_repl = np.zeros((n_trials, cap), dtype=bool)      # enrolled in place of a patient not evaluable or lost
+    pt_repl = record("replacement", False, bool)         # enrolled in place of a patient not evaluable or lost
     enrolled = np.zeros(n_trials, dtype=np.int32)
     n_eval = np.zeros(n_trials, dtype=np.int32)          # evaluable patients so far
     n_out = np.zeros(n_trials, dtype=np.int32)           # infused below their tier's lower limit
@@ -364,9 +373,9 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
             u.ensure(int(slot.max()) + 1)
             cell = u.index(rows, slot)                       # where each enrolee's latent numbers are
             flat = rows * cap + slot                         # index of each enrolee's record
-            failed = short = None
+            failed = None
             if "product" in u:
-                failed, short, factor = model.product(np.take(u["product"], cell), tol)
+                failed, factor = model.product(np.take(u["product"], cell), tol)
                 dose = factor
                 dose *= doses[cur]
             else:
@@ -423,24 +432,23 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                     pe_use = np.where(dlt, pe_t_tier[cur], pe_n_tier[cur])
                 resp = (np.take(u["eff"], cell) < pe_use) & infused
             # record the enrolees
-            sel = np.flatnonzero(take)
-            fidx = np.take(flat, sel)
-            pt_assigned.ravel()[fidx] = np.take(cur, sel % rows.size)
-            pt_dose.ravel()[fidx] = np.take(dose, sel)
-            pt_tox.ravel()[fidx] = np.take(dlt, sel)
+            fidx = np.where(take, flat, trash)
+            rec["assigned"][fidx] = cur
+            rec["dose"][fidx] = dose
+            rec["tox"][fidx] = dlt
             if eff_on:
-                pt_eff.ravel()[fidx] = np.take(resp, sel)
+                rec["eff"][fidx] = resp
             if replaces or lost_kept is not None:
                 # enrolled in place of another: past the cohort's size, or in a later round of the cohort
-                pt_repl.ravel()[flat[take & (j >= need_r * fresh)]] = True
+                rec["replacement"][fidx] = j >= need_r * fresh
             if split:
                 # 0 evaluable, 1 infused but not evaluable, 2 not infused (replaced), 3 lost (not replaced)
-                status = 2 - np.take(evaluable, sel).view(np.int8) - np.take(infused, sel).view(np.int8)
+                status = 2 - evaluable.view(np.int8) - infused.view(np.int8)
                 if lost_kept is not None:
-                    status += np.take(lost_kept, sel).view(np.int8)
-                pt_status.ravel()[fidx] = status
+                    status += lost_kept.view(np.int8)
+                rec["status"][fidx] = status
                 if band:
-                    pt_tier.ravel()[fidx] = np.take(np.where(evaluable, counted, -1), sel)
+                    rec["tier"][fidx] = np.where(evaluable, counted, -1)
                 if can_below:
                     n_out[rows] += (below & infused).sum(axis=0, dtype=np.int32)
             # the first evaluable patient of a cohort starts it in the log
