@@ -11,7 +11,7 @@ from scipy import integrate, special
 import doseesc
 from doseesc.actual_dose import (DoseModel, EmaxCurve, LogisticCurve, PatientStatus, WeightGroup,
                                  actual_dose_impact, scenario_from_curves)
-from doseesc.engine import _batch_actual
+from doseesc.engine import _batch_actual, _record_arrays, _records
 from doseesc.errors import DoseescError, ScenarioError
 from doseesc.protocol import load_protocol
 from doseesc.state import StopReason
@@ -168,7 +168,10 @@ def run_fixed(design, model, tox, product, ladder=LADDER, scenario=TABLE, cap=No
     u = FixedUniforms(tox=tox, product=product)
     cap = cap or len(tox)
     sc = doseesc.Scenario(true_tox=scenario.true_tox, target=0.25, name="s")
-    return _batch_actual(design, sc, ladder, model, u, 1, cap)
+    rec = _records(1, cap, design.n_tiers)
+    out = _batch_actual(design, sc, ladder, model, u, 1, cap, rec, 0)
+    out.update(_record_arrays(rec, 1, cap))
+    return out
 
 
 # product uniform: < failure -> failed; >= 1 - shortfall -> short (position (u - (1 - s)) / s in the shortfall

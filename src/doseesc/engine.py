@@ -265,12 +265,14 @@ class _LazyUniforms:
 
 
 def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model, u: _LazyUniforms,
-                  n_trials: int, cap: int) -> dict:
+                  n_trials: int, cap: int, rec: dict, offset: int) -> dict:
     """Simulate one batch with the actual-dose and manufacturing model (:mod:`doseesc.actual_dose`).
 
     ``u`` maps stream names to per-enrolee latent uniforms (read at
     ``u.index(trial, enrolee)``; :class:`_LazyUniforms`), for up to ``cap``
-    enrolees (the enrolment cap). Enrolee ``j`` of trial ``i`` has a DLT when
+    enrolees (the enrolment cap). The batch's trials are trials ``offset`` on
+    of the run; their per-enrolee records go straight into the run's flat
+    record buffers ``rec`` (:func:`_records`). Enrolee ``j`` of trial ``i`` has a DLT when
     its ``"tox"`` uniform is below their risk: the scenario's curve at their
     actual dose, or the per-tier truth of the tier they were assigned. A
     cohort enrols until it has its evaluable patients (replacing those the
@@ -309,25 +311,12 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
         tier_binds = (w_thr < 2).any(axis=0)
 
     state = TrialState.empty(n_trials, k, design.start)
-    tier_dtype = np.int8 if k < 127 else np.int16
-    # per-enrolee records, (trials, enrolees), each with one spare element at the end of its flat buffer
-    # (``rec[key]``) where a pass writes the entries of the patients it examines but does not enrol
-    trash = n_trials * cap
-    rec = {}
+    trash = rec["dose"].size - 1          # the spare element of every record buffer
+    base = offset * cap                   # where the batch's records start
 
-    def record(key, fill, dtype):
-        rec[key] = np.full(trash + 1, fill, dtype=dtype)
-        return rec[key][:trash].reshape(n_trials, cap)
+    def view(key):
+        return rec[key][base:base + n_trials * cap].reshape(n_trials, cap)
 
-    pt_assigned = record("assigned", -1, tier_dtype)
-    pt_tier = record("tier", -1, tier_dtype) if band else None   # tier counted at
-    pt_status = record("status", int(PatientStatus.NOT_ENROLLED), np.int8)
-    pt_dose = record("dose", np.nan, float)                      # actual dose (NaN: not infused)
-    pt_tox = record("tox", False, bool)
-    pt_eff = record("eff", False, bool)
-    pt_new = np.zeros((n_trials, cap), dtype=bool)
-    pt_start = np.zeros((n_trials, cap), dtype=bool)     # first enrolee of each cohort
-    pt_repl = record("replacement", False, bool)         # enrolled in place of a patient not evaluable or lost
     enrolled = np.zeros(n_trials, dtype=np.int32)
     n_eval = np.zeros(n_trials, dtype=np.int32)          # evaluable patients so far
     n_out = np.zeros(n_trials, dtype=np.int32)           # infused below their tier's lower limit
@@ -356,7 +345,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
         logged[act] = False
         rows = act[enrolled[act] < cap]
         need_r = need[rows]
-        pt_start[rows, enrolled[rows]] = True
+        rec["cohort_start"][rows * cap + (base + enrolled[rows])] = True
         fresh = True
         while rows.size:
             cur = state.current[rows]
@@ -372,7 +361,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                 np.minimum(slot, cap - 1, out=slot)
             u.ensure(int(slot.max()) + 1)
             cell = u.index(rows, slot)                       # where each enrolee's latent numbers are
-            flat = rows * cap + slot                         # index of each enrolee's record
+            flat = rows * cap + base + slot                  # index of each enrolee's record
             failed = None
             if "product" in u:
                 failed, factor = model.product(np.take(u["product"], cell), tol)
@@ -452,16 +441,16 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                 if can_below:
                     n_out[rows] += (below & infused).sum(axis=0, dtype=np.int32)
             # the first evaluable patient of a cohort starts it in the log
-            first = evaluable & ~logged[rows]
+            opener = evaluable & ~logged[rows]
             if evaluable is not take:
                 seen = np.zeros(rows.size, dtype=bool)
                 for w in range(width):
-                    first[w] &= ~seen
+                    opener[w] &= ~seen
                     seen |= evaluable[w]
             else:
-                first[1:] = False
-            pt_new.ravel()[flat[first]] = True
-            logged[rows] |= first.any(axis=0)
+                opener[1:] = False
+            rec["new_cohort"][flat[opener]] = True
+            logged[rows] |= opener.any(axis=0)
             # count evaluable patients where the policy counts them
             ev_n = evaluable.sum(axis=0, dtype=np.int32)
             ev_y = (dlt & evaluable).sum(axis=0, dtype=np.int32)
@@ -507,10 +496,11 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
         _apply(design, state, decide, sub, dec, selected, reason, fired, size)
     else:  # pragma: no cover - every round enrols a patient in each active trial, up to the cap
         raise RuntimeError(f"{design.label}: trials did not stop within {cap} enrolments")
+    pt_status, pt_assigned, pt_tier = view("status"), view("assigned"), view("tier")
     if split:
-        pt_dose[pt_status >= PatientStatus.LOST_REPLACED] = np.nan     # never infused
+        view("dose")[pt_status >= PatientStatus.LOST_REPLACED] = np.nan     # never infused
         if not band:
-            pt_tier = pt_assigned.copy()
+            pt_tier[...] = pt_assigned
             pt_tier[pt_status != PatientStatus.EVALUABLE] = -1
         n_lost = np.count_nonzero(pt_status >= PatientStatus.LOST_REPLACED, axis=1)   # statuses 2 and 3
         n_repl = np.count_nonzero(pt_status >= PatientStatus.NOT_EVALUABLE, axis=1)   # statuses 1 and 2
@@ -518,17 +508,32 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
             n_repl -= np.count_nonzero(pt_status == PatientStatus.LOST, axis=1)
         n_inf = enrolled - n_lost
     else:  # every enrolee infused and evaluable at the assigned tier
-        pt_tier = pt_assigned
+        pt_tier[...] = pt_assigned
         pt_status[pt_assigned >= 0] = PatientStatus.EVALUABLE
         n_repl = n_lost = np.zeros(n_trials, dtype=np.int64)
         n_inf = enrolled
     share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
-            "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new,
-            "assigned": pt_assigned, "dose": pt_dose, "status": pt_status, "cohort_start": pt_start,
-            "replacement": pt_repl,
-            "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float), "n_lost": n_lost.astype(float),
-            "share_outside_band": share_out}
+            "fired": fired, "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float),
+            "n_lost": n_lost.astype(float), "share_outside_band": share_out}
+
+
+def _records(n_trials: int, cap: int, n_tiers: int) -> dict:
+    """The per-enrolee records of a run, each a flat buffer of ``(trial, enrolee)`` in C order with one
+    spare element at the end, where a pass writes the entries of the patients it examines but does not
+    enrol (so it writes whole arrays instead of gathering the enrolled first)."""
+    from .actual_dose import PatientStatus
+
+    size = n_trials * cap + 1
+    tier_dtype = np.int8 if n_tiers < 127 else np.int16
+    return {"assigned": np.full(size, -1, dtype=tier_dtype),
+            "tier": np.full(size, -1, dtype=tier_dtype),              # tier counted at (-1: not evaluable)
+            "status": np.full(size, int(PatientStatus.NOT_ENROLLED), dtype=np.int8),
+            "dose": np.full(size, np.nan),                            # actual dose (NaN: not infused)
+            "tox": np.zeros(size, dtype=bool), "eff": np.zeros(size, dtype=bool),
+            "new_cohort": np.zeros(size, dtype=bool),                 # first evaluable patient of a cohort
+            "cohort_start": np.zeros(size, dtype=bool),               # first enrolee of a cohort
+            "replacement": np.zeros(size, dtype=bool)}                # enrolled in place of another
 
 
 ACTUAL_DOSE_METRICS = {
@@ -560,15 +565,24 @@ def _simulate_actual(design, scenario, n_trials, seq, ladder, model, batch_size,
         streams["product"] = Stream.PRODUCT
     if model.cap_total is not None:
         streams["weight"] = Stream.WEIGHT
+    n_trials = int(n_trials)
+    rec = _records(n_trials, cap, design.n_tiers)
     parts = []
-    for start in range(0, int(n_trials), int(batch_size)):
-        stop = min(start + int(batch_size), int(n_trials))
+    for start in range(0, n_trials, int(batch_size)):
+        stop = min(start + int(batch_size), n_trials)
         margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
         u = _LazyUniforms(seq, start, stop, streams, design.max_n + margin, cap)
-        parts.append(_batch_actual(design, scenario, ladder, model, u, stop - start, cap))
+        parts.append(_batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, start))
         if progress is not None:
-            progress(stop, int(n_trials))
-    return {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+            progress(stop, n_trials)
+    out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+    out.update(_record_arrays(rec, n_trials, cap))
+    return out
+
+
+def _record_arrays(rec: dict, n_trials: int, cap: int) -> dict:
+    """The record buffers of :func:`_records` as ``(n_trials, cap)`` arrays (views, spare element left out)."""
+    return {key: buf[:-1].reshape(n_trials, cap) for key, buf in rec.items()}
 
 
 def _apply(design, state, act, sub, dec, selected, reason, fired, size) -> None:
