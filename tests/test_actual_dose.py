@@ -155,7 +155,11 @@ class FixedUniforms:
         assert m <= self.u["tox"].shape[0]
 
     def index(self, trials, enrolee):
-        return enrolee * self.u["tox"].shape[1] + trials
+        return enrolee * self.step + trials
+
+    @property
+    def step(self):
+        return self.u["tox"].shape[1]
 
     def __contains__(self, key):
         return key in self.u

@@ -253,6 +253,9 @@ class _LazyUniforms:
                 gen.random(out=self.u[key][b, self.rows:new])
         self.rows = new
 
+    #: distance between the flat positions of consecutive enrolees of a trial
+    step = BLOCK_SIZE
+
     def index(self, trials: np.ndarray, enrolee: np.ndarray) -> np.ndarray:
         """Flat positions (for ``np.take``) of enrolee ``enrolee`` of trial ``trials`` (broadcast)."""
         return self.base[trials] + enrolee * BLOCK_SIZE
@@ -356,12 +359,16 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
             width = int(lim.max())
             j = np.arange(width)[:, None]
             take = j < lim
-            slot = enrolled[rows] + j                        # (width, trials): enrolee number
-            if width > int(room.min()):
-                np.minimum(slot, cap - 1, out=slot)
-            u.ensure(int(slot.max()) + 1)
-            cell = u.index(rows, slot)                       # where each enrolee's latent numbers are
-            flat = rows * cap + base + slot                  # index of each enrolee's record
+            start = enrolled[rows]
+            if width > int(room.min()):   # near the enrolment cap: enrolees past it are not read
+                slot = np.minimum(start + j, cap - 1)        # (width, trials): enrolee number
+                u.ensure(int(slot.max()) + 1)
+                cell = u.index(rows, slot)                   # where each enrolee's latent numbers are
+                flat = (rows * cap + base) + slot            # index of each enrolee's record
+            else:
+                u.ensure(int(start.max()) + width)
+                cell = u.index(rows, start) + j * u.step
+                flat = (rows * cap + base + start) + j
             failed = None
             if "product" in u:
                 failed, factor = model.product(np.take(u["product"], cell), tol)
@@ -382,9 +389,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
             lost_kept = None
             if split:
                 if can_below:
-                    below = dose < lower[cur]
-                    if can_fail:
-                        below &= ~failed
+                    below = dose < lower[cur]     # (a failed product's dose is meaningless)
                 infused = take & ~failed if can_fail else take
                 if policy == "nominal" or not can_below:
                     evaluable = infused
@@ -429,7 +434,12 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                 rec["eff"][fidx] = resp
             if replaces or lost_kept is not None:
                 # enrolled in place of another: past the cohort's size, or in a later round of the cohort
-                rec["replacement"][fidx] = j >= need_r * fresh
+                if fresh:
+                    j0 = int(need_r.min())
+                    if j0 < width:
+                        rec["replacement"][flat[j0:][take[j0:] & (j[j0:] >= need_r)]] = True
+                else:
+                    rec["replacement"][flat[take]] = True
             if split:
                 # 0 evaluable, 1 infused but not evaluable, 2 not infused (replaced), 3 lost (not replaced)
                 status = 2 - evaluable.view(np.int8) - infused.view(np.int8)
@@ -441,7 +451,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                 if can_below:
                     n_out[rows] += (below & infused).sum(axis=0, dtype=np.int32)
             # the first evaluable patient of a cohort starts it in the log
-            opener = evaluable & ~logged[rows]
+            opener = evaluable.copy() if fresh else evaluable & ~logged[rows]
             if evaluable is not take:
                 seen = np.zeros(rows.size, dtype=bool)
                 for w in range(width):
