@@ -506,22 +506,27 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
         _apply(design, state, decide, sub, dec, selected, reason, fired, size)
     else:  # pragma: no cover - every round enrols a patient in each active trial, up to the cap
         raise RuntimeError(f"{design.label}: trials did not stop within {cap} enrolments")
-    pt_status, pt_assigned, pt_tier = view("status"), view("assigned"), view("tier")
-    if split:
-        view("dose")[pt_status >= PatientStatus.LOST_REPLACED] = np.nan     # never infused
-        if not band:
-            pt_tier[...] = pt_assigned
-            pt_tier[pt_status != PatientStatus.EVALUABLE] = -1
-        n_lost = np.count_nonzero(pt_status >= PatientStatus.LOST_REPLACED, axis=1)   # statuses 2 and 3
-        n_repl = np.count_nonzero(pt_status >= PatientStatus.NOT_EVALUABLE, axis=1)   # statuses 1 and 2
-        if lose:
-            n_repl -= np.count_nonzero(pt_status == PatientStatus.LOST, axis=1)
-        n_inf = enrolled - n_lost
-    else:  # every enrolee infused and evaluable at the assigned tier
+    # enrolees past the most any trial enrolled are never written: work on the columns before them
+    m = int(enrolled.max())
+    pt_status, pt_assigned, pt_tier = view("status")[:, :m], view("assigned")[:, :m], view("tier")[:, :m]
+    if not split:   # every enrolee infused and evaluable at the assigned tier
         pt_tier[...] = pt_assigned
-        pt_status[pt_assigned >= 0] = PatientStatus.EVALUABLE
-        n_repl = n_lost = np.zeros(n_trials, dtype=np.int64)
+        np.negative((pt_assigned < 0).view(np.int8), out=pt_status)   # EVALUABLE (0) or NOT_ENROLLED (-1)
+        n_repl = n_lost = np.zeros(n_trials, dtype=np.int32)
         n_inf = enrolled
+    else:
+        never = pt_status >= PatientStatus.LOST_REPLACED      # statuses 2 and 3: never infused
+        view("dose")[np.nonzero(never)] = np.nan                 # (few: index them rather than mask all)
+        if not band:   # counted at the assigned tier when evaluable: (assigned + 1) x evaluable - 1
+            tier = pt_assigned + np.int8(1)
+            tier *= (pt_status == PatientStatus.EVALUABLE).view(np.int8)
+            tier -= np.int8(1)
+            pt_tier[...] = tier
+        n_lost = never.sum(axis=1, dtype=np.int32)
+        n_repl = (pt_status >= PatientStatus.NOT_EVALUABLE).sum(axis=1, dtype=np.int32)   # statuses 1 to 3
+        if lose:
+            n_repl -= (pt_status == PatientStatus.LOST).sum(axis=1, dtype=np.int32)
+        n_inf = enrolled - n_lost
     share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
             "fired": fired, "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float),
