@@ -490,3 +490,50 @@ def test_tabulated_inverse_cdfs_match_the_exact_ones():
     a, b = special.ndtr(-2.0), special.ndtr(2.0)
     ref = np.clip(1 + 0.1 * special.ndtri(a + v * (b - a)), 0.8, 1.2)
     assert np.max(np.abs(model.release_factor(v, 0.2) - ref)) < 1e-8
+
+
+@pytest.mark.parametrize("kwargs", [dict(release="normal", release_sd=0.1, failure=0.05, shortfall=0.05),
+                                    dict(release="normal", release_sd=0.07, failure=0.0, shortfall=0.13),
+                                    dict(release="uniform", failure=0.031, shortfall=0.0),
+                                    dict(release="normal", release_sd=0.03, failure=0.02, shortfall=0.0),
+                                    dict(release="normal", release_sd=0.1)], ids=str)
+@pytest.mark.parametrize("tolerance", [0.0, 0.2])
+def test_tabulated_product_matches_its_definition_at_and_around_the_interval_ends(kwargs, tolerance):
+    """DoseModel.product tabulates failure, shortfall and the release factor as one function of the product
+    uniform; against the definition written out here, within 1e-8 everywhere, exactly at the ends of the
+    intervals (failure, shortfall), one ulp either side, and over the grid cells that straddle them; also for
+    a narrow release distribution (SD 0.03 in a +-0.2 band), whose inverse CDF is steep at the band's ends."""
+    model = DoseModel(shortfall_min=0.4, below_band="not_evaluable", **kwargs)
+    f, s = model.failure, model.shortfall
+    ends = [f, 1 - s]
+    near = [np.nextafter(e, d) for e in ends for d in (0.0, 1.0)]
+    grid = [(np.floor(e * 65535) + k) / 65535 for e in ends for k in (-1, 0, 0.5, 1, 2)]
+    u = np.clip(np.r_[np.random.default_rng(3).random(200_000), ends, near, grid, 0.0, 1 - 2 ** -53], 0, 1 - 2 ** -53)
+    failed, factor = model.product(u.copy(), tolerance)
+    np.testing.assert_array_equal(failed if failed is not None else np.zeros(u.size, bool), u < f)
+    expect = np.empty_like(u)
+    short = u >= 1 - s
+    expect[short] = 0.4 + (1 - tolerance - 0.4) * (u[short] - (1 - s)) / s
+    ok = ~short & (u >= f)
+    v = (u[ok] - f) / (1 - f - s)
+    if tolerance == 0:
+        expect[ok] = 1.0
+    elif model.release == "uniform":
+        expect[ok] = 1 - tolerance + 2 * tolerance * v
+    else:
+        sd = model.release_sd
+        a, b = special.ndtr(-tolerance / sd), special.ndtr(tolerance / sd)
+        expect[ok] = np.clip(1 + sd * special.ndtri(a + v * (b - a)), 1 - tolerance, 1 + tolerance)
+    keep = u >= f                       # a failed product has no factor
+    assert np.max(np.abs(factor[keep] - expect[keep])) < 1e-8
+    assert np.all(factor[ok] >= 1 - tolerance) and np.all(factor[short] < 1 - tolerance + 1e-12)
+
+
+def test_logistic_curve_matches_its_formula():
+    curve = LogisticCurve(3e5, 0.18, 1.5)
+    d = np.r_[np.random.default_rng(4).uniform(1e3, 5e6, 10_000), 3e5]
+    ref = 1 / (1 + np.exp(-(special.logit(0.18) + 1.5 * np.log(d / 3e5))))
+    assert np.max(np.abs(curve(d) - ref)) < 1e-14
+    assert curve(3e5) == pytest.approx(0.18, abs=1e-15) and float(curve(0.0)) == 0.0
+    flat = LogisticCurve(3e5, 0.18, 0.0)
+    np.testing.assert_array_equal(flat(np.array([0.0, 1.0, 1e9])), 0.18)
