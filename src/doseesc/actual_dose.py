@@ -394,6 +394,8 @@ class DoseModel:
         f, s = self.failure, self.shortfall
         if f == 0 and s == 0:
             return None, self.release_factor(u, tolerance)
+        if s == 0 and tolerance == 0:   # every product that exists is at its nominal dose
+            return u < f, np.ones_like(u)
         factor = self._interpolate(("_ptable", tolerance), u, lambda q: self._product_exact(q, tolerance),
                                    ends=(f, 1 - s))
         return (u < f if f > 0 else None), factor
@@ -441,9 +443,9 @@ class DoseModel:
         lo = min(self.shortfall_min, hi)
         return lo + (hi - lo) * u
 
-    def weight(self, v: np.ndarray) -> np.ndarray:
-        """Body weight (kg) from a uniform ``v``: the group by the cumulative shares, then the group's inverse
-        CDF at the position of ``v`` within the group's share.
+    def weight(self, v: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+        """Body weight (kg) from a uniform ``v``: the group by the cumulative shares (or ``group`` when the
+        caller knows it), then the group's inverse CDF at the position of ``v`` within the group's share.
 
         The inverse CDFs are tabulated once (all groups in one table, each on its own uniform grid of
         ``_TABLE`` points) and interpolated linearly; within ``_TAIL`` of either end of a group, where a
@@ -462,7 +464,7 @@ class DoseModel:
             g = np.zeros(v.shape, dtype=np.intp)
             local = v
         else:
-            g = np.searchsorted(edges[1:-1], v, side="right")
+            g = np.searchsorted(edges[1:-1], v, side="right") if group is None else group
             local = (v - edges[g]) / (edges[g + 1] - edges[g])
         x = np.clip(local, 0.0, 1.0) * (_TABLE - 1)
         i = np.minimum(x.astype(np.intp), _TABLE - 2)

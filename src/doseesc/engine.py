@@ -385,7 +385,7 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
                     wi, bi = np.nonzero(uw > w_thr[grp, cur[br]])
                     if wi.size:
                         at = (wi, br[bi])
-                        dose[at] = np.minimum(dose[at], model.cap_total / model.weight(uw[wi, bi]))
+                        dose[at] = np.minimum(dose[at], model.cap_total / model.weight(uw[wi, bi], grp[wi, bi]))
             lost_kept = None
             if split:
                 if can_below:
