@@ -273,10 +273,10 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
 
     ``u`` maps stream names to per-enrolee latent uniforms (read at
     ``u.index(trial, enrolee)``; :class:`_LazyUniforms`), for up to ``cap``
-    enrolees (the enrolment cap). The batch's trials are trials ``offset`` on
-    of the run; their per-enrolee records go straight into the run's flat
-    record buffers ``rec`` (:func:`_records`). Enrolee ``j`` of trial ``i`` has a DLT when
-    its ``"tox"`` uniform is below their risk: the scenario's curve at their
+    enrolees (the enrolment cap). The batch holds the run's trials ``offset``
+    onwards; their per-enrolee records go straight into the run's record
+    buffers ``rec`` (:func:`_records`). Enrolee ``j`` of trial ``i`` has a DLT
+    when its ``"tox"`` uniform is below their risk: the scenario's curve at their
     actual dose, or the per-tier truth of the tier they were assigned. A
     cohort enrols until it has its evaluable patients (replacing those the
     policies replace), then the design decides on the evaluable patients.
