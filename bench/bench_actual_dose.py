@@ -4,7 +4,8 @@ Goal (issue: actual infused dose): the model costs at most 2x a plain run of the
 (10,000 trials). The model here is the heaviest one: ±20% normal release, 5% shortfall (patients
 not evaluable and replaced), 5% manufacturing failures (replaced), a child/adult weight mix with a
 flat cap on total cells, and P(DLT) as a logistic curve of the actual dose. A second table times the
-models of the bundled scenario files (their own designs, first scenario). Run:
+models of the bundled scenario files (their own designs, first scenario). The runs being compared are
+timed in turn, best of several, so that a drift in the machine's load does not skew their ratio. Run:
 
     python bench/bench_actual_dose.py
 """
@@ -19,7 +20,7 @@ import numpy as np
 import doseesc
 from pathlib import Path
 
-from _timing import best_of
+from _timing import best_of_interleaved
 from doseesc.actual_dose import DoseModel, LogisticCurve, WeightGroup, scenario_from_curves
 
 
@@ -37,11 +38,11 @@ def main():
           f"{'full model (ms)':>16} {'ratio':>6}")
     for design in (doseesc.ThreePlusThree(6), doseesc.BOIN(0.30, 6, max_n=36), doseesc.CRM(
             skeleton=doseesc.crm_skeleton(0.30, 0.06, 3, 6), target=0.30, max_n=36)):
-        t0 = best_of(lambda: doseesc.simulate(design, plain, 10_000, rng=1, ladder=ladder), repeat=3)
-        t1 = best_of(lambda: doseesc.simulate(design, plain, 10_000, rng=1, ladder=ladder, dose_model=light),
-                     repeat=3)
-        t2 = best_of(lambda: doseesc.simulate(design, curve, 10_000, rng=1, ladder=ladder, dose_model=heavy),
-                     repeat=3)
+        t0, t1, t2 = best_of_interleaved([
+            lambda: doseesc.simulate(design, plain, 10_000, rng=1, ladder=ladder),
+            lambda: doseesc.simulate(design, plain, 10_000, rng=1, ladder=ladder, dose_model=light),
+            lambda: doseesc.simulate(design, curve, 10_000, rng=1, ladder=ladder, dose_model=heavy)],
+            repeat=9 if "CRM" not in design.label else 3)
         print(f"{design.label:>8} {1e3 * t0:>11.1f} {1e3 * t1:>21.1f} {t1 / t0:>6.2f} {1e3 * t2:>16.1f} "
               f"{t2 / t0:>6.2f}")
     print("goal: ratio <= 2")
@@ -57,9 +58,10 @@ def main():
         for name, design in proto.designs.items():
             if "TITE" in design.label:
                 continue
-            t0 = best_of(lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers), repeat=3)
-            t1 = best_of(lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers,
-                                                  dose_model=proto.dose_model), repeat=3)
+            t0, t1 = best_of_interleaved([
+                lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers),
+                lambda: doseesc.simulate(design, sc, 10_000, rng=1, ladder=proto.tiers, dose_model=proto.dose_model)],
+                repeat=7 if "CRM" not in design.label else 3)
             print(f"{path.stem:>12} {name[:24]:>24} {1e3 * t0:>11.1f} {1e3 * t1:>11.1f} {t1 / t0:>6.2f}")
 
 
