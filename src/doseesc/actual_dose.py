@@ -370,10 +370,8 @@ class DoseModel:
     def release_factor(self, u: np.ndarray, tolerance: float) -> np.ndarray:
         """Release factor of a conforming product from a uniform ``u`` (the normal's inverse CDF tabulated,
         as in :meth:`product`)."""
-        if tolerance == 0:
-            return np.ones_like(u)
-        if self.release == "uniform":
-            return 1 - tolerance + 2 * tolerance * u
+        if tolerance == 0 or self.release == "uniform":   # closed forms: nothing to tabulate
+            return self._release_exact(u, tolerance)
         return self._interpolate(("_rtable", tolerance), u, lambda q: self._release_exact(q, tolerance))
 
     def product(self, u: np.ndarray, tolerance: float):
