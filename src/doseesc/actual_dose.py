@@ -209,15 +209,21 @@ class WeightGroup:
         if self.max <= self.min:
             raise DoseescError(f"max = {self.max:g} kg must be above min = {self.min:g} kg")
 
+    def _truncation(self) -> tuple[float, float]:
+        """The standard normal CDF at the group's lower and upper limits."""
+        return special.ndtr((self.min - self.mean) / self.sd), special.ndtr((self.max - self.mean) / self.sd)
+
     def ppf(self, v: np.ndarray) -> np.ndarray:
-        a = special.ndtr((self.min - self.mean) / self.sd)
-        b = special.ndtr((self.max - self.mean) / self.sd)
+        a, b = self._truncation()
         w = self.mean + self.sd * special.ndtri(a + v * (b - a))
         return np.clip(w, self.min, self.max)
 
+    def cdf(self, w) -> np.ndarray:
+        a, b = self._truncation()
+        return np.clip((special.ndtr((np.asarray(w, float) - self.mean) / self.sd) - a) / (b - a), 0.0, 1.0)
+
     def pdf(self, w):
-        a = special.ndtr((self.min - self.mean) / self.sd)
-        b = special.ndtr((self.max - self.mean) / self.sd)
+        a, b = self._truncation()
         z = (np.asarray(w, float) - self.mean) / self.sd
         return np.exp(-0.5 * z * z) / (math.sqrt(2 * math.pi) * self.sd * (b - a))
 
@@ -451,8 +457,7 @@ class DoseModel:
         """
         cached = self.__dict__.get("_wtable")
         if cached is None:
-            edges = np.cumsum([0.0] + [g.share for g in self.weights])
-            edges[-1] = 1.0
+            edges = self._weight_edges()
             q = np.linspace(0.0, 1.0, _TABLE)
             cached = (edges, np.concatenate([g.ppf(q) for g in self.weights]))
             object.__setattr__(self, "_wtable", cached)
@@ -477,6 +482,12 @@ class DoseModel:
                     out[m] = grp.ppf(np.clip(local[m], 0.0, 1.0))
         return out
 
+    def _weight_edges(self) -> np.ndarray:
+        """Cumulative group shares: group ``g`` takes the weight uniforms in ``[edges[g], edges[g + 1])``."""
+        edges = np.cumsum([0.0] + [g.share for g in self.weights])
+        edges[-1] = 1.0
+        return edges
+
     def cap_screen(self, doses, top_factor: float) -> tuple[np.ndarray, np.ndarray]:
         """Where the flat cap may bind: ``(edges, threshold)`` with ``threshold[g, t]`` such that a patient
         whose weight uniform ``v`` falls in group ``g`` (``edges[g] <= v < edges[g + 1]``) and who is
@@ -488,16 +499,11 @@ class DoseModel:
         so that every patient the cap reaches passes the screen (the engine then computes their exact dose).
         A threshold of 2 means that tier never reaches the cap.
         """
-        edges = np.cumsum([0.0] + [g.share for g in self.weights])
-        edges[-1] = 1.0
-        doses = np.asarray(doses, dtype=float)
-        thr = np.full((len(self.weights), doses.size), 2.0)
+        edges = self._weight_edges()
+        w_bind = self.cap_total / (np.asarray(doses, dtype=float) * top_factor)   # heavier: the cap may bind
+        thr = np.full((len(self.weights), w_bind.size), 2.0)
         for k, grp in enumerate(self.weights):
-            w_bind = self.cap_total / (doses * top_factor)    # heavier than this: the cap may bind
-            a = special.ndtr((grp.min - grp.mean) / grp.sd)
-            b = special.ndtr((grp.max - grp.mean) / grp.sd)
-            cdf = np.clip((special.ndtr((w_bind - grp.mean) / grp.sd) - a) / (b - a), 0.0, 1.0)
-            local = np.maximum(cdf - 1e-3, 0.0)
+            local = np.maximum(grp.cdf(w_bind) - 1e-3, 0.0)
             thr[k] = np.where(w_bind < grp.max, edges[k] + local * (edges[k + 1] - edges[k]), 2.0)
             # the lowest v of a group binds too when the threshold sits at the group's edge
             thr[k] = np.where((w_bind < grp.max) & (local == 0), np.nextafter(edges[k], -1), thr[k])
