@@ -455,7 +455,7 @@ def _calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int
         new = out["cohort_start"]
         repl = out["replacement"]
     n, max_n = tier_pt.shape
-    cap = _enrol_cap(max_n if status is not None else design.max_n, cal)
+    cap = _enrol_cap(max_n, cal)
     clock = _Clock(cal, seq, start, stop, design.n_tiers, cap)
     open_t = np.zeros(n)
     found = np.full(n, -np.inf)      # when the latest non-evaluable product of the cohort became known
@@ -515,7 +515,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     time-to-event designs (``time_to_event = True``) are simulated in time,
     deciding with the pending patients' partial follow-up.
     """
-    from .engine import check_compatible, check_run, monte_carlo_result, run_batch
+    from .engine import check_compatible, check_run, monte_carlo_result, plain_batch
     from .obd import resolve_obd
     from .results import provenance, resolve_target
     from .rng import root_seed
@@ -532,7 +532,6 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     seq = root_seed(rng)
     tgt = resolve_target(target, scenario, design)
-    p = np.asarray(scenario.true_tox, dtype=float)
     tite = bool(getattr(design, "time_to_event", False))
     parts = []
     t0 = time.perf_counter()
@@ -566,12 +565,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
 
             b = simulate_tite_batch(design, scenario, calendar, seq, start, stop)
         else:
-            u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
-            if scenario.true_eff is not None:
-                ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
-                b = run_batch(design, p, u, ue, scenario.response_given_tox())
-            else:
-                b = run_batch(design, p, u)
+            b = plain_batch(design, scenario, seq, start, stop)
             b.update(_calendar_batch(calendar, design, b, seq, start, stop))
         parts.append(b)
         if progress is not None:

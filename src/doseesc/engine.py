@@ -113,6 +113,17 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
             "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new}
 
 
+def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) -> dict:
+    """:func:`run_batch` on trials ``start..stop-1`` of the run seeded by ``seq`` (their TOX, and EFF when the
+    scenario has response, latent uniforms)."""
+    p = np.asarray(scenario.true_tox, dtype=float)
+    u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
+    if scenario.true_eff is None:
+        return run_batch(design, p, u)
+    ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
+    return run_batch(design, p, u, ue, scenario.response_given_tox())
+
+
 def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=None,
              target: float | None = None, ladder: DoseLadder | None = None, obd=None,
              batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
@@ -168,16 +179,10 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status",
                                               "cohort_start", "replacement")}
     else:
-        p = np.asarray(scenario.true_tox, dtype=float)
         parts = []
         for start in range(0, int(n_trials), int(batch_size)):
             stop = min(start + int(batch_size), int(n_trials))
-            u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
-            if scenario.true_eff is not None:
-                ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
-                parts.append(run_batch(design, p, u, ue, scenario.response_given_tox()))
-            else:
-                parts.append(run_batch(design, p, u))
+            parts.append(plain_batch(design, scenario, seq, start, stop))
             if progress is not None:
                 progress(stop, int(n_trials))
         out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
@@ -583,9 +588,9 @@ def _simulate_actual(design, scenario, n_trials, seq, ladder, model, batch_size,
     n_trials = int(n_trials)
     rec = _records(n_trials, cap, design.n_tiers)
     parts = []
+    margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
     for start in range(0, n_trials, int(batch_size)):
         stop = min(start + int(batch_size), n_trials)
-        margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
         u = _LazyUniforms(seq, start, stop, streams, design.max_n + margin, cap)
         parts.append(_batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, start))
         if progress is not None:
