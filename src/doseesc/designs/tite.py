@@ -43,6 +43,20 @@ def _pending(state: TrialState) -> np.ndarray:
     return (state.pt_tier >= 0) & ~state.pt_dlt & (state.pt_follow < 1)
 
 
+def _per_tier(tier: np.ndarray, k: int):
+    """A function that sums per-patient values ``(n_trials, n_patients)`` by trial and assigned tier
+    (``tier`` -1: no patient, adds nothing), giving ``(n_trials, k)`` floats."""
+    t = tier.shape[0]
+    cell = (np.arange(t)[:, None] * k + np.maximum(tier, 0)).ravel()
+    assigned = tier >= 0
+
+    def total(values) -> np.ndarray:
+        weights = np.where(assigned, values, 0).ravel().astype(float)
+        return np.bincount(cell, weights=weights, minlength=t * k).reshape(t, k)
+
+    return total
+
+
 def adaptive_weights(follow: np.ndarray, dlt: np.ndarray, assigned: np.ndarray) -> np.ndarray:
     """Adaptive weights of Cheung & Chappell (2000), as dfcrm ``titecrm(scheme = "adaptive")``.
 
@@ -137,8 +151,7 @@ class TITECRM(CRM):
         t, k = n.shape
         tier = state.pt_tier
         pend = _pending(state)
-        cell = (np.arange(t)[:, None] * k + np.maximum(tier, 0)).ravel()
-        npend = np.bincount(cell, weights=pend.ravel(), minlength=t * k).reshape(t, k)
+        npend = _per_tier(tier, k)(pend)
         # complete patients: sufficient statistics, exactly as CRM (npend = 0 leaves n - y unchanged)
         fail = (n - npend) - y
         w = self.patient_weights(state)
@@ -354,7 +367,6 @@ class TITEBOIN12(BOIN12):
         """Per tier, shape ``(n_trials, n_tiers)``: pending counts, effective sample sizes, estimates,
         pseudo-responses x, desirability and admissibility under the approximated likelihood."""
         k = self.n_tiers
-        t = state.n_trials
         tier = state.pt_tier
         assigned = tier >= 0
         tox = state.pt_dlt & assigned
@@ -363,12 +375,7 @@ class TITEBOIN12(BOIN12):
         pend_e = assigned & ~eff & (state.pt_eff_follow < 1)
         w_t = np.where(pend_t, np.clip(state.pt_follow, 0.0, 1.0), 0.0)
         w_e = np.where(pend_e, np.clip(state.pt_eff_follow, 0.0, 1.0), 0.0)
-        cell = (np.arange(t)[:, None] * k + np.maximum(tier, 0)).ravel()
-
-        def per_tier(values):
-            return np.bincount(cell, weights=np.where(assigned, values, 0).ravel().astype(float),
-                               minlength=t * k).reshape(t, k)
-
+        per_tier = _per_tier(tier, k)
         n = np.asarray(state.n, float)
         y, e = per_tier(tox), per_tier(eff)
         m_t, m_e = per_tier(pend_t), per_tier(pend_e)
@@ -421,28 +428,29 @@ class TITEBOIN12(BOIN12):
 
 
 # -- the timed engine of time-to-event designs -------------------------------------------------------
-def _state_at(design, t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
+def _state_at(t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
     """The data of trials ``rows`` at times ``t`` (per row): assigned patients, DLTs so far, follow-up."""
     tier = pt["tier"][rows]
     assigned = tier >= 0
     inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
-    with np.errstate(invalid="ignore"):
-        el = np.nan_to_num(np.clip((t[:, None] - inf) / cal.dlt_window_days, 0.0, 1.0), nan=1.0)
-    el = np.where(assigned, el, 0.0)
+
+    def elapsed(window):   # follow-up as a fraction of the window (0 for no patient)
+        with np.errstate(invalid="ignore"):
+            el = np.nan_to_num(np.clip((t[:, None] - inf) / window, 0.0, 1.0), nan=1.0)
+        return np.where(assigned, el, 0.0)
+
+    el = elapsed(cal.dlt_window_days)
     dlt = pt["tox"][rows] & (pt["tox_frac"][rows] <= el) & assigned
     follow = np.where(dlt, pt["tox_frac"][rows], el)
     eff_follow = eff = None
     if uses_eff:
-        with np.errstate(invalid="ignore"):
-            el_e = np.nan_to_num(np.clip((t[:, None] - inf) / cal.eff_window, 0.0, 1.0), nan=1.0)
-        el_e = np.where(assigned, el_e, 0.0)
+        el_e = elapsed(cal.eff_window)
         eff = pt["eff"][rows] & (pt["eff_frac"][rows] <= el_e) & assigned
         eff_follow = np.where(eff, pt["eff_frac"][rows], el_e)
-    cell = (np.arange(rows.size)[:, None] * k + np.maximum(tier, 0)).ravel()
-    size = rows.size * k
+    per_tier = _per_tier(tier, k)
 
     def count(mask):
-        return np.bincount(cell, weights=mask.ravel(), minlength=size).reshape(rows.size, k).astype(np.int32)
+        return per_tier(mask).astype(np.int32)
 
     n = count(assigned)
     y = count(dlt)
@@ -529,7 +537,7 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
             _, t_all[act] = clock.next_arrival(act, open_t[act])
             rows = act
             for _ in range(limit):
-                st = _state_at(design, t_all[rows], rows, pt, cal, k, current[rows], uses_eff)
+                st = _state_at(t_all[rows], rows, pt, cal, k, current[rows], uses_eff)
                 dec = design.step(st)
                 wait = dec.wait if dec.wait is not None else np.zeros(rows.size, dtype=bool)
                 fired[rows] |= dec.fired
@@ -591,7 +599,7 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
     inf = pt["inf"]
     assigned = pt["tier"] >= 0
     ends = np.where(assigned, inf + obs, -np.inf).max(axis=1)
-    final = _state_at(design, np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
+    final = _state_at(np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
     complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=current.astype(np.int32),
                           active=np.zeros(n, dtype=bool))
     no_dose = (reason == StopReason.LOWEST_TIER_TOXIC) | (reason == StopReason.SAFETY)
