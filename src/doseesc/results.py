@@ -83,6 +83,16 @@ def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(x[order][min(i, x.size - 1)])
 
 
+def _quantile_mcse(xs: np.ndarray, q: float) -> float:
+    """MCSE of the ``q`` quantile of the equally weighted sorted sample ``xs``, from the order-statistic 95%
+    interval (half-width / 1.96)."""
+    t = xs.size
+    half = 1.96 * math.sqrt(t * q * (1 - q))
+    lo = xs[max(int(math.floor(t * q - half)), 0)]
+    hi = xs[min(int(math.ceil(t * q + half)), t - 1)]
+    return float(hi - lo) / (2 * 1.96)
+
+
 @dataclass(frozen=True, eq=False)
 class OperatingCharacteristics:
     """Operating characteristics of one design under one scenario.
@@ -188,12 +198,7 @@ class OperatingCharacteristics:
         """MCSE of a sample-size quantile from the order-statistic 95% interval (half-width / 1.96)."""
         if self.is_exact:
             return 0.0
-        t = self.n_trials
-        x = np.sort(self.total_n)
-        half = 1.96 * math.sqrt(t * q * (1 - q))
-        lo = x[max(int(math.floor(t * q - half)), 0)]
-        hi = x[min(int(math.ceil(t * q + half)), t - 1)]
-        return float(hi - lo) / (2 * 1.96)
+        return _quantile_mcse(np.sort(self.total_n), q)
 
     def _per_trial(self, name: str) -> np.ndarray | None:
         k = self.ladder.n_tiers
@@ -560,6 +565,7 @@ class OperatingCharacteristics:
         the order-statistic 95% interval, as the sample-size quantiles), and
         ``months`` (the mean in months of 365.25 / 12 days).
         """
+        from .calendar import DAYS_PER_MONTH
         from .errors import DoseescError
 
         if "duration_days" not in self.extra:
@@ -578,11 +584,8 @@ class OperatingCharacteristics:
             xs = np.sort(x)
             for q in QUANTILES:
                 row[f"q{int(q * 100):02d}"] = _weighted_quantile(xs, np.full(t, 1.0 / t), q)
-                half = 1.96 * math.sqrt(t * q * (1 - q))
-                lo = xs[max(int(math.floor(t * q - half)), 0)]
-                hi = xs[min(int(math.ceil(t * q + half)), t - 1)]
-                row[f"q{int(q * 100):02d}_mcse"] = float(hi - lo) / (2 * 1.96)
-            row["months"] = m / (365.25 / 12)
+                row[f"q{int(q * 100):02d}_mcse"] = _quantile_mcse(xs, q)
+            row["months"] = m / DAYS_PER_MONTH
             row["definition"] = self.extra[name][1]
             rows.append(row)
         return pd.DataFrame(rows).set_index("metric")

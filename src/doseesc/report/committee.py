@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calendar import DAYS_PER_MONTH
 from ..errors import DoseescError
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
 from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
@@ -83,7 +84,7 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
         row += [_est_se(r, "expected_n", False), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
                 _est_se(r, "share_above_mtd", True), _est_se(r, "mean_dlt", False), _est_se(r, "p_no_dose", True)]
         if timed:
-            q = np.quantile(r.extra["duration_days"][0], [0.1, 0.5, 0.9]) / (365.25 / 12)
+            q = np.quantile(r.extra["duration_days"][0], [0.1, 0.5, 0.9]) / DAYS_PER_MONTH
             row.append(f"{q[1]:.1f} ({q[0]:.1f}-{q[2]:.1f})")
         rows.append(row)
     return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results))

@@ -1,4 +1,4 @@
-"""Plots: each takes ``ax=None`` and returns the Axes; matplotlib is imported lazily; no ``plt.show()``."""
+"""Plots: each takes ``ax=None`` and returns the Axes; matplotlib is imported lazily; figures are returned, never shown."""
 
 from __future__ import annotations
 
@@ -517,21 +517,22 @@ def duration_vs_correct(results_or_study, scenario=None):
     """
     import pandas as pd
 
+    from ..calendar import DAYS_PER_MONTH
+
     rows = []
     for name, r in _duration_results(results_or_study, scenario).items():
         if "duration_days" not in r.extra:
             raise ValueError(f"{name}: the run has no calendar (simulate with calendar=... or a [calendar] table)")
         s = r.duration_summary()
-        month = 365.25 / 12
         obd = getattr(r.design, "uses_efficacy", False) and r.true_obd is not None
         pc, pc_se = r.metric("p_select_obd" if obd else "p_correct")
         rows.append({"design": name, "scenario": r.scenario.name,
-                     "median_months": s.loc["duration_days", "q50"] / month,
-                     "median_months_mcse": s.loc["duration_days", "q50_mcse"] / month,
-                     "mean_months": s.loc["duration_days", "mean"] / month,
-                     "mean_months_mcse": s.loc["duration_days", "mean_mcse"] / month,
-                     "q10_months": s.loc["duration_days", "q10"] / month,
-                     "q90_months": s.loc["duration_days", "q90"] / month,
+                     "median_months": s.loc["duration_days", "q50"] / DAYS_PER_MONTH,
+                     "median_months_mcse": s.loc["duration_days", "q50_mcse"] / DAYS_PER_MONTH,
+                     "mean_months": s.loc["duration_days", "mean"] / DAYS_PER_MONTH,
+                     "mean_months_mcse": s.loc["duration_days", "mean_mcse"] / DAYS_PER_MONTH,
+                     "q10_months": s.loc["duration_days", "q10"] / DAYS_PER_MONTH,
+                     "q90_months": s.loc["duration_days", "q90"] / DAYS_PER_MONTH,
                      "p_correct": pc, "p_correct_mcse": pc_se, "correct_means": "OBD" if obd else "MTD",
                      "expected_n": r.expected_n})
     return pd.DataFrame(rows).set_index("design")
