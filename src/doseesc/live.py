@@ -102,9 +102,7 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
         return _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up, eff_window)
     if eff_follow_up is not None:
         raise DesignError("eff_follow_up needs follow_up (each patient's days of DLT follow-up) as well")
-    ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
-    if ladder.n_tiers != design.n_tiers:
-        raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
+    ladder = _ladder(design, ladder)
     cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
     text = format_outcomes(cohorts)
     k = design.n_tiers
@@ -178,6 +176,29 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     return rec
 
 
+def _ladder(design: Design, ladder: DoseLadder | None) -> DoseLadder:
+    """The dose ladder to label ``design``'s tiers with (unlabelled tiers when None), checked against it."""
+    ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
+    if ladder.n_tiers != design.n_tiers:
+        raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
+    return ladder
+
+
+def _window(value, name: str, what: str):
+    """A window in days, refused unless a positive number."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise OutcomeError(f"{name} = {value!r}: give the {what} in days (a positive number)")
+    return value
+
+
+def _events_within(days: list, events: list, window, name: str, event: str, where: str) -> None:
+    """Refuse an event (DLT or response) dated after the end of its window."""
+    for i, v in enumerate(days):
+        if events[i] and v > window:
+            raise OutcomeError(f"{name}[{i}] = {v!r}: patient {i + 1} has {event}, which must occur within the "
+                               f"{where} ({window:g} days)")
+
+
 def _memory(n, y, e, ye, phase, aux) -> dict:
     """The design's memory as 1-row arrays, as the engines hold it."""
     row = lambda v: np.asarray(v, dtype=np.int32).reshape(1, -1)  # noqa: E731
@@ -201,11 +222,8 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_fol
     if not getattr(design, "time_to_event", False):
         raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN, TITE-BOIN12), not to "
                           f"{design.label}, which decides on complete cohorts")
-    ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
-    if ladder.n_tiers != design.n_tiers:
-        raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
-    if window is None or isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-        raise OutcomeError(f"window = {window!r}: give the DLT window in days (a positive number)")
+    ladder = _ladder(design, ladder)
+    _window(window, "window", "DLT window")
     cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
     text = format_outcomes(cohorts)
     tiers = [c.tier for c in cohorts for _ in range(c.size)]
@@ -217,21 +235,13 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_fol
         if eff_follow_up is None:
             raise OutcomeError(f"{design.label} uses response: give eff_follow_up, the days each patient has been "
                                "followed for response (the response day for an E or B)")
-        eff_window = window if eff_window is None else eff_window
-        if isinstance(eff_window, bool) or not isinstance(eff_window, (int, float)) or not eff_window > 0:
-            raise OutcomeError(f"eff_window = {eff_window!r}: give the response window in days (a positive number)")
+        eff_window = _window(window if eff_window is None else eff_window, "eff_window", "response window")
         eff_days = _days(eff_follow_up, "eff_follow_up", len(tiers), text)
-        for i, v in enumerate(eff_days):
-            if eff[i] and v > eff_window:
-                raise OutcomeError(f"eff_follow_up[{i}] = {v!r}: patient {i + 1} has a response, which must occur "
-                                   f"within the response window ({eff_window:g} days)")
+        _events_within(eff_days, eff, eff_window, "eff_follow_up", "a response", "response window")
     elif eff_follow_up is not None:
         raise DesignError(f"eff_follow_up applies to time-to-event designs that use response (TITE-BOIN12), not to "
                           f"{design.label}")
-    for i, v in enumerate(days):
-        if tox[i] and v > window:
-            raise OutcomeError(f"follow_up[{i}] = {v!r}: patient {i + 1} has a DLT, which must occur within the "
-                               f"window ({window:g} days)")
+    _events_within(days, tox, window, "follow_up", "a DLT", "window")
     if len(tiers) > design.max_n:
         raise OutcomeError(f"outcomes {text!r} has {len(tiers)} patients, more than max_n = {design.max_n}")
     k = design.n_tiers
