@@ -12,8 +12,8 @@ class StopReason(IntEnum):
     """Why a trial stopped. Stored as ``int8`` in arrays; never use bare ints.
 
     When several rules would stop a trial at once, the reported reason is the
-    first in this order: the design's own rule, then the shared rules in the
-    order safety, maximum sample size, patients at the recommended tier, tier cap.
+    first in the fixed order of :class:`~doseesc.designs.base.Design` (the
+    design's own rule first). New members go at the end so codes keep their values.
     """
 
     NOT_STOPPED = 0
@@ -35,10 +35,25 @@ class StopReason(IntEnum):
     EXPANSION_DONE = 8
     #: The enrolment cap (replacements included) was reached before a cohort was complete.
     ENROLMENT_CAP = 9
+    #: ``stop_when_too_toxic``: P(DLT rate > threshold | data) reached the confidence; no tier is selected.
+    TOO_TOXIC = 10
+    #: ``stop_when_deescalation_impossible``: the rule said de-escalate at the lowest tier; no tier is selected.
+    DEESCALATION_IMPOSSIBLE = 11
+    #: ``stop_at_n``: the set number of patients in all (below ``max_n``) was reached.
+    N_IN_TOTAL = 12
+    #: ``stop_when_n_at_dose`` with ``"any"`` or a named tier: that tier has the set number of patients.
+    N_AT_NAMED_TIER = 13
+    #: ``stop_when_tox_ci_covered``: the credible interval of the DLT rate is narrow enough.
+    TOX_CI_COVERED = 14
 
     @property
     def text(self) -> str:
         return _TEXT[self]
+
+    @property
+    def no_dose(self) -> bool:
+        """True for stops that select no tier."""
+        return self in _NO_DOSE
 
 
 _TEXT = {
@@ -52,7 +67,15 @@ _TEXT = {
     StopReason.TIER_CAP: "no open tier under the per-tier cap",
     StopReason.EXPANSION_DONE: "expansion cohorts complete",
     StopReason.ENROLMENT_CAP: "enrolment cap reached before a cohort was complete (replacements)",
+    StopReason.TOO_TOXIC: "too toxic: P(DLT rate above the threshold) reached the confidence",
+    StopReason.DEESCALATION_IMPOSSIBLE: "the rule said de-escalate at the lowest tier",
+    StopReason.N_IN_TOTAL: "set number of patients in all reached",
+    StopReason.N_AT_NAMED_TIER: "enough patients at the named tier (or at some tier)",
+    StopReason.TOX_CI_COVERED: "credible interval of the DLT rate narrow enough",
 }
+
+_NO_DOSE = frozenset({StopReason.LOWEST_TIER_TOXIC, StopReason.SAFETY, StopReason.TOO_TOXIC,
+                      StopReason.DEESCALATION_IMPOSSIBLE})
 
 
 class Rule(IntFlag):
@@ -70,6 +93,13 @@ class Rule(IntFlag):
     TIER_CAP = 16
     NO_SKIP = 32
     ELIMINATION = 64
+    TOO_TOXIC = 128
+    DEESCALATION_IMPOSSIBLE = 256
+    N_IN_TOTAL = 512
+    TOX_CI_COVERED = 1024
+    DEMAND_N = 2048
+    RESCUE = 4096
+    NO_SKIP_DOWN = 8192
 
     @property
     def text(self) -> str:
@@ -81,6 +111,13 @@ class Rule(IntFlag):
             Rule.TIER_CAP: "per-tier cap redirected or stopped",
             Rule.NO_SKIP: "no-skipping constraint held escalation back",
             Rule.ELIMINATION: "a tier was eliminated as too toxic",
+            Rule.TOO_TOXIC: "too-toxic stop (own threshold and confidence)",
+            Rule.DEESCALATION_IMPOSSIBLE: "de-escalation impossible at the lowest tier",
+            Rule.N_IN_TOTAL: "set number of patients in all reached",
+            Rule.TOX_CI_COVERED: "credible interval of the DLT rate narrow enough",
+            Rule.DEMAND_N: "demand for n at a tier vetoed a sample-size stop",
+            Rule.RESCUE: "rescue tier tried before stopping with no dose",
+            Rule.NO_SKIP_DOWN: "no-skipping constraint held de-escalation back",
         }[self]
 
 
@@ -222,6 +259,9 @@ class Decision:
     #: Time-to-event designs: True where accrual is suspended (the next patient waits for more
     #: follow-up); None for other designs.
     wait: np.ndarray | None = None
+    #: True where the design's own rule says de-escalate from the current tier, even at the lowest
+    #: tier where it cannot (for ``stop_when_deescalation_impossible``); None: ``next < current``.
+    down: np.ndarray | None = None
 
     def __post_init__(self):
         if self.fired is None:

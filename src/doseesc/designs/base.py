@@ -19,6 +19,14 @@ from scipy import stats
 
 from ..errors import DesignError
 from ..state import Decision, Rule, StopReason, TrialState
+from .rules import (DemandNAtTier, RescueTier, StopAtN, StopRule, StopWhenDeescalationImpossible, StopWhenNAtTier,
+                    StopWhenTooToxic, StopWhenToxCICovered, any_of, rule_from_dict, value_from_dict)
+
+#: Reasons whose trials select no tier (the rescue tier is tried before these stops).
+NO_DOSE_REASONS = np.array([int(r) for r in StopReason if r.no_dose], dtype=np.int8)
+#: The rule slots' no-dose reasons, which :meth:`Design.conclude` maps to -1 (a design's own
+#: LOWEST_TIER_TOXIC stop keeps the design's own :meth:`Design.select`).
+_SLOT_NO_DOSE = np.array([StopReason.SAFETY, StopReason.TOO_TOXIC, StopReason.DEESCALATION_IMPOSSIBLE], dtype=np.int8)
 
 
 def check_prob(value, key: str, low: float = 0.0, high: float = 1.0, open_low=True, open_high=True) -> float:
@@ -50,22 +58,36 @@ class Design:
     :meth:`select`.
 
     Every design also has named *rule slots* (keyword-only fields), applied by
-    :meth:`step` in a fixed order whatever order they were set in:
+    :meth:`step` in this fixed order whatever order they were set in:
 
     1. the design's own rule (:meth:`decide`): next tier, or stop and why;
     2. constraints on the next tier: ``forbid_skip`` (never escalate above
-       the highest tried tier + 1), then ``tier_cap`` (a tier with
+       the highest tried tier + 1), then ``forbid_skip_down`` (never
+       de-escalate by more than one tier), then ``tier_cap`` (a tier with
        ``tier_cap`` patients is closed: the cohort goes to the highest open
        admissible tier below; if none, the trial stops);
     3. stopping rules, any of which stops the trial: ``safety_cutoff`` (stop
        with no dose when P(p_lowest > target | Beta(1 + y, 1 + n - y)) >
        cutoff with at least ``safety_min_n`` patients at the lowest tier),
-       ``max_n`` (stop at N patients), ``stop_n_at_tier`` (stop when the
-       tier recommended for the next cohort already has that many patients).
+       the safety rules of ``stopping`` (``too_toxic``,
+       ``deescalation_impossible``: stop with no dose), ``max_n`` (stop at N
+       patients), ``stop_n_at_tier`` (stop when the tier recommended for the
+       next cohort already has that many patients), then the other rules of
+       ``stopping`` (an ``any_of``/``all_of`` expression of
+       :mod:`~doseesc.designs.rules` values). ``demand`` (``demand_n_at_dose``)
+       vetoes ``stop_n_at_tier`` and the sample-size and precision rules of
+       ``stopping`` (``n_in_total``, ``n_at_tier``, ``tox_ci_covered``) until
+       its tier has its n patients; it never vetoes the design's own stops,
+       safety stops, the tier cap or ``max_n``;
+    4. ``rescue`` (``try_rescue_dose``): a trial about to stop with no dose
+       selected, below ``max_n``, treats its next cohort at the rescue tier
+       instead while that tier has fewer than the rescue n patients.
 
     The reported reason is the design's own if it stopped, else the first of
-    safety, max_n, n-at-tier, tier cap; every rule that acted is recorded in
-    the per-trial :class:`~doseesc.state.Rule` bit mask.
+    tier cap, safety, too toxic / de-escalation impossible, max_n, n-at-tier,
+    then the ``stopping`` rules in their fixed order (n in total, n at a tier,
+    credible interval); every rule that acted is recorded in the per-trial
+    :class:`~doseesc.state.Rule` bit mask.
     """
 
     #: Name of the design type in scenario files (``type = "3+3"``).
@@ -83,6 +105,10 @@ class Design:
     forbid_skip: bool = dataclasses.field(default=True, kw_only=True)
     safety_cutoff: float | None = dataclasses.field(default=None, kw_only=True)
     safety_min_n: int = dataclasses.field(default=3, kw_only=True)
+    forbid_skip_down: bool = dataclasses.field(default=False, kw_only=True)
+    stopping: StopRule | None = dataclasses.field(default=None, kw_only=True)
+    demand: DemandNAtTier | None = dataclasses.field(default=None, kw_only=True)
+    rescue: RescueTier | None = dataclasses.field(default=None, kw_only=True)
 
     def _check_slots(self) -> None:
         if self.stop_n_at_tier is not None:
@@ -96,6 +122,15 @@ class Design:
             check_prob(self.safety_cutoff, "safety_cutoff")
             if getattr(self, "target", None) is None:
                 raise DesignError(f"safety_cutoff needs a target DLT rate; {self.kind} has none")
+        if not isinstance(self.forbid_skip_down, (bool, np.bool_)):
+            raise DesignError(f"forbid_skip_down = {self.forbid_skip_down!r} must be true or false")
+        if self.stopping is not None:
+            object.__setattr__(self, "stopping", rule_from_dict(self.stopping))
+            self.stopping.check(self.n_tiers)
+        object.__setattr__(self, "demand", value_from_dict(DemandNAtTier, self.demand, "demand"))
+        object.__setattr__(self, "rescue", value_from_dict(RescueTier, self.rescue, "rescue"))
+        if self.rescue is not None and self.rescue.tier > self.n_tiers:
+            raise DesignError(f"rescue: tier = {self.rescue.tier} but the design has {self.n_tiers} tiers")
 
     # -- fluent helpers: each returns a new design ----------------------
     def stop_when_n_at_tier(self, m: int) -> "Design":
@@ -116,6 +151,45 @@ class Design:
     def safety_stop(self, cutoff: float = 0.95, min_n: int = 3) -> "Design":
         """Stop with no dose when P(p_lowest > target | data) > ``cutoff`` (Beta(1, 1) prior)."""
         return dataclasses.replace(self, safety_cutoff=cutoff, safety_min_n=min_n)
+
+    def stop_when(self, rule: StopRule) -> "Design":
+        """Add a stopping rule or expression (``any_of`` with the rules already set)."""
+        new = rule_from_dict(rule)
+        return dataclasses.replace(self, stopping=new if self.stopping is None else any_of(self.stopping, new))
+
+    def stop_when_too_toxic(self, tier="lowest", threshold: float = 0.35, confidence: float = 0.9,
+                            min_n: int = 1) -> "Design":
+        """Stop with no dose when P(DLT rate at ``tier`` > ``threshold``) >= ``confidence``
+        (``tier``: ``"lowest"``, ``"recommended"``, ``"any"`` or a tier number)."""
+        return self.stop_when(StopWhenTooToxic(tier, threshold, confidence, min_n))
+
+    def stop_when_deescalation_impossible(self) -> "Design":
+        """Stop with no dose when the design's rule says de-escalate at the lowest tier."""
+        return self.stop_when(StopWhenDeescalationImpossible())
+
+    def stop_at_n(self, n: int) -> "Design":
+        """Stop once ``n`` patients have been treated in all."""
+        return self.stop_when(StopAtN(n))
+
+    def stop_when_n_at_dose(self, n: int, tier="recommended") -> "Design":
+        """Stop when ``tier`` (``"recommended"``, ``"any"`` or a tier number) has ``n`` patients."""
+        return self.stop_when(StopWhenNAtTier(n, tier))
+
+    def stop_when_tox_ci_covered(self, width: float, tier="recommended", level: float = 0.9) -> "Design":
+        """Stop when the ``level`` credible interval of the DLT rate at ``tier`` is narrower than ``width``."""
+        return self.stop_when(StopWhenToxCICovered(width, tier, level))
+
+    def demand_n_at_dose(self, n: int, tier="recommended") -> "Design":
+        """No stop for sample size or precision until ``tier`` (``"recommended"`` or ``"any"``) has ``n``."""
+        return dataclasses.replace(self, demand=DemandNAtTier(n, tier))
+
+    def dont_skip_doses(self, when_escalating: bool = True, when_deescalating: bool = False) -> "Design":
+        """Never skip a tier when escalating (untried tiers) and/or when de-escalating."""
+        return dataclasses.replace(self, forbid_skip=when_escalating, forbid_skip_down=when_deescalating)
+
+    def try_rescue_dose(self, tier: int, n: int = 3) -> "Design":
+        """Before stopping with no dose, treat tier ``tier`` (1 = lowest) until it has ``n`` patients."""
+        return dataclasses.replace(self, rescue=RescueTier(tier, n))
 
     @property
     def label(self) -> str:
@@ -156,9 +230,9 @@ class Design:
         return np.ones(state.n.shape, dtype=bool)
 
     def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
-        """Final tier of stopped trials: :meth:`select`, or no dose after a safety stop."""
+        """Final tier of stopped trials: :meth:`select`, or no dose after a stop whose reason selects none."""
         sel = self.select(state)
-        return np.where(reason == StopReason.SAFETY, -1, sel).astype(np.int32)
+        return np.where(np.isin(reason, _SLOT_NO_DOSE), -1, sel).astype(np.int32)
 
     def check_state(self, state: TrialState) -> None:
         """Raise :class:`DesignError` if a (single-trial) state cannot arise under this design."""
@@ -183,7 +257,12 @@ class Design:
             if held.any():
                 nxt = np.where(held, limit, nxt)
                 fired[held] |= Rule.NO_SKIP
-        # 2b. per-tier cap
+        # 2b. no skipping when de-escalating
+        if self.forbid_skip_down:
+            held = go & (nxt < state.current - 1)
+            nxt = np.where(held, state.current - 1, nxt).astype(np.int32)
+            fired[held] |= Rule.NO_SKIP_DOWN
+        # 2c. per-tier cap
         if self.tier_cap is not None and go.any():
             safe_next = np.clip(nxt, 0, k - 1)
             full = go & (state.n[rows, safe_next] >= self.tier_cap)
@@ -197,27 +276,57 @@ class Design:
                 reason = np.where(closed & ~stop, np.int8(StopReason.TIER_CAP), reason).astype(np.int8)
                 stop = stop | closed
         # 3. stopping rules (all evaluated; the first in order gives the reason)
+        for flag, why, hit in self._stop_checks(state, d, nxt):
+            fired |= flag
+            new = hit & ~stop
+            reason = np.where(new, why, reason).astype(np.int8)
+            stop = stop | hit
+        # 4. rescue tier before a no-dose stop
+        if self.rescue is not None:
+            r = self.rescue.tier - 1
+            take = stop & np.isin(reason, NO_DOSE_REASONS) & (state.n[:, r] < self.rescue.n) \
+                & (state.total_n < self.max_n)
+            stop, reason = stop & ~take, np.where(take, np.int8(0), reason).astype(np.int8)
+            nxt = np.where(take, r, nxt)
+            fired[take] |= Rule.RESCUE
+        nxt = np.where(stop, -1, nxt).astype(np.int32)
+        size = d.size
+        wait = None if d.wait is None else d.wait & ~stop
+        return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size, wait=wait)
+
+    def _stop_checks(self, state: TrialState, d: Decision, nxt: np.ndarray) -> list:
+        """Step 3's rules in the fixed order: ``(bits, reason, mask)`` per rule, each of shape ``(n_trials,)``."""
+        rows = np.arange(state.n_trials)
+        k = state.n.shape[1]
         checks = []
         if self.safety_cutoff is not None:
             a = 1 + state.y[:, 0]
             b = 1 + state.n[:, 0] - state.y[:, 0]
             post = stats.beta.sf(self.target, a, b)
-            checks.append((Rule.SAFETY, StopReason.SAFETY,
-                           (state.n[:, 0] >= self.safety_min_n) & (post > self.safety_cutoff)))
-        checks.append((Rule.MAX_N, StopReason.MAX_N, state.total_n >= self.max_n))
+            hit = (state.n[:, 0] >= self.safety_min_n) & (post > self.safety_cutoff)
+            checks.append((np.where(hit, np.int16(Rule.SAFETY), np.int16(0)), np.int8(StopReason.SAFETY), hit))
+        veto = None if self.demand is None else self.demand.veto(state, nxt)
+        rule = self.stopping
+        if rule is not None:
+            down = d.down if d.down is not None else (d.next < state.current) & ~d.stop
+            f = rule.evaluate(state, nxt, down, veto)
+            safe = f.mask & np.isin(f.reason, NO_DOSE_REASONS)
+            checks.append((f.bits, f.reason, safe))
+        hit = state.total_n >= self.max_n
+        checks.append((np.where(hit, np.int16(Rule.MAX_N), np.int16(0)), np.int8(StopReason.MAX_N), hit))
+        enough = np.zeros(state.n_trials, dtype=bool)
         if self.stop_n_at_tier is not None:
-            safe_next = np.clip(nxt, 0, k - 1)
-            checks.append((Rule.N_AT_TIER, StopReason.N_AT_TIER,
-                           (nxt >= 0) & (state.n[rows, safe_next] >= self.stop_n_at_tier)))
-        for flag, why, hit in checks:
-            fired[hit] |= flag
-            new = hit & ~stop
-            reason = np.where(new, np.int8(why), reason).astype(np.int8)
-            stop = stop | hit
-        nxt = np.where(stop, -1, nxt).astype(np.int32)
-        size = d.size
-        wait = None if d.wait is None else d.wait & ~stop
-        return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size, wait=wait)
+            enough = (nxt >= 0) & (state.n[rows, np.clip(nxt, 0, k - 1)] >= self.stop_n_at_tier)
+            hit = enough if veto is None else enough & ~veto
+            checks.append((np.where(hit, np.int16(Rule.N_AT_TIER), np.int16(0)), np.int8(StopReason.N_AT_TIER), hit))
+        if rule is not None:
+            checks.append((np.int16(0), f.reason, f.mask & ~safe))
+            if veto is not None:
+                enough = enough | rule.evaluate(state, nxt, down).mask
+        if veto is not None:
+            held = veto & enough & (nxt >= 0) & ~np.logical_or.reduce([c[2] for c in checks])
+            checks.append((np.where(held, np.int16(Rule.DEMAND_N), np.int16(0)), np.int8(0), np.zeros_like(held)))
+        return checks
 
     # -- parameters ---------------------------------------------------------
     def to_dict(self) -> dict:
@@ -229,6 +338,9 @@ class Design:
             v = getattr(self, f.name)
             if f.kw_only and f.name in _SLOT_DEFAULTS and v == _SLOT_DEFAULTS[f.name]:
                 continue
+            if f.name in ("stopping", "demand", "rescue"):
+                v = v.to_dict()
+                v = v["any_of"] if f.name == "stopping" and list(v) == ["any_of"] else v
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
@@ -240,9 +352,17 @@ class Design:
                          f"{self.safety_cutoff:g} with >= {self.safety_min_n} patients there")
         if self.stop_n_at_tier is not None:
             parts.append(f"stop when the recommended tier has {self.stop_n_at_tier} patients")
+        if self.stopping is not None:
+            parts += [r.text for r in (self.stopping.rules if self.stopping.word == "any_of" else (self.stopping,))]
+        if self.demand is not None:
+            parts.append(self.demand.text)
+        if self.rescue is not None:
+            parts.append(self.rescue.text)
         if self.tier_cap is not None:
             parts.append(f"at most {self.tier_cap} patients per tier")
         parts.append("no skipping of untried tiers" if self.forbid_skip else "skipping allowed")
+        if self.forbid_skip_down:
+            parts.append("no skipping when de-escalating")
         parts.append(f"at most {self.max_n} patients")
         return "; ".join(parts)
 
@@ -252,7 +372,8 @@ class Design:
 
 
 _SLOT_DEFAULTS = {"stop_n_at_tier": None, "tier_cap": None, "forbid_skip": True,
-                  "safety_cutoff": None, "safety_min_n": 3}
+                  "safety_cutoff": None, "safety_min_n": 3, "forbid_skip_down": False, "stopping": None,
+                  "demand": None, "rescue": None}
 
 REGISTRY: dict[str, type[Design]] = {}
 
