@@ -467,3 +467,21 @@ def test_weighted_posterior_does_not_depend_on_the_blocks(monkeypatch):
         np.testing.assert_array_equal(d.weighted_posterior_mean(st), blocked)
     alone = np.array([d.weighted_posterior_mean(st.take(slice(i, i + 1)))[0] for i in range(0, t, 7)])
     np.testing.assert_allclose(blocked[::7], alone, rtol=0, atol=1e-14)
+
+
+def test_no_doubled_prefix_in_the_bundled_designs_descriptions():
+    """describe() of every design of every bundled file: no "TITE-TITE" (TITE-CRM's text once read
+    "TITE-TITE-CRM: ..." because CRM's text already opens with the label) and no other doubled word."""
+    import glob
+    import re
+
+    seen = 0
+    for path in sorted(glob.glob("scenarios/*.toml")):
+        for name, design in doseesc.load_protocol(path).designs.items():
+            text = getattr(design, "design", design).describe()
+            assert "TITE-TITE" not in text, (path, name, text)
+            assert not re.search(r"\b([A-Z][A-Za-z0-9+]*)-\1\b", text), (path, name, text)
+            seen += getattr(design, "design", design).time_to_event
+    assert seen >= 3
+    text = doseesc.TITECRM(SK, 0.25, max_n=20, model="logistic", weights="adaptive").describe()
+    assert text.startswith("TITE-CRM (logistic) (adaptive weights): logistic model") and "TITE-TITE" not in text

@@ -207,7 +207,8 @@ class TITECRM(CRM):
         return self.restrict(state, self.closest_tier(self.weighted_posterior_mean(state)))
 
     def describe(self) -> str:
-        return (super().describe().replace("CRM", "TITE-CRM", 1)
+        # CRM.describe opens with self.label, which already says TITE-CRM
+        return (super().describe()
                 + f"; pending patients weighted by follow-up ({self.weights} weights, Cheung & Chappell 2000)")
 
 
