@@ -485,3 +485,26 @@ def test_no_doubled_prefix_in_the_bundled_designs_descriptions():
     assert seen >= 3
     text = doseesc.TITECRM(SK, 0.25, max_n=20, model="logistic", weights="adaptive").describe()
     assert text.startswith("TITE-CRM (logistic) (adaptive weights): logistic model") and "TITE-TITE" not in text
+
+
+def test_events_are_seen_at_the_time_the_engine_wakes_for_them():
+    """The engine wakes at inf + frac * window; (t - inf) / window can round below frac, which hid the event
+    from the decision taken then (about half of the wakes at a DLT or a window's end)."""
+    from doseesc.designs.tite import _state_at
+
+    cal = Calendar(dlt_window_days=28)
+    hidden = None
+    for frac in np.linspace(0.013, 0.9, 2000):
+        t = 53.808 + frac * 28
+        if (t - 53.808) / 28 < frac:
+            hidden = frac
+            break
+    assert hidden is not None
+    t = 53.808 + hidden * 28
+    pt = {"tier": np.array([[0, 0]]), "inf": np.array([[53.808, t - 28]]), "tox": np.array([[True, False]]),
+          "tox_frac": np.array([[hidden, np.inf]]), "cohort": np.array([[0, 1]])}
+    st = _state_at(np.array([t]), np.array([0]), pt, cal, 2, np.array([0]), False)
+    assert st.pt_dlt[0].tolist() == [True, False] and st.y[0, 0] == 1
+    assert st.pt_follow[0, 1] == 1.0                       # the second patient's window ends at t exactly
+    before = _state_at(np.array([np.nextafter(t, 0)]), np.array([0]), pt, cal, 2, np.array([0]), False)
+    assert before.y[0, 0] == 0

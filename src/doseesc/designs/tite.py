@@ -435,18 +435,26 @@ def _state_at(t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, u
     assigned = tier >= 0
     inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
 
+    # An event or a window's end counts from the very time _next_event computes for it (the same float
+    # expression), so a trial woken at an event sees it: (t - inf) / window can round below the fraction.
     def elapsed(window):   # follow-up as a fraction of the window (0 for no patient)
         with np.errstate(invalid="ignore"):
             el = np.nan_to_num(np.clip((t[:, None] - inf) / window, 0.0, 1.0), nan=1.0)
+        el = np.where(t[:, None] >= inf + window, 1.0, el)
         return np.where(assigned, el, 0.0)
 
-    el = elapsed(cal.dlt_window_days)
-    dlt = pt["tox"][rows] & (pt["tox_frac"][rows] <= el) & assigned
+    def seen(has, frac, el, window):
+        return has & ((frac <= el) | (inf + frac * window <= t[:, None])) & assigned
+
+    w = cal.dlt_window_days
+    el = elapsed(w)
+    dlt = seen(pt["tox"][rows], pt["tox_frac"][rows], el, w)
     follow = np.where(dlt, pt["tox_frac"][rows], el)
     eff_follow = eff = None
     if uses_eff:
-        el_e = elapsed(cal.eff_window)
-        eff = pt["eff"][rows] & (pt["eff_frac"][rows] <= el_e) & assigned
+        we = cal.eff_window
+        el_e = elapsed(we)
+        eff = seen(pt["eff"][rows], pt["eff_frac"][rows], el_e, we)
         eff_follow = np.where(eff, pt["eff_frac"][rows], el_e)
     per_tier = _per_tier(tier, k)
 
