@@ -31,6 +31,11 @@ DESIGNS = [
     doseesc.BOIN12(K, max_n=12),
     doseesc.BOINET(K, phi=0.25, max_n=12),
     doseesc.OBDPick(doseesc.ThreePlusThree(K), expansion=1),
+    # every new rule slot (issue 16, item 4): exact enumeration goes through Design.step like simulate
+    doseesc.BOIN(0.25, K, max_n=24).stop_when_too_toxic("any", 0.45, 0.8).stop_when(
+        (doseesc.designs.rules.StopWhenNAtTier(9) & doseesc.designs.rules.StopWhenToxCICovered(0.5))
+        | doseesc.designs.rules.StopAtN(21)).demand_n_at_dose(6).dont_skip_doses(when_deescalating=True)
+    .try_rescue_dose(1, 6).stop_when_n_at_dose(12, "any"),
 ]
 IDS = [f"{i}-{d.label}" for i, d in enumerate(DESIGNS)]
 TRUTH_TOX = doseesc.Scenario(true_tox=[0.08, 0.2, 0.33, 0.5], target=0.25)

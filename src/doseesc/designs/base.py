@@ -129,8 +129,9 @@ class Design:
             self.stopping.check(self.n_tiers)
         object.__setattr__(self, "demand", value_from_dict(DemandNAtTier, self.demand, "demand"))
         object.__setattr__(self, "rescue", value_from_dict(RescueTier, self.rescue, "rescue"))
-        if self.rescue is not None and self.rescue.tier > self.n_tiers:
-            raise DesignError(f"rescue: tier = {self.rescue.tier} but the design has {self.n_tiers} tiers")
+        for key, value in (("demand", self.demand), ("rescue", self.rescue)):
+            if value is not None and isinstance(value.tier, int) and value.tier > self.n_tiers:
+                raise DesignError(f"{key}: tier = {value.tier} but the design has {self.n_tiers} tiers")
 
     # -- fluent helpers: each returns a new design ----------------------
     def stop_when_n_at_tier(self, m: int) -> "Design":
@@ -180,7 +181,8 @@ class Design:
         return self.stop_when(StopWhenToxCICovered(width, tier, level))
 
     def demand_n_at_dose(self, n: int, tier="recommended") -> "Design":
-        """No stop for sample size or precision until ``tier`` (``"recommended"`` or ``"any"``) has ``n``."""
+        """No stop for sample size or precision until ``tier`` (``"recommended"``, ``"any"`` or a tier number)
+        has ``n`` patients; safety stops and ``max_n`` still apply."""
         return dataclasses.replace(self, demand=DemandNAtTier(n, tier))
 
     def dont_skip_doses(self, when_escalating: bool = True, when_deescalating: bool = False) -> "Design":

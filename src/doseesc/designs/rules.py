@@ -371,8 +371,8 @@ def rule_from_dict(spec, key: str = "stopping") -> StopRule:
 
 @dataclasses.dataclass(frozen=True)
 class DemandNAtTier:
-    """Veto the sample-size and precision stops until ``tier`` has ``n`` patients (escalation's
-    ``demand_n_at_dose``).
+    """Veto the sample-size and precision stops until ``tier`` (``"recommended"``, ``"any"`` or a tier
+    number) has ``n`` patients (escalation's ``demand_n_at_dose``).
 
     Vetoed: ``stop_n_at_tier`` and the ``stopping`` rules ``n_in_total``, ``n_at_tier`` and
     ``tox_ci_covered``. Never vetoed: the design's own stops, safety stops (``safety_cutoff``,
