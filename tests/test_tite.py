@@ -469,22 +469,97 @@ def test_weighted_posterior_does_not_depend_on_the_blocks(monkeypatch):
     np.testing.assert_allclose(blocked[::7], alone, rtol=0, atol=1e-14)
 
 
-def test_no_doubled_prefix_in_the_bundled_designs_descriptions():
-    """describe() of every design of every bundled file: no "TITE-TITE" (TITE-CRM's text once read
-    "TITE-TITE-CRM: ..." because CRM's text already opens with the label) and no other doubled word."""
-    import glob
-    import re
+# -- waits that end between events (issue 16, item 7) -------------------------------------------------------
+def _run_with_uniforms(monkeypatch, design, scenario, cal, tox, tox_time):
+    """One trial of the timed engine with the given latent uniforms (DLT: u < p; DLT time = v for uniform
+    times); every other stream as drawn."""
+    import doseesc.rng as rng_mod
+    from doseesc.designs.tite import simulate_tite_batch
+    from doseesc.rng import Stream
 
-    seen = 0
-    for path in sorted(glob.glob("scenarios/*.toml")):
-        for name, design in doseesc.load_protocol(path).designs.items():
-            text = getattr(design, "design", design).describe()
-            assert "TITE-TITE" not in text, (path, name, text)
-            assert not re.search(r"\b([A-Z][A-Za-z0-9+]*)-\1\b", text), (path, name, text)
-            seen += getattr(design, "design", design).time_to_event
-    assert seen >= 3
-    text = doseesc.TITECRM(SK, 0.25, max_n=20, model="logistic", weights="adaptive").describe()
-    assert text.startswith("TITE-CRM (logistic) (adaptive weights): logistic model") and "TITE-TITE" not in text
+    real = rng_mod.patient_uniforms
+
+    def fake(seq, start, stop, n_patients, stream=Stream.TOX):
+        if stream in (Stream.TOX, Stream.TOX_TIME):
+            u = np.asarray(tox if stream == Stream.TOX else tox_time, float)
+            return np.resize(u, (stop - start, n_patients))
+        return real(seq, start, stop, n_patients, stream)
+
+    monkeypatch.setattr(rng_mod, "patient_uniforms", fake)
+    return simulate_tite_batch(design, scenario, cal, np.random.SeedSequence(1), 0, 1)
+
+
+@pytest.mark.parametrize("method", ["ess", "imputation"])
+def test_tite_boin_lowest_tier_wait_ends_at_the_crossing(monkeypatch, method):
+    """Hand-worked timeline: one patient every 10 days (0, 10, 20, ...), DLT window 30 days, infusion on
+    enrolment, cohorts of 1, target 0.25 (lambda_e 0.197, lambda_d 0.298). Patient 1 has a DLT on day 3, the
+    others none.
+
+    - day 10: P2 at tier 1 (n 1, y 1, nothing pending: BOIN stays at the lowest tier);
+    - day 20: n 2, y 1, P2 pending: p^ > lambda_d at the lowest tier: wait; P2 completes on day 40 before p^ can
+      reach lambda_d (ESS at most 2 < 1 / lambda_d = 3.35; imputation: y/n = 0.5 > lambda_d): P3 on day 40;
+    - day 40: n 3, y 1, P3 pending (follow-up 0): wait; again no crossing (ESS <= 3; y/n = 0.33 > lambda_d)
+      before P3 completes on day 70: P4 on day 70;
+    - day 70: n 4, y 1, P4 pending from 0: p^ > lambda_d (ESS: 1/3; imputation: (1 + 1.125/4)/4 = 0.32): wait.
+      p^ falls as P4's follow-up s = (t - 70)/30 grows and reaches lambda_d before P4 completes (day 100):
+      ESS 3 + s = 1/lambda_d, s = 1/lambda_d - 3 = 0.352 (day 80.56); imputation (1 + (1 - s) 1.125/(4 + s))/4
+      = lambda_d, s = 0.267 (day 78.0). P5 opens then (stay at tier 1), not on day 100 (the next event).
+    """
+    d = doseesc.TITEBOIN(0.25, 2, cohort_size=1, max_n=5, method=method)
+    lam_e, lam_d = d.boundaries
+    cal = Calendar(accrual="fixed", accrual_rate=DAYS_PER_MONTH / 10, dlt_window_days=30, tox_time="uniform")
+    truth = doseesc.Scenario(true_tox=[0.5, 0.6], target=0.25)
+    out = _run_with_uniforms(monkeypatch, d, truth, cal, [0.1, 0.9, 0.9, 0.9, 0.9], [0.1, 0.5, 0.5, 0.5, 0.5])
+    if method == "ess":
+        s = 1 / lam_d - 3
+    else:
+        from scipy.optimize import brentq
+        s = brentq(lambda v: (1 + (1 - v) * 1.125 / (4 + v)) / 4 - lam_d, 0, 1, xtol=1e-14)
+    assert 0 < s < 1
+    np.testing.assert_allclose(out["infusion_days"][0], [0, 10, 40, 70, 70 + 30 * s], rtol=0, atol=1e-6)
+    assert out["tier"][0].tolist() == [0] * 5 and out["tox"][0].tolist() == [True] + [False] * 4
+    # the decision just after the crossing stays; just before it, the design still waits
+    st = _state([0] * 4, [1, 0, 0, 0], [0.1, 1, 1, s + 1e-9], current=0, k=2)
+    dec = d.step(st)
+    assert not dec.wait[0] and dec.next[0] == 0 and lam_e < d.estimate(4, 1, 1, s + 1e-9) <= lam_d
+    assert d.step(_state([0] * 4, [1, 0, 0, 0], [0.1, 1, 1, s - 1e-6], current=0, k=2)).wait[0]
+
+
+def test_wake_follow_only_for_waits_that_estimates_can_end():
+    """TITE-BOIN's other waits change only at events: the suspension (3 of 4 pending > half) and an escalation
+    held for min_complete; TITE-CRM never waits. Their wake_follow is +inf."""
+    d = doseesc.TITEBOIN(0.25, 3, max_n=30, method="ess")
+    lam_d = d.boundaries[1]
+    # suspended at the lowest tier with p^ > lambda_d: 3 of 4 pending; no crossing ends it (m > n/2 until an event)
+    st = _state([0] * 4, [1, 0, 0, 0], [0.1, 0.5, 0.5, 0.5], current=0, k=3)
+    assert d.step(st).wait[0] and d.estimate(4, 1, 3, 1.5) > lam_d
+    assert np.isinf(d.wake_follow(st)[0][0])
+    # escalation held (2 complete < 3): p^ 0 <= lambda_e falls no further; only an event ends the wait
+    st = _state([0] * 3, [0] * 3, [1, 1, 0.4], current=0, k=3)
+    assert d.step(st).wait[0] and np.isinf(d.wake_follow(st)[0][0])
+    # the lowest-tier de-escalation (n 4, y 1, one pending at 0.1: ESS 3.1): ends at STFT 1/lambda_d - 3
+    st = _state([0] * 4, [1, 0, 0, 0], [0.1, 1, 1, 0.1], current=0, k=3)
+    assert d.step(st).wait[0]
+    assert d.wake_follow(st)[0][0] == pytest.approx(1 / lam_d - 3, abs=1e-12)
+    # de-escalation at a higher tier does not wait at all
+    st = _state([0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 0, 0, 0], [1, 1, 1, 0.1, 1, 1, 0.1], current=1, k=3)
+    assert not d.step(st).wait[0] and d.step(st).next[0] == 0
+    crm = doseesc.TITECRM(SK, 0.25, max_n=30)
+    assert all(np.isinf(v).all() for v in crm.wake_follow(st))
+
+
+def test_follow_reached_by_hand():
+    """Pending patients infused on days 0, 10 and 40 (window 30), at day 20: total follow-up
+    (tau - 0 + tau - 10) / 30 reaches 40/30 at tau = 25; 100/30 needs the third patient: (3 tau - 50) = 100,
+    tau = 50; no pending patient or an infinite goal: never."""
+    from doseesc.designs.tite import _follow_reached
+
+    inf = np.array([[0.0, 10.0, 40.0, np.inf]] * 4)
+    pend = np.array([[True, True, True, False]] * 3 + [[False] * 4])
+    goal = np.array([40 / 30, 100 / 30, np.inf, 1.0])
+    got = _follow_reached(goal, np.full(4, 20.0), inf, pend, 30.0)
+    np.testing.assert_allclose(got[:2], [25.0, 50.0], rtol=0, atol=1e-12)
+    assert np.isinf(got[2:]).all()
 
 
 def test_events_are_seen_at_the_time_the_engine_wakes_for_them():
@@ -508,3 +583,46 @@ def test_events_are_seen_at_the_time_the_engine_wakes_for_them():
     assert st.pt_follow[0, 1] == 1.0                       # the second patient's window ends at t exactly
     before = _state_at(np.array([np.nextafter(t, 0)]), np.array([0]), pt, cal, 2, np.array([0]), False)
     assert before.y[0, 0] == 0
+
+
+def test_tite_boin12_wait_ends_when_the_tier_turns_futile():
+    """6 at tier 1 of 3, no DLT, no response; DLT windows complete, 4 responses pending (follow-up 0.2 each:
+    more than half pending, so accrual is suspended). ESS_E = 2 + 0.8 = 2.8 and P(p_E < 0.25 | Beta(1, 3.8))
+    = 1 - 0.75^3.8 = 0.665 < c_e 0.9: admissible, so the design waits. As the follow-up grows ESS_E grows and
+    the tier turns futile when 1 - 0.75^(1 + ESS_E) = 0.9: ESS_E = log(0.1)/log(0.75) - 1 = 7.00 > 6 (never
+    before the windows end). With c_e = 0.6: ESS_E = log(0.4)/log(0.75) - 1 = 2.185 < 2.8 (already futile:
+    the design acts at once); with c_e = 0.75, ESS_E = log(0.25)/log(0.75) - 1 = 3.819, i.e. the 4 pending
+    patients' total follow-up 1.819, reached between events."""
+    st = _state12([0] * 6, [0] * 6, [1] * 6, [0] * 6, [1, 1, 0.2, 0.2, 0.2, 0.2], current=0, k=3)
+    d = doseesc.TITEBOIN12(3, max_n=30)
+    assert d.step(st).wait[0] and np.isinf(d.wake_follow(st)[1][0])
+    assert 1 - 0.75 ** 3.8 == pytest.approx(stats.beta.cdf(0.25, 1, 3.8))
+    d = doseesc.TITEBOIN12(3, max_n=30, c_e=0.75)
+    assert d.step(st).wait[0]
+    tox_goal, eff_goal = d.wake_follow(st)
+    goal = math.log(0.25) / math.log(0.75) - 1 - 2
+    assert np.isinf(tox_goal[0]) and eff_goal[0] == pytest.approx(goal, abs=1e-12)
+    w = goal / 4
+    after = _state12([0] * 6, [0] * 6, [1] * 6, [0] * 6, [1, 1] + [w + 1e-9] * 4, current=0, k=3)
+    dec = d.step(after)
+    assert not d.pending_summary(after)["admissible"][0, 0] and not dec.wait[0]
+    just_before = _state12([0] * 6, [0] * 6, [1] * 6, [0] * 6, [1, 1] + [w - 1e-7] * 4, current=0, k=3)
+    assert d.step(just_before).wait[0]
+
+
+def test_no_doubled_prefix_in_the_bundled_designs_descriptions():
+    """describe() of every design of every bundled file: no "TITE-TITE" (TITE-CRM's text once read
+    "TITE-TITE-CRM: ..." because CRM's text already opens with the label) and no other doubled word."""
+    import glob
+    import re
+
+    seen = 0
+    for path in sorted(glob.glob("scenarios/*.toml")):
+        for name, design in doseesc.load_protocol(path).designs.items():
+            text = getattr(design, "design", design).describe()
+            assert "TITE-TITE" not in text, (path, name, text)
+            assert not re.search(r"\b([A-Z][A-Za-z0-9+]*)-\1\b", text), (path, name, text)
+            seen += getattr(design, "design", design).time_to_event
+    assert seen >= 3
+    text = doseesc.TITECRM(SK, 0.25, max_n=20, model="logistic", weights="adaptive").describe()
+    assert text.startswith("TITE-CRM (logistic) (adaptive weights): logistic model") and "TITE-TITE" not in text

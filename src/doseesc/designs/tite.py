@@ -206,6 +206,12 @@ class TITECRM(CRM):
             return super().decide(state)
         return self.restrict(state, self.closest_tier(self.weighted_posterior_mean(state)))
 
+    def wake_follow(self, state: TrialState) -> tuple[np.ndarray, np.ndarray]:
+        """TITE-CRM never suspends accrual (each patient is assigned on arrival), so no wait can end between
+        events: +inf for every trial (toxicity, response), shapes ``(n_trials,)``."""
+        inf = np.full(state.n_trials, np.inf)
+        return inf, inf.copy()
+
     def describe(self) -> str:
         # CRM.describe opens with self.label, which already says TITE-CRM
         return (super().describe()
@@ -279,17 +285,12 @@ class TITEBOIN(BOIN):
             return dec
         rows = np.arange(t)
         d = state.current
-        pend = _pending(state)
-        at = pend & (state.pt_tier == d[:, None])
+        at = _pending(state) & (state.pt_tier == d[:, None])
         m = at.sum(axis=1)
         hit = (m > 0) & ~(dec.stop & (dec.reason == StopReason.LOWEST_TIER_TOXIC))
         if not hit.any():
             return dec
-        stft = np.where(at, np.clip(state.pt_follow, 0, 1), 0.0).sum(axis=1)
-        nd, yd = state.n[rows, d], state.y[rows, d]
-        lam_e, lam_d = self.boundaries
-        phat = self.estimate(nd, yd, m, stft)
-        code = np.where(phat <= lam_e, E, np.where(phat > lam_d, D, S)).astype(np.int8)
+        nd, yd, stft, code = self._current(state, at, m)
         gone = self.eliminated(state)
         nxt = self._moves(state, code, gone)
         k = self.n_tiers
@@ -307,6 +308,52 @@ class TITEBOIN(BOIN):
         dec.wait = hit & wait & ~dec.stop
         dec.next = np.where(dec.stop, -1, dec.next).astype(np.int32)
         return dec
+
+    def _current(self, state: TrialState, at: np.ndarray, m: np.ndarray):
+        """n, y, STFT and the decision code (E, S, D) at the current tier, from the pending mask ``at``."""
+        rows = np.arange(state.n_trials)
+        d = state.current
+        stft = np.where(at, np.clip(state.pt_follow, 0, 1), 0.0).sum(axis=1)
+        nd, yd = state.n[rows, d], state.y[rows, d]
+        lam_e, lam_d = self.boundaries
+        phat = self.estimate(nd, yd, m, stft)
+        code = np.where(phat <= lam_e, E, np.where(phat > lam_d, D, S)).astype(np.int8)
+        return nd, yd, stft, code
+
+    def wake_follow(self, state: TrialState) -> tuple[np.ndarray, np.ndarray]:
+        """For trials that wait: the total follow-up (toxicity, response; fractions of the window) of the
+        pending patients at the current tier at which the wait ends without an event; +inf where only an
+        event (a DLT, a window completed, an enrolment) can end it. Shapes ``(n_trials,)``.
+
+        Between events the estimate p^ only falls as the STFT grows (both methods), so of TITE-BOIN's
+        waiting rules only one can end between events: a de-escalation decided at the lowest tier (p^ >
+        lambda_d) while accrual is not suspended ends when p^ reaches lambda_d. The suspension (pending count
+        against n) and the escalation held for ``min_complete`` (p^ <= lambda_e stays so while p^ falls;
+        the complete count) change only at events. Closed forms: ESS n - m + STFT = y / lambda_d; for the
+        imputation, (y + (m - s) a / (b + s)) / n = lambda_d with a = y + phi/2, b = n - m + 1, so
+        s = (m a - c b) / (a + c), c = n lambda_d - y (no crossing when c < 0: p^ >= y/n > lambda_d).
+        """
+        t = state.n_trials
+        inf = np.full(t, np.inf)
+        if state.pt_tier is None:
+            return inf, inf.copy()
+        d = state.current
+        at = _pending(state) & (state.pt_tier == d[:, None])
+        m = at.sum(axis=1)
+        nd, yd, stft, code = self._current(state, at, m)
+        lam_d = self.boundaries[1]
+        cur_gone = self.eliminated(state)[np.arange(t), d]
+        lowest = (m > 0) & (d == 0) & (code == D) & ~cur_gone & ~(m > self.max_pending * nd)
+        nd, yd, m = (np.asarray(v, float) for v in (nd, yd, m))
+        if self.method == "ess":
+            target = yd / lam_d - (nd - m)
+        else:
+            a = yd + self.target / 2
+            b = nd - m + 1
+            c = nd * lam_d - yd
+            with np.errstate(invalid="ignore", divide="ignore"):
+                target = np.where(c >= 0, (m * a - c * b) / (a + c), np.inf)
+        return np.where(lowest, target, np.inf), inf
 
     def describe(self) -> str:
         how = ("pending outcomes imputed from the follow-up (Yuan et al. 2018)" if self.method == "imputation"
@@ -398,7 +445,7 @@ class TITEBOIN12(BOIN12):
         futile = stats.beta.cdf(self.phi_e, 1 + e, 1 + ess_e - e)
         return {"pending_tox": m_t, "pending_eff": m_e, "ess_tox": ess_t, "ess_eff": ess_e, "p_tox": p_t,
                 "p_eff": p_e, "x": x, "desirability": ds, "admissible": (over < self.c_t) & (futile < self.c_e),
-                "complete": per_tier(~pend_t & ~pend_e)}
+                "complete": per_tier(~pend_t & ~pend_e), "responses": e}
 
     def decide(self, state: TrialState) -> Decision:
         if state.pt_tier is None or state.pt_eff is None:
@@ -418,6 +465,51 @@ class TITEBOIN12(BOIN12):
         early = (dec.next > d) & (s["complete"][rows, d] < self.min_complete)
         dec.wait = ~dec.stop & ok[rows, d] & (many | early)
         return dec
+
+    #: Bisection steps for the effective sample size at which the current tier turns futile (60 halvings of
+    #: an interval of at most max_n: below the spacing of floats there).
+    _BISECT = 60
+
+    def wake_follow(self, state: TrialState) -> tuple[np.ndarray, np.ndarray]:
+        """For trials that wait: the total follow-up (toxicity, response; fractions of each window) of the
+        pending patients at the current tier at which the wait ends without an event; +inf where only an
+        event can end it. Shapes ``(n_trials,)``.
+
+        A wait needs the current tier admissible. Between events the effective sample sizes only grow, so
+        P(p_T > phi_t) only falls (the tier cannot turn too toxic) while P(p_E < phi_e) =
+        Beta(1 + e, 1 + ESS_E - e).cdf(phi_e) only rises: the tier can turn futile between events, and
+        then the design acts at once. The ESS_E at which it reaches ``c_e`` is found by bisection (on
+        arrays, the design's own formula). The suspension (pending counts against n) changes only at
+        events. The optional ``min_complete`` hold is not covered: whether BOIN12's rules still escalate
+        can change either way as the estimates move (docs/notes/tite.md).
+        """
+        t = state.n_trials
+        inf = np.full(t, np.inf)
+        if state.pt_tier is None or state.pt_eff is None:
+            return inf, inf.copy()
+        rows = np.arange(t)
+        d = state.current
+        s = self.pending_summary(state)
+        m_e = s["pending_eff"][rows, d]
+        nd = np.asarray(state.n, float)[rows, d]
+        ed = s["responses"][rows, d]
+        ok = s["admissible"][rows, d]
+
+        def futile(ess, r):
+            return stats.beta.cdf(self.phi_e, 1 + ed[r], 1 + ess - ed[r]) >= self.c_e
+
+        r = np.flatnonzero(ok & (m_e > 0))
+        r = r[futile(nd[r], r)]                    # futile once every pending response were ascertained
+        target = inf.copy()
+        if r.size:
+            lo, hi = s["ess_eff"][r, d[r]], nd[r]
+            for _ in range(self._BISECT):
+                mid = 0.5 * (lo + hi)
+                up = futile(mid, r)
+                hi = np.where(up, mid, hi)
+                lo = np.where(up, lo, mid)
+            target[r] = hi - (nd[r] - m_e[r])      # the pending patients' share of ESS_E
+        return inf, target
 
     def describe(self) -> str:
         extra = (f"; escalation needs {self.min_complete} patients with both outcomes ascertained"
@@ -492,6 +584,51 @@ def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndar
     return np.where(np.isfinite(nxt), nxt, t + 1.0)
 
 
+#: Days added to a computed crossing time, so that the design, deciding then, is past the boundary despite
+#: rounding (the same margin as the "after t" of :func:`_next_event`).
+_MARGIN = 1e-9
+
+
+def _follow_reached(goal: np.ndarray, t: np.ndarray, inf: np.ndarray, pend: np.ndarray, window: float) -> np.ndarray:
+    """Earliest time at which the pending patients ``pend`` (infusion days ``inf``, both ``(n_rows,
+    n_patients)``) have a total follow-up of ``goal`` windows (n_rows,), if none completes its window or has
+    its event first: the root of sum_i max(tau - a_i, 0) / window = goal, a convex piecewise-linear function
+    of tau with a kink at every infusion a_i (patients not yet infused start later). With the infusions
+    sorted, f(a_j) = j a_j - (a_1 + ... + a_j); the root lies after the J-th infusion, J the number with
+    f(a_j) < goal * window, at tau = (goal * window + a_1 + ... + a_J) / J. +inf for no pending patient or
+    an infinite goal; ``t`` where the goal is already reached."""
+    a = np.sort(np.where(pend, inf, np.inf), axis=1)
+    finite = np.isfinite(a)
+    csum = np.cumsum(np.where(finite, a, 0.0), axis=1)
+    j = np.arange(1, a.shape[1] + 1)[None, :]
+    need = goal * window
+    with np.errstate(invalid="ignore"):
+        f_at = np.where(finite, j * np.where(finite, a, 0.0) - csum, np.inf)
+        count = (f_at < need[:, None]).sum(axis=1)
+        s_j = np.take_along_axis(csum, np.maximum(count - 1, 0)[:, None], axis=1)[:, 0]
+        tau = (need + s_j) / np.maximum(count, 1)
+    tau = np.where(count > 0, tau, np.where(finite.any(axis=1) & (need <= 0), t, np.inf))
+    return np.where(np.isfinite(goal), tau, np.inf)
+
+
+def _wake(design, st: TrialState, t: np.ndarray, rows: np.ndarray, pt: dict, cal, t_event: np.ndarray) -> np.ndarray:
+    """When waiting trials ``rows`` (state ``st`` at ``t``) re-decide: at ``t_event`` (the next event at the
+    current tier) unless the design's estimate crosses the boundary that ends the wait before it, while the
+    pending patients' follow-up grows (:meth:`wake_follow`); then at that crossing (plus :data:`_MARGIN`).
+    Where no crossing comes first the result is ``t_event`` itself (bit-identical to waking at events)."""
+    tox_goal, eff_goal = design.wake_follow(st)
+    if not (np.isfinite(tox_goal).any() or np.isfinite(eff_goal).any()):
+        return t_event
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+    at = st.pt_tier == st.current[:, None]
+    tau = _follow_reached(tox_goal, t, inf, at & ~st.pt_dlt & (st.pt_follow < 1), cal.dlt_window_days)
+    if st.pt_eff is not None and np.isfinite(eff_goal).any():
+        pend_e = at & ~st.pt_eff & (st.pt_eff_follow < 1)
+        tau = np.minimum(tau, _follow_reached(eff_goal, t, inf, pend_e, cal.eff_window))
+    between = (tau > t + _MARGIN) & (tau + _MARGIN < t_event)
+    return np.where(between, tau + _MARGIN, t_event)
+
+
 def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> dict:
     """Simulate trials ``start..stop-1`` of a time-to-event design in calendar time.
 
@@ -500,7 +637,8 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
     design decides on the data at that moment (pending patients with their
     follow-up); while it suspends accrual the patient waits (or leaves after
     ``max_wait_days``) until the next DLT or window completion at the current
-    tier. The k-th infused patient's DLT is ``u_tox[i, k] < p`` as in the
+    tier, or until the design's estimate crosses the boundary that ends the
+    wait if that comes first (:func:`_wake`). The k-th infused patient's DLT is ``u_tox[i, k] < p`` as in the
     untimed engine, its time within the window from Stream.TOX_TIME. The final
     tier is selected on complete data; a stop with no dose is decided at once.
     """
@@ -563,10 +701,13 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
                     size[rows[go]] = dec.size[go]
                 if not wait.any():
                     break
-                # accrual suspended: wait for the next DLT or window completion at the current tier; the
+                # accrual suspended: wait for the next DLT or window completion at the current tier, or for
+                # the moment the estimate crosses the boundary that ends the wait if that comes first; the
                 # waiting patient may leave meanwhile (the next in the queue takes the place)
-                rows = rows[wait]
+                still = np.flatnonzero(wait)
+                rows = rows[still]
                 t_next = _next_event(t_all[rows], rows, pt, cal, current[rows], uses_eff)
+                t_next = _wake(design, st.take(still), t_all[rows], rows, pt, cal, t_next)
                 _, t_all[rows] = clock.next_arrival(rows, t_next)
             else:  # pragma: no cover - bounded by the number of events
                 raise DoseescError(f"{design.label}: accrual stayed suspended after {limit} events")
