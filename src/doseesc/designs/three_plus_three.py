@@ -45,6 +45,21 @@ class ThreePlusThree(Design):
       what Lin & Shih's closed form, R ``escalation``'s ``allow_deescalate``,
       ``bcrm::threep3`` and Wheeler's AplusB all do).
 
+    *Logs that do not start at the lowest tier, or that deviate* (a protocol
+    starting above tier 1, a cohort treated elsewhere than recommended): the
+    rules read the counts only, never the order of the cohorts nor the tier
+    of the last one, so ``recommend`` and the engines cannot disagree. With
+    L = the lowest tier with >= 2 DLTs and h = the highest tried tier below
+    it, the design acts at h as above: 1/3 adds 3 at h; a passed h escalates
+    to h + 1 unless h + 1 = L, where it stops with h as MTD (without
+    de-escalation, as on "1NNN 2NTT") or, with de-escalation, treats 3 more
+    at h if h has only 3 patients (Korn: the MTD has 6). With no tried tier
+    below L the next cohort goes to L - 1 (untried: not a return); L = the
+    lowest tier stops with no dose. A tier with >= 2 DLTs is never treated
+    again, and the MTD is always a tier below L. Logs that start at the
+    lowest tier and follow the design get exactly the answers above
+    (docs/notes/three-plus-three.md, section 4).
+
     ``max_n`` defaults to 6 per tier, which no trial can exceed (a larger cap
     is allowed and never binds). A smaller
     ``max_n`` stops trials early (reason ``MAX_N``); the MTD then follows the
@@ -95,59 +110,81 @@ class ThreePlusThree(Design):
         """Tiers whose data allow escalation: 0/3 or <= 1/6."""
         return ((n == 3) & (y == 0)) | ((n == 6) & (y <= 1))
 
+    @staticmethod
+    def _frontier(state: TrialState):
+        """What the rules read from the counts, shape ``(n_trials,)`` each.
+
+        ``low_tox``: the lowest tier with >= 2 DLTs (``n_tiers`` if none); ``h``: the
+        highest tried tier below it (-1 if none); ``nh``, ``yh``: the counts at ``h``;
+        ``cut``: some tier holds a cohort cut short by ``max_n``.
+
+        The decision is a function of the counts alone, never of the order in which
+        the cohorts came or of the tier of the last one: every log with the same
+        counts gets the same answer (``recommend`` and the engines cannot differ).
+        On logs that start at the lowest tier and follow the design, ``h`` is the
+        tier of the last cohort, so these are the familiar rules.
+        """
+        n, y = state.n, state.y
+        k = n.shape[1]
+        tiers = np.arange(k)[None, :]
+        toxic = y >= 2
+        low_tox = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), k)
+        below = tiers < low_tox[:, None]
+        h = np.where((n > 0) & below, tiers, -1).max(axis=1)
+        rows = np.arange(n.shape[0])
+        hc = np.maximum(h, 0)
+        nh = np.where(h >= 0, n[rows, hc], 0)
+        yh = np.where(h >= 0, y[rows, hc], 0)
+        cut = (n % 3 != 0).any(axis=1)
+        return low_tox, h, nh, yh, cut
+
     def decide(self, state: TrialState) -> Decision:
         k = self.n_tiers
-        d = state.current
-        rows = np.arange(state.n_trials)
-        nd = state.n[rows, d]
-        yd = state.y[rows, d]
-        top = d == k - 1
-        passed = self._passed(nd, yd)
-        expand = (nd == 3) & (yd == 1)
-        incomplete = nd % 3 != 0  # a cohort cut short by max_n: no rule applies
-        toxic = ~passed & ~expand & ~incomplete
-        up = np.minimum(d + 1, k - 1)
-        down = np.maximum(d - 1, 0)
-
-        stop = np.zeros(state.n_trials, dtype=bool)
-        reason = np.zeros(state.n_trials, dtype=np.int8)
-        nxt = d.copy()
-        if not self.deescalation:
-            esc = passed & ~top
-            nxt = np.where(esc, d + 1, nxt)
-            top_done = passed & top
-            stop |= top_done | toxic
-            reason[top_done] = StopReason.TOP_TIER_TOLERATED
-            reason[toxic] = StopReason.MTD_IDENTIFIED
-            reason[toxic & (d == 0)] = StopReason.LOWEST_TIER_TOXIC
+        low_tox, h, nh, yh, cut = self._frontier(state)
+        t = state.n_trials
+        stop = np.zeros(t, dtype=bool)
+        reason = np.zeros(t, dtype=np.int8)
+        nxt = state.current.astype(np.int32).copy()
+        rule = ~cut  # a cohort cut short by max_n: no rule applies (max_n stops the trial)
+        lowest = rule & (low_tox == 0)
+        rule &= ~lowest
+        # no tried tier below the lowest toxic one (a log that started above the lowest tier):
+        # treat the next cohort at the untried tier just below
+        start_below = rule & (h < 0)
+        expand = rule & (h >= 0) & (nh == 3) & (yh == 1)
+        passed = rule & (h >= 0) & self._passed(nh, yh)
+        # a passed tier: escalate unless it is the highest tier or its upper neighbour has >= 2 DLTs
+        top = passed & (h == k - 1)
+        under_toxic = passed & ~top & (h + 1 == low_tox)
+        esc = passed & ~top & ~under_toxic
+        if self.deescalation:
+            # Korn et al. 1994: the MTD has 6 patients; 3 more at a passed tier with only 3
+            more = under_toxic & (nh == 3)
+            mtd = under_toxic & (nh >= 6)
         else:
-            above_tried = np.where(top, False, state.n[rows, up] > 0)
-            top_done = passed & top
-            done = passed & ~top & above_tried
-            esc = passed & ~top & ~above_tried
-            nxt = np.where(esc, d + 1, nxt)
-            stop |= top_done | done
-            reason[top_done] = StopReason.TOP_TIER_TOLERATED
-            reason[done] = StopReason.MTD_IDENTIFIED
-            # too toxic: de-escalate if the tier below has fewer than 6 patients
-            below_full = state.n[rows, down] >= 6
-            lowest = toxic & (d == 0)
-            halt = toxic & (d > 0) & below_full
-            desc = toxic & (d > 0) & ~below_full
-            nxt = np.where(desc, d - 1, nxt)
-            stop |= lowest | halt
-            reason[lowest] = StopReason.LOWEST_TIER_TOXIC
-            reason[halt] = StopReason.MTD_IDENTIFIED
+            more = np.zeros(t, dtype=bool)
+            mtd = under_toxic
+        nxt = np.where(start_below, low_tox - 1, nxt)
+        nxt = np.where(expand | more, h, nxt)
+        nxt = np.where(esc, h + 1, nxt)
+        stop = lowest | top | mtd
+        reason[lowest] = StopReason.LOWEST_TIER_TOXIC
+        reason[top] = StopReason.TOP_TIER_TOLERATED
+        reason[mtd] = StopReason.MTD_IDENTIFIED
         nxt = np.where(stop, -1, nxt)
         return Decision(next=nxt.astype(np.int32), stop=stop, reason=reason)
 
     def select(self, state: TrialState) -> np.ndarray:
+        """Highest tier below the lowest tier with >= 2 DLTs that passed (0/3 or <= 1/6; with
+        de-escalation: >= 6 patients and <= 1 DLT, or the highest tier passed); -1 if none."""
         if self.deescalation:
             ok = (state.n >= 6) & (state.y <= 1)
             ok[:, -1] |= self._passed(state.n[:, -1], state.y[:, -1])
         else:
             ok = self._passed(state.n, state.y)
         k = self.n_tiers
+        low_tox = self._frontier(state)[0]
+        ok &= np.arange(k)[None, :] < low_tox[:, None]
         # highest tier satisfying ok, -1 if none
         idx = np.where(ok, np.arange(k)[None, :], -1)
         return idx.max(axis=1).astype(np.int32)
