@@ -487,11 +487,23 @@ class TITEBOIN12(BOIN12):
         inf = np.full(t, np.inf)
         if state.pt_tier is None or state.pt_eff is None:
             return inf, inf.copy()
-        rows = np.arange(t)
-        d = state.current
-        s = self.pending_summary(state)
+        target = inf.copy()
+        here = state.pt_tier == state.current[:, None]
+        at = here & ~state.pt_eff & (state.pt_eff_follow < 1)
+        n_here = here.sum(axis=1)
+        e_here = (here & state.pt_eff).sum(axis=1)
+        # a response pending at the current tier, and the tier futile once every pending response is ascertained
+        # (ESS_E = n, its largest value): only those trials can turn futile before an event
+        some = np.flatnonzero(at.any(axis=1) & (stats.beta.cdf(self.phi_e, 1 + e_here, 1 + n_here - e_here)
+                                                >= self.c_e))
+        if some.size == 0:
+            return inf, target
+        sub = state.take(some)
+        rows = np.arange(some.size)
+        d = sub.current
+        s = self.pending_summary(sub)
         m_e = s["pending_eff"][rows, d]
-        nd = np.asarray(state.n, float)[rows, d]
+        nd = np.asarray(sub.n, float)[rows, d]
         ed = s["responses"][rows, d]
         ok = s["admissible"][rows, d]
 
@@ -500,7 +512,6 @@ class TITEBOIN12(BOIN12):
 
         r = np.flatnonzero(ok & (m_e > 0))
         r = r[futile(nd[r], r)]                    # futile once every pending response were ascertained
-        target = inf.copy()
         if r.size:
             lo, hi = s["ess_eff"][r, d[r]], nd[r]
             for _ in range(self._BISECT):
@@ -508,7 +519,7 @@ class TITEBOIN12(BOIN12):
                 up = futile(mid, r)
                 hi = np.where(up, mid, hi)
                 lo = np.where(up, lo, mid)
-            target[r] = hi - (nd[r] - m_e[r])      # the pending patients' share of ESS_E
+            target[some[r]] = hi - (nd[r] - m_e[r])  # the pending patients' share of ESS_E
         return inf, target
 
     def describe(self) -> str:
