@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -168,8 +170,8 @@ CASES = [
     (2, "5TTT", 4),
 ]
 
-P1 = doseesc.BOIN12(5, max_n=36)
-P2 = doseesc.BOIN12(5, max_n=36, phi_t=0.15, phi_e=0.4, utility=(50, 0, 100, 30), c_t=0.9, c_e=0.8)
+P1 = doseesc.BOIN12(5, max_n=36, variant="app")
+P2 = doseesc.BOIN12(5, max_n=36, phi_t=0.15, phi_e=0.4, utility=(50, 0, 100, 30), c_t=0.9, c_e=0.8, variant="app")
 
 
 def test_benchmark_and_boundaries():
@@ -207,6 +209,15 @@ def test_published_and_app_decisions(param, log, want):
     rec = doseesc.recommend(design, log, warn=False)
     got = rec.selected + 1 if rec.stop else rec.next_tier + 1
     assert got == want
+
+
+def test_authors_rules_agree_with_the_app_on_its_published_cases():
+    """None of the 120 logs reaches an elimination that the two rule sets treat differently: the authors'
+    rules (the default) give the same 120 decisions."""
+    for param, log, want in CASES:
+        design = dataclasses.replace(P1 if param == 1 else P2, variant="authors")
+        rec = doseesc.recommend(design, log, warn=False)
+        assert (rec.selected + 1 if rec.stop else rec.next_tier + 1) == want, log
 
 
 def test_worked_example_stops_at_the_cap():

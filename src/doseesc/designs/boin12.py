@@ -23,6 +23,14 @@ def _counts(state):
             np.round(np.asarray(state.ye, float), 6))
 
 
+#: BOIN12's rule sets: the authors' simulation code (default) and the authors' app as reconstructed in R escalation.
+VARIANTS = ("authors", "app")
+#: Largest n of the tabulated desirability (a table of (n + 1)^4 cells: 0.3 s and 2.7 MB at 17; larger n are computed).
+_TABLE_N = 17
+#: Largest n of the tabulated elimination boundaries; larger counts are computed directly.
+_ELIM_TABLE_N = 256
+
+
 def _cells(state):
     n, y, e, ye = _counts(state)
     return n - y - e + ye, y - ye, e - ye, ye   # neither, DLT only, response only, both
@@ -31,7 +39,7 @@ def _cells(state):
 @register
 @dataclasses.dataclass(frozen=True)
 class BOIN12(Design):
-    """BOIN12, behaving like the published worked example and the authors' BOIN12 app.
+    """BOIN12 (Lin et al. 2020), by default with the authors' own rules (``variant="authors"``).
 
     Outcome utility (order: neither, DLT only, response only, both) defaults to
     BOIN12's (40, 0, 100, 60). Per tier, the pseudo-response count is
@@ -39,30 +47,57 @@ class BOIN12(Design):
     posterior Beta(1 + x, 1 + n - x); the *desirability score* is
     DS = P(utility > u_b / 100 | data), with benchmark u_b = u_low + (100 -
     u_low) / 2 and u_low the utility at (phi_t, phi_e) under independence
-    (70.5 by default). A tier is *admissible* while P(p_T > phi_t) < c_t
-    (0.95) and P(p_E < phi_e) < c_e (0.90) under Beta(1, 1) priors.
+    (70.5 by default). BOIN boundaries lambda_e, lambda_d at phi_t (0.6 and
+    1.4 phi_t); p = y/n at the current tier d.
 
-    With p = y/n at the current tier d and BOIN boundaries lambda_e,
-    lambda_d at phi_t (0.6 and 1.4 phi_t), in this order:
+    ``variant="authors"`` (default): the rules of the authors' simulation code
+    (R. Lin's ``get.oc.obd``, ``boin12.R`` in the public repository
+    zichen-liu/ModelAssistedPhase12) and the paper's dose elimination; see
+    docs/notes/boin12-boinet.md for each rule's source.
 
-    1. exploration: n_d >= ``explore_n`` (9), p < lambda_d and d + 1 untried:
-       go to d + 1;
-    2. p >= lambda_d: de-escalate (stay at the lowest tier);
-    3. lambda_e < p and n_d >= ``n_star`` (6): the admissible tier of {d - 1, d}
-       with the higher DS;
-    4. otherwise the admissible tier of {d - 1, d, d + 1} with the highest DS;
-       ties go to the higher tier (as the authors' app); no admissible tier:
-       stop with no OBD (also in 3, where R ``escalation`` falls back to tier
-       1 - an untested corner we do not copy).
+    - Elimination, persistent: with n >= 3 at a tier, a tier with
+      P(p_T > phi_t | data) > c_t (and at least 3 DLTs) is eliminated with
+      every tier above it; a tier with P(p_E < phi_e | data) > c_e is
+      eliminated alone (Beta(1, 1) priors). Counts at an eliminated tier
+      never change, so elimination is a function of the counts (the state is
+      the whole memory). The trial stops with no dose when the lowest tier is
+      eliminated for toxicity or every tier is eliminated.
+    - At ``cap`` patients at the current tier the trial stops (after the
+      elimination checks). The authors' code has no such cap (cap = N).
+    - The neighbours of d are the nearest non-eliminated tiers below and
+      above (they may skip an eliminated tier).
+    - p >= lambda_d (or d eliminated): the lower neighbour; none: stay at d,
+      or stop with no dose if d is eliminated.
+    - Otherwise the candidates are d, the lower neighbour, and the upper
+      neighbour if n_d < ``n_star`` (6) or p <= lambda_e; the candidate with
+      the highest DS (0 for eliminated tiers) is chosen, ties to the higher
+      tier (the authors' code breaks ties at random); if it is eliminated the
+      trial stops with no dose.
+    - Exploration last: n_d >= ``explore_n`` (9), p < lambda_d and the upper
+      neighbour untried: go to the upper neighbour.
 
-    The trial stops when any tier reaches ``cap`` (12) patients or at
-    ``max_n``. Final OBD (as the authors' simulation code): toxicity by
-    isotonic regression of (y + 0.05)/(n + 0.1), weights n + 0.1, + 0.001 j;
-    estimated MTD = the tier closest to phi_t; response by unimodal isotonic
-    regression (weights n + 0.5) averaged over the mode position with
+    ``variant="app"``: the decision rules of the authors' BOIN12 app as
+    reconstructed in R package escalation 0.2.3 (it reproduces the paper's
+    worked example and 109 app decisions): admissibility P(p_T > phi_t) < c_t
+    and P(p_E < phi_e) < c_e, re-evaluated for the three neighbours at each
+    decision and not propagated; in order: (1) n_d >= 9, p < lambda_d and
+    d + 1 untried: go to d + 1; (2) p >= lambda_d: de-escalate (stay at the
+    lowest tier, whatever its data); (3) lambda_e < p and n_d >= 6: the
+    admissible tier of {d - 1, d} with the higher DS; (4) otherwise the
+    admissible tier of {d - 1, d, d + 1} with the highest DS, ties to the
+    higher; no admissible candidate: stop. It never stops for toxicity at the
+    lowest tier ("1TTT" says treat again at tier 1), which is why it is not
+    the default. The trial stops when any tier reaches ``cap`` (12).
+
+    Both stop at ``max_n``. Final OBD (as the authors' simulation code):
+    toxicity by isotonic regression of (y + 0.05)/(n + 0.1), weights n + 0.1,
+    + 0.001 j; estimated MTD = the tier closest to phi_t; response by unimodal
+    isotonic regression (weights n + 0.5) averaged over the mode position with
     binomial-likelihood weights, + 0.01 j; utility of the estimates (under
     independence); OBD = the best utility among tried, admissible tiers at or
-    below the estimated MTD (the lower on ties); none if there is none.
+    below the estimated MTD (the lower on ties); none if there is none (the
+    authors' code then names tier 1). A trial stopped by the design's own
+    elimination rules (authors' variant) selects no dose.
     """
 
     kind = "BOIN12"
@@ -79,6 +114,7 @@ class BOIN12(Design):
     n_star: int = dataclasses.field(default=6, kw_only=True)
     explore_n: int = dataclasses.field(default=9, kw_only=True)
     cap: int = dataclasses.field(default=12, kw_only=True)
+    variant: str = dataclasses.field(default="authors", kw_only=True)
 
     def __post_init__(self):
         check_int(self.n_tiers, "n_tiers")
@@ -91,6 +127,8 @@ class BOIN12(Design):
         check_int(self.n_star, "n_star")
         check_int(self.explore_n, "explore_n")
         check_int(self.cap, "cap")
+        if self.variant not in VARIANTS:
+            raise DesignError(f"variant = {self.variant!r} must be one of: {', '.join(VARIANTS)}")
         try:
             u = tuple(float(v) for v in self.utility)
         except (TypeError, ValueError):
@@ -105,7 +143,7 @@ class BOIN12(Design):
 
     @property
     def label(self) -> str:
-        return "BOIN12"
+        return "BOIN12" + ("" if self.variant == "authors" else " (app rules)")
 
     @property
     def target(self) -> float:
@@ -132,8 +170,9 @@ class BOIN12(Design):
     # -- quantities per tier -------------------------------------------------
     @cached_property
     def _limit(self) -> int:
-        """Largest n a tier can hold: the cap plus a cohort, or max_n."""
-        return min(self.max_n, self.cap + self.cohort_size - 1)
+        """Largest n of the tabulated desirability and admissibility: what a tier can hold (the cap plus a
+        cohort, or max_n), at most ``_TABLE_N`` (the table has (n + 1)^4 cells); larger n are computed."""
+        return min(self.max_n, self.cap + self.cohort_size - 1, _TABLE_N)
 
     @cached_property
     def _tables(self):
@@ -170,6 +209,11 @@ class BOIN12(Design):
         return special.betaincc(1 + x, 1 + np.asarray(n, float) - x, self.benchmark / 100)
 
     def admissible(self, state: TrialState) -> np.ndarray:
+        """Tiers the design may treat at, shape ``(n_trials, n_tiers)``: not eliminated (authors' rules),
+        or the app's admissibility (P(p_T > phi_t) < c_t and P(p_E < phi_e) < c_e, whatever n)."""
+        if self.variant == "authors":
+            tox, futile = self.elimination(state)
+            return ~(np.maximum.accumulate(tox, axis=1) | futile)
         n = np.asarray(state.n)
         if n.max(initial=0) <= self._limit:
             e = np.round(np.asarray(state.e, float)).astype(np.intp)
@@ -178,6 +222,36 @@ class BOIN12(Design):
         tox = stats.beta.sf(self.phi_t, 1 + y, 1 + n - y)
         fut = stats.beta.cdf(self.phi_e, 1 + e, 1 + n - e)
         return (tox < self.c_t) & (fut < self.c_e)
+
+    @cached_property
+    def _elimination_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per n = 0.._ELIM_TABLE_N: the fewest DLTs that eliminate a tier (n + 1: none) and the most
+        responses that eliminate it for futility (-1: none); both need n >= 3, toxicity at least 3 DLTs."""
+        L = _ELIM_TABLE_N
+        n = np.arange(L + 1)[:, None]
+        x = np.arange(L + 1)[None, :]
+        valid = (x <= n) & (n >= 3)
+        with np.errstate(invalid="ignore"):
+            over = valid & (x >= 3) & (stats.beta.sf(self.phi_t, 1 + x, np.maximum(1 + n - x, 1e-9)) > self.c_t)
+            futile = valid & (stats.beta.cdf(self.phi_e, 1 + x, np.maximum(1 + n - x, 1e-9)) > self.c_e)
+        fewest = np.where(over.any(axis=1), over.argmax(axis=1), n[:, 0] + 1)
+        most = np.where(futile.any(axis=1), L - futile[:, ::-1].argmax(axis=1), -1)
+        return fewest, most
+
+    def elimination(self, state: TrialState) -> tuple[np.ndarray, np.ndarray]:
+        """The authors' elimination on each tier's own counts, shape ``(n_trials, n_tiers)`` each: too toxic
+        (P(p_T > phi_t | data) > c_t, n >= 3, at least 3 DLTs) and futile (P(p_E < phi_e | data) > c_e,
+        n >= 3). A tier too toxic also eliminates every tier above it (see :meth:`admissible`)."""
+        n = np.asarray(state.n)
+        y = np.asarray(state.y)
+        e = np.round(np.asarray(state.e, float)).astype(np.intp)
+        if n.max(initial=0) <= _ELIM_TABLE_N:
+            fewest, most = self._elimination_bounds
+            return y >= fewest[n], e <= most[n]
+        with np.errstate(invalid="ignore"):
+            tox = (n >= 3) & (y >= 3) & (stats.beta.sf(self.phi_t, 1 + y, np.maximum(1 + n - y, 1e-9)) > self.c_t)
+            fut = (n >= 3) & (stats.beta.cdf(self.phi_e, 1 + e, np.maximum(1 + n - e, 1e-9)) > self.c_e)
+        return tox, fut
 
     def merge_key(self, state):
         u = sum(w * c for w, c in zip(self.utility, _cells(state)))
@@ -192,8 +266,15 @@ class BOIN12(Design):
         return self._move(state, p, self.desirability(state), self.admissible(state))
 
     def _move(self, state: TrialState, p: np.ndarray, ds: np.ndarray, ok: np.ndarray) -> Decision:
-        """BOIN12's rules 1-4 and the cap from the DLT rate ``p`` at the current tier (n_trials,), the
-        desirability ``ds`` and admissibility ``ok`` (n_trials, n_tiers); shared with TITE-BOIN12."""
+        """The next tier from the DLT rate ``p`` at the current tier (n_trials,), the desirability ``ds``
+        and, for the app's rules, the admissibility ``ok`` (n_trials, n_tiers); shared with TITE-BOIN12,
+        whose :meth:`elimination` and ``ok`` come from its pending-outcome estimates."""
+        if self.variant == "authors":
+            return self._move_authors(state, p, ds, *self.elimination(state))
+        return self._move_app(state, p, ds, ok)
+
+    def _move_app(self, state: TrialState, p: np.ndarray, ds: np.ndarray, ok: np.ndarray) -> Decision:
+        """The app's rules 1-4 and the cap (see the class docstring)."""
         t, k = state.n.shape
         rows = np.arange(t)
         d = state.current
@@ -222,6 +303,52 @@ class BOIN12(Design):
         stop |= capped
         reason = np.where(capped, np.int8(StopReason.N_AT_TIER), reason).astype(np.int8)
         return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason)
+
+    def _move_authors(self, state: TrialState, p: np.ndarray, ds: np.ndarray, tox: np.ndarray,
+                      futile: np.ndarray) -> Decision:
+        """The authors' rules (see the class docstring) from each tier's own elimination flags ``tox`` and
+        ``futile`` (n_trials, n_tiers)."""
+        t, k = state.n.shape
+        rows = np.arange(t)
+        tiers = np.arange(k)[None, :]
+        d = state.current
+        nd = state.n[rows, d]
+        lam_e, lam_d = self.boundaries
+        gone = np.maximum.accumulate(tox, axis=1) | futile
+        below = np.where(~gone & (tiers < d[:, None]), tiers, -1).max(axis=1)       # -1: none
+        above = np.where(~gone & (tiers > d[:, None]), tiers, k).min(axis=1)        # k: none
+        gone_d = gone[rows, d]
+        # elimination stops first: lowest tier too toxic, or nothing left
+        no_tier = tox[:, 0] | gone.all(axis=1)
+        capped = ~no_tier & (nd >= self.cap)
+        # de-escalation (a tier too toxic on its own counts de-escalates whatever p)
+        deesc = (p >= lam_d) | tox[rows, d]
+        # otherwise the most desirable of d and its neighbours (eliminated tiers score 0; ties to the higher)
+        score = np.where(gone, 0.0, ds)
+        cand = np.stack([below, d, above], axis=1)
+        up_ok = (above < k) & ((nd < self.n_star) | (p <= lam_e))
+        pick = np.full((t, 3), -np.inf)
+        pick[:, 0] = np.where(below >= 0, score[rows, np.maximum(below, 0)], -np.inf)
+        pick[:, 1] = score[rows, d]
+        pick[:, 2] = np.where(up_ok, score[rows, np.minimum(above, k - 1)], -np.inf)
+        chosen = cand[rows, 2 - np.argmax(pick[:, ::-1], axis=1)]
+        nxt = np.where(deesc, np.where(below >= 0, below, d), chosen)
+        dead_end = np.where(deesc, (below < 0) & gone_d, gone[rows, chosen])
+        stop = no_tier | capped | dead_end
+        # exploration of an untried higher tier, last
+        explore = ~stop & (nd >= self.explore_n) & (above < k) & (p < lam_d) & \
+            (state.n[rows, np.minimum(above, k - 1)] == 0)
+        nxt = np.where(explore, above, nxt)
+        reason = np.where(capped, np.int8(StopReason.N_AT_TIER),
+                          np.where(stop, np.int8(StopReason.LOWEST_TIER_TOXIC), np.int8(0))).astype(np.int8)
+        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason)
+
+    def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
+        """Final tier of stopped trials; no dose after the authors' elimination stops."""
+        sel = super().conclude(state, reason)
+        if self.variant == "authors":
+            sel = np.where(reason == StopReason.LOWEST_TIER_TOXIC, -1, sel).astype(np.int32)
+        return sel
 
     # -- final OBD ------------------------------------------------------------
     def estimates(self, state: TrialState):
@@ -256,9 +383,19 @@ class BOIN12(Design):
     def describe(self) -> str:
         lam_e, lam_d = self.boundaries
         n, t, e, b = self.utility
-        return (f"BOIN12 (phi_t {self.phi_t:g}, phi_e {self.phi_e:g}): cohorts of {self.cohort_size}; de-escalate if "
-                f"the DLT rate >= {lam_d:.3f}; otherwise move among admissible neighbours to the most desirable "
-                f"(P(utility > {self.benchmark:g}); utility: response without DLT {e:g}, neither {n:g}, both {b:g}, "
-                f"DLT without response {t:g}); explore an untried higher tier after {self.explore_n} patients; stop "
-                f"when a tier has {self.cap} patients; OBD by isotonic toxicity and unimodal response estimates; "
-                + self.rules_text())
+        util = (f"(P(utility > {self.benchmark:g}); utility: response without DLT {e:g}, neither {n:g}, both {b:g}, "
+                f"DLT without response {t:g})")
+        if self.variant == "authors":
+            rules = (f"BOIN12 (phi_t {self.phi_t:g}, phi_e {self.phi_e:g}; the authors' rules): cohorts of "
+                     f"{self.cohort_size}; a tier is eliminated with those above it if P(DLT rate > {self.phi_t:g}) > "
+                     f"{self.c_t:g} (n >= 3), alone if P(response rate < {self.phi_e:g}) > {self.c_e:g} (n >= 3); "
+                     "stop with no dose when the lowest tier is eliminated for toxicity or no tier is left; "
+                     f"de-escalate if the DLT rate >= {lam_d:.3f}; otherwise move among the current tier and its "
+                     f"nearest non-eliminated neighbours to the most desirable {util}, escalation only if the DLT rate "
+                     f"<= {lam_e:.3f} once {self.n_star} patients are treated; ")
+        else:
+            rules = (f"BOIN12 (phi_t {self.phi_t:g}, phi_e {self.phi_e:g}; the app's rules, no toxicity stop at the "
+                     f"lowest tier): cohorts of {self.cohort_size}; de-escalate if the DLT rate >= {lam_d:.3f}; otherwise "
+                     f"move among admissible neighbours to the most desirable {util}; ")
+        return (rules + f"explore an untried higher tier after {self.explore_n} patients; stop when a tier has "
+                f"{self.cap} patients; OBD by isotonic toxicity and unimodal response estimates; " + self.rules_text())
