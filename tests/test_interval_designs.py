@@ -134,3 +134,146 @@ def test_equivalence_interval_errors(cls):
 def test_tpi_parameter_errors():
     with pytest.raises(doseesc.DesignError, match="k1 = -1"):
         doseesc.TPI(0.3, 3, max_n=12, k1=-1)
+
+
+# -- issue 16: final-selection ties (mtd_ties) and the Beta(alpha, beta) prior ----------------------------
+
+def _select(design, n, y):
+    return int(design.select(doseesc.TrialState.from_counts(n, y, 0))[0])
+
+
+def test_mtpi_mtd_ties_hand_worked():
+    # Beta(1, 1) posterior means (y + 1)/(n + 2): 0/3 -> 1/5 = 0.2, 0/3 -> 0.2, 2/8 -> 3/10 = 0.3; already
+    # non-decreasing, so the isotonic estimates are these. Target 0.25: all three are 0.05 away, a three-way tie.
+    # "below": the highest tied tier below the target -> tier 2 (index 1).
+    # "mean": mean of the tied estimates (0.2 + 0.2 + 0.3)/3 = 0.233 < 0.25 -> the highest tied tier -> tier 3.
+    n, y = [3, 3, 8], [0, 0, 2]
+    assert _select(doseesc.MTPI(0.25, 3, max_n=30, mtd_ties="below"), n, y) == 1
+    assert _select(doseesc.MTPI(0.25, 3, max_n=30, mtd_ties="mean"), n, y) == 2
+    assert doseesc.MTPI(0.25, 3, max_n=30).mtd_ties == "below"  # default: R escalation's reading of Ji 2010
+    assert _select(doseesc.MTPI(0.25, 3, max_n=30), n, y) == 1
+    # two tiers tied across the target, 0.2 and 0.3: the mean is the target itself -> the lowest; both rules: tier 1
+    for rule in ("below", "mean"):
+        assert _select(doseesc.MTPI(0.25, 3, max_n=30, mtd_ties=rule), [3, 8, 0], [0, 2, 0]) == 0
+    # 0.2, 0.2, 0.3, 0.3: mean 0.25 = target -> "mean" takes the lowest tied tier (tier 1); "below" tier 2
+    n4, y4 = [3, 3, 8, 8], [0, 0, 2, 2]
+    assert _select(doseesc.MTPI(0.25, 4, max_n=30, mtd_ties="mean"), n4, y4) == 0
+    assert _select(doseesc.MTPI(0.25, 4, max_n=30, mtd_ties="below"), n4, y4) == 1
+
+
+def test_mtpi2_mtd_ties_hand_worked():
+    # mTPI-2 selects with R BOIN's estimate (y + 0.05)/(n + 0.1): 0/3 -> 0.05/3.1 = 0.016129 (twice),
+    # 1/3 -> 1.05/3.1 = 0.338710. Target 1.1/6.2 = 0.177419 is their midpoint: a three-way tie at 0.161290.
+    # "below" -> tier 2; "mean": (2 x 0.016129 + 0.338710)/3 = 0.123656 < target -> the highest tied, tier 3.
+    t = 1.1 / 6.2
+    n, y = [3, 3, 3], [0, 0, 1]
+    assert _select(doseesc.MTPI2(t, 3, max_n=30, mtd_ties="below"), n, y) == 1
+    assert _select(doseesc.MTPI2(t, 3, max_n=30, mtd_ties="mean"), n, y) == 2
+    assert doseesc.MTPI2(t, 3, max_n=30).mtd_ties == "mean"  # default: the rule R escalation cites from Guo 2017
+    assert _select(doseesc.MTPI2(t, 3, max_n=30), n, y) == 2
+    # Keyboard keeps R BOIN's select.mtd ("below") and has no such option
+    assert _select(doseesc.Keyboard(t, 3, max_n=30), n, y) == 1
+    with pytest.raises(TypeError):
+        doseesc.Keyboard(t, 3, max_n=30, mtd_ties="mean")
+
+
+def test_tpi_mtd_ties_hand_worked():
+    # TPI estimates (y + 0.005)/(n + 0.01): 0/3 -> 0.005/3.01 = 0.001661 (twice), 1/3 -> 1.005/3.01 = 0.333887.
+    # Target 1.01/6.02 = 0.167774 is their midpoint: a three-way tie at 0.166113.
+    # "below" (default: the TPI paper's rule is not pinned) -> tier 2; "mean": mean 0.112403 < target -> tier 3.
+    t = 1.01 / 6.02
+    n, y = [3, 3, 3], [0, 0, 1]
+    assert _select(doseesc.TPI(t, 3, max_n=30, mtd_ties="below"), n, y) == 1
+    assert _select(doseesc.TPI(t, 3, max_n=30, mtd_ties="mean"), n, y) == 2
+    assert _select(doseesc.TPI(t, 3, max_n=30), n, y) == 1
+
+
+@pytest.mark.parametrize("cls", [doseesc.MTPI2, doseesc.TPI])
+def test_tie_rules_agree_unless_a_tie_straddles_the_target(cls):
+    # The rules differ only when tied tiers lie on both sides of the target; with mTPI-2's (0.05) and TPI's
+    # (0.005) estimates that needs a contrived target (above). A pooled block below the target gives its
+    # highest tier and one above its lowest under both rules, so ordinary states agree:
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 13, size=(4000, 4))
+    y = np.minimum(rng.integers(0, 6, size=(4000, 4)), n)
+    st = doseesc.TrialState.from_counts(n, y, np.zeros(4000, dtype=int))
+    below = cls(0.3, 4, max_n=60, mtd_ties="below").select(st)
+    mean = cls(0.3, 4, max_n=60, mtd_ties="mean").select(st)
+    np.testing.assert_array_equal(below, mean)
+
+
+def test_default_prior_is_todays_behaviour():
+    # Beta(1, 1) for mTPI and mTPI-2, Beta(0.005, 0.005) for TPI: the same tables as stated explicitly
+    for cls, a in ((doseesc.MTPI, 1.0), (doseesc.MTPI2, 1.0), (doseesc.TPI, 0.005)):
+        d = cls(0.3, 3, max_n=30)
+        assert (d.alpha, d.beta) == (a, a)
+        e = cls(0.3, 3, max_n=30, alpha=a, beta=a)
+        np.testing.assert_array_equal(d.grid, e.grid)
+        np.testing.assert_array_equal(d.elim, e.elim)
+    # and the published cells still hold (mTPI (3,1) S, (3,3) DU; TPI (9,5) not eliminated)
+    assert "ESD"[doseesc.MTPI(0.3, 3, max_n=12).grid[3, 1]] == "S"
+    assert not doseesc.TPI(0.3, 3, max_n=12).elim[9, 5]
+
+
+@pytest.mark.parametrize("cls", [doseesc.MTPI, doseesc.MTPI2, doseesc.TPI])
+def test_non_default_prior_changes_a_decision(cls):
+    # One patient without a DLT at tier 1, target 0.3 (cohorts of 1).
+    # Default prior: mTPI/mTPI-2 posterior Beta(1, 2), F(x) = 1 - (1 - x)^2: mTPI UPM_E = F(0.25)/0.25 =
+    #   0.4375/0.25 = 1.75 > UPM_S = (0.5775 - 0.4375)/0.1 = 1.4 > UPM_D = 0.4225/0.65 = 0.65 -> E; mTPI-2's
+    #   strongest interval is [0, 0.05): 0.0975/0.05 = 1.95 -> E. TPI: Beta(0.005, 1.005), sd 0.0495, nearly
+    #   all mass below 0.3 - 1.5 sd = 0.226 -> E.
+    # Beta(3, 1) prior: posterior Beta(3, 2), F(x) = 4x^3 - 3x^4: F(0.25) = 0.050781, F(0.35) = 0.126481,
+    #   F(0.65) = 0.562981, F(0.75) = 0.738281. mTPI: UPM_E = 0.203, UPM_S = 0.757, UPM_D = 0.873519/0.65 =
+    #   1.344 -> D. mTPI-2: (0.65, 0.75] has UPM 0.175300/0.1 = 1.753 > S's 0.757 -> D. TPI: sd = sqrt(6/150) =
+    #   0.2, E-region p < 0 is empty, S = [0, 0.5] has F(0.5) = 0.3125 < D's 0.6875 -> D.
+    default = cls(0.3, 3, max_n=12, cohort_size=1)
+    skewed = cls(0.3, 3, max_n=12, cohort_size=1, alpha=3, beta=1)
+    assert "ESD"[default.grid[1, 0]] == "E" and "ESD"[skewed.grid[1, 0]] == "D"
+    assert doseesc.recommend(default, "1N").next_tier == 1   # escalate to tier 2
+    assert doseesc.recommend(skewed, "1N").next_tier == 0    # de-escalate: stays at the lowest tier
+    if cls is not doseesc.TPI:
+        assert stats.beta.cdf(0.35, 3, 2) == pytest.approx(0.12648125)
+
+
+def test_prior_changes_elimination_and_mtpi_selection():
+    # Elimination uses the same posterior: 2 DLTs of 3 at target 0.3: Beta(1, 1) -> Beta(3, 2),
+    # P(p > 0.3) = 1 - F(0.3) = 1 - (4 * 0.027 - 3 * 0.0081) = 0.9163 <= 0.95: not eliminated;
+    # Beta(3, 1) -> Beta(5, 2), P(p > 0.3) = 1 - I_0.3(5, 2) = 1 - (6 * 0.3^5 * 0.7 + 0.3^6) = 0.98906 > 0.95.
+    assert not doseesc.MTPI(0.3, 3, max_n=12).elim[3, 2]
+    assert doseesc.MTPI(0.3, 3, max_n=12, alpha=3, beta=1).elim[3, 2]
+    assert doseesc.MTPI2(0.3, 3, max_n=12, alpha=3, beta=1).elim[3, 2]
+    # mTPI's selection estimate uses the prior too: 0/3 at tier 1, 1/3 at tier 2, target 0.3.
+    # Beta(1, 1): 1/5 = 0.2 and 2/5 = 0.4, equally far: tie -> tier 1 ("below").
+    # Beta(1, 3): 1/7 = 0.143 and 2/7 = 0.286 -> tier 2.
+    assert _select(doseesc.MTPI(0.3, 3, max_n=12), [3, 3, 0], [0, 1, 0]) == 0
+    assert _select(doseesc.MTPI(0.3, 3, max_n=12, beta=3), [3, 3, 0], [0, 1, 0]) == 1
+
+
+@pytest.mark.parametrize("cls", [doseesc.MTPI, doseesc.MTPI2, doseesc.TPI])
+@pytest.mark.parametrize("key,value", [("alpha", 0), ("alpha", -1.5), ("beta", float("nan")), ("beta", "1"),
+                                       ("alpha", True), ("beta", float("inf"))])
+def test_prior_parameter_errors(cls, key, value):
+    with pytest.raises(doseesc.DesignError, match=f"{key} = {value!r} must be a positive number"):
+        cls(0.3, 3, max_n=12, **{key: value})
+
+
+@pytest.mark.parametrize("cls", [doseesc.MTPI, doseesc.MTPI2, doseesc.TPI])
+def test_mtd_ties_errors(cls):
+    with pytest.raises(doseesc.DesignError, match="mtd_ties = 'higher' must be one of: 'below', 'mean'"):
+        cls(0.3, 3, max_n=12, mtd_ties="higher")
+
+
+@pytest.mark.parametrize("cls", [doseesc.MTPI, doseesc.MTPI2, doseesc.TPI])
+def test_prior_and_ties_round_trip_and_describe(cls):
+    d = cls(0.3, 3, max_n=12, alpha=2, beta=3.5, mtd_ties="mean" if cls is not doseesc.MTPI2 else "below")
+    again = doseesc.design_from_dict(d.to_dict())
+    assert again == d and again.alpha == 2 and again.beta == 3.5
+    # as a scenario file's [[design]] table would give it
+    table = {"type": cls.kind, "target": 0.3, "n_tiers": 3, "max_n": 12, "alpha": 2, "beta": 3.5,
+             "mtd_ties": d.mtd_ties}
+    assert doseesc.design_from_dict(table) == d
+    text = d.describe()
+    assert "Beta(2, 3.5) prior on the DLT rate" in text
+    assert f"MTD ties: {d.mtd_ties!r} rule" in text
+    plain = cls(0.3, 3, max_n=12).describe()
+    assert "prior" not in plain and "MTD ties" not in plain

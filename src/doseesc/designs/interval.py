@@ -136,7 +136,9 @@ class IntervalDesign(Design):
         0.05), i.e. ``(y + 0.05) / (n + 0.1)``), weighted by the inverse posterior
         variance; ``+ rank * 1e-10`` breaks ties so that a pooled block below
         the target yields its highest tier and a block above it its lowest,
-        and equal distances on both sides of the target give the lower tier.
+        and equal distances on both sides of the target give the highest
+        tied tier below the target (rule ``"below"``). Designs with the option
+        ``mtd_ties = "mean"`` use :func:`closest_mean_ties` instead.
         """
         n, y = state.n.astype(float), state.y.astype(float)
         cand = (state.n > 0) & self.admissible(state)
@@ -146,10 +148,18 @@ class IntervalDesign(Design):
         iso = isotonic(est, 1.0 / var, cand)
         rank = np.cumsum(cand, axis=1)
         adj = iso + rank * 1e-10
-        return closest(adj, self.target, cand & self._select_mask(adj))
+        mask = cand & self._select_mask(adj)
+        if self._mtd_tie_rule() == "mean":
+            return closest_mean_ties(iso, self.target, mask)
+        return closest(adj, self.target, mask)
 
     def _select_mask(self, adj: np.ndarray) -> np.ndarray:
         return np.ones(adj.shape, dtype=bool)
+
+    def _mtd_tie_rule(self) -> str:
+        """How :meth:`select` resolves tiers tied for the closest estimate: ``"below"`` (the docstring's
+        ``rank * 1e-10`` rule; designs with an ``mtd_ties`` option override this)."""
+        return "below"
 
     # -- description -----------------------------------------------------
     def decision_rows(self, max_n: int | None = None):
@@ -162,3 +172,29 @@ class IntervalDesign(Design):
             codes = grid[n, : n + 1]
             out.append((n, codes, elim[n, : n + 1]))
         return out
+
+
+#: Distances to the target within this of the smallest count as tied (rule ``"mean"``).
+TIE_TOL = 1e-9
+
+
+def closest_mean_ties(iso: np.ndarray, target: float, mask: np.ndarray) -> np.ndarray:
+    """Tier closest to ``target`` per row; ties resolved by the mean of the tied estimates.
+
+    Tiers whose distance ``|iso - target|`` is within :data:`TIE_TOL` of the
+    smallest are tied; if the mean of their estimates lies below the target
+    (by more than :data:`TIE_TOL`), the highest tied tier, otherwise the lowest
+    (R ``escalation``'s reading of Guo et al. 2017). -1 where no tier is masked.
+    Shapes ``(n_trials, n_tiers)``.
+    """
+    k = iso.shape[1]
+    dist = np.where(mask, np.abs(np.where(mask, iso, 0.0) - target), np.inf)
+    best = dist.min(axis=1)
+    tied = mask & (dist <= best[:, None] + TIE_TOL)
+    count = np.maximum(tied.sum(axis=1), 1)
+    mean = np.where(tied, np.where(mask, iso, 0.0), 0.0).sum(axis=1) / count
+    tiers = np.arange(k)[None, :]
+    highest = np.where(tied, tiers, -1).max(axis=1)
+    lowest = np.where(tied, tiers, k).min(axis=1)
+    out = np.where(mean < target - TIE_TOL, highest, lowest)
+    return np.where(mask.any(axis=1), out, -1).astype(np.int32)

@@ -70,31 +70,85 @@ class _EquivalenceInterval(IntervalDesign):
                               f"[{self.target - self.eps1:g}, {self.target + self.eps2:g}] must lie inside (0, 1)")
 
 
+#: Final-selection tie rules (see :meth:`IntervalDesign.select` and ``closest_mean_ties``).
+MTD_TIES = ("below", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class _BetaPrior(IntervalDesign):
+    """A Beta(``alpha``, ``beta``) prior on each tier's DLT rate and the final-selection tie rule ``mtd_ties``.
+
+    ``mtd_ties = "below"``: of the tiers tied for the isotonic estimate closest
+    to the target, the highest one below the target, else the lowest (R BOIN's
+    ``select.mtd``; R escalation's reading of Ji et al. 2010). ``"mean"``: if
+    the mean of the tied estimates is below the target, the highest tied tier,
+    else the lowest (R escalation's reading of Guo et al. 2017). They differ
+    only when tied tiers lie on both sides of the target.
+    """
+
+    alpha: float = dataclasses.field(default=1.0, kw_only=True)
+    beta: float = dataclasses.field(default=1.0, kw_only=True)
+    mtd_ties: str = dataclasses.field(default="below", kw_only=True)
+
+    def _validate(self) -> None:
+        super()._validate()
+        for key in ("alpha", "beta"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(v) or not v > 0:
+                raise DesignError(f"{key} = {v!r} must be a positive number (the Beta(alpha, beta) prior)")
+        if self.mtd_ties not in MTD_TIES:
+            raise DesignError(f"mtd_ties = {self.mtd_ties!r} must be one of: {', '.join(map(repr, MTD_TIES))}")
+
+    @property
+    def elim_prior(self):
+        return (self.alpha, self.beta)
+
+    def _mtd_tie_rule(self) -> str:
+        return self.mtd_ties
+
+    def _options_text(self) -> str:
+        """The prior and the tie rule in words, where they differ from the class defaults."""
+        fields = {f.name: f.default for f in dataclasses.fields(self)}
+        parts = []
+        if (self.alpha, self.beta) != (fields["alpha"], fields["beta"]):
+            parts.append(f"Beta({self.alpha:g}, {self.beta:g}) prior on the DLT rate")
+        if self.mtd_ties != fields["mtd_ties"]:
+            parts.append(f"MTD ties: {self.mtd_ties!r} rule")
+        return "".join(p + "; " for p in parts)
+
+
 @register
 @dataclasses.dataclass(frozen=True)
-class MTPI(_EquivalenceInterval):
+class MTPI(_BetaPrior, _EquivalenceInterval):
     """Modified toxicity probability interval design (Ji, Liu, Li & Bekele 2010, Clin Trials 7:653).
 
-    Posterior Beta(1 + y, 1 + n - y) at the current tier; the unit probability
+    Posterior Beta(alpha + y, beta + n - y) at the current tier (default
+    Beta(1, 1) prior, as the paper); the unit probability
     mass (posterior mass / interval length) of the under-dosing interval
     [0, target - eps1), the equivalence interval [target - eps1, target + eps2]
     and the over-dosing interval (target + eps2, 1]; the largest UPM decides
     E, S or D (exact ties to E, then S; values within a relative 1e-9 count as
     tied, e.g. target 0.25, n = 2, y = 1 gives UPM(S) = UPM(D) = 1.12 and S).
-    Defaults eps1 = eps2 = 0.05.
-    MTD: isotonic regression of the Beta(1, 1) posterior means, weighted by
-    inverse variance, closest to the target.
+    Defaults eps1 = eps2 = 0.05. Elimination uses the same posterior.
+    MTD: isotonic regression of the posterior means (same prior), weighted by
+    inverse variance, closest to the target; ties by ``mtd_ties`` (default
+    ``"below"``: R escalation's encoding of Ji et al. 2010; see
+    docs/notes/interval-designs.md, section 8).
     """
 
     kind = "mTPI"
-    select_prior = (1.0, 1.0)
+
+    @property
+    def select_prior(self):
+        return (self.alpha, self.beta)
 
     @property
     def label(self) -> str:
         return "mTPI"
 
     def _codes(self, n, y):
-        a, b = 1 + y, 1 + n - y
+        a, b = self.alpha + y, self.beta + n - y
         lo, hi = self.target - self.eps1, self.target + self.eps2
         f_lo, f_hi = stats.beta.cdf(lo, a, b), stats.beta.cdf(hi, a, b)
         upm = np.stack([f_lo / lo, (f_hi - f_lo) / (hi - lo), (1 - f_hi) / (1 - hi)])
@@ -103,51 +157,64 @@ class MTPI(_EquivalenceInterval):
     def describe(self) -> str:
         return (f"mTPI, target {self.target:g}, equivalence interval [{self.target - self.eps1:g}, "
                 f"{self.target + self.eps2:g}]: largest unit probability mass decides; eliminate if "
-                f"P(DLT rate > {self.target:g}) > {self.cutoff_eli:g}; " + self.rules_text())
+                f"P(DLT rate > {self.target:g}) > {self.cutoff_eli:g}; " + self._options_text() + self.rules_text())
 
 
-@register
 @dataclasses.dataclass(frozen=True)
-class MTPI2(_EquivalenceInterval):
-    """mTPI-2 (Guo, Wang, Yang, Lynn & Ji 2017, Contemp Clin Trials 58:23).
+class _EqualWidthIntervals(_EquivalenceInterval):
+    """mTPI-2's and Keyboard's rule: equal-width intervals around the equivalence interval, largest UPM."""
 
-    As mTPI, but the under- and over-dosing regions are split into intervals of
-    the equivalence interval's width (eps1 + eps2), built outwards from it and
-    cut at 0 and 1 (the cut intervals keep their UPM over their actual length).
-    The interval with the largest UPM decides: below the equivalence interval
-    E, the equivalence interval S, above D (exact ties to the lower interval,
-    as the authors' software). MTD as R BOIN's ``select.mtd`` (the authors'
-    software uses the same procedure).
-    """
-
-    kind = "mTPI-2"
-
-    @property
-    def label(self) -> str:
-        return "mTPI-2"
-
-    def _region_codes(self, n, y, prefer_high: bool) -> np.ndarray:
+    def _region_codes(self, n, y, prefer_high: bool, prior=(1, 1)) -> np.ndarray:
         edges, mid = _edges(self.target, self.eps1, self.eps2)
-        a, b = 1 + y, 1 + n - y
+        a, b = prior[0] + y, prior[1] + n - y
         cdf = stats.beta.cdf(edges[:, None], a[None, :], b[None, :])
         mass = np.diff(cdf, axis=0)
         upm = mass / np.diff(edges)[:, None]
         best = _argmax_ties(upm, prefer_high=prefer_high)
         return np.where(best < mid, E, np.where(best == mid, S, D)).astype(np.int8)
 
-    def _codes(self, n, y):
-        return self._region_codes(n, y, prefer_high=False)
-
-    def describe(self) -> str:
-        return (f"mTPI-2, target {self.target:g}, equivalence interval [{self.target - self.eps1:g}, "
-                f"{self.target + self.eps2:g}] and equal-width intervals around it: the interval with the "
-                f"largest unit probability mass decides; eliminate if P(DLT rate > {self.target:g}) > "
-                f"{self.cutoff_eli:g}; " + self.rules_text())
+    def _rule_text(self, name: str, how: str) -> str:
+        return (f"{name}, target {self.target:g}, equivalence interval [{self.target - self.eps1:g}, "
+                f"{self.target + self.eps2:g}] and equal-width intervals around it: {how} decides; "
+                f"eliminate if P(DLT rate > {self.target:g}) > {self.cutoff_eli:g}; ")
 
 
 @register
 @dataclasses.dataclass(frozen=True)
-class Keyboard(MTPI2):
+class MTPI2(_BetaPrior, _EqualWidthIntervals):
+    """mTPI-2 (Guo, Wang, Yang, Lynn & Ji 2017, Contemp Clin Trials 58:23).
+
+    As mTPI, but the under- and over-dosing regions are split into intervals of
+    the equivalence interval's width (eps1 + eps2), built outwards from it and
+    cut at 0 and 1 (the cut intervals keep their UPM over their actual length).
+    Posterior Beta(alpha + y, beta + n - y) (default Beta(1, 1)), also for
+    elimination. The interval with the largest UPM decides: below the
+    equivalence interval E, the equivalence interval S, above D (exact ties to
+    the lower interval, as the authors' software). MTD as R BOIN's
+    ``select.mtd`` (the authors' software uses the same procedure; its
+    Beta(0.05, 0.05) estimate whatever ``alpha``, ``beta``); ties by
+    ``mtd_ties``, default ``"mean"``, the rule R escalation attributes to Guo et
+    al. 2017 (docs/notes/interval-designs.md, section 8).
+    """
+
+    kind = "mTPI-2"
+    mtd_ties: str = dataclasses.field(default="mean", kw_only=True)
+
+    @property
+    def label(self) -> str:
+        return "mTPI-2"
+
+    def _codes(self, n, y):
+        return self._region_codes(n, y, prefer_high=False, prior=(self.alpha, self.beta))
+
+    def describe(self) -> str:
+        return (self._rule_text("mTPI-2", "the interval with the largest unit probability mass")
+                + self._options_text() + self.rules_text())
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Keyboard(_EqualWidthIntervals):
     """Keyboard design (Yan, Mandrekar & Yuan 2017, Clin Cancer Res 23:3994).
 
     Keys of width eps1 + eps2 tile [0, 1] around the target key [target -
@@ -168,49 +235,48 @@ class Keyboard(MTPI2):
         return self._region_codes(n, y, prefer_high=True)
 
     def describe(self) -> str:
-        return super().describe().replace("mTPI-2", "Keyboard", 1).replace(
-            "the interval with the largest unit probability mass", "the strongest key")
+        return self._rule_text("Keyboard", "the strongest key") + self.rules_text()
 
 
 @register
 @dataclasses.dataclass(frozen=True)
-class TPI(IntervalDesign):
+class TPI(_BetaPrior):
     """Toxicity probability interval design (Ji, Li & Bekele 2007, Clin Trials 4:235).
 
-    Posterior Beta(0.005 + y, 0.005 + n - y) with standard deviation sigma; the
+    Posterior Beta(alpha + y, beta + n - y) (default alpha = beta = 0.005, the
+    paper's prior) with standard deviation sigma; the
     regions p < target - k2 sigma (E), [target - k2 sigma, target + k1 sigma]
     (S) and p > target + k1 sigma (D); the region with the largest posterior
     probability decides. Defaults k1 = 1, k2 = 1.5. Elimination uses the same
-    Beta(0.005, 0.005) prior (this reproduces the published table, e.g. n = 9,
+    prior (with Beta(0.005, 0.005) this reproduces the published table, e.g. n = 9,
     y = 5 is not eliminated). MTD: isotonic regression of the posterior means,
-    closest to the target.
+    closest to the target; ties by ``mtd_ties``, default ``"below"`` (the paper's
+    rule is not pinned: docs/notes/interval-designs.md, section 8).
     """
 
     kind = "TPI"
     k1: float = dataclasses.field(default=1.0, kw_only=True)
     k2: float = dataclasses.field(default=1.5, kw_only=True)
-    prior: float = dataclasses.field(default=0.005, kw_only=True)
+    alpha: float = dataclasses.field(default=0.005, kw_only=True)
+    beta: float = dataclasses.field(default=0.005, kw_only=True)
 
     def _validate(self) -> None:
-        for key in ("k1", "k2", "prior"):
+        for key in ("k1", "k2"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise DesignError(f"{key} = {v!r} must be a positive number")
-
-    @property
-    def elim_prior(self):
-        return (self.prior, self.prior)
+        super()._validate()
 
     @property
     def select_prior(self):
-        return (self.prior, self.prior)
+        return (self.alpha, self.beta)
 
     @property
     def label(self) -> str:
         return "TPI"
 
     def _codes(self, n, y):
-        a, b = self.prior + y, self.prior + n - y
+        a, b = self.alpha + y, self.beta + n - y
         sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
         lo = self.target - self.k2 * sd
         hi = self.target + self.k1 * sd
@@ -222,7 +288,7 @@ class TPI(IntervalDesign):
     def describe(self) -> str:
         return (f"TPI, target {self.target:g}, k1 = {self.k1:g}, k2 = {self.k2:g}: the interval with the "
                 f"largest posterior probability decides; eliminate if P(DLT rate > {self.target:g}) > "
-                f"{self.cutoff_eli:g}; " + self.rules_text())
+                f"{self.cutoff_eli:g}; " + self._options_text() + self.rules_text())
 
 
 @register
