@@ -209,3 +209,43 @@ def test_paths_from_deviating_logs_never_reach_a_toxic_tier(design, start):
                 assert row["selected"] == "No dose", row["path"]
         else:
             assert counts[int(row["next_tier"]) - 1, 1] < 2, row["path"]
+
+
+def scalar_three_plus_three(n, y, deescalation):
+    """Plain-Python 3+3 on complete cohorts, from the counts only (docs/notes/three-plus-three.md, section 4):
+    returns (next tier or None, stop reason)."""
+    k = len(n)
+    low = next((t for t in range(k) if y[t] >= 2), k)  # lowest tier with >= 2 DLTs
+    if low == 0:
+        return None, StopReason.LOWEST_TIER_TOXIC
+    tried = [t for t in range(low) if n[t] > 0]
+    if not tried:  # the log started at or above `low`: the untried tier just below it
+        return low - 1, StopReason.NOT_STOPPED
+    h = tried[-1]
+    if n[h] == 3 and y[h] == 1:
+        return h, StopReason.NOT_STOPPED
+    # h passed (0/3 or <= 1/6): it is below `low`, so it has at most 1 DLT
+    if h == k - 1:
+        return None, StopReason.TOP_TIER_TOLERATED
+    if h + 1 < low:
+        return h + 1, StopReason.NOT_STOPPED
+    if deescalation and n[h] == 3:
+        return h, StopReason.NOT_STOPPED
+    return None, StopReason.MTD_IDENTIFIED
+
+
+@pytest.mark.parametrize("deescalation", [False, True])
+def test_vectorised_kernel_equals_scalar_reference_on_any_counts(deescalation):
+    k = 4
+    design = doseesc.ThreePlusThree(k, deescalation=deescalation, max_n=10 ** 6)
+    rng = np.random.default_rng(0)
+    ns = rng.choice([0, 3, 6], size=(5000, k))
+    ns[ns.sum(axis=1) == 0, 0] = 3
+    ys = np.minimum(rng.integers(0, 4, size=(5000, k)), ns)
+    cur = rng.integers(0, k, size=5000)  # ignored by the rules
+    dec = design.step(TrialState.from_counts(ns, ys, cur))
+    for i in range(5000):
+        nxt, reason = scalar_three_plus_three(ns[i], ys[i], deescalation)
+        assert dec.reason[i] == reason, (ns[i], ys[i])
+        assert dec.stop[i] == (nxt is None)
+        assert dec.next[i] == (-1 if nxt is None else nxt)
