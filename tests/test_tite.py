@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -626,3 +627,33 @@ def test_no_doubled_prefix_in_the_bundled_designs_descriptions():
     assert seen >= 3
     text = doseesc.TITECRM(SK, 0.25, max_n=20, model="logistic", weights="adaptive").describe()
     assert text.startswith("TITE-CRM (logistic) (adaptive weights): logistic model") and "TITE-TITE" not in text
+
+
+def test_tite_boin12_authors_rules_stop_on_observed_dlts_and_wait_for_pending_responses():
+    """TITE-BOIN12 with the authors' rules (the default). Lowest tier, 3 DLTs among 3: eliminated with every
+    tier above (P(p_T > 0.35 | Beta(4, 1)) = 0.985 > 0.95), stop with no dose; the app's rules treat again.
+    Nine patients at tier 1 with no DLT and no response yet, every response pending at 20 of 90 days: counting
+    them as non-responders would make the tier futile (P(p_E < 0.25 | Beta(1, 10)) = 0.944 > 0.90), but under
+    the approximated likelihood ESS_E = 9 x 20/90 = 2 and P(p_E < 0.25 | Beta(1, 3)) = 1 - 0.75^3 = 0.578: the
+    tier stays open and the design does not stop."""
+    d = doseesc.TITEBOIN12(3, max_n=30)
+    rec = doseesc.recommend(d, "1TTT", follow_up=[5, 6, 7], window=28, eff_follow_up=[20, 20, 20], eff_window=90,
+                            warn=False)
+    assert rec.stop and rec.selected == -1
+    app = dataclasses.replace(d, variant="app")
+    rec = doseesc.recommend(app, "1TTT", follow_up=[5, 6, 7], window=28, eff_follow_up=[20, 20, 20], eff_window=90,
+                            warn=False)
+    assert not rec.stop and rec.next_tier == 0
+    assert 1 - 0.75 ** 3 == pytest.approx(0.578125)
+    st = doseesc.TrialState.from_counts([[9, 0, 0]], [[0, 0, 0]], [0], e=[[0, 0, 0]])
+    st.pt_tier = np.zeros((1, 9), dtype=np.int32)
+    st.pt_dlt = np.zeros((1, 9), dtype=bool)
+    st.pt_follow = np.ones((1, 9))
+    st.pt_eff = np.zeros((1, 9), dtype=bool)
+    st.pt_eff_follow = np.full((1, 9), 20 / 90)
+    tox, futile = d.elimination(st)
+    assert not tox.any() and not futile.any()
+    complete = doseesc.TrialState.from_counts([[9, 0, 0]], [[0, 0, 0]], [0], e=[[0, 0, 0]])
+    assert d.elimination(complete)[1][0].tolist() == [True, False, False]
+    dec = d.step(st)
+    assert not dec.stop[0]

@@ -385,7 +385,13 @@ class TITEBOIN12(BOIN12):
     - admissibility from Beta(1 + y, 1 + ESS - y) for each outcome.
 
     BOIN12's rules then run on p^_T at the current tier (n_d counts every
-    assigned patient). **Accrual is suspended** (the next patient waits) while
+    assigned patient). With the authors' rules (the default ``variant``),
+    a tier is eliminated for toxicity, with every tier above, from the DLTs
+    observed among all assigned patients (as TITE-BOIN and R TITEgBOIN), and
+    for futility from the responses under the approximated likelihood
+    (pending responses are not failures), n >= 3; the lowest tier eliminated
+    for toxicity stops the trial with no dose. ``variant="app"`` keeps the
+    app's admissibility, from Beta(1 + y, 1 + ESS - y) for each outcome. **Accrual is suspended** (the next patient waits) while
     more than ``max_pending`` (half) of the patients at the current tier have
     their toxicity *or* their response pending, unless the trial stops or the
     current tier is inadmissible (then the design acts at once). Optionally
@@ -445,7 +451,23 @@ class TITEBOIN12(BOIN12):
         futile = stats.beta.cdf(self.phi_e, 1 + e, 1 + ess_e - e)
         return {"pending_tox": m_t, "pending_eff": m_e, "ess_tox": ess_t, "ess_eff": ess_e, "p_tox": p_t,
                 "p_eff": p_e, "x": x, "desirability": ds, "admissible": (over < self.c_t) & (futile < self.c_e),
-                "complete": per_tier(~pend_t & ~pend_e), "responses": e}
+                "futile": futile, "complete": per_tier(~pend_t & ~pend_e), "responses": e}
+
+    def _eliminated_with_pending(self, state: TrialState, s: dict, pending: np.ndarray):
+        """The authors' elimination with pending outcomes, shape ``(n_trials, n_tiers)`` each: toxicity from
+        the DLTs observed among all assigned patients (pending counted as without DLT, as TITE-BOIN and R
+        TITEgBOIN; DLTs only accrue, so it stays persistent); futility, at tiers with a pending outcome, from
+        the responses under the approximated likelihood (Beta(1 + e, 1 + ESS_E - e), n >= 3), since pending
+        responses are not failures."""
+        tox, futile = BOIN12.elimination(self, state)
+        futile = np.where(pending, (state.n >= 3) & (s["futile"] > self.c_e), futile)
+        return tox, futile
+
+    def elimination(self, state: TrialState):
+        if state.pt_tier is None or state.pt_eff is None:
+            return super().elimination(state)
+        s = self.pending_summary(state)
+        return self._eliminated_with_pending(state, s, (s["pending_tox"] + s["pending_eff"]) > 0)
 
     def decide(self, state: TrialState) -> Decision:
         if state.pt_tier is None or state.pt_eff is None:
@@ -460,7 +482,12 @@ class TITEBOIN12(BOIN12):
         ok = np.where(pending, s["admissible"], self.admissible(state))
         nd = state.n[rows, d]
         p = np.where(pending[rows, d], s["p_tox"][rows, d], state.y[rows, d] / np.maximum(nd, 1))
-        dec = self._move(state, p, ds, ok)
+        if self.variant == "authors":
+            tox, futile = self._eliminated_with_pending(state, s, pending)
+            ok = ~(np.maximum.accumulate(tox, axis=1) | futile)
+            dec = self._move_authors(state, p, ds, tox, futile)
+        else:
+            dec = self._move_app(state, p, ds, ok)
         many = np.maximum(s["pending_tox"][rows, d], s["pending_eff"][rows, d]) > self.max_pending * nd
         early = (dec.next > d) & (s["complete"][rows, d] < self.min_complete)
         dec.wait = ~dec.stop & ok[rows, d] & (many | early)
@@ -495,7 +522,7 @@ class TITEBOIN12(BOIN12):
         # a response pending at the current tier, and the tier futile once every pending response is ascertained
         # (ESS_E = n, its largest value): only those trials can turn futile before an event
         some = np.flatnonzero(at.any(axis=1) & (stats.beta.cdf(self.phi_e, 1 + e_here, 1 + n_here - e_here)
-                                                >= self.c_e))
+                                                >= self.c_e) & ((n_here >= 3) | (self.variant == "app")))
         if some.size == 0:
             return inf, target
         sub = state.take(some)
@@ -505,7 +532,11 @@ class TITEBOIN12(BOIN12):
         m_e = s["pending_eff"][rows, d]
         nd = np.asarray(sub.n, float)[rows, d]
         ed = s["responses"][rows, d]
-        ok = s["admissible"][rows, d]
+        if self.variant == "authors":
+            tox, futile = self._eliminated_with_pending(sub, s, (s["pending_tox"] + s["pending_eff"]) > 0)
+            ok = ~(np.maximum.accumulate(tox, axis=1) | futile)[rows, d]
+        else:
+            ok = s["admissible"][rows, d]
 
         def futile(ess, r):
             return stats.beta.cdf(self.phi_e, 1 + ed[r], 1 + ess - ed[r]) >= self.c_e
