@@ -156,3 +156,22 @@ def test_exact_refuses_before_expanding_too_many_states():
         doseesc.exact(d, S, max_states=100_000)
     with pytest.raises(doseesc.DesignError, match="expansion = 1000"):
         doseesc.OBDPick(doseesc.ThreePlusThree(3), expansion=1000)
+
+
+def test_obd_pick_never_names_a_tier_its_expansion_shows_too_toxic():
+    """BOIN (target 0.25) names tier 2 (0/3 at tier 1, 1/6 at tier 2); the expansion of 6 at tier 2 has 5 DLTs:
+    6/12 there, P(p_T > 0.25 | Beta(7, 7)) = 0.976 > 0.95. Tier 2 has the better observed utility (many
+    responses) but cannot be named: the OBD is tier 1. With the screen set off (tox_cutoff 0.9999) tier 2 is
+    named, which shows the screen is what decides."""
+    from scipy import stats
+    assert stats.beta.sf(0.25, 7, 7) == pytest.approx(0.9757, abs=1e-4)
+    st = doseesc.TrialState.from_counts([[3, 12, 0]], [[0, 6, 0]], [1], e=[[0, 12, 0]], ye=[[0, 6, 0]],
+                                        phase=[2], aux=[1])
+    d = doseesc.OBDPick(doseesc.BOIN(0.25, 3, max_n=18), expansion=6)
+    assert d.too_toxic(st).tolist() == [[False, True, True]]
+    assert d.conclude(st, np.array([doseesc.StopReason.EXPANSION_DONE], dtype=np.int8))[0] == 0
+    loose = doseesc.OBDPick(doseesc.BOIN(0.25, 3, max_n=18), expansion=6, tox_cutoff=0.9999)
+    assert loose.conclude(st, np.array([doseesc.StopReason.EXPANSION_DONE], dtype=np.int8))[0] == 1
+    assert doseesc.design_from_dict(loose.to_dict()) == loose
+    assert "P(DLT rate > 0.25) > 0.95" in d.describe()
+    assert "P(DLT rate > 0.333) > 0.95" in doseesc.OBDPick(doseesc.ThreePlusThree(3)).describe()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy import stats
 
 from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
-from .base import Design, check_int, design_from_dict, register
+from .base import Design, check_int, check_prob, design_from_dict, register
 
 #: BOIN12's default utility of the four outcomes: neither, DLT only, response only, both.
 DEFAULT_UTILITY = (40.0, 0.0, 100.0, 60.0)
@@ -37,7 +38,10 @@ class OBDPick(Design):
     3. The OBD is the tried tier at or below ``m`` with the highest mean
        observed utility (``utility`` of the four outcomes, BOIN12's defaults:
        neither 40, DLT only 0, response only 100, both 60; the lower tier on
-       ties); no OBD when the base names no MTD.
+       ties); no OBD when the base names no MTD. A tier the data (expansion
+       included) show to be too toxic cannot be named, nor any tier above it:
+       with n >= 3, P(p_T > target | Beta(1 + y, 1 + n - y)) > ``tox_cutoff``
+       (0.95), target the base's (1/3 for a base without one, such as 3+3).
 
     The maximum sample size is the base's ``max_n`` plus ``2 x expansion``.
     """
@@ -48,6 +52,7 @@ class OBDPick(Design):
     base: Design
     expansion: int = 0
     utility: tuple[float, float, float, float] = DEFAULT_UTILITY
+    tox_cutoff: float = dataclasses.field(default=0.95, kw_only=True)
 
     def __post_init__(self):
         base = self.base
@@ -71,6 +76,7 @@ class OBDPick(Design):
         if len(u) != 4:
             raise DesignError(f"utility = {self.utility!r} needs 4 values: neither, DLT only, response only, both")
         object.__setattr__(self, "utility", u)
+        check_prob(self.tox_cutoff, "tox_cutoff")
         self._check_slots()
 
     # properties forwarded to the base design
@@ -197,15 +203,30 @@ class OBDPick(Design):
             m[in_base] = self.base.conclude(state.take(in_base), reason[in_base])
         u = observed_utility(state, self.utility)
         k = self.n_tiers
-        ok = (np.arange(k)[None, :] <= m[:, None]) & (state.n > 0)
+        ok = (np.arange(k)[None, :] <= m[:, None]) & (state.n > 0) & ~self.too_toxic(state)
         score = np.where(ok, u, -np.inf)
         best = np.argmax(score, axis=1).astype(np.int32)
         return np.where(ok.any(axis=1), best, -1).astype(np.int32)
+
+    @property
+    def tox_target(self) -> float:
+        """The DLT rate the pick's toxicity screen is against: the base's target, else 1/3."""
+        target = self.target
+        return 1 / 3 if target is None else float(target)
+
+    def too_toxic(self, state: TrialState) -> np.ndarray:
+        """Tiers the data show to be too toxic, and every tier above the lowest such, shape
+        ``(n_trials, n_tiers)``: n >= 3 and P(p_T > target | Beta(1 + y, 1 + n - y)) > ``tox_cutoff``."""
+        n, y = np.asarray(state.n, float), np.asarray(state.y, float)
+        over = (n >= 3) & (stats.beta.sf(self.tox_target, 1 + y, 1 + n - y) > self.tox_cutoff)
+        return np.maximum.accumulate(over, axis=1)
 
     def to_dict(self) -> dict:
         out = {"type": self.kind, "base": self.base.to_dict(), "expansion": self.expansion}
         if self.utility != DEFAULT_UTILITY:
             out["utility"] = list(self.utility)
+        if self.tox_cutoff != 0.95:
+            out["tox_cutoff"] = self.tox_cutoff
         return out
 
     def describe(self) -> str:
@@ -213,4 +234,6 @@ class OBDPick(Design):
                if self.expansion else "")
         n, t, e, b = self.utility
         return (f"{self.base.describe()}{exp}; OBD = the tried tier at or below the MTD with the best observed "
-                f"utility (response without DLT {e:g}, neither {n:g}, both {b:g}, DLT without response {t:g})")
+                f"utility (response without DLT {e:g}, neither {n:g}, both {b:g}, DLT without response {t:g}), "
+                f"never a tier at or above one with P(DLT rate > {self.tox_target:.3g}) > {self.tox_cutoff:g} "
+                "(n >= 3)")
