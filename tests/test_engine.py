@@ -141,44 +141,6 @@ def test_hand_worked_paths(deescalation, patients, log, selected, reason):
     assert rec.stop and rec.selected == selected - 1 and rec.reason == reason
 
 
-def scalar_three_plus_three(n, y, d, deescalation):
-    """Plain-Python 3+3 rule written from the protocol text: returns (next tier or None, stop reason)."""
-    k = len(n)
-    passed = (n[d] == 3 and y[d] == 0) or (n[d] == 6 and y[d] <= 1)
-    if n[d] == 3 and y[d] == 1:
-        return d, StopReason.NOT_STOPPED
-    if passed:
-        if d == k - 1:
-            return None, StopReason.TOP_TIER_TOLERATED
-        if deescalation and n[d + 1] > 0:
-            return None, StopReason.MTD_IDENTIFIED
-        return d + 1, StopReason.NOT_STOPPED
-    # too toxic
-    if d == 0:
-        return None, StopReason.LOWEST_TIER_TOXIC
-    if deescalation and n[d - 1] < 6:
-        return d - 1, StopReason.NOT_STOPPED
-    return None, StopReason.MTD_IDENTIFIED
-
-
-@pytest.mark.parametrize("deescalation", [False, True])
-def test_vectorised_kernel_equals_scalar_reference(deescalation):
-    k = 4
-    design = doseesc.ThreePlusThree(k, deescalation=deescalation, max_n=10 ** 6)
-    rng = np.random.default_rng(0)
-    ns = rng.choice([0, 3, 6], size=(5000, k))
-    ys = np.minimum(rng.integers(0, 4, size=(5000, k)), ns)
-    cur = rng.integers(0, k, size=5000)
-    ns[np.arange(5000), cur] = rng.choice([3, 6], size=5000)
-    ys = np.minimum(ys, ns)
-    dec = design.step(TrialState.from_counts(ns, ys, cur))
-    for i in range(5000):
-        nxt, reason = scalar_three_plus_three(ns[i], ys[i], cur[i], deescalation)
-        assert dec.reason[i] == reason, (ns[i], ys[i], cur[i])
-        assert dec.stop[i] == (nxt is None)
-        assert dec.next[i] == (-1 if nxt is None else nxt)
-
-
 def test_stopped_trials_never_change():
     design = DESIGNS[1]
     r1 = doseesc.simulate(design, TRUTH, 3000, rng=9)

@@ -197,8 +197,9 @@ def test_stop_when_deescalation_impossible():
     assert doseesc.recommend(d, "1NNN 2NNT", warn=False).next_tier == 0
     dec = _step(d, [3, 0, 0], [1, 0, 0], 0)
     assert dec.fired[0] & Rule.DEESCALATION_IMPOSSIBLE
-    # a design that does not report its wish (down None) falls back to next < current: never at tier 1
-    assert not doseesc.recommend(doseesc.BOIN(0.25, 3, max_n=18).stop_when_deescalation_impossible(), "1NNT").stop
+    # BOIN itself (every interval design) reports its wish to de-escalate, so the rule fires there too
+    rec = doseesc.recommend(doseesc.BOIN(0.25, 3, max_n=18).stop_when_deescalation_impossible(), "1NNT")
+    assert rec.stop and rec.reason == StopReason.DEESCALATION_IMPOSSIBLE and rec.selected == -1
 
 
 def test_stop_at_n_and_n_at_any_or_a_named_tier():

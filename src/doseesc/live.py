@@ -273,7 +273,7 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_fol
     if dec.stop[0]:
         why = StopReason(int(dec.reason[0]))
         complete = TrialState.from_counts(n, y, last.tier, e=e, ye=ye)
-        sel = -1 if why in (StopReason.LOWEST_TIER_TOXIC, StopReason.SAFETY) else \
+        sel = -1 if why == StopReason.LOWEST_TIER_TOXIC or why.no_dose else \
             int(design.conclude(complete, np.array([int(why)]))[0])
         return Recommendation(design.label, text, -1, True, why, sel, *counts, ladder, pending=pending)
     return Recommendation(design.label, text, int(dec.next[0]), False, StopReason.NOT_STOPPED, None, *counts, ladder,

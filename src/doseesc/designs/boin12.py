@@ -344,11 +344,10 @@ class BOIN12(Design):
         return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason)
 
     def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
-        """Final tier of stopped trials; no dose after the authors' elimination stops."""
+        """Final tier of stopped trials; no dose after the design's own stops for toxicity or elimination (as
+        :func:`~doseesc.recommend` reports them)."""
         sel = super().conclude(state, reason)
-        if self.variant == "authors":
-            sel = np.where(reason == StopReason.LOWEST_TIER_TOXIC, -1, sel).astype(np.int32)
-        return sel
+        return np.where(reason == StopReason.LOWEST_TIER_TOXIC, -1, sel).astype(np.int32)
 
     # -- final OBD ------------------------------------------------------------
     def estimates(self, state: TrialState):

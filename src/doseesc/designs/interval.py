@@ -126,7 +126,8 @@ class IntervalDesign(Design):
         stop = gone[:, 0].copy()
         reason = np.where(stop, np.int8(StopReason.LOWEST_TIER_TOXIC), np.int8(0)).astype(np.int8)
         fired = np.where(gone.any(axis=1), np.int16(Rule.ELIMINATION), np.int16(0)).astype(np.int16)
-        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason, fired=fired)
+        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason, fired=fired,
+                        down=code == D)
 
     # -- selection -------------------------------------------------------
     def select(self, state: TrialState) -> np.ndarray:

@@ -794,7 +794,7 @@ def simulate_tite_batch(design, scenario, cal, seq, start: int, stop: int) -> di
     final = _state_at(np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
     complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=current.astype(np.int32),
                           active=np.zeros(n, dtype=bool))
-    no_dose = (reason == StopReason.LOWEST_TIER_TOXIC) | (reason == StopReason.SAFETY)
+    no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
     sel = design.conclude(complete, reason)
     selected[:] = np.where(no_dose, -1, sel)
     decision = np.where(no_dose, stop_t, np.maximum(stop_t, ends))
