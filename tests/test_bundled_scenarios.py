@@ -85,3 +85,16 @@ def test_every_interval_design_on_every_bundled_scenario(path, scenario):
         ps = np.clip(ex.p_select, 0, 1)
         assert np.all(np.abs(mc.p_select - ps) <= 4 * np.sqrt(ps * (1 - ps) / 4000) + 1e-15), cls.__name__
         assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(4000) + 1e-9, cls.__name__
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_bundled_crm_designs_have_a_safety_stop_that_acts(path):
+    """Every CRM-type design of a bundled file states its safety stop, and in the file's lowest-too-toxic
+    scenario it stops with no dose in a real share of trials (before: 0%); 1,000 trials, so P(no dose) > 0.1
+    is far above its MCSE."""
+    proto = doseesc.load_protocol(path)
+    crms = [d for d in proto.designs.values() if d.kind in ("CRM", "TITE-CRM")]
+    assert crms and all(d.safety_cutoff is not None for d in crms)
+    crm = next(d for d in crms if d.kind == "CRM")
+    mc = doseesc.simulate(crm, proto.scenarios["lowest-too-toxic"], 1000, rng=3)
+    assert mc.p_no_dose > 0.1
