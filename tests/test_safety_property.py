@@ -17,12 +17,12 @@ import doseesc
 from doseesc import TrialState
 
 DESIGNS = {
-    "BOIN12": (doseesc.BOIN12(4, max_n=10**4, cap=10**4), 0.35, 0.95),
-    "BOIN12 (c_t 0.9)": (doseesc.BOIN12(4, max_n=10**4, cap=10**4, phi_t=0.3, c_t=0.9), 0.3, 0.9),
-    "TITE-BOIN12": (doseesc.TITEBOIN12(4, max_n=10**4, cap=10**4), 0.35, 0.95),
-    "BOIN-ET": (doseesc.BOINET(4, max_n=10**4), 0.3, 0.95),
-    "BOIN": (doseesc.BOIN(0.25, 4, max_n=10**4), 0.25, 0.95),
-    "obd-pick(BOIN)": (doseesc.OBDPick(doseesc.BOIN(0.25, 4, max_n=10**4)), 0.25, 0.95),
+    "BOIN12": (doseesc.BOIN12(4, max_n=60, cap=60), 0.35, 0.95),
+    "BOIN12 (c_t 0.9)": (doseesc.BOIN12(4, max_n=60, cap=60, phi_t=0.3, c_t=0.9), 0.3, 0.9),
+    "TITE-BOIN12": (doseesc.TITEBOIN12(4, max_n=60, cap=60), 0.35, 0.95),
+    "BOIN-ET": (doseesc.BOINET(4, max_n=60), 0.3, 0.95),
+    "BOIN": (doseesc.BOIN(0.25, 4, max_n=60), 0.25, 0.95),
+    "obd-pick(BOIN)": (doseesc.OBDPick(doseesc.BOIN(0.25, 4, max_n=60)), 0.25, 0.95),
 }
 
 
@@ -58,7 +58,7 @@ def test_no_design_goes_on_at_a_tier_over_its_elimination_cutoff(name):
 
 
 def test_the_app_rules_of_boin12_do_go_on_at_a_too_toxic_lowest_tier():
-    design = doseesc.BOIN12(4, max_n=10**4, cap=10**4, variant="app")
+    design = doseesc.BOIN12(4, max_n=60, cap=60, variant="app")
     st = random_states(7)
     dec = design.step(st)
     assert (~dec.stop & over_cutoff(st, dec.next, 0.35, 0.95)).any()

@@ -112,7 +112,12 @@ class IntervalDesign(Design):
         up = np.minimum(d + 1, k - 1)
         can_up = (d < k - 1) & ~gone[rows, up]
         nxt = np.where((code == E) & can_up, d + 1, d)
-        nxt = np.where(((code == D) | gone[rows, d]) & (d > 0), d - 1, nxt)
+        # de-escalation goes to the highest open tier below (d - 1 in any reachable trial; a live log that
+        # deviates can stand above an eliminated tier)
+        tiers = np.arange(k)[None, :]
+        below = np.where(~gone & (tiers < d[:, None]), tiers, -1).max(axis=1)
+        down = np.where(below >= 0, below, d - 1)
+        nxt = np.where(((code == D) | gone[rows, d]) & (d > 0), down, nxt)
         return nxt
 
     def decide(self, state: TrialState) -> Decision:
