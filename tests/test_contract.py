@@ -131,7 +131,7 @@ def _scalar_interval_step(design, n, y, d):
         return None, StopReason.LOWEST_TIER_TOXIC
     letter = "ESD"[design.grid[n[d], y[d]]]
     if d >= gone_from:
-        nxt = d - 1
+        nxt = gone_from - 1                  # the highest open tier below
     elif letter == "E":
         nxt = d + 1 if d + 1 < k and d + 1 < gone_from else d
     elif letter == "D":
