@@ -31,6 +31,12 @@ _TABLE_N = 17
 _ELIM_TABLE_N = 256
 
 
+def eliminated(tox: np.ndarray, futile: np.ndarray) -> np.ndarray:
+    """Tiers closed by the authors' elimination, shape ``(n_trials, n_tiers)``: a tier too toxic on its own
+    counts closes itself and every tier above it; a futile one closes itself alone."""
+    return np.maximum.accumulate(tox, axis=1) | futile
+
+
 def _cells(state):
     n, y, e, ye = _counts(state)
     return n - y - e + ye, y - ye, e - ye, ye   # neither, DLT only, response only, both
@@ -213,7 +219,7 @@ class BOIN12(Design):
         or the app's admissibility (P(p_T > phi_t) < c_t and P(p_E < phi_e) < c_e, whatever n)."""
         if self.variant == "authors":
             tox, futile = self.elimination(state)
-            return ~(np.maximum.accumulate(tox, axis=1) | futile)
+            return ~eliminated(tox, futile)
         n = np.asarray(state.n)
         if n.max(initial=0) <= self._limit:
             e = np.round(np.asarray(state.e, float)).astype(np.intp)
@@ -314,7 +320,7 @@ class BOIN12(Design):
         d = state.current
         nd = state.n[rows, d]
         lam_e, lam_d = self.boundaries
-        gone = np.maximum.accumulate(tox, axis=1) | futile
+        gone = eliminated(tox, futile)
         below = np.where(~gone & (tiers < d[:, None]), tiers, -1).max(axis=1)       # -1: none
         above = np.where(~gone & (tiers > d[:, None]), tiers, k).min(axis=1)        # k: none
         gone_d = gone[rows, d]

@@ -30,7 +30,7 @@ from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
 from .base import check_int, check_prob, register
 from .boin import BOIN
-from .boin12 import BOIN12
+from .boin12 import BOIN12, eliminated
 from .crm import CRM
 from .interval import D, E, S
 
@@ -484,7 +484,7 @@ class TITEBOIN12(BOIN12):
         p = np.where(pending[rows, d], s["p_tox"][rows, d], state.y[rows, d] / np.maximum(nd, 1))
         if self.variant == "authors":
             tox, futile = self._eliminated_with_pending(state, s, pending)
-            ok = ~(np.maximum.accumulate(tox, axis=1) | futile)
+            ok = ~eliminated(tox, futile)
             dec = self._move_authors(state, p, ds, tox, futile)
         else:
             dec = self._move_app(state, p, ds, ok)
@@ -534,7 +534,7 @@ class TITEBOIN12(BOIN12):
         ed = s["responses"][rows, d]
         if self.variant == "authors":
             tox, futile = self._eliminated_with_pending(sub, s, (s["pending_tox"] + s["pending_eff"]) > 0)
-            ok = ~(np.maximum.accumulate(tox, axis=1) | futile)[rows, d]
+            ok = ~eliminated(tox, futile)[rows, d]
         else:
             ok = s["admissible"][rows, d]
 
