@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 import doseesc
-from doseesc.engine import run_batch
+from doseesc.engines.montecarlo import run_batch
 from doseesc.state import StopReason, TrialState
 
 K = 4

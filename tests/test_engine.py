@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import doseesc
-from doseesc.engine import run_batch
+from doseesc.engines.montecarlo import run_batch
 from doseesc.state import StopReason, TrialState
 
 DESIGNS = [doseesc.ThreePlusThree(4), doseesc.ThreePlusThree(4, deescalation=True),

@@ -108,8 +108,8 @@ def test_incomplete_start_cohort_is_completed():
 
 def test_refuses_large_trees_naming_a_smaller_k():
     d = doseesc.BOIN(0.25, 6, max_n=36)
-    assert doseesc.paths.__module__ == "doseesc.paths"
-    from doseesc.paths import count_nodes
+    assert doseesc.paths.__module__ == "doseesc.engines.paths"
+    from doseesc.engines.paths import count_nodes
     counts = count_nodes(d, 4)
     dp = doseesc.paths(d, 4)
     assert counts == list(dp.nodes().groupby("cohort").size())  # the count is exact

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 import doseesc
 from doseesc.cli import main
-from doseesc.paths import paths as dose_paths
+from doseesc.engines.paths import paths as dose_paths
 from doseesc.report.committee import build_report
 from doseesc.report.document import render_html
 from doseesc.report.labels import design_colours, tier_labels

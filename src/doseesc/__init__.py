@@ -16,15 +16,11 @@ from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2,
                       design_from_dict)
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .calendar import Calendar
-from .coherence import Coherence, coherence
 from .compare import Comparison, compare
 from .designs.crm import calibrate_halfwidth
-from .engine import simulate
+from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
-from .exact import exact
-from .live import Recommendation, recommend
 from .outcomes import format_outcomes, parse_outcomes
-from .paths import DosePaths, paths
 from .protocol import Protocol, load_protocol
 from .results import OperatingCharacteristics
 from .obd import OBDDefinition

@@ -727,7 +727,7 @@ def impact(with_model, without_model):
 def actual_dose_impact(design, scenario, ladder: DoseLadder, dose_model: DoseModel, n_trials: int = 10_000, *,
                        rng=None, obd=None, target=None):
     """Simulate ``design`` with and without ``dose_model`` on the same trials and return :func:`impact`."""
-    from .engine import simulate
+    from .engines.montecarlo import simulate
     from .rng import root_seed
 
     seq = root_seed(rng)

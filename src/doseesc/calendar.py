@@ -515,7 +515,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     time-to-event designs (``time_to_event = True``) are simulated in time,
     deciding with the pending patients' partial follow-up.
     """
-    from .engine import check_compatible, check_run, monte_carlo_result, plain_batch
+    from .engines.montecarlo import check_compatible, check_run, monte_carlo_result, plain_batch
     from .obd import resolve_obd
     from .results import provenance, resolve_target
     from .rng import root_seed
@@ -536,7 +536,7 @@ def simulate_timed(design, scenario, n_trials: int = 10_000, *, rng=None, target
     parts = []
     t0 = time.perf_counter()
     if dose_model is not None:
-        from .engine import simulate
+        from .engines.montecarlo import simulate
 
         plain = simulate(design, scenario, n_trials, rng=seq, target=target, ladder=ladder, obd=obd,
                          batch_size=batch_size, dose_model=dose_model)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DoseescError
-from .live import recommend as _recommend
+from .engines.live import recommend as _recommend
 from .protocol import load_protocol
 from .study import Study, run_protocol
 
@@ -323,8 +323,8 @@ def table(file, design, max_n, grid, fmt, plot):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw the paths to FILE.png/.pdf.")
 def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     """Every DLT-driven path of the next cohorts: the dose-transition pathway table."""
-    from .paths import MAX_NODES, count_nodes
-    from .paths import paths as _paths
+    from .engines.paths import MAX_NODES, count_nodes
+    from .engines.paths import paths as _paths
 
     proto = load_protocol(file)
     d = proto.design(design)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .designs.base import Design
-from .engine import simulate
+from .engines.montecarlo import simulate
 from .errors import DoseescError
 from .rng import root_seed, seed_record
 from .scenario import Scenario

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .engine import simulate
-from .exact import exact
+from .engines.montecarlo import simulate
+from .engines.exact import exact
 from .errors import DoseescError
 from .protocol import Protocol
 from .results import OperatingCharacteristics

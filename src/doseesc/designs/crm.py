@@ -267,7 +267,7 @@ def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, 
     """
     import pandas as pd
 
-    from ..engine import simulate
+    from ..engines.montecarlo import simulate
     from ..rng import root_seed
 
     if halfwidths is None:

@@ -285,7 +285,7 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     figures and a table per design; the decision table and first escalation paths of each
     design; provenance.
     """
-    from ..paths import paths as _paths
+    from ..engines.paths import paths as _paths
     from ..tables import decision_table
     from . import plots
 

@@ -1,0 +1,285 @@
+"""What to do next in a running trial: ``recommend(design, "1NNN 2NTN")``."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..designs.base import Design
+from ..errors import DesignError, DeviationWarning, OutcomeError
+from ..outcomes import Cohort, format_outcomes, parse_outcomes
+from ..state import StopReason, TrialState
+from ..tiers import DoseLadder
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The design's answer for a running trial.
+
+    ``next_tier`` is 0-based (``-1`` when the trial stops); ``selected`` is the
+    design's final choice when it stops (``-1``: no dose). ``deviations``
+    lists the cohorts where the log departs from what the design would have
+    done.
+    """
+
+    design: str
+    outcomes: str
+    next_tier: int
+    stop: bool
+    reason: StopReason
+    selected: int | None
+    n: tuple[int, ...]
+    y: tuple[int, ...]
+    ladder: DoseLadder
+    incomplete: int = 0
+    deviations: tuple[str, ...] = field(default=())
+    #: The design's memory after the log (counts per tier ``n``, ``y``, ``e``, ``ye`` and the multi-stage
+    #: ``phase``, ``aux``), so that callers (``paths``) go on from it without replaying the log again.
+    memory: dict | None = field(default=None, repr=False, compare=False)
+    #: Time-to-event designs: accrual is suspended (wait for more follow-up before the next patient).
+    wait: bool = False
+    #: Time-to-event designs: patients still within the DLT window without a DLT (or, for designs that use
+    #: response, within the response window without a response).
+    pending: int = 0
+
+    @property
+    def message(self) -> str:
+        lab = self.ladder.label
+        if self.wait:
+            return (f"suspend accrual: wait for more follow-up of the {self.pending} pending patient(s) before "
+                    f"treating the next patient (then at {lab(self.next_tier)} or as the design decides)")
+        if self.stop and self.pending and self.selected is not None and self.selected >= 0:
+            return (f"stop enrolling ({self.reason.text}); provisional choice {lab(self.selected)}: select when the "
+                    f"{self.pending} pending patient(s) complete the DLT window")
+        if self.incomplete:
+            return (f"complete the cohort at {lab(self.next_tier)}: {self.incomplete} more patient(s) "
+                    "before the next decision")
+        if self.stop:
+            sel = "no dose" if self.selected < 0 else lab(self.selected)
+            return f"stop the trial ({self.reason.text}); selected: {sel}"
+        return f"treat the next cohort at {lab(self.next_tier)}"
+
+    def __str__(self) -> str:
+        lines = [f"{self.design}, after {self.outcomes or '(no patients yet)'}:", f"  {self.message}"]
+        for t, label in enumerate(self.ladder.tier_labels):
+            if self.n[t]:
+                lines.append(f"  {label}: {self.y[t]} DLT / {self.n[t]} patients")
+        for d in self.deviations:
+            lines.append(f"  note: {d}")
+        return "\n".join(lines)
+
+
+def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder | None = None,
+              warn: bool = True, follow_up=None, window: float | None = None, eff_follow_up=None,
+              eff_window: float | None = None) -> Recommendation:
+    """The design's next step after the observed ``outcomes``.
+
+    ``outcomes`` is a trial log such as ``"1NNN 2NTN"``. The log is replayed
+    cohort by cohort through the same decision kernel the simulation engines
+    use; cohorts where the log departs from the design's recommendation are
+    reported in ``deviations`` (and as a :class:`DeviationWarning` if
+    ``warn``). An incomplete last cohort yields "complete the cohort".
+
+    Time-to-event designs (TITE-CRM, TITE-BOIN) take ``follow_up``: the days
+    each patient of the log (in order) has been followed, or for a patient
+    with a DLT (``T``) the day of the DLT, and ``window``, the DLT window in
+    days. An ``N`` followed for less than the window is *pending*. The design
+    then decides with the partial follow-up (possibly suspending accrual).
+    Without ``follow_up`` every patient counts as complete.
+
+    Time-to-event designs that use response (TITE-BOIN12) also take
+    ``eff_follow_up``: the days each patient has been followed for response,
+    or for a responder (``E`` or ``B``) the day of the response, and
+    ``eff_window``, the response window in days (default: ``window``). A
+    patient without a response followed for less than ``eff_window`` has a
+    pending response.
+    """
+    if not isinstance(design, Design):
+        raise DesignError(f"design = {design!r} is not a doseesc design")
+    if follow_up is not None:
+        return _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up, eff_window)
+    if eff_follow_up is not None:
+        raise DesignError("eff_follow_up needs follow_up (each patient's days of DLT follow-up) as well")
+    ladder = _ladder(design, ladder)
+    cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
+    text = format_outcomes(cohorts)
+    k = design.n_tiers
+    total = sum(c.size for c in cohorts)
+    if total > design.max_n:
+        raise OutcomeError(f"outcomes {text!r} has {total} patients, more than max_n = {design.max_n}")
+
+    deviations = []
+    n = np.zeros(k, dtype=np.int64)
+    y = np.zeros(k, dtype=np.int64)
+    e = np.zeros(k, dtype=np.int64)
+    ye = np.zeros(k, dtype=np.int64)
+    phase = aux = 0
+    expected = design.start
+    size = design.first_size
+    stopped = None
+    for i, c in enumerate(cohorts):
+        last = i == len(cohorts) - 1
+        if c.size > size or (c.size < size and not last):
+            raise OutcomeError(
+                f"outcomes {text!r}: cohort {i + 1} {str(c)!r} has {c.size} patients; "
+                f"{design.label} treats a cohort of {size} there")
+        if stopped is not None:
+            deviations.append(f"cohort {i + 1} ({c}) was treated after the design had stopped "
+                              f"({stopped.text})")
+            stopped = None
+        elif c.tier != expected:
+            deviations.append(f"cohort {i + 1} ({c}) was treated at {ladder.label(c.tier)}; "
+                              f"the design recommended {ladder.label(expected)}")
+        n[c.tier] += c.size
+        y[c.tier] += sum(c.tox)
+        e[c.tier] += sum(c.eff)
+        ye[c.tier] += sum(t and r for t, r in zip(c.tox, c.eff))
+        if c.size < size and n.sum() < design.max_n:
+            # incomplete last cohort: no decision yet
+            rec = Recommendation(design.label, text, c.tier, False, StopReason.NOT_STOPPED, None,
+                                 tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
+                                 incomplete=size - c.size, deviations=tuple(deviations),
+                                 memory=_memory(n, y, e, ye, phase, aux))
+            _warn(rec, warn)
+            return rec
+        state = TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
+                                       phase=phase, aux=aux)
+        design.check_state(state)
+        decided_on = state
+        dec = design.step(state)
+        if dec.phase is not None:
+            phase = int(dec.phase[0])
+        if dec.aux is not None:
+            aux = int(dec.aux[0])
+        if dec.stop[0]:
+            stopped = StopReason(int(dec.reason[0]))
+            expected = -1
+        else:
+            expected = int(dec.next[0])
+            size = design.cohort_size if dec.size is None else int(dec.size[0])
+    if not cohorts:
+        rec = Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None,
+                             (0,) * k, (0,) * k, ladder, memory=_memory(n, y, e, ye, phase, aux))
+        return rec
+    if stopped is not None:
+        sel = int(design.conclude(decided_on, np.array([int(stopped)]))[0])
+        rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
+                             tuple(int(v) for v in y), ladder, deviations=tuple(deviations),
+                             memory=_memory(n, y, e, ye, phase, aux))
+    else:
+        rec = Recommendation(design.label, text, expected, False, StopReason.NOT_STOPPED, None,
+                             tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
+                             deviations=tuple(deviations), memory=_memory(n, y, e, ye, phase, aux))
+    _warn(rec, warn)
+    return rec
+
+
+def _ladder(design: Design, ladder: DoseLadder | None) -> DoseLadder:
+    """The dose ladder to label ``design``'s tiers with (unlabelled tiers when None), checked against it."""
+    ladder = ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers)
+    if ladder.n_tiers != design.n_tiers:
+        raise DesignError(f"the ladder has {ladder.n_tiers} tiers but the design has {design.n_tiers}")
+    return ladder
+
+
+def _window(value, name: str, what: str):
+    """A window in days, refused unless a positive number."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise OutcomeError(f"{name} = {value!r}: give the {what} in days (a positive number)")
+    return value
+
+
+def _events_within(days: list, events: list, window, name: str, event: str, where: str) -> None:
+    """Refuse an event (DLT or response) dated after the end of its window."""
+    for i, v in enumerate(days):
+        if events[i] and v > window:
+            raise OutcomeError(f"{name}[{i}] = {v!r}: patient {i + 1} has {event}, which must occur within the "
+                               f"{where} ({window:g} days)")
+
+
+def _memory(n, y, e, ye, phase, aux) -> dict:
+    """The design's memory as 1-row arrays, as the engines hold it."""
+    row = lambda v: np.asarray(v, dtype=np.int32).reshape(1, -1)  # noqa: E731
+    return {"n": row(n), "y": row(y), "e": row(e), "ye": row(ye),
+            "phase": np.array([phase], dtype=np.int32), "aux": np.array([aux], dtype=np.int32)}
+
+
+def _days(values, name: str, size: int, text: str) -> list:
+    days = list(values)
+    if len(days) != size:
+        raise OutcomeError(f"{name} has {len(days)} values but outcomes {text!r} has {size} patients")
+    for i, v in enumerate(days):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+            raise OutcomeError(f"{name}[{i}] = {v!r} must be a number of days >= 0")
+    return days
+
+
+def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_follow_up=None,
+                    eff_window=None) -> Recommendation:
+    """A time-to-event design's next step from the log and each patient's follow-up (days)."""
+    if not getattr(design, "time_to_event", False):
+        raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN, TITE-BOIN12), not to "
+                          f"{design.label}, which decides on complete cohorts")
+    ladder = _ladder(design, ladder)
+    _window(window, "window", "DLT window")
+    cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
+    text = format_outcomes(cohorts)
+    tiers = [c.tier for c in cohorts for _ in range(c.size)]
+    tox = [bool(t) for c in cohorts for t in c.tox]
+    eff = [bool(e) for c in cohorts for e in c.eff]
+    days = _days(follow_up, "follow_up", len(tiers), text)
+    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    if uses_eff:
+        if eff_follow_up is None:
+            raise OutcomeError(f"{design.label} uses response: give eff_follow_up, the days each patient has been "
+                               "followed for response (the response day for an E or B)")
+        eff_window = _window(window if eff_window is None else eff_window, "eff_window", "response window")
+        eff_days = _days(eff_follow_up, "eff_follow_up", len(tiers), text)
+        _events_within(eff_days, eff, eff_window, "eff_follow_up", "a response", "response window")
+    elif eff_follow_up is not None:
+        raise DesignError(f"eff_follow_up applies to time-to-event designs that use response (TITE-BOIN12), not to "
+                          f"{design.label}")
+    _events_within(days, tox, window, "follow_up", "a DLT", "window")
+    if len(tiers) > design.max_n:
+        raise OutcomeError(f"outcomes {text!r} has {len(tiers)} patients, more than max_n = {design.max_n}")
+    k = design.n_tiers
+    if not cohorts:
+        return Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None, (0,) * k,
+                              (0,) * k, ladder)
+    frac = np.minimum(np.asarray(days, float) / float(window), 1.0)
+    pt_tier = np.asarray(tiers)[None, :]
+    pt_dlt = np.asarray(tox)[None, :]
+    n = np.bincount(tiers, minlength=k)
+    y = np.bincount(tiers, weights=tox, minlength=k).astype(int)
+    e = np.bincount(tiers, weights=eff, minlength=k).astype(int)
+    ye = np.bincount(tiers, weights=np.asarray(tox) & np.asarray(eff), minlength=k).astype(int)
+    last = cohorts[-1]
+    state = TrialState.from_counts(n, y, last.tier, e=e, last_n=last.size, last_y=sum(last.tox), ye=ye)
+    state.pt_tier, state.pt_dlt, state.pt_follow = pt_tier, pt_dlt, frac[None, :]
+    open_ = (~pt_dlt) & (frac[None, :] < 1)
+    if uses_eff:
+        pt_eff = np.asarray(eff, bool)[None, :]
+        frac_e = np.minimum(np.asarray(eff_days, float) / float(eff_window), 1.0)[None, :]
+        state.pt_eff, state.pt_eff_follow = pt_eff, frac_e
+        open_ = open_ | ((~pt_eff) & (frac_e < 1))
+    pending = int(open_.sum())
+    dec = design.step(state)
+    counts = (tuple(int(v) for v in n), tuple(int(v) for v in y))
+    if dec.wait is not None and dec.wait[0]:
+        return Recommendation(design.label, text, int(dec.next[0]), False, StopReason.NOT_STOPPED, None, *counts,
+                              ladder, wait=True, pending=pending)
+    if dec.stop[0]:
+        why = StopReason(int(dec.reason[0]))
+        complete = TrialState.from_counts(n, y, last.tier, e=e, ye=ye)
+        sel = -1 if why == StopReason.LOWEST_TIER_TOXIC or why.no_dose else \
+            int(design.conclude(complete, np.array([int(why)]))[0])
+        return Recommendation(design.label, text, -1, True, why, sel, *counts, ladder, pending=pending)
+    return Recommendation(design.label, text, int(dec.next[0]), False, StopReason.NOT_STOPPED, None, *counts, ladder,
+                          pending=pending)
+
+
+def _warn(rec: Recommendation, warn: bool) -> None:
+    if warn and rec.deviations:
+        warnings.warn("; ".join(rec.deviations), DeviationWarning, stacklevel=3)
