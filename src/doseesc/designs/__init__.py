@@ -1,5 +1,6 @@
 """Dose-escalation designs. Each is a frozen dataclass with a vectorised kernel."""
 
+from .aplusb import AplusB
 from .base import REGISTRY, Design, design_from_dict
 from .boin import BOIN, boin_boundaries
 from .boin12 import BOIN12
@@ -12,4 +13,4 @@ from .tite import TITEBOIN, TITEBOIN12, TITECRM
 
 __all__ = ["Design", "REGISTRY", "design_from_dict", "ThreePlusThree", "BOIN", "boin_boundaries", "MTPI", "MTPI2", "TPI",
            "I3Plus3", "Keyboard", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "BOINET", "boinet_boundaries",
-           "TITECRM", "TITEBOIN", "TITEBOIN12"]
+           "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB"]
