@@ -10,8 +10,7 @@ Library first: the command line and reports are thin clients of this API.
 1.0
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
                       design_from_dict)
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM

@@ -64,9 +64,7 @@ from scipy import special
 
 from .errors import DoseescError, ScenarioError
 from .rng import Stream, patient_uniforms
-
-#: Days per month (accrual rates are per month).
-DAYS_PER_MONTH = 365.25 / 12
+from .tiers import DAYS_PER_MONTH
 
 ACCRUAL = ("poisson", "fixed", "uniform")
 EVENT_TIMES = ("uniform", "weibull", "loglogistic")

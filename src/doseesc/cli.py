@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import DoseescError
 from .engines.live import recommend as _recommend
 from .protocol import load_protocol

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._version import __version__
 from .designs.base import Design
+from .errors import DoseescError
 from .outcomes import patient_log
 from .rng import seed_record
 from .scenario import Scenario, check_target
 from .state import Rule, StopReason
-from .tiers import DoseLadder
+from .tiers import DAYS_PER_MONTH, DoseLadder
 
 #: Quantiles of the sample size reported in every result.
 QUANTILES = (0.10, 0.50, 0.90)
@@ -55,8 +57,6 @@ def resolve_target(target, scenario: Scenario, design: Design) -> float | None:
 
 def provenance(design: Design, scenario: Scenario, *, method, n_trials, seed, batch_size,
                seconds, target) -> dict:
-    from . import __version__
-
     out = {
         "doseesc_version": __version__,
         "numpy_version": np.__version__,
@@ -336,8 +336,6 @@ class OperatingCharacteristics:
         withheld).
         """
         if self.dose_model is None or self.patients is None or "dose" not in self.patients:
-            from .errors import DoseescError
-
             raise DoseescError("dose_summary() needs a Monte Carlo run with an actual-dose model (dose_model=...)")
         dose = self.patients["dose"]
         tier = self.patients["assigned"]
@@ -565,9 +563,6 @@ class OperatingCharacteristics:
         the order-statistic 95% interval, as the sample-size quantiles), and
         ``months`` (the mean in months of 365.25 / 12 days).
         """
-        from .calendar import DAYS_PER_MONTH
-        from .errors import DoseescError
-
         if "duration_days" not in self.extra:
             raise DoseescError("duration_summary() needs a Monte Carlo run with a calendar (simulate(..., "
                                "calendar=Calendar(...)) or a [calendar] table in the scenario file)")

@@ -9,6 +9,9 @@ import numpy as np
 
 from .errors import ScenarioError
 
+#: Days per month (accrual rates are per month; durations are shown in months of this length).
+DAYS_PER_MONTH = 365.25 / 12
+
 
 def format_dose(value: float, unit: str = "") -> str:
     """Compact human label of a dose: ``3e5 cells/kg``, ``2.5e6 cells/kg``, ``50 mg``."""
