@@ -261,3 +261,10 @@ true_tox = [0.1, 0.2, 0.3, 0.45]
     assert proto.design("3+3") == AplusB(4)
     assert proto.design("3+3").max_n == 24
     assert "A+B design" in proto.design("2+4").describe()
+
+
+@pytest.mark.parametrize("design", [TWO_FOUR, AplusB.example(), AplusB(3)], ids=["2+4", "example", "3+3"])
+def test_check_design(design):
+    testing = pytest.importorskip("doseesc.testing")
+    report = testing.check_design(design)  # raises AssertionError naming the check on a failure
+    assert report["exact"] == "passed" and report["round trip"] == "passed"

@@ -220,3 +220,14 @@ true_tox = [0.1, 0.3, 0.5]
     assert proto.design("mapping") == DecisionTable(0.3, 3, max_n=6, table=ROWS, selection="last")
     oc = doseesc.exact(proto.design("inline"), proto.scenario("s"))
     assert oc.p_select.sum() == pytest.approx(1, abs=1e-12)
+
+
+@pytest.mark.parametrize("design", [
+    DecisionTable.example(),
+    DecisionTable(0.3, 3, max_n=12, table=ROWS, beyond="stop", selection="closest"),
+    DecisionTable(0.3, 3, max_n=6, table=ROWS, selection="last"),
+], ids=["boin", "beyond-stop", "last"])
+def test_check_design(design):
+    testing = pytest.importorskip("doseesc.testing")
+    report = testing.check_design(design)  # raises AssertionError naming the check on a failure
+    assert report["exact"] == "passed" and report["round trip"] == "passed"

@@ -76,6 +76,11 @@ class AplusB(Design):
         else:
             check_int(self.max_n, "max_n", minimum=self.A)
 
+    @classmethod
+    def example(cls) -> "AplusB":
+        """A 3+3 variant that escalates with up to 2 DLTs in 6, with de-escalation, four tiers."""
+        return cls(4, A=3, B=3, C=1, D=2, E=2, deescalation=True)
+
     def _check_parameters(self) -> None:
         for key in "ABC":
             check_int(getattr(self, key), key)

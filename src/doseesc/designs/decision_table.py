@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
 from .base import register
+from .boin import BOIN
 from .interval import D, E, S, IntervalDesign
 from .selection import closest
 
@@ -283,6 +284,11 @@ class DecisionTable(IntervalDesign):
                     max_n=design.max_n, table=tuple(table))
         args.update(kwargs)
         return cls(**args)
+
+    @classmethod
+    def example(cls) -> "DecisionTable":
+        """BOIN's table for target 0.25, four tiers, cohorts of 3, at most 18 patients."""
+        return cls.from_design(BOIN(0.25, 4, max_n=18))
 
     def to_dict(self) -> dict:
         out = super().to_dict()
