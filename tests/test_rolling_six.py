@@ -9,7 +9,8 @@ import pytest
 
 import doseesc
 import doseesc.designs.rolling_six  # noqa: F401  (registers "rolling-six" until designs/__init__ imports it)
-from doseesc.calendar import DAYS_PER_MONTH, Calendar
+from doseesc import Calendar
+from doseesc.tiers import DAYS_PER_MONTH
 from doseesc.designs.rolling_six import RollingSix, table_code
 from doseesc.errors import DesignError, DoseescError
 from doseesc.state import StopReason, TrialState
