@@ -302,3 +302,12 @@ def test_round_trip_registry_and_validation():
     with pytest.raises(DesignError, match="max_n"):
         RollingSix(3, max_n=1)
     assert "Skolnik" in d.describe()
+
+
+def test_check_design_contract():
+    testing = pytest.importorskip("doseesc.testing")
+    assert testing.example_design("rolling-six") == RollingSix.example()
+    report = testing.check_design(RollingSix.example(), n_trials=1000)
+    assert report["exact"].startswith("skipped") and report["paths"].startswith("skipped")
+    assert all(report[c] == "passed" for c in ("describe", "round trip", "reproducible", "batch invariance",
+                                               "trial bounds"))

@@ -93,6 +93,11 @@ class RollingSix(Design):
         check_int(self.max_n, "max_n", minimum=2)
         self._check_slots()
 
+    @classmethod
+    def example(cls) -> "RollingSix":
+        """Four tiers, at most 24 patients (6 per tier)."""
+        return cls(4, max_n=24)
+
     @property
     def cohort_size(self) -> int:
         return 1
