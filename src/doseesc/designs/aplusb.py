@@ -112,8 +112,9 @@ class AplusB(Design):
 
     def describe(self) -> str:
         A, B, C, D, E = self.A, self.B, self.C, self.D, self.E
+        middle = f"{C}/{A}" if C == D else f"{C}-{D}/{A}"
         text = (f"A+B design (Lin & Shih 2001), A={A}, B={B}, C={C}, D={D}, E={E}: cohorts of {A}; "
-                f"< {C}/{A} DLTs escalate, > {D}/{A} too toxic, {C}-{D}/{A} add {B} at the same tier; "
+                f"< {C}/{A} DLTs escalate, > {D}/{A} too toxic, {middle} add {B} at the same tier; "
                 f"<= {E}/{A + B} escalate, > {E}/{A + B} too toxic; ")
         if self.deescalation:
             text += (f"after a too-toxic tier de-escalate, adding {B} at a tier with {A}; MTD = highest tier with "
