@@ -9,10 +9,11 @@ from .crm import CRM, crm_skeleton
 from .decision_table import DecisionTable
 from .obd_pick import OBDPick
 from .interval_designs import MTPI, MTPI2, TPI, I3Plus3, Keyboard
+from .rolling_six import RollingSix
 from .three_plus_three import ThreePlusThree
 from .tite import TITEBOIN, TITEBOIN12, TITECRM
 
 __all__ = ["Design", "REGISTRY", "design_from_dict", "ThreePlusThree", "BOIN", "boin_boundaries", "MTPI", "MTPI2", "TPI",
            "I3Plus3", "Keyboard", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "BOINET", "boinet_boundaries",
            "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB",
-           "DecisionTable"]
+           "DecisionTable", "RollingSix"]
