@@ -7,6 +7,7 @@ The toy design FirstDLT below is the worked example of docs/contributing.md (kee
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -160,6 +161,16 @@ def test_first_dlt_exact_equals_closed_form():
     oc = doseesc.exact(FirstDLT(3, cohort_size=2), doseesc.Scenario(true_tox=[0.1, 0.2, 0.4], target=0.25))
     np.testing.assert_allclose(oc.p_select, [0.19, 0.2916, 0.331776, 0.186624], atol=1e-12)
     assert oc.expected_n == pytest.approx(4.6568, abs=1e-12)
+
+
+def test_contributing_doc_shows_this_first_dlt(root):
+    """docs/contributing.md walks through FirstDLT: its code block must be this file's class (plus @register)."""
+    doc = (root / "docs" / "contributing.md").read_text(encoding="utf-8")
+    block = doc[doc.index("@register\n@dataclasses.dataclass(frozen=True)\nclass FirstDLT"):]
+    block = block[len("@register\n"):block.index("```")].strip()
+    here = Path(__file__).read_text(encoding="utf-8")
+    ours = here[here.index("@dataclasses.dataclass(frozen=True)\nclass FirstDLT"):here.index("@pytest.fixture")]
+    assert block == ours.strip()
 
 
 def test_first_dlt_passes_check_design(registered):
