@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from math import comb, factorial
 
 import numpy as np
 
@@ -137,3 +138,36 @@ def compositions(c: int) -> np.ndarray:
     rows = [(n00, n10, n01, c - n00 - n10 - n01) for n00 in range(c + 1) for n10 in range(c + 1 - n00)
             for n01 in range(c + 1 - n00 - n10)]
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+def cohort_outcomes(c: int, probs: np.ndarray | None = None, joint: bool = False):
+    """The distinct outcomes of a cohort of ``c`` patients, and their probabilities at each tier.
+
+    Patient order within a cohort does not matter to a design, so a cohort has
+    ``c + 1`` outcomes on toxicity alone (0..c DLTs) and, with ``joint``, one per
+    split into (neither, DLT only, response only, both) in :func:`compositions`
+    order. Returns ``(dlts, responses, both, prob)``: int arrays over the
+    outcomes (``responses`` and ``both`` are 0 without ``joint``) and ``prob``
+    of shape ``(n_tiers, n_outcomes)`` (None without ``probs``). ``probs`` is
+    P(DLT) per tier, shape ``(n_tiers,)``, or with ``joint`` the joint
+    probabilities of the four cells per tier, shape ``(n_tiers, 4)``
+    (:meth:`~doseesc.scenario.Scenario.joint`). Each row of ``prob`` is a
+    binomial (a multinomial with ``joint``) distribution and sums to 1.
+    """
+    if not joint:
+        dlts = np.arange(c + 1)
+        zero = np.zeros(c + 1, dtype=np.int32)
+        prob = None
+        if probs is not None:
+            p = np.asarray(probs, dtype=float)[:, None]
+            coef = np.array([comb(c, int(j)) for j in dlts], dtype=float)
+            prob = coef[None, :] * p ** dlts[None, :] * (1 - p) ** (c - dlts)[None, :]
+        return dlts.astype(np.int32), zero, zero, prob
+    cells = compositions(c)
+    prob = None
+    if probs is not None:
+        coef = np.array([factorial(c) / np.prod([factorial(int(v)) for v in row]) for row in cells])
+        prob = coef[None, :] * np.prod(np.asarray(probs, dtype=float)[:, None, :] ** cells[None, :, :], axis=2)
+    dlts = (cells[:, 1] + cells[:, 3]).astype(np.int32)
+    responses = (cells[:, 2] + cells[:, 3]).astype(np.int32)
+    return dlts, responses, cells[:, 3].astype(np.int32), prob

@@ -142,6 +142,17 @@ class TrialState:
     phase, aux : int arrays, shape ``(n_trials,)``
         Stage of a multi-stage design and one integer it must remember (e.g.
         the MTD found before an expansion cohort); 0 otherwise.
+    size : int array, shape ``(n_trials,)``
+        Patients in each trial's next cohort, as the last decision set it
+        (:meth:`advance`); the engines start it at the design's ``first_size``
+        (0 where nothing set it, e.g. a state built by :meth:`from_counts`).
+    fired : int16 array, shape ``(n_trials,)``
+        :class:`Rule` bits of every rule that acted on the trial so far.
+
+    An engine moves a trial on with two operations, the only places its
+    memory changes: :meth:`add_cohort` (a cohort's outcomes at the current
+    tier) and :meth:`advance` (a :class:`Decision`: next tier, next cohort
+    size, multi-stage memory, stop).
     """
 
     n: np.ndarray
@@ -163,25 +174,30 @@ class TrialState:
     pt_follow: np.ndarray | None = None
     pt_eff: np.ndarray | None = None
     pt_eff_follow: np.ndarray | None = None
+    size: np.ndarray | None = None
+    fired: np.ndarray | None = None
 
     def __post_init__(self):
         t = self.n.shape[0]
-        for key in ("last_n", "last_y", "phase", "aux"):
+        for key in ("last_n", "last_y", "phase", "aux", "size"):
             if getattr(self, key) is None:
                 setattr(self, key, np.zeros(t, dtype=np.int32))
         if self.ye is None:
             self.ye = np.zeros_like(self.n)
+        if self.fired is None:
+            self.fired = np.zeros(t, dtype=np.int16)
 
     @classmethod
-    def empty(cls, n_trials: int, n_tiers: int, start: int = 0) -> "TrialState":
+    def empty(cls, n_trials: int, n_tiers: int, start: int = 0, size: int = 0) -> "TrialState":
+        """``n_trials`` trials with no patient yet, the first cohort of ``size`` at tier ``start``."""
         z = np.zeros((n_trials, n_tiers), dtype=np.int32)
         return cls(n=z, y=z.copy(), e=z.copy(),
                    current=np.full(n_trials, start, dtype=np.int32),
-                   active=np.ones(n_trials, dtype=bool))
+                   active=np.ones(n_trials, dtype=bool), size=np.full(n_trials, size, dtype=np.int32))
 
     @classmethod
     def from_counts(cls, n, y, current, e=None, last_n=None, last_y=None, ye=None, phase=None,
-                    aux=None) -> "TrialState":
+                    aux=None, size=None, fired=None) -> "TrialState":
         n = np.atleast_2d(np.asarray(n, dtype=np.int32))
         y = np.atleast_2d(np.asarray(y, dtype=np.int32))
         # e and ye may be float (probability-weighted means in the exact engine's merged states)
@@ -194,7 +210,8 @@ class TrialState:
         arr = lambda v, nd: None if v is None else (np.atleast_2d if nd == 2 else np.atleast_1d)(  # noqa: E731
             np.asarray(v, dtype=np.int32))
         return cls(n=n, y=y, e=e, current=current, active=np.ones(n.shape[0], dtype=bool), last_n=ln, last_y=ly,
-                   ye=None if ye is None else as_counts(ye), phase=arr(phase, 1), aux=arr(aux, 1))
+                   ye=None if ye is None else as_counts(ye), phase=arr(phase, 1), aux=arr(aux, 1),
+                   size=arr(size, 1), fired=None if fired is None else np.atleast_1d(np.asarray(fired, np.int16)))
 
     @property
     def n_trials(self) -> int:
@@ -215,18 +232,66 @@ class TrialState:
     _PATIENT_KEYS = ("pt_tier", "pt_dlt", "pt_follow", "pt_eff", "pt_eff_follow")
 
     def take(self, index) -> "TrialState":
+        """The trials ``index`` (a boolean mask or integer indices, repeats allowed) as a new state."""
         pts = {key: None if getattr(self, key) is None else getattr(self, key)[index] for key in self._PATIENT_KEYS}
         return TrialState(n=self.n[index], y=self.y[index], e=self.e[index],
                           current=self.current[index], active=self.active[index],
                           last_n=self.last_n[index], last_y=self.last_y[index], ye=self.ye[index],
-                          phase=self.phase[index], aux=self.aux[index], **pts)
+                          phase=self.phase[index], aux=self.aux[index], size=self.size[index],
+                          fired=self.fired[index], **pts)
 
     def copy(self) -> "TrialState":
         pts = {key: None if getattr(self, key) is None else getattr(self, key).copy() for key in self._PATIENT_KEYS}
         return replace(self, n=self.n.copy(), y=self.y.copy(), e=self.e.copy(),
                        current=self.current.copy(), active=self.active.copy(),
                        last_n=self.last_n.copy(), last_y=self.last_y.copy(), ye=self.ye.copy(),
-                       phase=self.phase.copy(), aux=self.aux.copy(), **pts)
+                       phase=self.phase.copy(), aux=self.aux.copy(), size=self.size.copy(),
+                       fired=self.fired.copy(), **pts)
+
+    # -- the transition: the only two places where an engine changes a trial's memory --------------
+    def add_cohort(self, size, dlts, responses=None, both=None, rows=None) -> None:
+        """Add one cohort per trial at its current tier, in place.
+
+        ``size``, ``dlts``, ``responses`` and ``both`` (patients with a DLT and
+        a response) are scalars or arrays over the trials ``rows`` (all trials
+        by default); ``responses`` and ``both`` only where the design uses
+        efficacy. ``n``, ``y``, ``e``, ``ye`` grow at ``current``; ``last_n``
+        and ``last_y`` become this cohort's patients and DLTs.
+        """
+        rows = np.arange(self.n_trials) if rows is None else rows
+        tier = self.current[rows]
+        self.n[rows, tier] += size
+        self.y[rows, tier] += dlts
+        if responses is not None:
+            self.e[rows, tier] += responses
+        if both is not None:
+            self.ye[rows, tier] += both
+        self.last_n[rows] = size
+        self.last_y[rows] = dlts
+
+    def advance(self, dec: "Decision", cohort_size: int, rows=None) -> None:
+        """Apply ``dec``, the decisions made on the trials ``rows`` (all by default), in place.
+
+        Every decided trial adds ``dec.fired`` to ``fired``. A trial that stops
+        becomes inactive and otherwise keeps the state its final choice was
+        made on. A trial that goes on moves to ``dec.next``, its next cohort
+        has ``dec.size`` patients (``cohort_size``, the design's fixed size,
+        where the design gives none), and its ``phase`` and ``aux`` become the
+        decision's where the design gives them.
+        """
+        rows = np.arange(self.n_trials) if rows is None else np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        self.fired[rows] |= dec.fired.astype(np.int16)
+        go = ~dec.stop
+        self.active[rows[dec.stop]] = False
+        moved = rows[go]
+        self.current[moved] = dec.next[go]
+        self.size[moved] = cohort_size if dec.size is None else dec.size[go]
+        if dec.phase is not None:
+            self.phase[moved] = dec.phase[go]
+        if dec.aux is not None:
+            self.aux[moved] = dec.aux[go]
 
 
 @dataclass
