@@ -11,6 +11,7 @@ sample size). :meth:`Design.select` names the final tier of a stopped trial.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import ClassVar
 
 import numpy as np
@@ -49,13 +50,64 @@ def check_int(value, key: str, minimum: int = 1) -> int:
     return int(value)
 
 
+class KernelContractError(RuntimeError):
+    """A design's kernel broke the :class:`Design` contract (a bug in the design, not in the input)."""
+
+
+_REQUIRED = object()
+
+
+class Declared:
+    """A member every design has, declared on :class:`Design` with its contract.
+
+    A subclass provides it as a dataclass field or a property. The declaration
+    is invisible on the class itself (class access raises ``AttributeError``),
+    so that a subclass's dataclass field of the same name takes no default
+    from it (a property on the base would become that default and break the
+    order of the subclass's fields). On an instance that does not provide the
+    member it gives ``default``, or raises ``AttributeError`` naming the design
+    when the member is required.
+    """
+
+    def __init__(self, doc: str, default=_REQUIRED):
+        self.__doc__ = doc
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.name)
+        if self.required:
+            raise AttributeError(f"{type(obj).__name__} does not declare {self.name!r} (a Design declares it as a "
+                                 "dataclass field or a property)")
+        return self.default
+
+
 @dataclasses.dataclass(frozen=True)
 class Design:
     """Base class of designs.
 
-    Subclasses set ``kind``, have the fields (or properties) ``n_tiers``,
-    ``cohort_size`` and ``max_n``, and implement :meth:`decide` and
-    :meth:`select`.
+    What a subclass provides (its contract):
+
+    - ``kind``: the type name in scenario files, unique in the registry
+      (:func:`register` refuses a second class of the same kind);
+    - the common members ``n_tiers``, ``cohort_size``, ``max_n`` (required)
+      and ``target`` (the target DLT rate; ``None`` for designs without one,
+      such as 3+3), each as a dataclass field or a property (see
+      :class:`Declared`);
+    - the capability tags below, class variables (or properties, for designs
+      that wrap another) whose defaults describe a plain cohort design deciding
+      on toxicity alone;
+    - :meth:`decide` and :meth:`select`; optionally :attr:`max_size` (a design
+      whose kernel asks for cohorts larger than ``cohort_size``: :meth:`step`
+      refuses a ``Decision.size`` above it) and :meth:`decision_grid`.
 
     Every design also has named *rule slots* (keyword-only fields), applied by
     :meth:`step` in this fixed order whatever order they were set in:
@@ -92,6 +144,12 @@ class Design:
 
     #: Name of the design type in scenario files (``type = "3+3"``).
     kind: ClassVar[str] = ""
+    #: True for designs that decide on toxicity and efficacy (BOIN12, BOIN-ET, OBD pick): the engines
+    #: draw responses and the state carries ``e``; a scenario for them needs ``true_eff``.
+    uses_efficacy: ClassVar[bool] = False
+    #: True for designs whose decision also depends on the last cohort's own outcomes (CRM's
+    #: coherence rule): the exact engine keeps the last cohort in the state key.
+    uses_last_cohort: ClassVar[bool] = False
     #: True when the design's own moves are at most one tier up (the no-skip check cannot bind).
     steps_by_one: ClassVar[bool] = False
     #: True for designs whose rules need complete cohorts of evaluable patients at one tier (3+3).
@@ -99,6 +157,13 @@ class Design:
     #: True for time-to-event designs (TITE): they decide with pending patients' partial follow-up, so
     #: exact enumeration and dose paths do not apply.
     time_to_event: ClassVar[bool] = False
+
+
+    # -- the common members (fields or properties of every subclass) -----------
+    n_tiers = Declared("Number of dose tiers.")
+    cohort_size = Declared("Patients per cohort (the usual cohort; see :attr:`first_size` and :attr:`max_size`).")
+    max_n = Declared("Maximum number of patients in a trial.")
+    target = Declared("Target DLT rate; None for designs without one (3+3, A+B).", default=None)
 
     stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
     tier_cap: int | None = dataclasses.field(default=None, kw_only=True)
@@ -120,7 +185,7 @@ class Design:
         check_int(self.safety_min_n, "safety_min_n")
         if self.safety_cutoff is not None:
             check_prob(self.safety_cutoff, "safety_cutoff")
-            if getattr(self, "target", None) is None:
+            if self.target is None:
                 raise DesignError(f"safety_cutoff needs a target DLT rate; {self.kind} has none")
         if not isinstance(self.forbid_skip_down, (bool, np.bool_)):
             raise DesignError(f"forbid_skip_down = {self.forbid_skip_down!r} must be true or false")
@@ -213,6 +278,18 @@ class Design:
         """Largest cohort the design can ask for."""
         return self.cohort_size
 
+    @property
+    def obd_definition(self):
+        """The optimal-biological-dose definition of the design's own final rule
+        (:class:`~doseesc.obd.OBDDefinition`); None for designs that select on toxicity alone."""
+        return None
+
+    @classmethod
+    def example(cls) -> "Design":
+        """A design of this type with sensible parameters (for contract checks); raises
+        ``NotImplementedError`` where the class gives none."""
+        raise NotImplementedError(f"{cls.__name__} gives no example design")
+
     # -- the kernel ---------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:  # pragma: no cover - overridden
         """The design's own rule for every trial of ``state``."""
@@ -242,6 +319,7 @@ class Design:
     def step(self, state: TrialState) -> Decision:
         """Decision after a completed cohort: the design's rule, then the rule slots (see class doc)."""
         d = self.decide(state)
+        self._check_size(d)
         n_trials, k = state.n.shape
         rows = np.arange(n_trials)
         stop = d.stop.copy()
@@ -295,6 +373,20 @@ class Design:
         size = d.size
         wait = None if d.wait is None else d.wait & ~stop
         return Decision(next=nxt, stop=stop, reason=reason, fired=fired, size=size, wait=wait)
+
+    def _check_size(self, d: Decision) -> None:
+        """Refuse a kernel's cohort larger than :attr:`max_size` (the engines size their arrays by it)."""
+        if d.size is None:
+            return
+        size = np.asarray(d.size)
+        over = size > self.max_size
+        if d.stop is not None and np.shape(d.stop) == size.shape:
+            over = over & ~np.asarray(d.stop, dtype=bool)
+        if over.any():
+            raise KernelContractError(
+                f"{type(self).__name__} ({self.kind}): its kernel asked for a cohort of {int(size[over].max())} "
+                f"patients, above its max_size = {self.max_size}; a design with variable cohorts must override "
+                "max_size with the largest cohort decide() can return")
 
     def _stop_checks(self, state: TrialState, d: Decision, nxt: np.ndarray) -> list:
         """Step 3's rules in the fixed order: ``(bits, reason, mask)`` per rule, each of shape ``(n_trials,)``."""
@@ -381,6 +473,22 @@ REGISTRY: dict[str, type[Design]] = {}
 
 
 def register(cls: type[Design]) -> type[Design]:
+    """Class decorator: add a design class to :data:`REGISTRY` under its ``kind``.
+
+    Refuses an empty kind, a kind already registered by another class, and a
+    class that does not provide the required common members (``n_tiers``,
+    ``cohort_size``, ``max_n``) as dataclass fields or properties.
+    """
+    if not cls.kind:
+        raise DesignError(f"{cls.__qualname__} has no kind (the type name in scenario files)")
+    other = REGISTRY.get(cls.kind)
+    if other is not None and other is not cls:
+        raise DesignError(f"design type {cls.kind!r} is already registered by {other.__module__}.{other.__qualname__}; "
+                          f"{cls.__module__}.{cls.__qualname__} cannot register it again")
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for name in ("n_tiers", "cohort_size", "max_n"):
+        if name not in fields and isinstance(inspect.getattr_static(cls, name, None), Declared):
+            raise DesignError(f"{cls.__qualname__} ({cls.kind!r}) does not declare {name!r} as a field or a property")
     REGISTRY[cls.kind] = cls
     return cls
 

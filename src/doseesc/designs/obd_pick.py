@@ -106,7 +106,7 @@ class OBDPick(Design):
 
     @property
     def uses_last_cohort(self) -> bool:
-        return bool(getattr(self.base, "uses_last_cohort", False))
+        return self.base.uses_last_cohort
 
     @property
     def steps_by_one(self) -> bool:
@@ -118,7 +118,7 @@ class OBDPick(Design):
 
     @property
     def target(self):
-        return getattr(self.base, "target", None)
+        return self.base.target
 
     @property
     def label(self) -> str:
