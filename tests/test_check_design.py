@@ -85,8 +85,8 @@ def test_every_registered_type_passes_check_design(kind):
     assert list(report) == list(CHECKS)
     if design.time_to_event:
         assert report["exact"].startswith("skipped") and report["paths"].startswith("skipped")
-    else:
-        assert report["paths"] == "passed"
+    else:  # the example must be small enough for exact enumeration
+        assert report["paths"] == report["exact"] == "passed", report
 
 
 def test_a_type_without_an_example_fails_saying_where_to_add_one(registered):
@@ -184,6 +184,12 @@ def test_check_design_skips_what_does_not_apply_to_time_to_event_designs():
     assert report["exact"].startswith("skipped: exact enumeration does not apply")
     assert report["paths"].startswith("skipped: dose paths do not apply")
     assert report["batch invariance"] == report["reproducible"] == report["round trip"] == "passed"
+
+
+def test_check_design_skips_exact_beyond_max_states():
+    report = check_design(doseesc.BOIN(0.25, 4, max_n=18), n_trials=300, max_states=20)
+    assert report["exact"].startswith("skipped: exact evaluation of BOIN needs more than max_states = 20 ")
+    assert report["paths"] == "passed"
 
 
 def test_check_design_refuses_what_is_not_a_design():
