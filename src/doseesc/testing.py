@@ -109,14 +109,12 @@ def example_design(kind: str) -> Design:
     if kind not in REGISTRY:
         raise LookupError(f"{kind!r} is not a registered design type (known: {', '.join(sorted(REGISTRY))})")
     cls = REGISTRY[kind]
-    own = getattr(cls, "example", None)  # Design.example() raises NotImplementedError where a class gives none
-    if callable(own):
-        try:
-            design = own()
-        except NotImplementedError:
-            design = None
-        if type(design) is cls:  # an inherited example() builds the parent's type: not this one's
-            return design
+    try:
+        design = cls.example()  # Design.example() raises NotImplementedError where a class gives none
+    except NotImplementedError:
+        design = None
+    if type(design) is cls:  # an inherited example() that names its own class builds the parent's type
+        return design
     examples = _examples()
     if kind in examples:
         return design_from_dict({"type": kind, **examples[kind]})
@@ -129,18 +127,12 @@ def default_scenario(design: Design) -> Scenario:
     """A truth for ``design``'s tiers: P(DLT) rising linearly through its target (0.25 when it has none),
     target x 2i / (k + 1) at tier i = 1..k; P(response) from 0.2 to 0.6 for designs that use response."""
     k = design.n_tiers
-    target = getattr(design, "target", None)  # 3+3 has no target
-    target = 0.25 if target is None else float(target)
+    target = 0.25 if design.target is None else float(design.target)  # 3+3 and A+B have none
     tox = tuple(round(min(0.9, max(0.02, target * 2 * (i + 1) / (k + 1))), 6) for i in range(k))
     eff = None
-    if _tag(design, "uses_efficacy"):
+    if design.uses_efficacy:
         eff = tuple(round(0.2 + 0.4 * i / max(k - 1, 1), 6) for i in range(k))
     return Scenario(true_tox=tox, true_eff=eff, name="check_design", target=target)
-
-
-def _tag(design: Design, name: str) -> bool:
-    """A capability tag (issue 17 declares them all on ``Design`` with default False)."""
-    return bool(getattr(design, name, False))
 
 
 def _fail(design: Design, check: str, detail: str) -> AssertionError:
@@ -273,7 +265,7 @@ def _first_cohort_states(design: Design) -> TrialState:
 
 
 def _check_kernel(design: Design) -> str:
-    if _tag(design, "time_to_event"):
+    if design.time_to_event:
         return "skipped: time-to-event designs decide on per-patient follow-up"
     state = _first_cohort_states(design)
     t, k = state.n_trials, design.n_tiers
@@ -336,7 +328,7 @@ def _check_bounds(design: Design, r) -> str:
 
 
 def _check_exact(design: Design, scenario: Scenario, mc, max_states: int) -> str:
-    if _tag(design, "time_to_event"):
+    if design.time_to_event:
         return "skipped: exact enumeration does not apply to time-to-event designs"
     try:
         ex = exact(design, scenario, max_states=max_states)
@@ -363,7 +355,7 @@ def _check_exact(design: Design, scenario: Scenario, mc, max_states: int) -> str
 
 
 def _check_paths(design: Design) -> str:
-    if _tag(design, "time_to_event"):
+    if design.time_to_event:
         return "skipped: dose paths do not apply to time-to-event designs"
     frame = paths(design, 2).nodes()
     for row in frame.itertuples(index=False):
