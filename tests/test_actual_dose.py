@@ -11,7 +11,7 @@ from scipy import integrate, special
 import doseesc
 from doseesc.actual_dose import (DoseModel, EmaxCurve, LogisticCurve, PatientStatus, WeightGroup,
                                  actual_dose_impact, scenario_from_curves)
-from doseesc.engines.montecarlo import _batch_actual, _record_arrays, _records
+from doseesc.engines.actual import _batch_actual, _LazyUniforms, _record_arrays, _records
 from doseesc.errors import DoseescError, ScenarioError
 from doseesc.protocol import load_protocol
 from doseesc.state import StopReason
@@ -65,7 +65,6 @@ def test_batch_size_and_lazy_columns_do_not_change_any_trial():
 
 def test_lazy_uniforms_are_the_patient_uniforms_of_each_trial():
     """Filled in steps, block by block, the engine's uniforms equal patient_uniforms of the same trials."""
-    from doseesc.engines.montecarlo import _LazyUniforms
     from doseesc.rng import Stream, patient_uniforms, root_seed
 
     seq = root_seed(9)

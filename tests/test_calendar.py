@@ -105,7 +105,7 @@ def test_manufacture_on_arrival_and_dropout_replacement_by_hand():
 
 def test_poisson_accrual_rate_and_screening_failure():
     """Mean gap between enrolled patients = days per month / (rate x (1 - screen_fail)), within 4 MCSE."""
-    from doseesc.calendar import _Arrivals
+    from doseesc.engines.timed import _Arrivals
     from doseesc.rng import root_seed
 
     cal = Calendar(accrual_rate=2.0, screen_fail=0.25)

@@ -7,7 +7,8 @@ import pytest
 
 import doseesc
 from doseesc.actual_dose import DoseModel, LogisticCurve, PatientStatus, scenario_from_curves
-from doseesc.calendar import DAYS_PER_MONTH, Calendar, _calendar_batch
+from doseesc.calendar import DAYS_PER_MONTH, Calendar
+from doseesc.engines.timed import calendar_batch
 from doseesc.errors import DoseescError
 from doseesc.rng import root_seed
 from doseesc.study import run_protocol
@@ -52,13 +53,13 @@ def test_a_failed_product_delays_its_replacement_by_hand():
     out = {"status": np.array([[PatientStatus.LOST_REPLACED, 0, 0, 0]], dtype=np.int8),
            "assigned": np.array([[0, 0, 0, 0]]), "cohort_start": np.array([[True, False, False, False]]),
            "replacement": np.array([[False, False, False, True]])}
-    r = _calendar_batch(cal, design, out, root_seed(1), 0, 1)
+    r = calendar_batch(cal, design, out, root_seed(1), 0, 1)
     assert r["infusion_days"][0, :4].tolist()[1:] == [30.0, 40.0, 50.0] and np.isnan(r["infusion_days"][0, 0])
     assert r["time_to_decision_days"][0] == 78.0 and r["duration_days"][0] == 78.0
     assert r["wait_days"][0] == 92.0
     ok = dict(out, status=np.zeros((1, 4), dtype=np.int8), replacement=np.zeros((1, 4), dtype=bool),
               assigned=np.array([[0, 0, 0, -1]]))
-    assert _calendar_batch(cal, design, ok, root_seed(1), 0, 1)["duration_days"][0] == 68.0
+    assert calendar_batch(cal, design, ok, root_seed(1), 0, 1)["duration_days"][0] == 68.0
 
 
 def test_time_to_event_designs_refuse_the_actual_dose_model_clearly():

@@ -475,7 +475,7 @@ def _run_with_uniforms(monkeypatch, design, scenario, cal, tox, tox_time):
     """One trial of the timed engine with the given latent uniforms (DLT: u < p; DLT time = v for uniform
     times); every other stream as drawn."""
     import doseesc.rng as rng_mod
-    from doseesc.designs.tite import simulate_tite_batch
+    import doseesc.engines.timed as timed_mod
     from doseesc.rng import Stream
 
     real = rng_mod.patient_uniforms
@@ -487,7 +487,8 @@ def _run_with_uniforms(monkeypatch, design, scenario, cal, tox, tox_time):
         return real(seq, start, stop, n_patients, stream)
 
     monkeypatch.setattr(rng_mod, "patient_uniforms", fake)
-    return simulate_tite_batch(design, scenario, cal, np.random.SeedSequence(1), 0, 1)
+    monkeypatch.setattr(timed_mod, "patient_uniforms", fake)
+    return timed_mod.tite_batch(design, scenario, cal, np.random.SeedSequence(1), 0, 1)
 
 
 @pytest.mark.parametrize("method", ["ess", "imputation"])
@@ -553,7 +554,7 @@ def test_follow_reached_by_hand():
     """Pending patients infused on days 0, 10 and 40 (window 30), at day 20: total follow-up
     (tau - 0 + tau - 10) / 30 reaches 40/30 at tau = 25; 100/30 needs the third patient: (3 tau - 50) = 100,
     tau = 50; no pending patient or an infinite goal: never."""
-    from doseesc.designs.tite import _follow_reached
+    from doseesc.engines.timed import _follow_reached
 
     inf = np.array([[0.0, 10.0, 40.0, np.inf]] * 4)
     pend = np.array([[True, True, True, False]] * 3 + [[False] * 4])
@@ -566,7 +567,7 @@ def test_follow_reached_by_hand():
 def test_events_are_seen_at_the_time_the_engine_wakes_for_them():
     """The engine wakes at inf + frac * window; (t - inf) / window can round below frac, which hid the event
     from the decision taken then (about half of the wakes at a DLT or a window's end)."""
-    from doseesc.designs.tite import _state_at
+    from doseesc.engines.timed import _state_at
 
     cal = Calendar(dlt_window_days=28)
     hidden = None

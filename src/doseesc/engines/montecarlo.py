@@ -1,38 +1,29 @@
-"""Monte Carlo engine: all trials of a batch step together, cohort by cohort."""
+"""Monte Carlo engine: all trials of a batch step together, cohort by cohort.
+
+:func:`simulate` is the one entry of every Monte Carlo run: it checks the run once
+(:func:`~doseesc.engines.run.check_simulation`) and picks the batch runner: plain (:func:`plain_batch`),
+actual dose (:mod:`~doseesc.engines.actual`), calendar time laid over either, or time-to-event designs in
+time (:mod:`~doseesc.engines.timed`).
+"""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
 import numpy as np
 
 from ..designs.base import Design
-from ..errors import DesignError, DoseescError
-from ..rng import BLOCK_SIZE, Stream, block_generator, patient_uniforms, root_seed
+from ..rng import Stream, patient_uniforms
 from ..scenario import Scenario
-from ..state import StopReason, TrialState
+from ..state import TrialState
 from ..tiers import DoseLadder
+from .actual import simulate_actual
+from .run import (PATIENT_KEYS, Run, apply_decisions, check_compatible, check_run, check_simulation, in_batches,
+                  monte_carlo_result, run_result)
+from .timed import calendar_batch, calendar_extra, tite_batch
 
-
-def check_compatible(design: Design, scenario: Scenario) -> None:
-    if not isinstance(design, Design):
-        raise DesignError(f"design = {design!r} is not a doseesc design")
-    if not isinstance(scenario, Scenario):
-        raise DoseescError(f"scenario = {scenario!r} is not a doseesc Scenario")
-    if design.n_tiers != scenario.n_tiers:
-        raise DesignError(
-            f"design {design.label!r} has {design.n_tiers} tiers but scenario {scenario.name!r} "
-            f"gives true_tox for {scenario.n_tiers}")
-
-
-def check_run(n_trials, batch_size) -> None:
-    """Validate the number of trials and the batch size of a Monte Carlo run."""
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
-        raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
+__all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_run", "monte_carlo_result"]
 
 
 def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None = None,
@@ -106,7 +97,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         total[act] += cnt
         sub = state if act.size == n_trials else state.take(act)
         dec = design.step(sub)
-        _apply(design, state, act, sub, dec, selected, reason, fired, size)
+        apply_decisions(design, state, act, sub, dec, selected, reason, fired, size)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
@@ -143,482 +134,72 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         for any batch size: trial ``i`` always sees the same patients.
     progress
         Called as ``progress(done, n_trials)`` after each batch.
+    dose_model
+        A :class:`~doseesc.actual_dose.DoseModel` (with ``ladder``): each
+        patient's actual dose, failed and withheld products, replacements.
+    calendar
+        A :class:`~doseesc.calendar.Calendar`: calendar time (per-trial
+        ``duration_days``, ``time_to_decision_days``, ``wait_days`` and
+        ``lost_waiting`` in ``extra``); time-to-event designs are simulated
+        in time, deciding with the pending patients' partial follow-up.
 
     Returns
     -------
     OperatingCharacteristics
         With ``method == "monte carlo"`` and Monte Carlo standard errors.
     """
-    from ..obd import resolve_obd
-    from ..results import provenance, resolve_target
-
-    if calendar is not None:
-        from ..calendar import simulate_timed
-
-        return simulate_timed(design, scenario, n_trials, rng=rng, target=target, ladder=ladder, obd=obd,
-                              batch_size=batch_size, progress=progress, dose_model=dose_model, calendar=calendar)
-    check_compatible(design, scenario)
-    obd_def = resolve_obd(obd, design, scenario)
-    check_run(n_trials, batch_size)
-    seq = root_seed(rng)
-    tgt = resolve_target(target, scenario, design)
-    if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
-        raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
+    run = check_simulation(design, scenario, n_trials, rng=rng, target=target, ladder=ladder, obd=obd,
+                           batch_size=batch_size, dose_model=dose_model, calendar=calendar)
     t0 = time.perf_counter()
-    if dose_model is not None:
-        from ..actual_dose import DoseModel
-
-        if not isinstance(dose_model, DoseModel):
-            raise DoseescError(f"dose_model = {dose_model!r} is not a doseesc DoseModel")
-        if ladder is None:
-            raise DoseescError("the actual-dose model needs the dose ladder (ladder=DoseLadder(...)) for the "
-                               "nominal doses and the tolerance band")
-        out = _simulate_actual(design, scenario, n_trials, seq, ladder, dose_model, batch_size, progress)
-        out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
-        extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
-        patients = {key: out[key] for key in ("tier", "tox", "eff", "new_cohort", "assigned", "dose", "status",
-                                              "cohort_start", "replacement")}
+    if run.dose_model is not None:
+        runner = _actual_calendar if run.calendar is not None else _actual
+    elif run.calendar is not None:
+        runner = _tite if run.time_to_event else _plain_calendar
     else:
-        parts = []
-        for start in range(0, int(n_trials), int(batch_size)):
-            stop = min(start + int(batch_size), int(n_trials))
-            parts.append(plain_batch(design, scenario, seq, start, stop))
-            if progress is not None:
-                progress(stop, int(n_trials))
-        out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
-        extra = {}
-        patients = {"tier": out["tier"], "tox": out["tox"], "eff": out["eff"], "new_cohort": out["new_cohort"]}
-    prov = provenance(design, scenario, method="monte carlo", n_trials=int(n_trials), seed=seq,
-                      batch_size=int(batch_size), seconds=time.perf_counter() - t0, target=tgt)
-    if dose_model is not None:
-        prov["dose_model"] = dose_model.to_dict()
-        prov["dose_model_text"] = dose_model.describe(ladder)
-    return monte_carlo_result(design, scenario, ladder, tgt, obd_def, out, patients, prov, extra,
-                              dose_model=dose_model)
+        runner = _plain
+    out, patients, extra = runner(run, progress)
+    return run_result(run, out, patients, extra, time.perf_counter() - t0)
 
 
-def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, patients: dict, prov: dict,
-                       extra: dict, dose_model=None):
-    """The :class:`~doseesc.results.OperatingCharacteristics` of simulated trials ``out`` (per-trial arrays
-    ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials``."""
-    from ..results import OperatingCharacteristics
-
-    n_trials = out["n"].shape[0]
-    return OperatingCharacteristics(
-        method="monte carlo", design=design, scenario=scenario,
-        ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
-        target=target, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
-        fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
-        weight=np.full(n_trials, 1.0 / n_trials), n_trials=n_trials,
-        patients=patients, provenance=prov, extra=extra, dose_model=dose_model)
+# -- the batch runners: each returns (per-trial arrays, per-patient arrays, extra per-trial metrics) ---------
+def _plain(run: Run, progress) -> tuple[dict, dict, dict]:
+    out = in_batches(run.n_trials, run.batch_size,
+                     lambda start, stop: plain_batch(run.design, run.scenario, run.seq, start, stop), progress)
+    return out, {key: out[key] for key in PATIENT_KEYS}, {}
 
 
-def _response_probability(scenario: Scenario, ptox: np.ndarray, peff: np.ndarray, dlt: np.ndarray) -> np.ndarray:
-    """P(response | the patient's DLT outcome) from per-patient marginals and the scenario's odds ratio."""
-    from ..scenario import plackett_joint
-
-    shape = dlt.shape
-    pt = np.broadcast_to(ptox, shape).ravel()
-    jt = plackett_joint(pt, np.broadcast_to(peff, shape).ravel(), scenario.association)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        given_t = np.where(pt > 0, jt[:, 3] / np.where(pt > 0, pt, 1), jt[:, 2] + jt[:, 3])
-        given_n = np.where(pt < 1, jt[:, 2] / np.where(pt < 1, 1 - pt, 1), jt[:, 2] + jt[:, 3])
-    return np.clip(np.where(dlt.ravel(), given_t, given_n), 0, 1).reshape(shape)
+def _actual(run: Run, progress) -> tuple[dict, dict, dict]:
+    return simulate_actual(run, progress)
 
 
-# -- the actual-dose model ------------------------------------------------------------------------
-class _LazyUniforms:
-    """Per-enrolee latent uniforms of one batch, filled as trials enrol more patients.
+def _plain_calendar(run: Run, progress) -> tuple[dict, dict, dict]:
+    """Designs that wait for complete cohorts: the untimed trials, with the calendar laid over them."""
+    def batch(start: int, stop: int) -> dict:
+        b = plain_batch(run.design, run.scenario, run.seq, start, stop)
+        b.update(calendar_batch(run.calendar, run.design, b, run.seq, start, stop))
+        return b
 
-    Each stream is stored as its random blocks (:data:`~doseesc.rng.BLOCK_SIZE`
-    trials each) in the generator's own order, shape ``(blocks, cap,
-    BLOCK_SIZE)``: row ``j`` of a block is enrolee ``j`` of its trials, so
-    filling more enrolees continues each block's generator where it stopped,
-    straight into the array (no copy, no jump). Enrolee ``j`` of a trial gets
-    the numbers of :func:`~doseesc.rng.patient_uniforms` whatever the number
-    of enrolees filled. :meth:`index` gives the flat positions to read.
-    """
-
-    def __init__(self, seq, start: int, stop: int, streams: dict, initial: int, cap: int):
-        first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
-        self.cap, self.rows = cap, 0
-        self.u = {key: np.empty((last - first + 1, cap, BLOCK_SIZE)) for key in streams}
-        self.gens = {key: [block_generator(seq, b, s) for b in range(first, last + 1)]
-                     for key, s in streams.items()}
-        g = np.arange(start, stop)
-        self.base = (g // BLOCK_SIZE - first) * (cap * BLOCK_SIZE) + g % BLOCK_SIZE
-        self.ensure(initial)
-
-    def ensure(self, m: int) -> None:
-        if m <= self.rows:
-            return
-        new = min(self.cap, max(m, self.rows + max(6, self.rows // 2)))
-        for key, gens in self.gens.items():
-            for b, gen in enumerate(gens):
-                gen.random(out=self.u[key][b, self.rows:new])
-        self.rows = new
-
-    #: distance between the flat positions of consecutive enrolees of a trial
-    step = BLOCK_SIZE
-
-    def index(self, trials: np.ndarray, enrolee: np.ndarray) -> np.ndarray:
-        """Flat positions (for ``np.take``) of enrolee ``enrolee`` of trial ``trials`` (broadcast)."""
-        return self.base[trials] + enrolee * BLOCK_SIZE
-
-    def __contains__(self, key) -> bool:
-        return key in self.u
-
-    def __getitem__(self, key) -> np.ndarray:
-        return self.u[key]
+    out = in_batches(run.n_trials, run.batch_size, batch, progress)
+    return out, {key: out[key] for key in PATIENT_KEYS + ("infusion_days",)}, calendar_extra(out)
 
 
-def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model, u: _LazyUniforms,
-                  n_trials: int, cap: int, rec: dict, offset: int) -> dict:
-    """Simulate one batch with the actual-dose and manufacturing model (:mod:`doseesc.actual_dose`).
-
-    ``u`` maps stream names to per-enrolee latent uniforms (read at
-    ``u.index(trial, enrolee)``; :class:`_LazyUniforms`), for up to ``cap``
-    enrolees (the enrolment cap). The batch holds the run's trials ``offset``
-    onwards; their per-enrolee records go straight into the run's record
-    buffers ``rec`` (:func:`_records`). Enrolee ``j`` of trial ``i`` has a DLT
-    when its ``"tox"`` uniform is below their risk: the scenario's curve at their
-    actual dose, or the per-tier truth of the tier they were assigned. A
-    cohort enrols until it has its evaluable patients (replacing those the
-    policies replace), then the design decides on the evaluable patients.
-
-    Speed: each round, one pass examines the next patients of every active
-    trial (a few more than its cohort needs, so that a replacement rarely
-    needs another pass); the few trials still short enrol again at once with
-    a wide look-ahead. The body weight is computed only for the patients the
-    flat cap may reach (:meth:`DoseModel.cap_screen`).
-    """
-    from ..actual_dose import PatientStatus
-
-    k, max_n = design.n_tiers, design.max_n
-    tol = ladder.tolerance or 0.0
-    doses = np.asarray(ladder.doses, dtype=float)
-    lower = doses * (1 - tol) * (1 - 1e-9)
-    p_tier = np.asarray(scenario.true_tox, dtype=float)
-    curve = scenario.tox_curve
-    eff_on = "eff" in u
-    if eff_on and curve is None:
-        pe_t_tier, pe_n_tier = scenario.response_given_tox()
-    policy, lose = model.below_band, model.on_failure == "lost"
-    can_fail = model.failure > 0
-    capping = model.cap_total is not None
-    can_below = model.shortfall > 0 or capping
-    band = policy == "band" and can_below
-    replaces = can_fail or (can_below and policy != "nominal")
-    # look-ahead: extra enrolees examined per round so that a cohort rarely needs another round for
-    # its replacements; wider arrays cost every patient, so it grows with the chance of a replacement
-    p_repl = model.failure + (model.shortfall if policy != "nominal" else 0.0)
-    look = 0 if not replaces else int(min(3, max(1, math.ceil(2 * design.max_size * p_repl))))
-    split = can_fail or can_below   # enrolees may be lost, not evaluable or counted elsewhere
-    if capping:
-        w_edges, w_thr = model.cap_screen(doses, 1 + tol)
-        tier_binds = (w_thr < 2).any(axis=0)
-
-    state = TrialState.empty(n_trials, k, design.start)
-    trash = rec["dose"].size - 1          # the spare element of every record buffer
-    base = offset * cap                   # where the batch's records start
-
-    def view(key):
-        return rec[key][base:base + n_trials * cap].reshape(n_trials, cap)
-
-    enrolled = np.zeros(n_trials, dtype=np.int32)
-    n_eval = np.zeros(n_trials, dtype=np.int32)          # evaluable patients so far
-    n_out = np.zeros(n_trials, dtype=np.int32)           # infused below their tier's lower limit
-    selected = np.full(n_trials, -1, dtype=np.int32)
-    reason = np.zeros(n_trials, dtype=np.int8)
-    fired = np.zeros(n_trials, dtype=np.int16)
-    size = np.full(n_trials, design.first_size, dtype=np.int32)
-
-    # Each round, every active trial enrols its next cohort: the patients it needs and a few more
-    # (look-ahead), enrolling up to the patient who completes the cohort. Trials whose cohort is still
-    # short (patients replaced) enrol again at once, with a wide look-ahead: they are few, so a wide
-    # window is cheap and a third pass is rare. Then the design decides on every complete cohort.
-    # Arrays of a pass are (enrolee within the pass, trial): sums over a trial's enrolees run
-    # across whole rows.
-    need = np.zeros(n_trials, dtype=np.int32)      # evaluable patients the current cohort still needs
-    coh_n = np.zeros(n_trials, dtype=np.int32)     # evaluable patients and DLTs of the current cohort
-    coh_y = np.zeros(n_trials, dtype=np.int32)
-    logged = np.zeros(n_trials, dtype=bool)        # the cohort's first evaluable patient is logged
-    for _ in range(cap + 1):
-        act = np.flatnonzero(state.active)
-        if act.size == 0:
-            break
-        need[act] = np.minimum(size[act], max_n - n_eval[act])
-        coh_n[act] = 0
-        coh_y[act] = 0
-        logged[act] = False
-        rows = act[enrolled[act] < cap]
-        need_r = need[rows]
-        rec["cohort_start"][rows * cap + (base + enrolled[rows])] = True
-        fresh = True
-        while rows.size:
-            cur = state.current[rows]
-            room = cap - enrolled[rows]
-            # enrolees examined: those needed, a few more (look-ahead), and never past the enrolment cap
-            ahead = look if fresh else look + 2 * design.max_size
-            lim = np.minimum(need_r + ahead, room)
-            width = int(lim.max())
-            j = np.arange(width)[:, None]
-            take = j < lim
-            start = enrolled[rows]
-            if width > int(room.min()):   # near the enrolment cap: enrolees past it are not read
-                slot = np.minimum(start + j, cap - 1)        # (width, trials): enrolee number
-                u.ensure(int(slot.max()) + 1)
-                cell = u.index(rows, slot)                   # where each enrolee's latent numbers are
-                flat = (rows * cap + base) + slot            # index of each enrolee's record
-            else:
-                u.ensure(int(start.max()) + width)
-                cell = u.index(rows, start) + j * u.step
-                flat = (rows * cap + base + start) + j
-            failed = None
-            if "product" in u:
-                failed, factor = model.product(np.take(u["product"], cell), tol)
-                dose = factor
-                dose *= doses[cur]
-            else:
-                dose = np.repeat(doses[cur][None, :], width, axis=0)
-            if capping:
-                # the weight matters only where the cap may bind: heavy patients at high tiers
-                br = np.flatnonzero(tier_binds[cur])
-                if br.size:
-                    uw = np.take(u["weight"], cell[:, br])
-                    grp = np.searchsorted(w_edges[1:-1], uw, side="right")
-                    wi, bi = np.nonzero(uw > w_thr[grp, cur[br]])
-                    if wi.size:
-                        at = (wi, br[bi])
-                        dose[at] = np.minimum(dose[at], model.cap_total / model.weight(uw[wi, bi], grp[wi, bi]))
-            lost_kept = None
-            if split:
-                if can_below:
-                    below = dose < lower[cur]     # (a failed product's dose is meaningless)
-                infused = take & ~failed if can_fail else take
-                if policy == "nominal" or not can_below:
-                    evaluable = infused
-                elif policy == "band":
-                    alt = np.searchsorted(lower, dose, side="right") - 1   # highest tier with lower limit <= dose
-                    counted = np.where(below, alt, cur)
-                    evaluable = infused & (counted >= 0)
-                elif policy == "not_evaluable":
-                    evaluable = infused & ~below
-                else:  # do_not_infuse
-                    infused = infused & ~below
-                    evaluable = infused
-                if lose and can_fail:
-                    lost_kept = failed & take
-                if look:
-                    # enrol up to the patient who completes the cohort; those after are not enrolled
-                    fill = evaluable if lost_kept is None else evaluable | lost_kept
-                    seen = np.zeros(rows.size, dtype=np.int32)
-                    for w in range(width):
-                        take[w] &= seen < need_r
-                        seen += fill[w]
-                    infused &= take
-                    evaluable &= take
-                    if lost_kept is not None:
-                        lost_kept &= take
-            else:
-                infused = evaluable = take
-            ptox = curve(dose) if curve is not None else p_tier[cur]
-            dlt = (np.take(u["tox"], cell) < ptox) & infused
-            if eff_on:
-                if curve is not None:
-                    pe_use = _response_probability(scenario, ptox, scenario.eff_curve(dose), dlt)
-                else:
-                    pe_use = np.where(dlt, pe_t_tier[cur], pe_n_tier[cur])
-                resp = (np.take(u["eff"], cell) < pe_use) & infused
-            # record the enrolees
-            fidx = np.where(take, flat, trash)
-            rec["assigned"][fidx] = cur
-            rec["dose"][fidx] = dose
-            rec["tox"][fidx] = dlt
-            if eff_on:
-                rec["eff"][fidx] = resp
-            if replaces or lost_kept is not None:
-                # enrolled in place of another: past the cohort's size, or in a later round of the cohort
-                if fresh:
-                    j0 = int(need_r.min())
-                    if j0 < width:
-                        rec["replacement"][flat[j0:][take[j0:] & (j[j0:] >= need_r)]] = True
-                else:
-                    rec["replacement"][flat[take]] = True
-            if split:
-                # 0 evaluable, 1 infused but not evaluable, 2 not infused (replaced), 3 lost (not replaced)
-                status = 2 - evaluable.view(np.int8) - infused.view(np.int8)
-                if lost_kept is not None:
-                    status += lost_kept.view(np.int8)
-                rec["status"][fidx] = status
-                if band:
-                    rec["tier"][fidx] = np.where(evaluable, counted, -1)
-                if can_below:
-                    n_out[rows] += (below & infused).sum(axis=0, dtype=np.int32)
-            # the first evaluable patient of a cohort starts it in the log
-            opener = evaluable.copy() if fresh else evaluable & ~logged[rows]
-            if evaluable is not take:
-                seen = np.zeros(rows.size, dtype=bool)
-                for w in range(width):
-                    opener[w] &= ~seen
-                    seen |= evaluable[w]
-            else:
-                opener[1:] = False
-            rec["new_cohort"][flat[opener]] = True
-            logged[rows] |= opener.any(axis=0)
-            # count evaluable patients where the policy counts them
-            ev_n = evaluable.sum(axis=0, dtype=np.int32)
-            ev_y = (dlt & evaluable).sum(axis=0, dtype=np.int32)
-            if band:
-                w_idx, r_idx = np.nonzero(evaluable)
-                at = (rows[r_idx], counted[w_idx, r_idx])
-                np.add.at(state.n, at, 1)
-                np.add.at(state.y, at, dlt[w_idx, r_idx].astype(np.int32))
-                if eff_on:
-                    np.add.at(state.e, at, resp[w_idx, r_idx].astype(np.int32))
-                    np.add.at(state.ye, at, (resp & dlt)[w_idx, r_idx].astype(np.int32))
-            else:
-                state.n[rows, cur] += ev_n
-                state.y[rows, cur] += ev_y
-                if eff_on:
-                    resp_ev = resp & evaluable
-                    state.e[rows, cur] += resp_ev.sum(axis=0, dtype=np.int32)
-                    state.ye[rows, cur] += (resp_ev & dlt).sum(axis=0, dtype=np.int32)
-            coh_n[rows] += ev_n
-            coh_y[rows] += ev_y
-            n_eval[rows] += ev_n
-            enrolled[rows] += take.sum(axis=0, dtype=np.int32)
-            need_r -= ev_n if lost_kept is None else ev_n + lost_kept.sum(axis=0, dtype=np.int32)
-            need[rows] = need_r
-            more = (need_r > 0) & (enrolled[rows] < cap)
-            rows, need_r, fresh = rows[more], need_r[more], False
-        # enrolment cap reached before a cohort is complete: the trial stops on the data it has
-        capped = act[need[act] > 0]
-        if capped.size:
-            reason[capped] = StopReason.ENROLMENT_CAP
-            selected[capped] = design.conclude(state.take(capped),
-                                               np.full(capped.size, StopReason.ENROLMENT_CAP, np.int8))
-            state.active[capped] = False
-        # complete cohorts go to the design; one whose patients were all lost (not replaced) repeats
-        # the tier without a decision
-        decide = act[(coh_n[act] > 0) & state.active[act]]
-        if decide.size == 0:
-            continue
-        state.last_n[decide] = coh_n[decide]
-        state.last_y[decide] = coh_y[decide]
-        sub = state if decide.size == n_trials else state.take(decide)
-        dec = design.step(sub)
-        _apply(design, state, decide, sub, dec, selected, reason, fired, size)
-    else:  # pragma: no cover - every round enrols a patient in each active trial, up to the cap
-        raise RuntimeError(f"{design.label}: trials did not stop within {cap} enrolments")
-    # enrolees past the most any trial enrolled are never written: work on the columns before them
-    m = int(enrolled.max())
-    pt_status, pt_assigned, pt_tier = view("status")[:, :m], view("assigned")[:, :m], view("tier")[:, :m]
-    if not split:   # every enrolee infused and evaluable at the assigned tier
-        pt_tier[...] = pt_assigned
-        np.negative((pt_assigned < 0).view(np.int8), out=pt_status)   # EVALUABLE (0) or NOT_ENROLLED (-1)
-        n_repl = n_lost = np.zeros(n_trials, dtype=np.int32)
-        n_inf = enrolled
-    else:
-        never = pt_status >= PatientStatus.LOST_REPLACED      # statuses 2 and 3: never infused
-        view("dose")[np.nonzero(never)] = np.nan                 # (few: index them rather than mask all)
-        if not band:   # counted at the assigned tier when evaluable: (assigned + 1) x evaluable - 1
-            tier = pt_assigned + np.int8(1)
-            tier *= (pt_status == PatientStatus.EVALUABLE).view(np.int8)
-            tier -= np.int8(1)
-            pt_tier[...] = tier
-        n_lost = never.sum(axis=1, dtype=np.int32)
-        n_repl = (pt_status >= PatientStatus.NOT_EVALUABLE).sum(axis=1, dtype=np.int32)   # statuses 1 to 3
-        if lose:
-            n_repl -= (pt_status == PatientStatus.LOST).sum(axis=1, dtype=np.int32)
-        n_inf = enrolled - n_lost
-    share_out = np.where(n_inf > 0, n_out / np.maximum(n_inf, 1), np.nan)
-    return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
-            "fired": fired, "n_enrolled": enrolled.astype(float), "n_replaced": n_repl.astype(float),
-            "n_lost": n_lost.astype(float), "share_outside_band": share_out}
+def _tite(run: Run, progress) -> tuple[dict, dict, dict]:
+    """Time-to-event designs, simulated in calendar time."""
+    out = in_batches(run.n_trials, run.batch_size,
+                     lambda start, stop: tite_batch(run.design, run.scenario, run.calendar, run.seq, start, stop),
+                     progress)
+    return out, {key: out[key] for key in PATIENT_KEYS + ("infusion_days",)}, calendar_extra(out)
 
 
-def _records(n_trials: int, cap: int, n_tiers: int) -> dict:
-    """The per-enrolee records of a run, each a flat buffer of ``(trial, enrolee)`` in C order with one
-    spare element at the end, where a pass writes the entries of the patients it examines but does not
-    enrol (so it writes whole arrays instead of gathering the enrolled first)."""
-    from ..actual_dose import PatientStatus
+def _actual_calendar(run: Run, progress) -> tuple[dict, dict, dict]:
+    """The actual-dose trials, with the calendar laid over every enrolee."""
+    out, patients, extra = simulate_actual(run, None)
+    keys = ("status", "assigned", "cohort_start", "replacement")
 
-    size = n_trials * cap + 1
-    tier_dtype = np.int8 if n_tiers < 127 else np.int16
-    return {"assigned": np.full(size, -1, dtype=tier_dtype),
-            "tier": np.full(size, -1, dtype=tier_dtype),              # tier counted at (-1: not evaluable)
-            "status": np.full(size, int(PatientStatus.NOT_ENROLLED), dtype=np.int8),
-            "dose": np.full(size, np.nan),                            # actual dose (NaN: not infused)
-            "tox": np.zeros(size, dtype=bool), "eff": np.zeros(size, dtype=bool),
-            "new_cohort": np.zeros(size, dtype=bool),                 # first evaluable patient of a cohort
-            "cohort_start": np.zeros(size, dtype=bool),               # first enrolee of a cohort
-            "replacement": np.zeros(size, dtype=bool)}                # enrolled in place of another
+    def batch(start: int, stop: int) -> dict:
+        enrolees = {key: patients[key][start:stop] for key in keys}
+        return calendar_batch(run.calendar, run.design, enrolees, run.seq, start, stop)
 
-
-ACTUAL_DOSE_METRICS = {
-    "n_enrolled": "mean patients enrolled per trial (replacements included)",
-    "n_evaluable": "mean evaluable patients per trial (the design's sample size)",
-    "n_replaced": "mean patients replaced per trial (not evaluable or not infused, and replaced)",
-    "n_lost": "mean patients enrolled but never infused per trial (failed or withheld product)",
-    "share_outside_band": "mean share of a trial's infused patients whose actual dose was below their "
-                          "tier's lower release limit",
-}
-
-
-def _simulate_actual(design, scenario, n_trials, seq, ladder, model, batch_size, progress):
-    """Batches of :func:`_batch_actual`; returns the concatenated per-trial and per-patient arrays."""
-    model.check(ladder, design)
-    if ladder.n_tiers != design.n_tiers:
-        raise DesignError(f"the dose ladder has {ladder.n_tiers} tiers but design {design.label!r} has "
-                          f"{design.n_tiers}")
-    if scenario.tox_curve is not None and scenario.nominal_tox is not None:
-        expect = tuple(float(scenario.tox_curve(d)) for d in ladder.doses)
-        if not np.allclose(expect, scenario.nominal_tox, rtol=1e-9, atol=1e-12):
-            raise DoseescError(f"scenario {scenario.name!r} was built on other doses than this ladder's")
-    cap = model.enrolment_cap(design.max_n)
-    tol = ladder.tolerance or 0.0
-    streams = {"tox": Stream.TOX}
-    if scenario.true_eff is not None:
-        streams["eff"] = Stream.EFF
-    if tol > 0 or model.shortfall > 0 or model.failure > 0:
-        streams["product"] = Stream.PRODUCT
-    if model.cap_total is not None:
-        streams["weight"] = Stream.WEIGHT
-    n_trials = int(n_trials)
-    rec = _records(n_trials, cap, design.n_tiers)
-    parts = []
-    margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
-    for start in range(0, n_trials, int(batch_size)):
-        stop = min(start + int(batch_size), n_trials)
-        u = _LazyUniforms(seq, start, stop, streams, design.max_n + margin, cap)
-        parts.append(_batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, start))
-        if progress is not None:
-            progress(stop, n_trials)
-    out = {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
-    out.update(_record_arrays(rec, n_trials, cap))
-    return out
-
-
-def _record_arrays(rec: dict, n_trials: int, cap: int) -> dict:
-    """The record buffers of :func:`_records` as ``(n_trials, cap)`` arrays (views, spare element left out)."""
-    return {key: buf[:-1].reshape(n_trials, cap) for key, buf in rec.items()}
-
-
-def _apply(design, state, act, sub, dec, selected, reason, fired, size) -> None:
-    """Apply the decisions ``dec`` made on ``sub`` (the trials ``act`` of ``state``)."""
-    fired[act] |= dec.fired
-    st = dec.stop
-    done = act[st]
-    if done.size:
-        reason[done] = dec.reason[st]
-        selected[done] = design.conclude(sub.take(st), dec.reason[st])
-        state.active[done] = False
-    go = ~st
-    state.current[act[go]] = dec.next[go]
-    if dec.size is not None:
-        size[act[go]] = dec.size[go]
-    if dec.phase is not None:
-        state.phase[act[go]] = dec.phase[go]
-    if dec.aux is not None:
-        state.aux[act[go]] = dec.aux[go]
+    cal = in_batches(run.n_trials, run.batch_size, batch, progress)
+    extra.update(calendar_extra(cal))
+    return out, {**patients, "infusion_days": cal["infusion_days"]}, extra

@@ -1,0 +1,194 @@
+"""What every run of a design shares: the checks of its arguments, the batch loop, and its result.
+
+:func:`check_simulation` checks the arguments of a Monte Carlo run once, whatever runs it (plain, actual dose,
+calendar, time-to-event), and resolves what the run needs (seed, target, OBD definition) into a :class:`Run`.
+:func:`in_batches` is the one loop over batches of trials (bit-identical results for any batch size: trial
+``i`` always sees the same patients). :func:`run_result` builds the
+:class:`~doseesc.results.OperatingCharacteristics` of the simulated trials with their provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from ..actual_dose import DoseModel
+from ..calendar import Calendar
+from ..designs.base import Design
+from ..errors import DesignError, DoseescError
+from ..obd import OBDDefinition, resolve_obd
+from ..results import OperatingCharacteristics, provenance, resolve_target
+from ..rng import root_seed
+from ..scenario import Scenario
+from ..tiers import DoseLadder
+
+#: Per-patient arrays every Monte Carlo run records.
+PATIENT_KEYS = ("tier", "tox", "eff", "new_cohort")
+
+
+# -- checks ---------------------------------------------------------------------------------------------
+def check_compatible(design: Design, scenario: Scenario) -> None:
+    """A doseesc design and scenario with the same number of tiers."""
+    if not isinstance(design, Design):
+        raise DesignError(f"design = {design!r} is not a doseesc design")
+    if not isinstance(scenario, Scenario):
+        raise DoseescError(f"scenario = {scenario!r} is not a doseesc Scenario")
+    if design.n_tiers != scenario.n_tiers:
+        raise DesignError(
+            f"design {design.label!r} has {design.n_tiers} tiers but scenario {scenario.name!r} "
+            f"gives true_tox for {scenario.n_tiers}")
+
+
+def check_run(n_trials, batch_size) -> None:
+    """Validate the number of trials and the batch size of a Monte Carlo run."""
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
+        raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
+
+
+def check_not_tite(design: Design, what: str) -> None:
+    """Refuse time-to-event designs in engines that enumerate counts (exact, paths)."""
+    if getattr(design, "time_to_event", False):
+        raise DoseescError(f"{what} does not apply to {design.label}: a time-to-event design decides with the "
+                           "pending patients' follow-up times, which counts cannot enumerate; use simulate with a "
+                           "calendar")
+
+
+def _check_models(design: Design, ladder, dose_model, calendar) -> None:
+    """The optional models of a run: their types, and the combinations the engines support."""
+    if calendar is not None and not isinstance(calendar, Calendar):
+        raise DoseescError(f"calendar = {calendar!r} is not a doseesc Calendar")
+    if dose_model is None:
+        return
+    if calendar is not None and getattr(design, "time_to_event", False):
+        raise DoseescError(f"{design.label}: time-to-event designs do not yet combine with the actual-dose model "
+                           "(simulate them with the calendar alone, or give [actual_dose] to the other designs)")
+    if not isinstance(dose_model, DoseModel):
+        raise DoseescError(f"dose_model = {dose_model!r} is not a doseesc DoseModel")
+    if ladder is None:
+        raise DoseescError("the actual-dose model needs the dose ladder (ladder=DoseLadder(...)) for the "
+                           "nominal doses and the tolerance band")
+
+
+def _check_dose_model(design: Design, scenario: Scenario, ladder: DoseLadder, model: DoseModel) -> None:
+    """The actual-dose model against the ladder, the design and the scenario's curves."""
+    model.check(ladder, design)
+    if ladder.n_tiers != design.n_tiers:
+        raise DesignError(f"the dose ladder has {ladder.n_tiers} tiers but design {design.label!r} has "
+                          f"{design.n_tiers}")
+    if scenario.tox_curve is not None and scenario.nominal_tox is not None:
+        expect = tuple(float(scenario.tox_curve(d)) for d in ladder.doses)
+        if not np.allclose(expect, scenario.nominal_tox, rtol=1e-9, atol=1e-12):
+            raise DoseescError(f"scenario {scenario.name!r} was built on other doses than this ladder's")
+
+
+# -- a checked run -----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """The checked arguments of a Monte Carlo run, with its seed, target and OBD definition resolved."""
+
+    design: Design
+    scenario: Scenario
+    n_trials: int
+    batch_size: int
+    seq: np.random.SeedSequence
+    target: float | None
+    obd: OBDDefinition | None
+    ladder: DoseLadder | None = None
+    dose_model: DoseModel | None = None
+    calendar: Calendar | None = None
+
+    @property
+    def time_to_event(self) -> bool:
+        return bool(getattr(self.design, "time_to_event", False))
+
+
+def check_simulation(design, scenario, n_trials, *, rng=None, target=None, ladder=None, obd=None,
+                     batch_size=8192, dose_model=None, calendar=None) -> Run:
+    """Check the arguments of :func:`~doseesc.simulate` once (every batch runner shares them) and resolve the
+    seed, the target and the OBD definition."""
+    check_compatible(design, scenario)
+    _check_models(design, ladder, dose_model, calendar)
+    obd_def = resolve_obd(obd, design, scenario)
+    check_run(n_trials, batch_size)
+    if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
+        raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
+    seq = root_seed(rng)
+    tgt = resolve_target(target, scenario, design)
+    if dose_model is not None:
+        _check_dose_model(design, scenario, ladder, dose_model)
+    return Run(design=design, scenario=scenario, n_trials=int(n_trials), batch_size=int(batch_size), seq=seq,
+               target=tgt, obd=obd_def, ladder=ladder, dose_model=dose_model, calendar=calendar)
+
+
+# -- the batch loop ----------------------------------------------------------------------------------------
+def in_batches(n_trials: int, batch_size: int, batch: Callable[[int, int], dict],
+               progress: Callable[[int, int], None] | None = None) -> dict:
+    """``batch(start, stop)`` on trials ``start..stop-1`` of each batch, in order, calling
+    ``progress(stop, n_trials)`` after each; returns each per-trial array concatenated over the batches."""
+    n_trials, batch_size = int(n_trials), int(batch_size)
+    parts = []
+    for start in range(0, n_trials, batch_size):
+        stop = min(start + batch_size, n_trials)
+        parts.append(batch(start, stop))
+        if progress is not None:
+            progress(stop, n_trials)
+    return {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+
+
+# -- the result ----------------------------------------------------------------------------------------------
+def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, patients: dict, prov: dict,
+                       extra: dict, dose_model=None) -> OperatingCharacteristics:
+    """The :class:`~doseesc.results.OperatingCharacteristics` of simulated trials ``out`` (per-trial arrays
+    ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials``."""
+    n_trials = out["n"].shape[0]
+    return OperatingCharacteristics(
+        method="monte carlo", design=design, scenario=scenario,
+        ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
+        target=target, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
+        fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
+        weight=np.full(n_trials, 1.0 / n_trials), n_trials=n_trials,
+        patients=patients, provenance=prov, extra=extra, dose_model=dose_model)
+
+
+def run_provenance(run: Run, seconds: float) -> dict:
+    """The provenance of a Monte Carlo run: seed, batch size, time, and the models it ran with."""
+    prov = provenance(run.design, run.scenario, method="monte carlo", n_trials=run.n_trials, seed=run.seq,
+                      batch_size=run.batch_size, seconds=seconds, target=run.target)
+    if run.dose_model is not None:
+        prov["dose_model"] = run.dose_model.to_dict()
+        prov["dose_model_text"] = run.dose_model.describe(run.ladder)
+    if run.calendar is not None:
+        prov["calendar"] = run.calendar.to_dict()
+        prov["calendar_text"] = run.calendar.describe()
+    return prov
+
+
+def run_result(run: Run, out: dict, patients: dict, extra: dict, seconds: float) -> OperatingCharacteristics:
+    """The result of the checked run ``run`` from its per-trial arrays ``out``, per-patient arrays
+    ``patients`` and per-trial ``extra`` metrics (``{key: (values, definition)}``)."""
+    return monte_carlo_result(run.design, run.scenario, run.ladder, run.target, run.obd, out, patients,
+                              run_provenance(run, seconds), extra, dose_model=run.dose_model)
+
+
+def apply_decisions(design, state, act, sub, dec, selected, reason, fired, size) -> None:
+    """Apply the decisions ``dec`` made on ``sub`` (the trials ``act`` of ``state``): stopped trials conclude,
+    the others move to their next tier, cohort size, phase and auxiliary state."""
+    fired[act] |= dec.fired
+    st = dec.stop
+    done = act[st]
+    if done.size:
+        reason[done] = dec.reason[st]
+        selected[done] = design.conclude(sub.take(st), dec.reason[st])
+        state.active[done] = False
+    go = ~st
+    state.current[act[go]] = dec.next[go]
+    if dec.size is not None:
+        size[act[go]] = dec.size[go]
+    if dec.phase is not None:
+        state.phase[act[go]] = dec.phase[go]
+    if dec.aux is not None:
+        state.aux[act[go]] = dec.aux[go]

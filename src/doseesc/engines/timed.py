@@ -1,0 +1,497 @@
+"""The timed Monte Carlo engine: calendar time over the trials (accrual, manufacturing, staggering, windows),
+and time-to-event designs simulated in time.
+
+The clock of a protocol (:class:`~doseesc.calendar.Calendar`) and its time line are described in
+:mod:`doseesc.calendar`; this module runs it. Designs that wait for complete cohorts are simulated by the
+untimed engine and the calendar laid over their trials (:func:`calendar_batch`; identical selections for the
+same seed); time-to-event designs (``time_to_event = True``) are simulated in time, deciding with the pending
+patients' partial follow-up (:func:`tite_batch`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..actual_dose import PatientStatus
+from ..calendar import CALENDAR_METRICS, Calendar
+from ..designs.tite import _per_tier
+from ..errors import DoseescError
+from ..rng import Stream, patient_uniforms
+from ..state import StopReason, TrialState
+
+
+# -- arrivals ---------------------------------------------------------------------------------------
+class _Arrivals:
+    """Arrival times (days) of the screened-in patients of one batch, shape ``(n_trials, width)``.
+
+    Time 0 is the first screened-in patient's arrival. Generated for ``cols``
+    candidates; :meth:`ensure` regenerates with more candidates (the first
+    columns never change: the streams are prefix-stable).
+    """
+
+    def __init__(self, cal: Calendar, seq, start: int, stop: int, cols: int):
+        self.cal, self.seq, self.start, self.stop = cal, seq, start, stop
+        self._make(max(int(cols), 8))
+
+    def _make(self, cols: int) -> None:
+        cal = self.cal
+        u = patient_uniforms(self.seq, self.start, self.stop, cols, Stream.ARRIVAL)
+        gaps = cal.gaps(u)
+        gaps[:, 0] = 0.0
+        t = np.cumsum(gaps, axis=1)
+        if cal.screen_fail > 0:
+            ok = patient_uniforms(self.seq, self.start, self.stop, cols, Stream.SCREEN) >= cal.screen_fail
+            t = np.sort(np.where(ok, t, np.inf), axis=1)
+            first = t[:, :1]
+            t = t - np.where(np.isfinite(first), first, 0.0)
+            self.count = ok.sum(axis=1)
+        else:
+            self.count = np.full(t.shape[0], cols)
+        self.cols = cols
+        self.t = t
+
+    def ensure(self, rows: np.ndarray, index: np.ndarray | None = None, until: np.ndarray | None = None) -> None:
+        """Make arrival ``index`` exist for ``rows`` (and arrivals past time ``until``)."""
+        for _ in range(60):
+            short = np.zeros(rows.size, dtype=bool)
+            if index is not None:
+                short |= index >= self.count[rows]
+            if until is not None:
+                last = self.t[rows, np.maximum(self.count[rows] - 1, 0)]
+                short |= last <= until
+            if not short.any():
+                return
+            self._make(self.cols * 2)
+        raise DoseescError("the calendar needs more than a billion arrivals per trial: check accrual_rate")
+
+
+# -- shared enrolment step ----------------------------------------------------------------------------
+class _Clock:
+    """Per-trial calendar state of one batch and the enrolment of one patient per call."""
+
+    def __init__(self, cal: Calendar, seq, start: int, stop: int, n_tiers: int, enrol_cap: int):
+        n = stop - start
+        self.cal, self.seq, self.start, self.stop = cal, seq, start, stop
+        self.arr = _Arrivals(cal, seq, start, stop, enrol_cap + 16)
+        self.ptr = np.zeros(n, dtype=np.int64)          # next arrival in the queue
+        self.enrolled = np.zeros(n, dtype=np.int64)     # enrolees so far (drop-outs included)
+        self.last_inf = np.full(n, -np.inf)
+        self.first_inf = np.full((n, n_tiers), np.nan)  # first infusion at each tier (sentinel)
+        self.wait = np.zeros(n)
+        self.lost = np.zeros(n)
+        self.cap = enrol_cap
+        self.u_v2v = patient_uniforms(seq, start, stop, enrol_cap, Stream.MANUFACTURE) \
+            if cal.vein_to_vein_sd > 0 else None
+        self.u_drop = patient_uniforms(seq, start, stop, enrol_cap, Stream.DROPOUT) if cal.dropout > 0 else None
+
+    def next_arrival(self, rows: np.ndarray, open_t: np.ndarray):
+        """Take the next queued patient of each row who has not left by ``open_t``.
+
+        Returns (arrival time, slot time = max(arrival, open)); counts the lost."""
+        cal = self.cal
+        while True:
+            self.arr.ensure(rows, self.ptr[rows])
+            a = self.arr.t[rows, self.ptr[rows]]
+            if cal.max_wait_days is None:
+                break
+            gone = open_t - a > cal.max_wait_days
+            if not gone.any():
+                break
+            g = rows[gone]
+            self.lost[g] += 1
+            self.wait[g] += cal.max_wait_days
+            self.ptr[g] += 1
+        slot = np.maximum(a, open_t)
+        return a, slot
+
+    def enrol(self, rows: np.ndarray, open_t: np.ndarray, tier: np.ndarray, sentinel: bool = True,
+              infused: np.ndarray | None = None):
+        """Enrol one patient per row (replacing drop-outs) and plan the infusion.
+
+        Returns (slot time of the enrolee who is infused, infusion time). With
+        ``infused`` False for a row (the actual-dose model: a failed or withheld
+        product), the patient is enrolled and manufactured but not infused: the
+        time returned is when the product was due (the failure becomes known),
+        and the infusion bookkeeping (gaps, sentinel) is left unchanged."""
+        cal = self.cal
+        inf = np.empty(rows.size)
+        slot_out = np.empty(rows.size)
+        pos = np.arange(rows.size)
+        open_t = np.asarray(open_t, float).copy()
+        for _ in range(10_000):
+            r = rows[pos]
+            a, slot = self.next_arrival(r, open_t[pos])
+            self.wait[r] += slot - a
+            self.ptr[r] += 1
+            j = self.enrolled[r]
+            if np.any(j >= self.cap):
+                raise DoseescError("the calendar's drop-out rate needs more replacements than the enrolment cap; "
+                                   "lower dropout")
+            self.enrolled[r] += 1
+            v2v = self.cal.vein_to_vein(self.u_v2v[r, j]) if self.u_v2v is not None \
+                else np.full(r.size, float(cal.vein_to_vein_days))
+            ready = (a if cal.manufacture_on_arrival else slot) + v2v
+            ready = np.maximum(ready, slot)
+            planned = np.maximum(ready, self.last_inf[r] + cal.min_gap_days)
+            if sentinel and cal.sentinel_days > 0:
+                first = self.first_inf[r, tier[pos]]
+                planned = np.where(np.isnan(first), planned, np.maximum(planned, first + cal.sentinel_days))
+            if self.u_drop is not None:
+                drop = self.u_drop[r, j] < cal.dropout
+            else:
+                drop = np.zeros(r.size, dtype=bool)
+            keep = ~drop
+            gives = np.ones(r.size, dtype=bool) if infused is None else np.asarray(infused)[pos]
+            inf[pos[keep]] = np.where(gives, planned, ready)[keep]
+            slot_out[pos[keep]] = slot[keep]
+            keep = keep & gives
+            rk = r[keep]
+            self.last_inf[rk] = planned[keep]
+            tk = tier[pos[keep]]
+            f = self.first_inf[rk, tk]
+            self.first_inf[rk, tk] = np.where(np.isnan(f), planned[keep], f)
+            if not drop.any():
+                return slot_out, inf
+            open_t[pos[drop]] = planned[drop]       # the replacement's place opens when the drop-out is found
+            pos = pos[drop]
+        raise DoseescError("the calendar's drop-out rate never lets a patient be infused")  # pragma: no cover
+
+    def settle(self, stop_t: np.ndarray) -> None:
+        """Count the waiting of patients still queued when the trial stops (turned away, or lost before)."""
+        cal = self.cal
+        rows = np.arange(stop_t.size)
+        self.arr.ensure(rows, until=stop_t)
+        t = self.arr.t
+        idx = np.arange(t.shape[1])[None, :]
+        queued = (idx >= self.ptr[:, None]) & (t < stop_t[:, None])
+        waited = np.where(queued, stop_t[:, None] - t, 0.0)
+        if cal.max_wait_days is not None:
+            self.lost += (queued & (waited > cal.max_wait_days)).sum(axis=1)
+            waited = np.minimum(waited, cal.max_wait_days)
+        self.wait += waited.sum(axis=1)
+
+
+# -- the engine ----------------------------------------------------------------------------------------
+def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int) -> dict:
+    """Calendar of a batch already simulated by the untimed engine (designs that wait for complete cohorts).
+
+    The decisions of such a design depend on the counts only, never on time, so
+    the calendar is laid over the untimed trials patient by patient: each
+    cohort opens when the previous one has completed its windows (plus the
+    review), and its patients are enrolled from the queue.
+
+    With the actual-dose model (``out`` from the engine's actual-dose path) the
+    calendar is laid over every *enrolee*: a failed or withheld product is
+    manufactured but not infused, and becomes known when it was due; the
+    patient who replaces it (or a patient whose product is not evaluable) is
+    enrolled from the queue only then. The cohort is complete when its
+    evaluable patients have completed their windows; infused patients who are
+    not evaluable are still followed (duration).
+    """
+    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    obs = cal.observation_window(uses_eff)
+    fol = cal.follow_window(uses_eff)
+    status = out.get("status")
+    if status is None:
+        tier_pt = out["tier"].astype(np.int64)
+        new = out["new_cohort"]
+        repl = None
+    else:
+        tier_pt = out["assigned"].astype(np.int64)
+        new = out["cohort_start"]
+        repl = out["replacement"]
+    n, max_n = tier_pt.shape
+    cap = _enrol_cap(max_n, cal)
+    clock = _Clock(cal, seq, start, stop, design.n_tiers, cap)
+    open_t = np.zeros(n)
+    found = np.full(n, -np.inf)      # when the latest non-evaluable product of the cohort became known
+    comp = np.full(n, -np.inf)       # completion of the current cohort
+    end = np.zeros(n)                # end of the last follow-up
+    inf_t = np.full((n, max_n), np.nan)
+    for k in range(max_n):
+        rows = np.flatnonzero(tier_pt[:, k] >= 0)
+        if rows.size == 0:
+            break
+        starts = new[rows, k] & (k > 0)
+        if starts.any():
+            s = rows[starts]
+            open_t[s] = comp[s] + cal.review_days
+            comp[s] = -np.inf
+            found[s] = -np.inf
+        if status is None:
+            _, inf = clock.enrol(rows, open_t[rows], tier_pt[rows, k])
+            gives = evaluable = np.ones(rows.size, dtype=bool)
+        else:
+            st = status[rows, k]
+            gives = (st == PatientStatus.EVALUABLE) | (st == PatientStatus.NOT_EVALUABLE)
+            evaluable = st == PatientStatus.EVALUABLE
+            opens = np.where(repl[rows, k], np.maximum(open_t[rows], found[rows]), open_t[rows])
+            _, inf = clock.enrol(rows, opens, tier_pt[rows, k], infused=gives)
+            bad = ~evaluable & (st != PatientStatus.LOST)   # replaced: the replacement waits for this news
+            found[rows[bad]] = np.maximum(found[rows[bad]], inf[bad])
+        ri = rows[gives]
+        inf_t[ri, k] = inf[gives]
+        re = rows[evaluable]
+        comp[re] = np.maximum(comp[re], inf[evaluable] + obs)
+        end[ri] = np.maximum(end[ri], inf[gives] + fol)
+    decision = comp.copy()
+    clock.settle(decision)
+    return {"duration_days": end, "time_to_decision_days": decision, "wait_days": clock.wait,
+            "lost_waiting": clock.lost.astype(float), "infusion_days": inf_t}
+
+
+def _enrol_cap(max_n: int, cal: Calendar) -> int:
+    """Enrolees per trial to draw manufacturing and drop-out numbers for (replacements included)."""
+    if cal.dropout <= 0:
+        return max_n + 1
+    extra = max(8, math.ceil(4 * max_n * cal.dropout / (1 - cal.dropout)) + 8)
+    return max_n + extra
+
+
+# -- the timed engine of time-to-event designs -------------------------------------------------------
+def _state_at(t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
+    """The data of trials ``rows`` at times ``t`` (per row): assigned patients, DLTs so far, follow-up."""
+    tier = pt["tier"][rows]
+    assigned = tier >= 0
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+
+    # An event or a window's end counts from the very time _next_event computes for it (the same float
+    # expression), so a trial woken at an event sees it: (t - inf) / window can round below the fraction.
+    def elapsed(window):   # follow-up as a fraction of the window (0 for no patient)
+        with np.errstate(invalid="ignore"):
+            el = np.nan_to_num(np.clip((t[:, None] - inf) / window, 0.0, 1.0), nan=1.0)
+        el = np.where(t[:, None] >= inf + window, 1.0, el)
+        return np.where(assigned, el, 0.0)
+
+    def seen(has, frac, el, window):
+        return has & ((frac <= el) | (inf + frac * window <= t[:, None])) & assigned
+
+    w = cal.dlt_window_days
+    el = elapsed(w)
+    dlt = seen(pt["tox"][rows], pt["tox_frac"][rows], el, w)
+    follow = np.where(dlt, pt["tox_frac"][rows], el)
+    eff_follow = eff = None
+    if uses_eff:
+        we = cal.eff_window
+        el_e = elapsed(we)
+        eff = seen(pt["eff"][rows], pt["eff_frac"][rows], el_e, we)
+        eff_follow = np.where(eff, pt["eff_frac"][rows], el_e)
+    per_tier = _per_tier(tier, k)
+
+    def count(mask):
+        return per_tier(mask).astype(np.int32)
+
+    n = count(assigned)
+    y = count(dlt)
+    e = count(eff) if uses_eff else np.zeros_like(n)
+    ye = count(eff & dlt) if uses_eff else np.zeros_like(n)
+    coh = pt["cohort"][rows]
+    last = coh.max(axis=1)
+    in_last = assigned & (coh == last[:, None])
+    return TrialState(n=n, y=y, e=e, ye=ye, current=current.astype(np.int32), active=np.ones(rows.size, dtype=bool),
+                      last_n=in_last.sum(axis=1).astype(np.int32), last_y=(in_last & dlt).sum(axis=1).astype(np.int32),
+                      pt_tier=tier, pt_dlt=dlt, pt_follow=follow, pt_eff=eff, pt_eff_follow=eff_follow)
+
+
+def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndarray,
+                uses_eff: bool = False) -> np.ndarray:
+    """Next time a pending patient at the current tier has a DLT (or a response, for designs that use
+    it) or completes the window (after ``t``)."""
+    tier = pt["tier"][rows]
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+    w = cal.dlt_window_days
+    ev = np.where(pt["tox"][rows], inf + pt["tox_frac"][rows] * w, inf + w)
+    later = t[:, None] + 1e-9
+    ev = np.where(ev > later, ev, np.inf)
+    if uses_eff:
+        we = cal.eff_window
+        ev_e = np.where(pt["eff"][rows], inf + pt["eff_frac"][rows] * we, inf + we)
+        ev = np.minimum(ev, np.where(ev_e > later, ev_e, np.inf))
+    ev = np.where(tier == current[:, None], ev, np.inf)
+    nxt = ev.min(axis=1)
+    return np.where(np.isfinite(nxt), nxt, t + 1.0)
+
+
+#: Days added to a computed crossing time, so that the design, deciding then, is past the boundary despite
+#: rounding (the same margin as the "after t" of :func:`_next_event`).
+_MARGIN = 1e-9
+
+
+def _follow_reached(goal: np.ndarray, t: np.ndarray, inf: np.ndarray, pend: np.ndarray, window: float) -> np.ndarray:
+    """Earliest time at which the pending patients ``pend`` (infusion days ``inf``, both ``(n_rows,
+    n_patients)``) have a total follow-up of ``goal`` windows (n_rows,), if none completes its window or has
+    its event first: the root of sum_i max(tau - a_i, 0) / window = goal, a convex piecewise-linear function
+    of tau with a kink at every infusion a_i (patients not yet infused start later). With the infusions
+    sorted, f(a_j) = j a_j - (a_1 + ... + a_j); the root lies after the J-th infusion, J the number with
+    f(a_j) < goal * window, at tau = (goal * window + a_1 + ... + a_J) / J. +inf for no pending patient or
+    an infinite goal; ``t`` where the goal is already reached."""
+    a = np.sort(np.where(pend, inf, np.inf), axis=1)
+    finite = np.isfinite(a)
+    csum = np.cumsum(np.where(finite, a, 0.0), axis=1)
+    j = np.arange(1, a.shape[1] + 1)[None, :]
+    need = goal * window
+    with np.errstate(invalid="ignore"):
+        f_at = np.where(finite, j * np.where(finite, a, 0.0) - csum, np.inf)
+        count = (f_at < need[:, None]).sum(axis=1)
+        s_j = np.take_along_axis(csum, np.maximum(count - 1, 0)[:, None], axis=1)[:, 0]
+        tau = (need + s_j) / np.maximum(count, 1)
+    tau = np.where(count > 0, tau, np.where(finite.any(axis=1) & (need <= 0), t, np.inf))
+    return np.where(np.isfinite(goal), tau, np.inf)
+
+
+def _wake(design, st: TrialState, t: np.ndarray, rows: np.ndarray, pt: dict, cal, t_event: np.ndarray) -> np.ndarray:
+    """When waiting trials ``rows`` (state ``st`` at ``t``) re-decide: at ``t_event`` (the next event at the
+    current tier) unless the design's estimate crosses the boundary that ends the wait before it, while the
+    pending patients' follow-up grows (:meth:`wake_follow`); then at that crossing (plus :data:`_MARGIN`).
+    Where no crossing comes first the result is ``t_event`` itself (bit-identical to waking at events)."""
+    tox_goal, eff_goal = design.wake_follow(st)
+    if not (np.isfinite(tox_goal).any() or np.isfinite(eff_goal).any()):
+        return t_event
+    inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
+    at = st.pt_tier == st.current[:, None]
+    tau = _follow_reached(tox_goal, t, inf, at & ~st.pt_dlt & (st.pt_follow < 1), cal.dlt_window_days)
+    if st.pt_eff is not None and np.isfinite(eff_goal).any():
+        pend_e = at & ~st.pt_eff & (st.pt_eff_follow < 1)
+        tau = np.minimum(tau, _follow_reached(eff_goal, t, inf, pend_e, cal.eff_window))
+    between = (tau > t + _MARGIN) & (tau + _MARGIN < t_event)
+    return np.where(between, tau + _MARGIN, t_event)
+
+
+def tite_batch(design, scenario, cal, seq, start: int, stop: int) -> dict:
+    """Simulate trials ``start..stop-1`` of a time-to-event design in calendar time.
+
+    Trials step together cohort by cohort. A cohort opens when its first
+    patient is available (queued and the previous cohort fully enrolled); the
+    design decides on the data at that moment (pending patients with their
+    follow-up); while it suspends accrual the patient waits (or leaves after
+    ``max_wait_days``) until the next DLT or window completion at the current
+    tier, or until the design's estimate crosses the boundary that ends the
+    wait if that comes first (:func:`_wake`). The k-th infused patient's DLT is ``u_tox[i, k] < p`` as in the
+    untimed engine, its time within the window from Stream.TOX_TIME. The final
+    tier is selected on complete data; a stop with no dose is decided at once.
+    """
+    n = stop - start
+    k, max_n = design.n_tiers, design.max_n
+    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    eff_on = scenario.true_eff is not None
+    p = np.asarray(scenario.true_tox, float)
+    u_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX)
+    v_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX_TIME)
+    if eff_on:
+        u_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF)
+        v_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF_TIME)
+        pe_t, pe_n = scenario.response_given_tox()
+    clock = _Clock(cal, seq, start, stop, k, _enrol_cap(max_n, cal))
+    pt = {"tier": np.full((n, max_n), -1, dtype=np.int64), "inf": np.full((n, max_n), np.nan),
+          "tox": np.zeros((n, max_n), dtype=bool), "tox_frac": np.full((n, max_n), np.inf),
+          "eff": np.zeros((n, max_n), dtype=bool), "eff_frac": np.full((n, max_n), np.inf),
+          "cohort": np.full((n, max_n), -1, dtype=np.int64), "new": np.zeros((n, max_n), dtype=bool)}
+    total = np.zeros(n, dtype=np.int64)
+    current = np.full(n, design.start, dtype=np.int64)
+    size = np.full(n, design.first_size, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    selected = np.full(n, -1, dtype=np.int32)
+    reason = np.zeros(n, dtype=np.int8)
+    fired = np.zeros(n, dtype=np.int16)
+    stop_t = np.zeros(n)
+    open_t = np.zeros(n)
+    last_slot = np.zeros(n)
+    obs = cal.observation_window(uses_eff)
+    fol = cal.follow_window(uses_eff)
+    limit = 8 * max_n + 20
+
+    for c in range(max_n + 1):
+        act = np.flatnonzero(active)
+        if act.size == 0:
+            break
+        t_all = np.zeros(n)                      # time of this cohort's decision, per trial
+        if c > 0:
+            _, t_all[act] = clock.next_arrival(act, open_t[act])
+            rows = act
+            for _ in range(limit):
+                st = _state_at(t_all[rows], rows, pt, cal, k, current[rows], uses_eff)
+                dec = design.step(st)
+                wait = dec.wait if dec.wait is not None else np.zeros(rows.size, dtype=bool)
+                fired[rows] |= dec.fired
+                halt = dec.stop & ~wait
+                hr = rows[halt]
+                if hr.size:
+                    active[hr] = False
+                    reason[hr] = dec.reason[halt]
+                    # a full trial stopped enrolling when its last patient was enrolled
+                    stop_t[hr] = np.where(total[hr] >= max_n, last_slot[hr], t_all[hr])
+                go = ~wait & ~dec.stop
+                current[rows[go]] = dec.next[go]
+                if dec.size is not None:
+                    size[rows[go]] = dec.size[go]
+                if not wait.any():
+                    break
+                # accrual suspended: wait for the next DLT or window completion at the current tier, or for
+                # the moment the estimate crosses the boundary that ends the wait if that comes first; the
+                # waiting patient may leave meanwhile (the next in the queue takes the place)
+                still = np.flatnonzero(wait)
+                rows = rows[still]
+                t_next = _next_event(t_all[rows], rows, pt, cal, current[rows], uses_eff)
+                t_next = _wake(design, st.take(still), t_all[rows], rows, pt, cal, t_next)
+                _, t_all[rows] = clock.next_arrival(rows, t_next)
+            else:  # pragma: no cover - bounded by the number of events
+                raise DoseescError(f"{design.label}: accrual stayed suspended after {limit} events")
+            act = np.flatnonzero(active)
+            if act.size == 0:
+                break
+        # enrol the cohort at the current tier: its first patient at the decision time, the rest as they come
+        t_dec = t_all[act]
+        cohort_slot = np.zeros(act.size)
+        for j in range(int(size[act].max())):
+            sel = (j < size[act]) & (total[act] < max_n)
+            rows = act[sel]
+            if rows.size == 0:
+                break
+            tiers = current[rows]
+            slot, inf = clock.enrol(rows, t_dec[sel], tiers)
+            kk = total[rows]
+            dlt = u_tox[rows, kk] < p[tiers]
+            pt["tier"][rows, kk] = tiers
+            pt["inf"][rows, kk] = inf
+            pt["tox"][rows, kk] = dlt
+            pt["tox_frac"][rows, kk] = np.where(dlt, cal.event_time("tox", p[tiers], v_tox[rows, kk]), np.inf)
+            pt["cohort"][rows, kk] = c
+            pt["new"][rows, kk] = j == 0
+            if eff_on:
+                pe = np.where(dlt, pe_t[tiers], pe_n[tiers])
+                resp = u_eff[rows, kk] < pe
+                pt["eff"][rows, kk] = resp
+                pt["eff_frac"][rows, kk] = np.where(resp, cal.event_time("eff", pe, v_eff[rows, kk]), np.inf)
+            total[rows] += 1
+            cohort_slot[sel] = slot
+            last_slot[rows] = slot
+        open_t[act] = np.maximum(open_t[act], cohort_slot)
+    else:  # pragma: no cover - max_n bounds the cohorts
+        raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
+
+    # complete data and the final choice
+    rows = np.arange(n)
+    inf = pt["inf"]
+    assigned = pt["tier"] >= 0
+    ends = np.where(assigned, inf + obs, -np.inf).max(axis=1)
+    final = _state_at(np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
+    complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=current.astype(np.int32),
+                          active=np.zeros(n, dtype=bool))
+    no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
+    sel = design.conclude(complete, reason)
+    selected[:] = np.where(no_dose, -1, sel)
+    decision = np.where(no_dose, stop_t, np.maximum(stop_t, ends))
+    duration = np.where(assigned, inf + fol, -np.inf).max(axis=1)
+    clock.settle(stop_t)
+    tier_dtype = np.int8 if k < 127 else np.int16
+    return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": selected,
+            "reason": reason, "fired": fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
+            "eff": pt["eff"], "new_cohort": pt["new"], "duration_days": duration, "time_to_decision_days": decision,
+            "wait_days": clock.wait, "lost_waiting": clock.lost.astype(float), "infusion_days": inf}
+
+
+def calendar_extra(out: dict) -> dict:
+    """The per-trial :data:`~doseesc.calendar.CALENDAR_METRICS` of a timed run's arrays ``out``."""
+    return {key: (out[key].astype(float), text) for key, text in CALENDAR_METRICS.items()}
