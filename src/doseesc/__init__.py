@@ -15,8 +15,7 @@ from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2,
                       design_from_dict)
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .calendar import Calendar
-from .compare import Comparison, compare
-from .designs.crm import calibrate_halfwidth
+from .compare import Comparison, calibrate_halfwidth, compare
 from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
 from .outcomes import format_outcomes, parse_outcomes

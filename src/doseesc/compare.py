@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .designs.base import Design
+from .designs.crm import CRM, crm_skeleton
 from .engines.montecarlo import simulate
-from .errors import DoseescError
+from .errors import DesignError, DoseescError
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder
@@ -125,3 +127,42 @@ def _named(items, what, name_of, cls) -> dict:
         if not isinstance(it, cls):
             raise DoseescError(f"{what} {name!r} = {it!r} is not a doseesc {cls.__name__}")
     return out
+
+
+# -- calibration by paired comparison ----------------------------------------------------------------
+def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, halfwidths=None,
+                        n_trials: int = 2000, rng=None, **crm_options):
+    """Choose the skeleton halfwidth with the best average P(correct selection) (Lee & Cheung 2009).
+
+    For each candidate halfwidth the skeleton ``crm_skeleton(target, halfwidth,
+    prior_mtd, n_tiers)`` is simulated under every scenario (the same seed for
+    all, so candidates are compared on common patients) and the probability of
+    selecting the true MTD is averaged over the scenarios. ``crm_options`` go
+    to :class:`~doseesc.designs.crm.CRM` (``max_n`` is required). Returns a DataFrame with one row
+    per halfwidth (``mean_pcs``, its MCSE and the per-scenario values) sorted
+    as given, with the best row flagged in ``best``.
+    """
+    if halfwidths is None:
+        upper = min(target, 1 - target)
+        halfwidths = [round(h, 3) for h in np.arange(0.01, upper, 0.01) if h < upper]
+    scenarios = list(scenarios)
+    if not scenarios:
+        raise DesignError("calibrate_halfwidth needs at least one scenario")
+    seq = root_seed(rng)
+    rows = []
+    for h in halfwidths:
+        sk = crm_skeleton(target, h, prior_mtd, n_tiers, model=crm_options.get("model", "empiric"),
+                          intercept=crm_options.get("intercept", 3.0))
+        design = CRM(tuple(sk), target, **crm_options)
+        per, per_trial = {}, []
+        for sc in scenarios:
+            r = simulate(design, sc, n_trials, rng=seq, target=target)
+            per[sc.name] = r.p_correct
+            per_trial.append((r.selected == r.true_mtd).astype(float))
+        mean = np.mean(per_trial, axis=0)
+        rows.append({"halfwidth": h, "mean_pcs": float(mean.mean()),
+                     "mean_pcs_mcse": float(mean.std(ddof=1) / math.sqrt(mean.size)),
+                     "skeleton": tuple(np.round(sk, 5)), **{f"pcs[{k}]": v for k, v in per.items()}})
+    df = pd.DataFrame(rows)
+    df["best"] = df["mean_pcs"] == df["mean_pcs"].max()
+    return df
