@@ -26,37 +26,112 @@ from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
 from .montecarlo import check_compatible
-from ..outcomes import compositions
+from ..outcomes import cohort_outcomes
 
 #: Default limit on live states in one step.
 MAX_STATES = 2_000_000
 
 
-def _merge(keys: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge identical rows of ``keys`` summing ``prob``; rows returned in sorted order."""
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return uniq, np.bincount(inverse.ravel(), weights=prob, minlength=uniq.shape[0])
+def _outcome_table(probs: np.ndarray, joint: bool):
+    """``table(c)``: the outcomes of a cohort of ``c`` and their probabilities per tier, built once per size."""
+    cache = {}
+
+    def table(c: int):
+        if c not in cache:
+            cache[c] = cohort_outcomes(c, probs, joint)
+        return cache[c]
+    return table
 
 
-def _outcomes(c: int, probs: np.ndarray, joint: bool):
-    """Cohort outcomes of ``c`` patients: (DLTs, responses, both, probability per tier).
+def _too_many(design: Design, max_states: int) -> DoseescError:
+    return DoseescError(f"exact evaluation of {design.label} needs more than max_states = {max_states} "
+                        "live states; use simulate() or raise max_states")
 
-    ``probs`` is P(DLT) per tier, or with ``joint`` the (n_tiers, 4) joint probabilities of N, T, E, B.
-    """
-    from math import factorial
 
-    if not joint:
-        j = np.arange(c + 1)
-        coef = np.array([comb(c, int(i)) for i in j], dtype=float)
-        pr = coef[None, :] * probs[:, None] ** j[None, :] * (1 - probs[:, None]) ** (c - j)[None, :]
-        zero = np.zeros(c + 1, dtype=np.int32)
-        return j.astype(np.int32), zero, zero, pr
-    cells = compositions(c)
-    coef = np.array([factorial(c) / np.prod([factorial(int(v)) for v in r]) for r in cells])
-    pr = coef[None, :] * np.prod(probs[:, None, :] ** cells[None, :, :], axis=2)
-    dy = (cells[:, 1] + cells[:, 3]).astype(np.int32)
-    de = (cells[:, 2] + cells[:, 3]).astype(np.int32)
-    return dy, de, cells[:, 3].astype(np.int32), pr
+def _children(design: Design, state: TrialState, prob: np.ndarray, table, joint: bool, max_states: int):
+    """Every outcome of each live state's next cohort (of its ``size``, within ``max_n``) with positive
+    probability: the new states (the cohort added at the current tier) and their probabilities."""
+    room = np.minimum(state.size, design.max_n - state.total_n)
+    n_out = (lambda c: comb(c + 3, 3)) if joint else (lambda c: c + 1)
+    if sum(int((room == c).sum()) * n_out(int(c)) for c in np.unique(room)) > max_states:
+        raise _too_many(design, max_states)
+    parts = []
+    for c in np.unique(room):
+        idx = np.flatnonzero(room == c)
+        dy, de, dye, pr = table(int(c))
+        m = dy.size
+        rep = np.repeat(idx, m)
+        o = np.tile(np.arange(m), idx.size)
+        w = prob[rep] * pr[state.current[rep], o]
+        keep = w > 0
+        rep, o = rep[keep], o[keep]
+        parts.append((rep, np.full(rep.size, c), dy[o], de[o], dye[o], w[keep]))
+    rep, c, dy, de, dye, w = (np.concatenate(v) for v in zip(*parts))
+    child = state.take(rep)
+    child.add_cohort(c, dy, de, dye)
+    return child, w
+
+
+def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool) -> tuple[TrialState, np.ndarray]:
+    """Merge live states with identical memory, adding their probabilities (rows in sorted key order).
+
+    The memory is every count, the next tier and cohort size, the rules fired, the multi-stage memory and,
+    for designs that use it, the last cohort; or, where the design gives a merge key (its sufficient
+    statistics), that key in place of the counts, with responses as probability-weighted means."""
+    k = design.n_tiers
+    extra = [state.current, state.size, state.fired, state.phase, state.aux]
+    if getattr(design, "uses_last_cohort", False):
+        extra += [state.last_n, state.last_y]
+    proj = design.merge_key(state) if joint else None
+    if proj is None:
+        keys = np.column_stack([state.n, state.y, state.e, state.ye] + extra)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        prob = np.bincount(inverse.ravel(), weights=prob, minlength=uniq.shape[0])
+        n, y, e, ye = uniq[:, :k], uniq[:, k:2 * k], uniq[:, 2 * k:3 * k], uniq[:, 3 * k:4 * k]
+        rest = uniq[:, 4 * k:]
+    else:
+        keys = np.column_stack([proj] + extra)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        newp = np.bincount(inverse, weights=prob, minlength=uniq.shape[0])
+        first = np.zeros(uniq.shape[0], dtype=np.int64)
+        first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+        n, y = state.n[first], state.y[first]
+        e, ye = (np.stack([np.bincount(inverse, weights=prob * a[:, j], minlength=uniq.shape[0])
+                           for j in range(k)], axis=1) / newp[:, None] for a in (state.e, state.ye))
+        prob = newp
+        rest = uniq[:, proj.shape[1]:]
+    last = (rest[:, 5], rest[:, 6]) if rest.shape[1] > 5 else (None, None)
+    merged = TrialState.from_counts(n, y, rest[:, 0], e=e, ye=ye, last_n=last[0], last_y=last[1],
+                                    phase=rest[:, 3], aux=rest[:, 4], size=rest[:, 1], fired=rest[:, 2])
+    return merged, prob
+
+
+def _enumerate(design: Design, probs: np.ndarray, joint: bool, max_states: int) -> dict:
+    """Every terminal state with its probability: lists of arrays ``n``, ``y``, ``e``, ``selected``,
+    ``reason``, ``fired``, ``prob``, one entry per cohort."""
+    table = _outcome_table(probs, joint)
+    state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
+    prob = np.ones(1)
+    term = {"n": [], "y": [], "e": [], "selected": [], "reason": [], "fired": [], "prob": []}
+    for _ in range(design.max_n + 1):
+        if prob.size == 0:
+            return term
+        state, prob = _children(design, state, prob, table, joint, max_states)
+        if state.n_trials > max_states:
+            raise _too_many(design, max_states)
+        dec = design.step(state)
+        st = dec.stop
+        stopped = state.take(st) if st.any() else None
+        state.advance(dec, design.cohort_size)
+        if stopped is not None:
+            for key, val in (("n", stopped.n), ("y", stopped.y), ("e", stopped.e),
+                             ("selected", design.conclude(stopped, dec.reason[st])), ("reason", dec.reason[st]),
+                             ("fired", state.fired[st]), ("prob", prob[st])):
+                term[key].append(val)
+        go = ~st
+        state, prob = _merge_live(design, state.take(go), prob[go], joint)
+    raise RuntimeError(f"{design.label}: states did not stop within max_n = {design.max_n} cohorts")
 
 
 def exact(design: Design, scenario: Scenario, *, target: float | None = None,
@@ -71,7 +146,7 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     """
     from ..designs.tite import check_not_tite
     from ..obd import resolve_obd
-    from ..results import OperatingCharacteristics, provenance, resolve_target
+    from ..results import resolve_target
 
     check_not_tite(design, "exact enumeration")
     check_compatible(design, scenario)
@@ -81,114 +156,17 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     tgt = resolve_target(target, scenario, design)
     t0 = time.perf_counter()
-    k, max_n = design.n_tiers, design.max_n
-    p = np.asarray(scenario.true_tox, dtype=float)
-    # outcome tables per cohort size c: DLTs, responses, both, and probability per tier
-    probs = scenario.joint() if joint else p
-    table = {}  # cohort size -> outcome table, built when first needed
+    # per tier: P(DLT), or with joint the probabilities of the cells N, T, E, B
+    probs = scenario.joint() if joint else np.asarray(scenario.true_tox, dtype=float)
+    term = _enumerate(design, probs, joint, max_states)
+    return _result(design, scenario, term, joint, tgt, ladder, obd_def, t0)
 
-    n = np.zeros((1, k), dtype=np.int32)
-    y = np.zeros((1, k), dtype=np.int32)
-    e = np.zeros((1, k), dtype=np.int32)
-    ye = np.zeros((1, k), dtype=np.int32)
-    phase = np.zeros(1, dtype=np.int32)
-    aux = np.zeros(1, dtype=np.int32)
-    cur = np.full(1, design.start, dtype=np.int32)
-    size = np.full(1, design.first_size, dtype=np.int32)
-    fired = np.zeros(1, dtype=np.int32)
-    last_n = np.zeros(1, dtype=np.int32)
-    last_y = np.zeros(1, dtype=np.int32)
-    memory = bool(getattr(design, "uses_last_cohort", False))
-    prob = np.ones(1)
-    term = {"n": [], "y": [], "e": [], "selected": [], "reason": [], "fired": [], "prob": []}
 
-    for _ in range(max_n + 1):
-        if prob.size == 0:
-            break
-        room = np.minimum(size, max_n - n.sum(axis=1))
-        n_out = (lambda c: comb(c + 3, 3)) if joint else (lambda c: c + 1)
-        branching = sum(int((room == c).sum()) * n_out(int(c)) for c in np.unique(room))
-        if branching > max_states:
-            raise DoseescError(
-                f"exact evaluation of {design.label} needs more than max_states = {max_states} "
-                "live states; use simulate() or raise max_states")
-        new = {key: [] for key in ("n", "y", "e", "ye", "cur", "fired", "p", "ln", "ly", "phase", "aux")}
-        for c in np.unique(room):
-            idx = np.flatnonzero(room == c)
-            c = int(c)
-            if c not in table:
-                table[c] = _outcomes(c, probs, joint)
-            dy, de, dye, pr = table[c]
-            m = dy.size
-            rep = np.repeat(idx, m)
-            o = np.tile(np.arange(m), idx.size)
-            w = prob[rep] * pr[cur[rep], o]
-            keep = w > 0
-            rep, o, w = rep[keep], o[keep], w[keep]
-            r = np.arange(rep.size)
-            t = cur[rep]
-            cols = {}
-            for key, arr, add in (("n", n, np.full(m, c)), ("y", y, dy), ("e", e, de), ("ye", ye, dye)):
-                a = arr[rep].astype(float if arr.dtype.kind == "f" else arr.dtype)
-                a[r, t] += add[o]
-                cols[key] = a
-            for key, val in (("n", cols["n"]), ("y", cols["y"]), ("e", cols["e"]), ("ye", cols["ye"]),
-                             ("cur", t), ("fired", fired[rep]), ("p", w), ("ln", np.full(rep.size, c)),
-                             ("ly", dy[o]), ("phase", phase[rep]), ("aux", aux[rep])):
-                new[key].append(val)
-        n, y, e, ye, cur, fired, prob, last_n, last_y, phase, aux = (
-            np.concatenate(new[key]) for key in ("n", "y", "e", "ye", "cur", "fired", "p", "ln", "ly", "phase", "aux"))
-        if n.shape[0] > max_states:
-            raise DoseescError(
-                f"exact evaluation of {design.label} needs more than max_states = {max_states} "
-                "live states; use simulate() or raise max_states")
-        state = TrialState.from_counts(n, y, cur, e=e, last_n=last_n, last_y=last_y, ye=ye, phase=phase, aux=aux)
-        dec = design.step(state)
-        fired = fired | dec.fired
-        st = dec.stop
-        if st.any():
-            term["n"].append(n[st])
-            term["y"].append(y[st])
-            term["e"].append(e[st])
-            term["selected"].append(design.conclude(state.take(st), dec.reason[st]))
-            term["reason"].append(dec.reason[st])
-            term["fired"].append(fired[st])
-            term["prob"].append(prob[st])
-        go = ~st
-        nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
-        nph = phase[go] if dec.phase is None else dec.phase[go]
-        nax = aux[go] if dec.aux is None else dec.aux[go]
-        extra = [dec.next[go], nxt_size, fired[go], nph, nax] + ([last_n[go], last_y[go]] if memory else [])
-        proj = design.merge_key(state.take(go)) if joint else None
-        if proj is None:
-            keys = np.column_stack([n[go], y[go], e[go], ye[go]] + extra)
-            keys, prob = _merge(keys, prob[go])
-            n, y, e, ye = keys[:, :k], keys[:, k:2 * k], keys[:, 2 * k:3 * k], keys[:, 3 * k:4 * k]
-            rest = keys[:, 4 * k:]
-        else:
-            # merge on the design's sufficient statistics; responses become probability-weighted means
-            keys = np.column_stack([proj] + extra)
-            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-            inverse = inverse.ravel()
-            pg = prob[go]
-            newp = np.bincount(inverse, weights=pg, minlength=uniq.shape[0])
-            first = np.zeros(uniq.shape[0], dtype=np.int64)
-            first[inverse[::-1]] = np.arange(inverse.size)[::-1]
-            n, y = n[go][first], y[go][first]
-            e = np.stack([np.bincount(inverse, weights=pg * e[go][:, j], minlength=uniq.shape[0])
-                          for j in range(k)], axis=1) / newp[:, None]
-            ye = np.stack([np.bincount(inverse, weights=pg * ye[go][:, j], minlength=uniq.shape[0])
-                           for j in range(k)], axis=1) / newp[:, None]
-            prob = newp
-            rest = uniq[:, proj.shape[1]:]
-        cur, size, fired, phase, aux = (rest[:, i] for i in range(5))
-        if memory:
-            last_n, last_y = rest[:, 5], rest[:, 6]
-        else:
-            last_n = last_y = np.zeros(rest.shape[0], dtype=np.int32)
-    else:  # pragma: no cover - guarded by max_n in Design.step
-        raise RuntimeError(f"{design.label}: states did not stop within max_n = {max_n} cohorts")
+def _result(design: Design, scenario: Scenario, term: dict, joint: bool, tgt, ladder, obd_def, t0: float):
+    """The terminal states merged into one weighted record per distinct (counts, selection, reason, rules)."""
+    from ..results import OperatingCharacteristics, provenance
 
+    k = design.n_tiers
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])
     te = np.concatenate(term["e"]).astype(float)

@@ -35,9 +35,10 @@ class Recommendation:
     ladder: DoseLadder
     incomplete: int = 0
     deviations: tuple[str, ...] = field(default=())
-    #: The design's memory after the log (counts per tier ``n``, ``y``, ``e``, ``ye`` and the multi-stage
-    #: ``phase``, ``aux``), so that callers (``paths``) go on from it without replaying the log again.
-    memory: dict | None = field(default=None, repr=False, compare=False)
+    #: The design's state after the log (one trial): counts per tier, the tier and size of the next cohort
+    #: (of the rest of an incomplete cohort), the multi-stage ``phase`` and ``aux`` and the rules that fired,
+    #: so that callers (``paths``) go on from it without replaying the log. None for time-to-event designs.
+    state: TrialState | None = field(default=None, repr=False, compare=False)
     #: Time-to-event designs: accrual is suspended (wait for more follow-up before the next patient).
     wait: bool = False
     #: Time-to-event designs: patients still within the DLT window without a DLT (or, for designs that use
@@ -105,23 +106,22 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     ladder = _ladder(design, ladder)
     cohorts = parse_outcomes(outcomes, design.n_tiers) if isinstance(outcomes, str) else list(outcomes)
     text = format_outcomes(cohorts)
-    k = design.n_tiers
     total = sum(c.size for c in cohorts)
     if total > design.max_n:
         raise OutcomeError(f"outcomes {text!r} has {total} patients, more than max_n = {design.max_n}")
+    rec = _replay(design, cohorts, text, ladder)
+    _warn(rec, warn)
+    return rec
 
+
+def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder) -> Recommendation:
+    """Replay the log cohort by cohort through the kernel, one transition per cohort, noting deviations."""
+    state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
     deviations = []
-    n = np.zeros(k, dtype=np.int64)
-    y = np.zeros(k, dtype=np.int64)
-    e = np.zeros(k, dtype=np.int64)
-    ye = np.zeros(k, dtype=np.int64)
-    phase = aux = 0
-    expected = design.start
-    size = design.first_size
-    stopped = None
+    stopped = decided_on = None
     for i, c in enumerate(cohorts):
-        last = i == len(cohorts) - 1
-        if c.size > size or (c.size < size and not last):
+        size = int(state.size[0])
+        if c.size > size or (c.size < size and i < len(cohorts) - 1):
             raise OutcomeError(
                 f"outcomes {text!r}: cohort {i + 1} {str(c)!r} has {c.size} patients; "
                 f"{design.label} treats a cohort of {size} there")
@@ -129,51 +129,33 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
             deviations.append(f"cohort {i + 1} ({c}) was treated after the design had stopped "
                               f"({stopped.text})")
             stopped = None
-        elif c.tier != expected:
+        elif c.tier != state.current[0]:
             deviations.append(f"cohort {i + 1} ({c}) was treated at {ladder.label(c.tier)}; "
-                              f"the design recommended {ladder.label(expected)}")
-        n[c.tier] += c.size
-        y[c.tier] += sum(c.tox)
-        e[c.tier] += sum(c.eff)
-        ye[c.tier] += sum(t and r for t, r in zip(c.tox, c.eff))
-        if c.size < size and n.sum() < design.max_n:
-            # incomplete last cohort: no decision yet
-            rec = Recommendation(design.label, text, c.tier, False, StopReason.NOT_STOPPED, None,
-                                 tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
-                                 incomplete=size - c.size, deviations=tuple(deviations),
-                                 memory=_memory(n, y, e, ye, phase, aux))
-            _warn(rec, warn)
-            return rec
-        state = TrialState.from_counts(n, y, c.tier, e=e, last_n=c.size, last_y=sum(c.tox), ye=ye,
-                                       phase=phase, aux=aux)
+                              f"the design recommended {ladder.label(int(state.current[0]))}")
+        state.active[0] = True  # a cohort treated after a stop: the trial goes on (a deviation, noted above)
+        state.current[0] = c.tier
+        state.add_cohort(c.size, sum(c.tox), sum(c.eff), sum(t and r for t, r in zip(c.tox, c.eff)))
+        if c.size < size and state.total_n[0] < design.max_n:
+            state.size[0] = size - c.size  # incomplete last cohort: no decision yet
+            return _recommendation(design, text, ladder, state, None, deviations, incomplete=size - c.size)
         design.check_state(state)
-        decided_on = state
         dec = design.step(state)
-        if dec.phase is not None:
-            phase = int(dec.phase[0])
-        if dec.aux is not None:
-            aux = int(dec.aux[0])
         if dec.stop[0]:
-            stopped = StopReason(int(dec.reason[0]))
-            expected = -1
-        else:
-            expected = int(dec.next[0])
-            size = design.cohort_size if dec.size is None else int(dec.size[0])
-    if not cohorts:
-        rec = Recommendation(design.label, text, design.start, False, StopReason.NOT_STOPPED, None,
-                             (0,) * k, (0,) * k, ladder, memory=_memory(n, y, e, ye, phase, aux))
-        return rec
+            stopped, decided_on = StopReason(int(dec.reason[0])), state.copy()
+        state.advance(dec, design.cohort_size)
+    sel = None if stopped is None else int(design.conclude(decided_on, np.array([int(stopped)]))[0])
+    return _recommendation(design, text, ladder, state, stopped, deviations, selected=sel)
+
+
+def _recommendation(design: Design, text: str, ladder: DoseLadder, state: TrialState, stopped, deviations,
+                    selected=None, incomplete: int = 0) -> Recommendation:
+    """The answer from the state after the log (``stopped``: the reason the design stopped, or None)."""
+    counts = tuple(int(v) for v in state.n[0]), tuple(int(v) for v in state.y[0])
     if stopped is not None:
-        sel = int(design.conclude(decided_on, np.array([int(stopped)]))[0])
-        rec = Recommendation(design.label, text, -1, True, stopped, sel, tuple(int(v) for v in n),
-                             tuple(int(v) for v in y), ladder, deviations=tuple(deviations),
-                             memory=_memory(n, y, e, ye, phase, aux))
-    else:
-        rec = Recommendation(design.label, text, expected, False, StopReason.NOT_STOPPED, None,
-                             tuple(int(v) for v in n), tuple(int(v) for v in y), ladder,
-                             deviations=tuple(deviations), memory=_memory(n, y, e, ye, phase, aux))
-    _warn(rec, warn)
-    return rec
+        return Recommendation(design.label, text, -1, True, stopped, selected, *counts, ladder,
+                              deviations=tuple(deviations), state=state)
+    return Recommendation(design.label, text, int(state.current[0]), False, StopReason.NOT_STOPPED, None, *counts,
+                          ladder, incomplete=incomplete, deviations=tuple(deviations), state=state)
 
 
 def _ladder(design: Design, ladder: DoseLadder | None) -> DoseLadder:
@@ -197,13 +179,6 @@ def _events_within(days: list, events: list, window, name: str, event: str, wher
         if events[i] and v > window:
             raise OutcomeError(f"{name}[{i}] = {v!r}: patient {i + 1} has {event}, which must occur within the "
                                f"{where} ({window:g} days)")
-
-
-def _memory(n, y, e, ye, phase, aux) -> dict:
-    """The design's memory as 1-row arrays, as the engines hold it."""
-    row = lambda v: np.asarray(v, dtype=np.int32).reshape(1, -1)  # noqa: E731
-    return {"n": row(n), "y": row(y), "e": row(e), "ye": row(ye),
-            "phase": np.array([phase], dtype=np.int32), "aux": np.array([aux], dtype=np.int32)}
 
 
 def _days(values, name: str, size: int, text: str) -> list:

@@ -12,8 +12,7 @@ as one batch. With a scenario, each node carries its probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
-from math import comb
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,61 +20,56 @@ import pandas as pd
 from ..designs.base import Design
 from ..errors import DoseescError
 from .live import recommend
-from ..outcomes import compositions, format_cohort, parse_outcomes
+from ..outcomes import cohort_outcomes, format_cohort
 from ..scenario import Scenario
-from ..state import StopReason, TrialState
+from ..state import Decision, StopReason, TrialState
 from ..tiers import DoseLadder
 
 #: Default limit on the number of nodes enumerated.
 MAX_NODES = 200_000
 
 
-def _cohort_outcomes(c: int, joint: bool):
-    """Outcomes of a cohort of ``c``: arrays (DLTs, responses, both), merged up to patient order."""
-    if not joint:
-        d = np.arange(c + 1)
-        return d, np.zeros_like(d), np.zeros_like(d)
-    cells = compositions(c)
-    return cells[:, 1] + cells[:, 3], cells[:, 2] + cells[:, 3], cells[:, 3]
+class _Children(NamedTuple):
+    """Every outcome of the next cohort of each live node, arrays over the children."""
+
+    parent: np.ndarray      # index of the parent node
+    dlts: np.ndarray
+    responses: np.ndarray
+    both: np.ndarray        # patients with a DLT and a response
+    size: np.ndarray        # patients in the cohort
+    cond: np.ndarray        # probability given the parent (NaN without a scenario)
+    state: TrialState       # the children's state: the parent's with the cohort added
+    dec: Decision           # the kernel's decision on it
 
 
-def _expand(design: Design, n, y, tier, size, e=None, ye=None, phase=None, aux=None):
-    """Children of the live nodes: every outcome of each node's next cohort, decided by the kernel."""
+def _expand(design: Design, state: TrialState, probs=None) -> _Children:
+    """Children of the live nodes ``state``: every outcome of each node's next cohort (of its ``size``,
+    within ``max_n``, at its current tier), node by node, decided together by the kernel."""
     joint = bool(getattr(design, "uses_efficacy", False))
-    t_n = tier.size
-    e = np.zeros_like(n) if e is None else e
-    ye = np.zeros_like(n) if ye is None else ye
-    phase = np.zeros(t_n, dtype=np.int32) if phase is None else phase
-    aux = np.zeros(t_n, dtype=np.int32) if aux is None else aux
-    room = np.minimum(size, design.max_n - n.sum(axis=1))
-    reps, dls, des, dyes = [], [], [], []
-    for i in range(t_n):
-        dy, de, dye = _cohort_outcomes(int(room[i]), joint)
-        reps.append(np.full(dy.size, i))
-        dls.append(dy)
-        des.append(de)
-        dyes.append(dye)
-    if t_n:
-        rep, dl, de, dye = (np.concatenate(v) for v in (reps, dls, des, dyes))
+    room = np.minimum(state.size, design.max_n - state.total_n)
+    table = {}
+    parts = []
+    for i in range(state.n_trials):
+        c = int(room[i])
+        if c not in table:
+            table[c] = cohort_outcomes(c, probs, joint)
+        dy, de, dye, pr = table[c]
+        parts.append((np.full(dy.size, i), dy, de, dye, np.full(dy.size, np.nan) if pr is None else pr[state.current[i]]))
+    if parts:
+        rep, dy, de, dye, cond = (np.concatenate(v) for v in zip(*parts))
     else:
-        rep = dl = de = dye = np.zeros(0, dtype=int)
+        rep = dy = de = dye = np.zeros(0, dtype=int)
+        cond = np.zeros(0)
     c = room[rep]
-    t = tier[rep]
-    r = np.arange(rep.size)
-    nn, yy, ee, yye = n[rep].copy(), y[rep].copy(), e[rep].copy(), ye[rep].copy()
-    nn[r, t] += c
-    yy[r, t] += dl
-    ee[r, t] += de
-    yye[r, t] += dye
-    state = TrialState.from_counts(nn, yy, t, e=ee, last_n=c, last_y=dl, ye=yye, phase=phase[rep], aux=aux[rep])
-    dec = design.step(state)
-    return rep, dl, de, dye, c, state, dec
+    child = state.take(rep)
+    child.add_cohort(c, dy, de, dye)
+    return _Children(rep, dy, de, dye, c, cond, child, design.step(child))
 
 
-def _start_state(rec):
-    """Counts and multi-stage memory after the observed log, as ``recommend`` left them."""
-    m = rec.memory
-    return (m["n"].copy(), m["y"].copy(), m["e"].copy(), m["ye"].copy(), m["phase"].copy(), m["aux"].copy())
+def _frontier(rec) -> TrialState:
+    """The live node after the observed log, as ``recommend`` left it (the next cohort's tier and size,
+    or the rest of an incomplete cohort)."""
+    return rec.state.take(np.array([0]))
 
 
 def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | None = None) -> list[int]:
@@ -87,25 +81,21 @@ def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | No
 
     check_not_tite(design, "dose paths")
     rec = recommend(design, start, warn=False)
-    if rec.stop:
-        return []
-    n, y, e, ye, phase, aux = _start_state(rec)
-    tier = np.array([rec.next_tier], dtype=np.int32)
-    size = np.array([rec.incomplete or _next_size(design, start, rec)], dtype=np.int32)
+    return [] if rec.stop else _count_from(design, _frontier(rec), n_cohorts, limit)
+
+
+def _count_from(design: Design, state: TrialState, n_cohorts: int, limit: int | None) -> list[int]:
     counts, total = [], 0
     for _ in range(n_cohorts):
-        if tier.size == 0:
+        if state.n_trials == 0:
             break
-        rep, dl, de, dye, c, st, dec = _expand(design, n, y, tier, size, e, ye, phase, aux)
-        counts.append(int(rep.size))
-        total += rep.size
+        kids = _expand(design, state)
+        counts.append(int(kids.parent.size))
+        total += kids.parent.size
         if limit is not None and total > limit:
             break
-        go = ~dec.stop
-        n, y, e, ye, tier = st.n[go], st.y[go], st.e[go], st.ye[go], dec.next[go].astype(np.int32)
-        phase = (st.phase if dec.phase is None else dec.phase)[go].astype(np.int32)
-        aux = (st.aux if dec.aux is None else dec.aux)[go].astype(np.int32)
-        size = (np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]).astype(np.int32)
+        kids.state.advance(kids.dec, design.cohort_size)
+        state = kids.state.take(~kids.dec.stop)
     return counts
 
 
@@ -199,111 +189,97 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
     rec = recommend(design, start, ladder=ladder, warn=False)
     if rec.stop:
         raise DoseescError(f"start {start!r}: the design has already stopped ({rec.reason.text}); no paths follow")
-    first_size = rec.incomplete if rec.incomplete else _next_size(design, start, rec)
-    counts = count_nodes(design, n_cohorts, start, limit=max_nodes)
+    counts = _count_from(design, _frontier(rec), n_cohorts, max_nodes)
     if sum(counts) > max_nodes:
         fit = int(np.searchsorted(np.cumsum(counts), max_nodes, side="right"))
         raise DoseescError(
             f"{n_cohorts} cohorts give more than max_nodes = {max_nodes:,} nodes "
             f"({sum(counts):,} within the first {len(counts)} cohorts already); "
             f"use at most {max(fit, 1)} cohorts (or raise the limit)")
-    joint = bool(getattr(design, "uses_efficacy", False))
+    probs = _probabilities(design, scenario)
+    frame = pd.DataFrame(_walk(design, rec, n_cohorts, probs, ladder, start.strip()))
     if scenario is None:
-        probs = None
-    elif joint:
+        frame = frame.drop(columns=["cond_probability", "probability"])
+    return DosePaths(design=design, ladder=ladder, start=start.strip(), n_cohorts=int(n_cohorts), scenario=scenario,
+                     frame=frame)
+
+
+def _probabilities(design: Design, scenario: Scenario | None):
+    """Per tier: P(DLT), or for a design that branches on response the joint probabilities of N, T, E, B."""
+    if scenario is None:
+        return None
+    if getattr(design, "uses_efficacy", False):
         if scenario.true_eff is None:
             raise DoseescError(f"{design.label} branches on response: scenario {scenario.name!r} needs true_eff")
-        probs = scenario.joint()  # per tier: N, T, E, B
-    else:
-        probs = np.asarray(scenario.true_tox, float)
-    prefix = start.strip()
-    # live frontier: arrays over nodes
-    n, y, e, ye, phase, aux = _start_state(rec)
-    tier = np.array([rec.next_tier], dtype=np.int32)
-    size = np.array([first_size], dtype=np.int32)
+        return scenario.joint()
+    return np.asarray(scenario.true_tox, float)
+
+
+def _walk(design: Design, rec, n_cohorts: int, probs, ladder: DoseLadder, prefix: str) -> list[dict]:
+    """One row per node of the next ``n_cohorts`` cohorts from the state ``rec`` left, depth by depth."""
+    state = _frontier(rec)   # the live nodes, arrays over nodes
     prob = np.ones(1)
     ids = np.array([-1])
     texts = [prefix]
     rows = []
-    next_id = 0
     for depth in range(1, n_cohorts + 1):
-        if tier.size == 0:
+        if state.n_trials == 0:
             break
-        rep, dl, de, dye, c, st, dec = _expand(design, n, y, tier, size, e, ye, phase, aux)
-        t = st.current
-        # cells of each cohort outcome: neither, DLT only, response only, both
-        cells = np.column_stack([c - dl - de + dye, dl - dye, de - dye, dye])
-        if probs is None:
-            cond = np.full(rep.size, np.nan)
-        elif joint:
-            coef = np.array([math.factorial(int(ci)) / np.prod([math.factorial(int(v)) for v in row])
-                             for ci, row in zip(c, cells)])
-            cond = coef * np.prod(probs[t] ** cells, axis=1)
-        else:
-            cond = np.array([comb(int(ci), int(di)) for ci, di in zip(c, dl)]) * probs[t] ** dl * (1 - probs[t]) ** (c - dl)
-        pr = prob[rep] * cond
-        stop = dec.stop
-        sel = np.full(rep.size, -1, dtype=np.int32)
-        if stop.any():
-            sel[stop] = design.conclude(st.take(stop), dec.reason[stop])
-        new_texts = []
-        for i in range(rep.size):
-            ci, di = int(c[i]), int(dl[i])
-            n00, n10, n01, n11 = (int(v) for v in cells[i])
-            tox = [False] * (n00 + n01) + [True] * (n10 + n11)
-            eff = [False] * n00 + [True] * n01 + [False] * n10 + [True] * n11
-            cohort_text = format_cohort(int(t[i]), tox, eff if joint else None)
-            base = texts[rep[i]]
-            if rec.incomplete and depth == 1:
-                text = (base + cohort_text[len(str(int(t[i]) + 1)):]).strip()
-            else:
-                text = (base + " " + cohort_text).strip()
-            new_texts.append(text)
-            reason = StopReason(int(dec.reason[i]))
-            if stop[i]:
-                decision = f"stop ({reason.text}); select {ladder.label(int(sel[i]))}"
-            else:
-                decision = f"next cohort at {ladder.label(int(dec.next[i]))}"
-            row = {
-                "node": next_id + i, "parent": int(ids[rep[i]]), "cohort": depth, "path": text,
-                "tier": ladder.label(int(t[i])), "tier_index": int(t[i]) + 1, "size": ci, "dlts": di,
-                "outcome": cohort_text, "stop": bool(stop[i]), "reason": reason.name.lower(),
-                "next_tier": None if stop[i] else int(dec.next[i]) + 1,
-                "next_dose": None if stop[i] else ladder.label(int(dec.next[i])),
-                "selected": ladder.label(int(sel[i])) if stop[i] else None,
-                "decision": decision,
-                "cond_probability": float(cond[i]), "probability": float(pr[i]),
-            }
-            if joint:
-                row["responses"] = int(de[i])
-            rows.append(row)
-        node_ids = next_id + np.arange(rep.size)
-        next_id += rep.size
-        go = ~stop
-        n, y, e, ye, prob = st.n[go], st.y[go], st.e[go], st.ye[go], pr[go]
-        phase = (st.phase if dec.phase is None else dec.phase)[go].astype(np.int32)
-        aux = (st.aux if dec.aux is None else dec.aux)[go].astype(np.int32)
-        tier = dec.next[go].astype(np.int32)
-        size = (np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]).astype(np.int32)
-        ids = node_ids[go]
+        kids = _expand(design, state, probs)
+        dec, child = kids.dec, kids.state
+        pr = prob[kids.parent] * kids.cond
+        sel = np.full(pr.size, -1, dtype=np.int32)
+        if dec.stop.any():
+            sel[dec.stop] = design.conclude(child.take(dec.stop), dec.reason[dec.stop])
+        joined = rec.incomplete and depth == 1   # the first cohort completes the log's last cohort
+        node_ids = len(rows) + np.arange(pr.size)
+        new_texts = _node_rows(rows, design, ladder, depth, kids, sel, pr, [int(ids[r]) for r in kids.parent],
+                               [texts[r] for r in kids.parent], joined)
+        child.advance(dec, design.cohort_size)
+        go = ~dec.stop
+        state, prob, ids = child.take(go), pr[go], node_ids[go]
         texts = [tx for tx, g in zip(new_texts, go) if g]
-    frame = pd.DataFrame(rows)
-    if scenario is None:
-        frame = frame.drop(columns=["cond_probability", "probability"])
-    return DosePaths(design=design, ladder=ladder, start=prefix, n_cohorts=int(n_cohorts), scenario=scenario,
-                     frame=frame)
+    return rows
 
 
-def _next_size(design: Design, start: str, rec) -> int:
-    """Size of the next cohort after ``start`` (the design's, or its titration size)."""
-    if not start.strip():
-        return design.first_size
-    cohorts = parse_outcomes(start, design.n_tiers)
-    n = np.zeros(design.n_tiers, dtype=np.int32)
-    y = np.zeros(design.n_tiers, dtype=np.int32)
-    for c in cohorts:
-        n[c.tier] += c.size
-        y[c.tier] += sum(c.tox)
-    last = cohorts[-1]
-    dec = design.step(TrialState.from_counts(n, y, last.tier, last_n=last.size, last_y=sum(last.tox)))
-    return design.cohort_size if dec.size is None else int(dec.size[0])
+def _node_rows(rows: list, design: Design, ladder: DoseLadder, depth: int, kids: _Children, sel, pr, parents,
+               bases, joined: bool) -> list[str]:
+    """Append one row per new node to ``rows`` (``parents``: each node's parent id, ``bases``: its parent's path
+    text); returns each node's path text."""
+    joint = bool(getattr(design, "uses_efficacy", False))
+    dec, t = kids.dec, kids.state.current
+    next_id = len(rows)
+    new_texts = []
+    for i in range(pr.size):
+        ci, di, ti = int(kids.size[i]), int(kids.dlts[i]), int(t[i])
+        n11 = int(kids.both[i])
+        n10, n01 = di - n11, int(kids.responses[i]) - n11
+        n00 = ci - n10 - n01 - n11
+        tox = [False] * (n00 + n01) + [True] * (n10 + n11)
+        eff = [False] * n00 + [True] * n01 + [False] * n10 + [True] * n11
+        cohort_text = format_cohort(ti, tox, eff if joint else None)
+        if joined:
+            text = (bases[i] + cohort_text[len(str(ti + 1)):]).strip()
+        else:
+            text = (bases[i] + " " + cohort_text).strip()
+        new_texts.append(text)
+        stop = bool(dec.stop[i])
+        reason = StopReason(int(dec.reason[i]))
+        if stop:
+            decision = f"stop ({reason.text}); select {ladder.label(int(sel[i]))}"
+        else:
+            decision = f"next cohort at {ladder.label(int(dec.next[i]))}"
+        row = {
+            "node": next_id + i, "parent": parents[i], "cohort": depth, "path": text,
+            "tier": ladder.label(ti), "tier_index": ti + 1, "size": ci, "dlts": di,
+            "outcome": cohort_text, "stop": stop, "reason": reason.name.lower(),
+            "next_tier": None if stop else int(dec.next[i]) + 1,
+            "next_dose": None if stop else ladder.label(int(dec.next[i])),
+            "selected": ladder.label(int(sel[i])) if stop else None,
+            "decision": decision,
+            "cond_probability": float(kids.cond[i]), "probability": float(pr[i]),
+        }
+        if joint:
+            row["responses"] = int(kids.responses[i])
+        rows.append(row)
+    return new_texts
