@@ -22,8 +22,12 @@ import numpy as np
 from ._version import __version__
 from .errors import DoseescError
 from .engines.live import recommend as _recommend
+from .engines.paths import MAX_NODES, count_nodes
+from .engines.paths import paths as _paths
 from .protocol import load_protocol
+from .report.committee import committee_report
 from .study import Study, run_protocol
+from .tables import decision_grid, decision_table
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -281,8 +285,6 @@ def exact(file, designs, scenarios, out, fmt):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw the table to FILE.png/.pdf.")
 def table(file, design, max_n, grid, fmt, plot):
     """Decision table of a design: the DLT counts that mean escalate, stay, de-escalate, eliminate."""
-    from .tables import decision_grid, decision_table
-
     proto = load_protocol(file)
     d = proto.design(design)
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -323,9 +325,6 @@ def table(file, design, max_n, grid, fmt, plot):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw the paths to FILE.png/.pdf.")
 def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     """Every DLT-driven path of the next cohorts: the dose-transition pathway table."""
-    from .engines.paths import MAX_NODES, count_nodes
-    from .engines.paths import paths as _paths
-
     proto = load_protocol(file)
     d = proto.design(design)
     sc = proto.scenario(scenario) if scenario else None
@@ -478,8 +477,6 @@ def report(file, out, n_trials, seed, progress):
     tables with Monte Carlo standard errors, the decision tables and first escalation paths, and the
     command that reproduces it.
     """
-    from .report.committee import committee_report
-
     proto = load_protocol(file)
     target = Path(out)
     if target.exists() and not target.is_dir():

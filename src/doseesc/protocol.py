@@ -14,11 +14,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .actual_dose import curve_from_dict, dose_model_from_toml, scenario_from_curves
+from .calendar import calendar_from_toml
 from .designs.base import REGISTRY, Design, design_from_dict
-from .errors import DoseescError, ScenarioError
+from .errors import DesignError, DoseescError, ScenarioError
+from .obd import OBDDefinition
 from .scenario import Scenario, check_target
 from .tiers import DoseLadder
 
+#: [protocol] keys that are defaults for the [[design]] tables.
+_DESIGN_DEFAULTS = ("max_n", "cohort_size", "target")
 _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target", "max_n", "cohort_size"}
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
@@ -78,9 +83,32 @@ def _fill_defaults(entry: dict, proto: dict, k: int, at: str) -> None:
         raise ScenarioError(f"{at}: n_tiers = {entry['n_tiers']!r} but [tiers] has {k} doses")
     if "n_tiers" in fields:
         entry.setdefault("n_tiers", k)
-    for key in ("max_n", "cohort_size", "target"):
+    for key in _DESIGN_DEFAULTS:
         if key in fields and key in proto and key not in entry:
             entry[key] = proto[key]
+
+
+def _check_defaults_apply(design: Design, entry: dict, proto: dict, at: str) -> None:
+    """Refuse a [protocol] ``max_n`` or ``cohort_size`` that a design does not take and does not follow.
+
+    The [protocol] values are defaults for the designs that take them as parameters. A design that fixes its
+    own value by its rules (3+3 enrols cohorts of 3, A+B cohorts of A, rolling six one patient at a time) is
+    fine when its value agrees; when it differs, a statistician reading the file would believe every design
+    runs with the protocol's value, so the file is refused, naming the design and the key. A design that wraps
+    another (``base``) passes the defaults to it. ``target`` is never refused: the protocol's target also
+    defines every scenario's true MTD, designs without a target included."""
+    if "base" in entry:
+        return
+    fields = {f.name for f in dataclasses.fields(type(design)) if f.init}
+    for key in _DESIGN_DEFAULTS:
+        if key == "target" or key not in proto or key in fields:
+            continue
+        own = getattr(design, key, None)
+        if own != proto[key]:
+            raise DesignError(
+                f"{at}: [protocol] {key} = {proto[key]!r} does not apply to this {design.kind} design, whose "
+                f"{key} is {own!r} by its rules; give {key} in the [[design]] tables of the designs that take "
+                "it instead of in [protocol]")
 
 
 def load_protocol(path) -> Protocol:
@@ -105,19 +133,39 @@ def load_protocol(path) -> Protocol:
 
 
 def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
+    """The :class:`Protocol` of a parsed scenario file, table by table."""
     _unknown(where, data, _TOP_KEYS)
+    proto, target = _protocol_table(data, where)
+    ladder = _tiers_table(data, where)
+    designs = _design_tables(data, proto, ladder.n_tiers, where)
+    dose_model = _actual_dose_table(data, ladder, designs, where)
+    scenarios = _scenario_tables(data, ladder, target, dose_model, where)
+    obd_def = _obd_table(data, where)
+    calendar = calendar_from_toml(data["calendar"], where) if "calendar" in data else None
+    n_trials, seed = _run_table(data, where)
+    return Protocol(dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
+                    designs=designs, scenarios=scenarios, target=target,
+                    title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
+                    source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
+                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar)
+
+
+def _protocol_table(data: dict, where: str) -> tuple[dict, float | None]:
+    """The [protocol] table and its checked target."""
     proto = data.get("protocol", {})
     if not isinstance(proto, dict):
         raise ScenarioError(f"{where}: 'protocol' must be a table [protocol]")
     _unknown(f"{where}: [protocol]", proto, _PROTOCOL_KEYS)
-    name = proto.get("name", Path(where).stem)
     target = proto.get("target")
     if target is not None:
         try:
             target = check_target(target)
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: [protocol] {exc}") from None
+    return proto, target
 
+
+def _tiers_table(data: dict, where: str) -> DoseLadder:
     tiers = data.get("tiers")
     if not isinstance(tiers, dict):
         raise ScenarioError(f"{where}: missing table [tiers] (doses, unit, tolerance)")
@@ -125,21 +173,28 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     if "doses" not in tiers:
         raise ScenarioError(f"{where}: [tiers] missing key 'doses'")
     try:
-        ladder = DoseLadder(doses=tiers["doses"], unit=tiers.get("unit", ""), labels=tiers.get("labels"),
-                            tolerance=tiers.get("tolerance"))
+        return DoseLadder(doses=tiers["doses"], unit=tiers.get("unit", ""), labels=tiers.get("labels"),
+                          tolerance=tiers.get("tolerance"))
     except ScenarioError as exc:
         raise ScenarioError(f"{where}: [tiers] {exc}") from None
-    k = ladder.n_tiers
 
-    designs: dict[str, Design] = {}
-    entries = data.get("design", [])
+
+def _named_entries(data: dict, table: str, where: str):
+    """``(at, entry)`` for each ``[[table]]`` entry, ``at`` naming the file, the table and the entry."""
+    entries = data.get(table, [])
     if not isinstance(entries, list) or not entries:
-        raise ScenarioError(f"{where}: at least one [[design]] table is needed")
+        raise ScenarioError(f"{where}: at least one [[{table}]] table is needed")
     for i, entry in enumerate(entries):
         label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
-        at = f"{where}: [[design]] {label!r}"
+        at = f"{where}: [[{table}]] {label!r}"
         if not isinstance(entry, dict):
             raise ScenarioError(f"{at}: must be a table")
+        yield at, entry
+
+
+def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Design]:
+    designs: dict[str, Design] = {}
+    for at, entry in _named_entries(data, "design", where):
         entry = dict(entry)
         dname = entry.pop("name", None)
         if not isinstance(dname, str) or not dname:
@@ -156,31 +211,32 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
             raise type(exc)(f"{at}: {exc}") from None
         except TypeError as exc:
             raise ScenarioError(f"{at}: {exc}") from None
+        _check_defaults_apply(designs[dname], entry, proto, at)
+        if isinstance(entry.get("base"), dict) and isinstance(getattr(designs[dname], "base", None), Design):
+            _check_defaults_apply(designs[dname].base, entry["base"], proto, at + " base")
+    return designs
 
-    dose_model = None
-    if "actual_dose" in data:
-        from .actual_dose import dose_model_from_toml
 
-        dose_model = dose_model_from_toml(data["actual_dose"], where)
+def _actual_dose_table(data: dict, ladder: DoseLadder, designs: dict, where: str):
+    """The [actual_dose] model, checked against the ladder and every design; None without the table."""
+    if "actual_dose" not in data:
+        return None
+    dose_model = dose_model_from_toml(data["actual_dose"], where)
+    try:
+        dose_model.check(ladder)
+    except DoseescError as exc:
+        raise ScenarioError(f"{where}: [actual_dose] {exc}") from None
+    for dname, d in designs.items():
         try:
-            dose_model.check(ladder)
+            dose_model.check(ladder, d)
         except DoseescError as exc:
-            raise ScenarioError(f"{where}: [actual_dose] {exc}") from None
-        for dname, d in designs.items():
-            try:
-                dose_model.check(ladder, d)
-            except DoseescError as exc:
-                raise ScenarioError(f"{where}: [actual_dose] with [[design]] {dname!r}: {exc}") from None
+            raise ScenarioError(f"{where}: [actual_dose] with [[design]] {dname!r}: {exc}") from None
+    return dose_model
 
+
+def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: str) -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
-    entries = data.get("scenario", [])
-    if not isinstance(entries, list) or not entries:
-        raise ScenarioError(f"{where}: at least one [[scenario]] table is needed")
-    for i, entry in enumerate(entries):
-        label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
-        at = f"{where}: [[scenario]] {label!r}"
-        if not isinstance(entry, dict):
-            raise ScenarioError(f"{at}: must be a table")
+    for at, entry in _named_entries(data, "scenario", where):
         if "name" not in entry:
             raise ScenarioError(f"{at}: missing key 'name'")
         if entry["name"] in scenarios:
@@ -197,29 +253,26 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
             raise ScenarioError(f"{at}: {exc}") from None
         except TypeError as exc:
             raise ScenarioError(f"{at}: {exc}") from None
-        if sc.n_tiers != k:
-            raise ScenarioError(f"{at}: true_tox has {sc.n_tiers} values but [tiers] has {k} doses")
+        if sc.n_tiers != ladder.n_tiers:
+            raise ScenarioError(f"{at}: true_tox has {sc.n_tiers} values but [tiers] has {ladder.n_tiers} doses")
         scenarios[sc.name] = sc
+    return scenarios
 
-    obd_def = None
-    if "obd" in data:
-        from .obd import OBDDefinition
 
-        table = data["obd"]
-        if not isinstance(table, dict):
-            raise ScenarioError(f"{where}: 'obd' must be a table [obd]")
-        _unknown(f"{where}: [obd]", table, _OBD_KEYS)
-        try:
-            obd_def = OBDDefinition(**table)
-        except ScenarioError as exc:
-            raise ScenarioError(f"{where}: [obd] {exc}") from None
+def _obd_table(data: dict, where: str) -> OBDDefinition | None:
+    if "obd" not in data:
+        return None
+    table = data["obd"]
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: 'obd' must be a table [obd]")
+    _unknown(f"{where}: [obd]", table, _OBD_KEYS)
+    try:
+        return OBDDefinition(**table)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: [obd] {exc}") from None
 
-    calendar = None
-    if "calendar" in data:
-        from .calendar import calendar_from_toml
 
-        calendar = calendar_from_toml(data["calendar"], where)
-
+def _run_table(data: dict, where: str) -> tuple[int, int | None]:
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ScenarioError(f"{where}: 'run' must be a table [run]")
@@ -230,16 +283,11 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     seed = run.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ScenarioError(f"{where}: [run] seed = {seed!r} must be a non-negative integer")
-    return Protocol(dose_model=dose_model, name=str(name), tiers=ladder, designs=designs, scenarios=scenarios, target=target,
-                    title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
-                    source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
-                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar)
+    return n_trials, seed
 
 
 def _curve_scenario(entry: dict, ladder: DoseLadder, dose_model) -> Scenario:
     """A [[scenario]] whose truth is given as curves of the actual dose (tox_curve, eff_curve)."""
-    from .actual_dose import curve_from_dict, scenario_from_curves
-
     if "true_tox" in entry or "true_eff" in entry:
         raise ScenarioError("give the truth either per tier (true_tox, true_eff) or as curves of the actual dose "
                             "(tox_curve, eff_curve), not both: with curves the per-tier truth is computed")
