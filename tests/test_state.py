@@ -162,3 +162,39 @@ def test_joint_outcomes_marginalise_to_the_binomial():
     dlts, _, _, prob = cohort_outcomes(3, probs, joint=True)
     marginal = np.bincount(dlts, weights=prob[0], minlength=4)
     np.testing.assert_allclose(marginal, cohort_outcomes(3, np.array([0.2]))[3][0], atol=1e-15)
+
+
+# -- the engines use the transition -------------------------------------------------------------
+
+def test_recommend_returns_its_final_state():
+    # 3+3: 1NNN -> escalate; 2NTN -> 1/3 at tier 2: three more at tier 2
+    rec = doseesc.recommend(doseesc.ThreePlusThree(n_tiers=3), "1NNN 2NTN")
+    s = rec.state
+    assert s.n.tolist() == [[3, 3, 0]] and s.y.tolist() == [[0, 1, 0]]
+    assert (s.current[0], s.size[0], s.active[0]) == (1, 3, True) and rec.next_tier == 1
+    # an incomplete cohort: the state holds its patients, and size is what it still needs
+    rec = doseesc.recommend(doseesc.ThreePlusThree(n_tiers=3), "1NNN 2N")
+    assert rec.incomplete == 2 and rec.state.size[0] == 2 and rec.state.n.tolist() == [[3, 1, 0]]
+
+
+def test_paths_start_from_the_recommended_state_with_its_cohort_size():
+    # BOIN with titration: after 1N 2T the next cohort is 2 patients at tier 2 (the settle rule), so
+    # every first node of the paths from there has 2 patients at tier 2 (0, 1 or 2 DLTs)
+    d = doseesc.BOIN(target=0.3, n_tiers=4, max_n=18, cohort_size=3, titration=True)
+    nodes = doseesc.paths(d, 1, start="1N 2T").nodes()
+    assert nodes["size"].tolist() == [2, 2, 2] and nodes["dlts"].tolist() == [0, 1, 2]
+    assert nodes["path"].tolist() == ["1N 2T 2NN", "1N 2T 2NT", "1N 2T 2TT"]
+
+
+def test_coherence_carries_the_multi_stage_memory():
+    # OBD pick with an expansion: after the base design stops at max_n with MTD m, the expansion treats m
+    # and then m - 1, a de-escalation after a cohort without a DLT. The check goes through the expansion
+    # phase (it used to fail there with an IndexError: phase and aux were not carried).
+    d = design_from_dict({"type": "obd-pick", "base": {"type": "BOIN", "target": 0.3, "n_tiers": 4, "max_n": 12},
+                          "expansion": 3})
+    res = doseesc.coherence(d)
+    assert not res.deescalation_coherent
+    log = res.deescalation_example
+    rec = doseesc.recommend(d, log, warn=False)
+    last = doseesc.parse_outcomes(log)[-1]
+    assert not any(last.tox) and rec.next_tier < last.tier

@@ -4,6 +4,7 @@ right after a cohort without one? Checked over every reachable trial state, for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,45 +51,56 @@ def coherence(design: Design, max_states: int = 2_000_000) -> Coherence:
     """
     if not isinstance(design, Design):
         raise DoseescError(f"design = {design!r} is not a doseesc design")
-    k = design.n_tiers
-    n = np.zeros((1, k), dtype=np.int32)
-    y = np.zeros((1, k), dtype=np.int32)
-    cur = np.full(1, design.start, dtype=np.int32)
-    size = np.full(1, design.first_size, dtype=np.int32)
+    state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
     logs = [""]
     esc_ex = desc_ex = None
     checked = 0
     for _ in range(design.max_n + 1):
-        if cur.size == 0:
+        if state.n_trials == 0:
             break
-        room = np.minimum(size, design.max_n - n.sum(axis=1))
-        rep = np.repeat(np.arange(cur.size), room + 1)
-        dl = np.concatenate([np.arange(r + 1) for r in room])
-        c = room[rep]
-        nn, yy = n[rep].copy(), y[rep].copy()
-        t = cur[rep]
-        r = np.arange(rep.size)
-        nn[r, t] += c
-        yy[r, t] += dl
-        dec = design.step(TrialState.from_counts(nn, yy, t, last_n=c, last_y=dl))
-        checked += rep.size
+        kids, dl = _children(design, state)
+        child = kids.state
+        dec = design.step(child)
+        checked += dl.size
+        t, c = child.current, child.last_n
         go = ~dec.stop
         up = go & (dec.next > t) & (dl > 0)
         down = go & (dec.next < t) & (dl == 0)
-        new_logs = [(logs[rep[i]] + " " + format_cohort(int(t[i]), [False] * int(c[i] - dl[i]) + [True] * int(dl[i])))
-                    .strip() for i in range(rep.size)]
+        new_logs = [(logs[p] + " " + format_cohort(int(t[i]), [False] * int(c[i] - dl[i]) + [True] * int(dl[i])))
+                    .strip() for i, p in enumerate(kids.parent)]
         if esc_ex is None and up.any():
             esc_ex = new_logs[int(np.flatnonzero(up)[0])]
         if desc_ex is None and down.any():
             desc_ex = new_logs[int(np.flatnonzero(down)[0])]
-        nxt_size = np.full(int(go.sum()), design.cohort_size) if dec.size is None else dec.size[go]
-        keys = np.column_stack([nn[go], yy[go], dec.next[go], nxt_size, c[go], dl[go]])
-        if keys.shape[0] > max_states:
-            raise DoseescError(f"coherence check of {design.label} needs more than {max_states:,} states")
-        uniq, first = np.unique(keys, axis=0, return_index=True)
+        child.advance(dec, design.cohort_size)
+        state, keep = _merge(design, child.take(go), max_states)
         go_idx = np.flatnonzero(go)
-        logs = [new_logs[go_idx[i]] for i in first]
-        n, y, cur = uniq[:, :k], uniq[:, k:2 * k], uniq[:, 2 * k]
-        size = uniq[:, 2 * k + 1]
+        logs = [new_logs[go_idx[i]] for i in keep]
     return Coherence(design=design.label, escalation_coherent=esc_ex is None, deescalation_coherent=desc_ex is None,
                      escalation_example=esc_ex, deescalation_example=desc_ex, states_checked=int(checked))
+
+
+class _Kids(NamedTuple):
+    state: TrialState      # each live state with one outcome of its next cohort added
+    parent: np.ndarray     # index of the live state it came from
+
+
+def _children(design: Design, state: TrialState) -> tuple[_Kids, np.ndarray]:
+    """Every DLT count 0..c of each live state's next cohort of c (its size, within ``max_n``)."""
+    room = np.minimum(state.size, design.max_n - state.total_n)
+    rep = np.repeat(np.arange(state.n_trials), room + 1)
+    dl = np.concatenate([np.arange(r + 1) for r in room])
+    child = state.take(rep)
+    child.add_cohort(room[rep], dl)
+    return _Kids(child, rep), dl
+
+
+def _merge(design: Design, state: TrialState, max_states: int) -> tuple[TrialState, np.ndarray]:
+    """One state per distinct memory (counts, next tier and size, last cohort, multi-stage memory), and the
+    index of the first state of each in ``state``."""
+    keys = np.column_stack([state.n, state.y, state.current, state.size, state.last_n, state.last_y,
+                            state.phase, state.aux])
+    if keys.shape[0] > max_states:
+        raise DoseescError(f"coherence check of {design.label} needs more than {max_states:,} states")
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return state.take(first), first

@@ -54,7 +54,8 @@ def _expand(design: Design, state: TrialState, probs=None) -> _Children:
         if c not in table:
             table[c] = cohort_outcomes(c, probs, joint)
         dy, de, dye, pr = table[c]
-        parts.append((np.full(dy.size, i), dy, de, dye, np.full(dy.size, np.nan) if pr is None else pr[state.current[i]]))
+        cond = np.full(dy.size, np.nan) if pr is None else pr[state.current[i]]
+        parts.append((np.full(dy.size, i), dy, de, dye, cond))
     if parts:
         rep, dy, de, dye, cond = (np.concatenate(v) for v in zip(*parts))
     else:
