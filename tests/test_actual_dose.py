@@ -9,8 +9,8 @@ import pytest
 from scipy import integrate, special
 
 import doseesc
-from doseesc.actual_dose import (DoseModel, EmaxCurve, LogisticCurve, PatientStatus, WeightGroup,
-                                 actual_dose_impact, scenario_from_curves)
+from doseesc.actual_dose import DoseModel, EmaxCurve, LogisticCurve, PatientStatus, WeightGroup, scenario_from_curves
+from doseesc.compare import actual_dose_impact
 from doseesc.engines.actual import _batch_actual, _LazyUniforms, _record_arrays, _records
 from doseesc.errors import DoseescError, ScenarioError
 from doseesc.protocol import load_protocol

@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+import pandas as pd
 from scipy import integrate, special
 
 from .errors import DoseescError, ScenarioError
+from .scenario import Scenario, plackett_joint
 from .tiers import DoseLadder, format_dose
 
 #: Policies for a product below its tier's lower release limit.
@@ -659,8 +661,6 @@ def scenario_from_curves(name: str, ladder: DoseLadder, tox_curve, eff_curve=Non
     tier-averaged joint outcome probabilities (the average of the per-patient
     joint, which is not the joint of the averages).
     """
-    from .scenario import Scenario, plackett_joint
-
     tox = tier_averages(tox_curve, ladder, dose_model)
     nom_t = tuple(float(tox_curve(d)) for d in ladder.doses)
     eff = nom_e = joint = None
@@ -681,19 +681,18 @@ def scenario_from_curves(name: str, ladder: DoseLadder, tox_curve, eff_curve=Non
                     nominal_tox=nom_t, nominal_eff=nom_e, true_joint=joint, **kwargs)
 
 
-# -- impact of the model on the operating characteristics -----------------------------------------
-IMPACT_METRICS = ("p_correct", "p_select_obd", "expected_n", "share_above_mtd", "mean_dlt")
-
-
+# -- the per-tier truth a run without the model uses ------------------------------------------------
 def nominal_scenario(scenario):
     """The scenario a run without the actual-dose model uses: the curves at the nominal doses, or the
     per-tier truth itself."""
-    from .scenario import Scenario
-
     if scenario.tox_curve is None:
         return scenario
     return Scenario(true_tox=scenario.nominal_tox, true_eff=scenario.nominal_eff, name=scenario.name,
                     description=scenario.description, target=scenario.target, association=scenario.association)
+
+
+# -- impact of the model on the operating characteristics -----------------------------------------
+IMPACT_METRICS = ("p_correct", "p_select_obd", "expected_n", "share_above_mtd", "mean_dlt")
 
 
 def impact(with_model, without_model):
@@ -703,9 +702,10 @@ def impact(with_model, without_model):
     curves: the tier-averaged truth, on which the true MTD/OBD are defined).
     Returns one row per metric: ``without``, ``with``, ``difference`` and the
     MCSE of the paired difference.
-    """
-    import pandas as pd
 
+    It reads results only (no engine); :func:`doseesc.compare.actual_dose_impact` runs the pair. It moves to
+    :mod:`doseesc.compare` once ``study.py`` imports it from there (re-exported there already).
+    """
     a, b = without_model, with_model
     if a.is_exact or b.is_exact or a.n_trials != b.n_trials:
         raise DoseescError("impact() needs two Monte Carlo runs with the same number of trials and seed")
@@ -722,16 +722,3 @@ def impact(with_model, without_model):
         rows.append({"metric": name, "without": float(xa.mean()), "with": float(xb.mean()),
                      "difference": float(d.mean()), "mcse": float(d.std(ddof=1) / math.sqrt(d.size))})
     return pd.DataFrame(rows).set_index("metric")
-
-
-def actual_dose_impact(design, scenario, ladder: DoseLadder, dose_model: DoseModel, n_trials: int = 10_000, *,
-                       rng=None, obd=None, target=None):
-    """Simulate ``design`` with and without ``dose_model`` on the same trials and return :func:`impact`."""
-    from .engines.montecarlo import simulate
-    from .rng import root_seed
-
-    seq = root_seed(rng)
-    with_model = simulate(design, scenario, n_trials, rng=seq, ladder=ladder, obd=obd, target=target,
-                          dose_model=dose_model)
-    without = simulate(design, nominal_scenario(scenario), n_trials, rng=seq, ladder=ladder, obd=obd, target=target)
-    return impact(with_model, without)

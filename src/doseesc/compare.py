@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .actual_dose import DoseModel, impact, nominal_scenario
 from .designs.base import Design
 from .designs.crm import CRM, crm_skeleton
 from .engines.montecarlo import simulate
@@ -166,3 +167,14 @@ def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, 
     df = pd.DataFrame(rows)
     df["best"] = df["mean_pcs"] == df["mean_pcs"].max()
     return df
+
+
+# -- paired impact of the actual-dose model -------------------------------------------------------------
+def actual_dose_impact(design, scenario, ladder: DoseLadder, dose_model: DoseModel, n_trials: int = 10_000, *,
+                       rng=None, obd=None, target=None):
+    """Simulate ``design`` with and without ``dose_model`` on the same trials and return :func:`impact`."""
+    seq = root_seed(rng)
+    with_model = simulate(design, scenario, n_trials, rng=seq, ladder=ladder, obd=obd, target=target,
+                          dose_model=dose_model)
+    without = simulate(design, nominal_scenario(scenario), n_trials, rng=seq, ladder=ladder, obd=obd, target=target)
+    return impact(with_model, without)
