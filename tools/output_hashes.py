@@ -129,7 +129,10 @@ def _registry_design(kind: str):
                 params[f.name] = 0.3
             else:
                 return None
-    return design_from_dict(params)
+    try:
+        return design_from_dict(params)
+    except doseesc.DoseescError:   # a type whose required options have no generic default (a table)
+        return None
 
 
 def _registry_runs(out: dict, only: str | None) -> None:
