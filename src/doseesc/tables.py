@@ -1,4 +1,8 @@
-"""Decision tables, the form clinicians put in protocols."""
+"""Decision tables, the form clinicians put in protocols.
+
+Each design gives its own grid (:meth:`~doseesc.designs.base.Design.decision_grid`, derived from its
+kernel by default); this module only lays it out.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .designs.base import Design
-from .designs.interval import IntervalDesign
-from .designs.three_plus_three import ThreePlusThree
 from .errors import DesignError
 
 CODES = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate and eliminate",
@@ -17,25 +19,22 @@ CODES = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate an
 def decision_grid(design: Design, max_n: int | None = None) -> pd.DataFrame:
     """Decision letter for every (n, y) at the current tier: E, S, D or DU.
 
-    Rows ``n = 1..max_n`` (patients treated at the current tier), columns
-    ``y = 0..max_n`` (DLTs among them); cells with ``y > n`` are empty. For
-    3+3 only n = 3 and 6 apply; "D" there means stop (traditional variant) or
-    de-escalate (with de-escalation).
+    Rows ``n`` (patients treated at the current tier: 1..max_n, or the counts
+    at which the design decides, 3 and 6 for 3+3), columns ``y = 0..`` the
+    largest n (DLTs among them); cells with ``y > n`` are empty. What a letter
+    means for the design: ``design.decision_words()`` (3+3 without
+    de-escalation: D means stop, MTD = tier below). Raises
+    :class:`~doseesc.errors.DesignError` for a design whose decisions depend
+    on more than n and y at the current tier.
     """
-    if isinstance(design, IntervalDesign):
-        max_n = design.max_n if max_n is None else max_n
-        rows = {}
-        for n, codes, elim in design.decision_rows(max_n):
-            letters = np.where(elim, "DU", np.array(["E", "S", "D"])[codes])
-            rows[n] = list(letters) + [""] * (max_n - n)
-        return pd.DataFrame.from_dict(rows, orient="index", columns=list(range(max_n + 1))).rename_axis(
-            index="n", columns="y")
-    if isinstance(design, ThreePlusThree):
-        rows = {3: ["E", "S", "D", "D", "", "", ""], 6: ["E", "E", "D", "D", "D", "D", "D"]}
-        return pd.DataFrame.from_dict(rows, orient="index", columns=list(range(7))).rename_axis(
-            index="n", columns="y")
-    raise DesignError(f"{design.label} has no decision table (its decisions depend on more than n and y "
-                      "at the current tier)")
+    grid = design.decision_grid(max_n)
+    if grid is None:
+        raise DesignError(f"{design.label} has no decision table (its decisions depend on more than n and y "
+                          "at the current tier)")
+    width = max(grid) + 1
+    rows = {n: list(letters) + [""] * (width - len(letters)) for n, letters in grid.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(range(width))).rename_axis(
+        index="n", columns="y")
 
 
 def decision_table(design: Design, max_n: int | None = None) -> pd.DataFrame:

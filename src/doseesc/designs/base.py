@@ -157,6 +157,10 @@ class Design:
     #: True for time-to-event designs (TITE): they decide with pending patients' partial follow-up, so
     #: exact enumeration and dose paths do not apply.
     time_to_event: ClassVar[bool] = False
+    #: True when the design's own move depends only on the patients and DLTs at the current tier (and
+    #: the eliminations they cause), as for interval designs and 3+3: :meth:`decision_grid` is then
+    #: derived from the kernel. False (default): the design has no decision grid unless it gives one.
+    decides_on_current_tier: ClassVar[bool] = False
 
 
     # -- the common members (fields or properties of every subclass) -----------
@@ -289,6 +293,35 @@ class Design:
         """A design of this type with sensible parameters (for contract checks); raises
         ``NotImplementedError`` where the class gives none."""
         raise NotImplementedError(f"{cls.__name__} gives no example design")
+
+    # -- the decision grid (what protocols print) ----------------------------
+    def decision_grid(self, max_n: int | None = None) -> dict[int, tuple[str, ...]] | None:
+        """Decision letter for every (n, y) at the current tier, from the kernel itself.
+
+        ``{n: (letter for y = 0, ..., letter for y = n)}`` for each n of
+        :meth:`grid_sizes` (1..``max_n``, default the design's ``max_n``);
+        letters of :data:`GRID_WORDS` (E escalate, S stay, D de-escalate, DU
+        de-escalate and eliminate this tier and those above). ``None`` where
+        decisions depend on more than (n, y): designs not tagged
+        :attr:`decides_on_current_tier` (model-based designs), and designs
+        that use efficacy, the last cohort or time to event.
+
+        Derived from the kernel on one-tier states (n patients, y DLTs at the
+        current tier, a tier below and a tier above untried), so the table
+        cannot drift from the kernel. A design may override this (its
+        published grid, or the grid of its main phase).
+        """
+        if not self.decides_on_current_tier or self.uses_efficacy or self.uses_last_cohort or self.time_to_event:
+            return None
+        return derived_grid(self, max_n)
+
+    def grid_sizes(self, max_n: int) -> list[int]:
+        """The patient counts at a tier at which the design decides (rows of :meth:`decision_grid`)."""
+        return list(range(1, max_n + 1))
+
+    def decision_words(self) -> dict[str, str]:
+        """What each letter of :meth:`decision_grid` means for this design, in legend order."""
+        return dict(GRID_WORDS)
 
     # -- the kernel ---------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:  # pragma: no cover - overridden
@@ -463,6 +496,57 @@ class Design:
     def describe(self) -> str:
         """The design's rules in plain words."""
         return self.label
+
+
+#: Letters of a decision grid and their meaning.
+GRID_WORDS = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate and eliminate"}
+
+
+def grid_probe(design: Design, max_n: int) -> Design:
+    """The design as :func:`derived_grid` runs it: room for ``max_n`` patients at a tier and at least 3
+    tiers (one below and one above the current tier), where those are parameters of the design."""
+    init = {f.name for f in dataclasses.fields(design) if f.init}
+    changes = {}
+    if "max_n" in init and design.max_n < max_n:
+        changes["max_n"] = max_n
+    if "n_tiers" in init and design.n_tiers < 3:
+        changes["n_tiers"] = 3
+    return dataclasses.replace(design, **changes) if changes else design
+
+
+def derived_grid(design: Design, max_n: int | None = None) -> dict[int, tuple[str, ...]] | None:
+    """:meth:`Design.decision_grid` from the kernel, run on every one-tier state.
+
+    Each state has n patients and y DLTs at tier 2 (0-based 1) of the probe
+    design (:func:`grid_probe`), the tiers below and above untried. The
+    design's own rule (:meth:`Design.decide`, with the cohort-size check of
+    :meth:`Design.step`; the rule slots are not the design's rule and would
+    only stop at ``max_n``) gives the next tier, and the next tier the
+    letter: above E, same S, below D, or DU when the current tier is closed
+    (:meth:`Design.admissible`). None if the kernel stops on such a state
+    (the grid cannot say it).
+    """
+    sizes = design.grid_sizes(design.max_n if max_n is None else max_n)
+    probe = grid_probe(design, max(sizes))
+    if probe.n_tiers < 3 or probe.max_n < max(sizes):
+        return None
+    ns = np.concatenate([np.full(n + 1, n) for n in sizes]).astype(np.int32)
+    ys = np.concatenate([np.arange(n + 1) for n in sizes]).astype(np.int32)
+    n = np.zeros((ns.size, probe.n_tiers), dtype=np.int32)
+    y = np.zeros_like(n)
+    n[:, 1], y[:, 1] = ns, ys
+    state = TrialState.from_counts(n, y, np.ones(ns.size, dtype=np.int32))
+    d = probe.decide(state)
+    probe._check_size(d)
+    if d.stop.any():
+        return None
+    closed = ~probe.admissible(state)[:, 1]
+    letters = np.where(d.next > 1, "E", np.where(d.next == 1, "S", np.where(closed, "DU", "D")))
+    out, i = {}, 0
+    for m in sizes:
+        out[int(m)] = tuple(str(c) for c in letters[i: i + m + 1])
+        i += m + 1
+    return out
 
 
 _SLOT_DEFAULTS = {"stop_n_at_tier": None, "tier_cap": None, "forbid_skip": True,

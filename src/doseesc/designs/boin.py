@@ -10,8 +10,11 @@ from scipy import stats
 
 from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
-from .base import check_int, check_prob, register
+from .base import check_int, check_prob, derived_grid, register
 from .interval import D, E, S, IntervalDesign
+
+#: ``n_earlystop`` that never binds (the decision grid shows the main rule).
+_NO_EARLY_STOP = 10 ** 9
 
 
 def boin_boundaries(target: float, p_saf: float | None = None, p_tox: float | None = None) -> tuple[float, float]:
@@ -161,6 +164,14 @@ class BOIN(IntervalDesign):
     @property
     def max_size(self) -> int:
         return self.cohort_size
+
+    def decision_grid(self, max_n: int | None = None) -> dict[int, tuple[str, ...]] | None:
+        """The grid of BOIN's main rule, derived from the kernel (:meth:`Design.decision_grid`) of this
+        design without the accelerated titration and the ``n_earlystop`` stop; a time-to-event subclass
+        (TITE-BOIN) has the grid of its rule once every patient's follow-up is complete."""
+        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(BOIN) if f.init}
+        main = BOIN(**{**params, "titration": False, "n_earlystop": _NO_EARLY_STOP})
+        return derived_grid(main, max_n)
 
     def admissible(self, state: TrialState) -> np.ndarray:
         ok = ~self.eliminated(state)

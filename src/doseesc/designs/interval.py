@@ -42,6 +42,7 @@ class IntervalDesign(Design):
     """Common fields and kernel of interval designs (see module docstring)."""
 
     steps_by_one = True
+    decides_on_current_tier = True
 
     target: float
     n_tiers: int

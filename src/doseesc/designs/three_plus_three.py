@@ -70,6 +70,7 @@ class ThreePlusThree(Design):
     kind = "3+3"
     steps_by_one = True
     fixed_cohorts = True
+    decides_on_current_tier = True
 
     n_tiers: int
     deescalation: bool = False
@@ -95,6 +96,14 @@ class ThreePlusThree(Design):
 
     def describe(self) -> str:
         return self._describe() + "; " + self.rules_text()
+
+    def grid_sizes(self, max_n: int) -> list[int]:
+        """3+3 decides after 3 and after 6 patients at a tier (whatever ``max_n``)."""
+        return [3, 6]
+
+    def decision_words(self) -> dict[str, str]:
+        """The published grid's letters: D is the stop (MTD = tier below) without de-escalation."""
+        return {"E": "escalate", "S": "stay", "D": "de-escalate" if self.deescalation else "stop: MTD = tier below"}
 
     def _describe(self) -> str:
         base = ("3+3: cohorts of 3; 0/3 escalate, 1/3 add 3 at the same tier, <=1/6 escalate, "

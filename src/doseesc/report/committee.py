@@ -514,16 +514,16 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
         except DoseescError:
             dt = None
         if dt is not None:
-            is33 = d.kind == "3+3"
-            down = ("stop, MTD = tier below, if y >=" if is33 and not getattr(d, "deescalation", False)
-                    else "de-escalate if y >=")
-            cols = ["n", "escalate if y <=", "stay if y =", down]
-            if not is33:
+            words = d.decision_words()
+            cols = ["n", "escalate if y <=", "stay if y =", f"{_clause(words.get('D', 'de-escalate'))} if y >="]
+            keys = ["escalate_if_le", "stay", "deescalate_if_ge"]
+            if "DU" in words:
                 cols.append("eliminate if y >=")
+                keys.append("eliminate_if_ge")
             rows = []
             for n, row in dt.iterrows():
                 cells = [str(n)]
-                for c in ["escalate_if_le", "stay", "deescalate_if_ge"] + ([] if is33 else ["eliminate_if_ge"]):
+                for c in keys:
                     v = row[c]
                     cells.append("" if _isna(v) else str(v))
                 rows.append(cells)
@@ -574,6 +574,11 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     B.append(Table(columns=["Item", "Value"], rows=[[k, v] for k, v in prov.items()], caption="Provenance",
                    attrs={"kind": "provenance"}, align=["l", "l"], wrap=(1,), row_keys=list(prov)))
     return CommitteeReport(study=study, blocks=B, title=title, provenance=prov, figures=figs)
+
+
+def _clause(words: str) -> str:
+    """A decision's words as the head of a table column: "stop: MTD = tier below" -> "stop, MTD = tier below,"."""
+    return words.replace(": ", ", ") + "," if ": " in words else words
 
 
 def _isna(v) -> bool:

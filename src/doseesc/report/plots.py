@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
+import pandas as pd
+
+from ..designs.base import GRID_WORDS
+from ..tables import decision_grid
+from ..tiers import DAYS_PER_MONTH, DoseLadder
+from .labels import design_colours, dose_text
 
 #: Okabe-Ito colour-blind-safe palette.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 DECISION_COLOURS = {"E": "#0072B2", "S": "#009E73", "D": "#E69F00", "DU": "#882255"}
-DECISION_TEXT = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate and eliminate"}
+DECISION_TEXT = dict(GRID_WORDS)
 
 
 def _axes(ax, figsize):
@@ -24,13 +32,12 @@ def plot_decision_table(design, max_n: int | None = None, ax=None):
     """Decision table as a colour grid: patients n at the current tier (rows) x DLTs y (columns).
 
     Each cell shows the letter and colour of the decision: E escalate, S
-    stay, D de-escalate, DU de-escalate and eliminate (3+3: D = stop or
-    de-escalate).
+    stay, D de-escalate, DU de-escalate and eliminate; the legend gives the
+    design's own words (``design.decision_words()``; 3+3 without
+    de-escalation: D = stop, MTD = tier below).
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-
-    from ..tables import decision_grid
 
     grid = decision_grid(design, max_n)
     ns = list(grid.index)
@@ -54,13 +61,9 @@ def plot_decision_table(design, max_n: int | None = None, ax=None):
     ax.set_xticks(range(0, max_y + 1, step))
     ax.set_xlabel("number of DLTs at the current tier")
     ax.set_ylabel("patients treated at the current tier")
-    ax.set_title(f"{design.label} decision table" +
-                 (f" (target {design.target:g})" if getattr(design, "target", None) else ""))
-    text = dict(DECISION_TEXT)
-    if design.kind == "3+3":
-        text["D"] = "de-escalate" if design.deescalation else "stop: MTD = tier below"
-        order = ["E", "S", "D"]
-    ax.legend(handles=[Patch(color=DECISION_COLOURS[c], label=f"{c}: {text[c]}") for c in order],
+    ax.set_title(f"{design.label} decision table" + (f" (target {design.target:g})" if design.target else ""))
+    words = design.decision_words()
+    ax.legend(handles=[Patch(color=DECISION_COLOURS[c], label=f"{c}: {w}") for c, w in words.items()],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     return ax
 
@@ -234,10 +237,6 @@ def _tier_ticks(ladder, width: int | None = None) -> list[str]:
 
     Text lines are wrapped at ``width`` characters (default: 16 up to 3 tiers, else 10).
     """
-    import textwrap
-
-    from .labels import dose_text
-
     width = (16 if ladder.n_tiers <= 3 else 10) if width is None else width
     if ladder.labels is not None:
         return ["\n".join(textwrap.wrap(x.replace("$", r"\$"), width)) or x for x in ladder.labels]
@@ -252,8 +251,6 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
     the true OBD (under ``obd``, an :class:`~doseesc.obd.OBDDefinition`) are marked. Tiers are
     labelled in the ladder's units.
     """
-    from ..tiers import DoseLadder
-
     k = scenario.n_tiers
     ladder = DoseLadder.unlabelled(k) if ladder is None else ladder
     target = scenario.target if target is None else target
@@ -322,8 +319,6 @@ def plot_selection(results, ax=None, colors=None):
     (default :func:`doseesc.report.labels.design_colours` in the given order). The true MTD (and
     OBD) are shaded.
     """
-    from .labels import design_colours
-
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
     first = next(iter(res.values()))
@@ -365,8 +360,6 @@ def plot_allocation(results, ax=None, colors=None):
     The true MTD (and OBD) are shaded; tiers above the true MTD are those whose patients count as
     'above the MTD'.
     """
-    from .labels import design_colours
-
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
     first = next(iter(res.values()))
@@ -388,8 +381,6 @@ def plot_sample_size(results, ax=None, colors=None):
     the mean.
     """
     from matplotlib.lines import Line2D
-
-    from .labels import design_colours
 
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
@@ -435,8 +426,6 @@ def plot_scenario(results, obd=None, colors=None):
     the sample-size panel's rows, in the designs' colours.
     """
     from matplotlib.figure import Figure
-
-    from .labels import design_colours
 
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
@@ -515,16 +504,12 @@ def duration_vs_correct(results_or_study, scenario=None):
     P(correct) is P(select the true OBD) for designs that use response and a
     run with a true OBD, else P(select the true MTD).
     """
-    import pandas as pd
-
-    from ..calendar import DAYS_PER_MONTH
-
     rows = []
     for name, r in _duration_results(results_or_study, scenario).items():
         if "duration_days" not in r.extra:
             raise ValueError(f"{name}: the run has no calendar (simulate with calendar=... or a [calendar] table)")
         s = r.duration_summary()
-        obd = getattr(r.design, "uses_efficacy", False) and r.true_obd is not None
+        obd = r.design.uses_efficacy and r.true_obd is not None
         pc, pc_se = r.metric("p_select_obd" if obd else "p_correct")
         rows.append({"design": name, "scenario": r.scenario.name,
                      "median_months": s.loc["duration_days", "q50"] / DAYS_PER_MONTH,
