@@ -365,7 +365,7 @@ class DoseModel:
         if self.cap_total is not None and "/kg" not in ladder.unit:
             raise DoseescError(f"cap_total is set but the tiers' unit {ladder.unit!r} is not per kg "
                                "(a flat cap applies to per-kg dosing)")
-        if design is not None and getattr(design, "fixed_cohorts", False):
+        if design is not None and design.fixed_cohorts:
             if self.below_band == "band" and self.shortfall > 0:
                 raise DoseescError(f"{design.label} counts patients in complete cohorts at one tier: "
                                    "below_band = 'band' would split a cohort; use 'nominal', 'not_evaluable' "

@@ -103,7 +103,7 @@ def _check_defaults_apply(design: Design, entry: dict, proto: dict, at: str) -> 
     for key in _DESIGN_DEFAULTS:
         if key == "target" or key not in proto or key in fields:
             continue
-        own = getattr(design, key, None)
+        own = getattr(design, key)
         if own != proto[key]:
             raise DesignError(
                 f"{at}: [protocol] {key} = {proto[key]!r} does not apply to this {design.kind} design, whose "

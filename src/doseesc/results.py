@@ -52,7 +52,7 @@ def resolve_target(target, scenario: Scenario, design: Design) -> float | None:
         return check_target(target)
     if scenario.target is not None:
         return scenario.target
-    return getattr(design, "target", None)
+    return design.target
 
 
 def provenance(design: Design, scenario: Scenario, *, method, n_trials, seed, batch_size,

@@ -51,7 +51,7 @@ def check_run(n_trials, batch_size) -> None:
 
 def check_not_tite(design: Design, what: str) -> None:
     """Refuse time-to-event designs in engines that enumerate counts (exact, paths)."""
-    if getattr(design, "time_to_event", False):
+    if isinstance(design, Design) and design.time_to_event:
         raise DoseescError(f"{what} does not apply to {design.label}: a time-to-event design decides with the "
                            "pending patients' follow-up times, which counts cannot enumerate; use simulate with a "
                            "calendar")
@@ -63,7 +63,7 @@ def _check_models(design: Design, ladder, dose_model, calendar) -> None:
         raise DoseescError(f"calendar = {calendar!r} is not a doseesc Calendar")
     if dose_model is None:
         return
-    if calendar is not None and getattr(design, "time_to_event", False):
+    if calendar is not None and design.time_to_event:
         raise DoseescError(f"{design.label}: time-to-event designs do not yet combine with the actual-dose model "
                            "(simulate them with the calendar alone, or give [actual_dose] to the other designs)")
     if not isinstance(dose_model, DoseModel):
@@ -103,7 +103,7 @@ class Run:
 
     @property
     def time_to_event(self) -> bool:
-        return bool(getattr(self.design, "time_to_event", False))
+        return self.design.time_to_event
 
 
 def check_simulation(design, scenario, n_trials, *, rng=None, target=None, ladder=None, obd=None,
@@ -114,7 +114,7 @@ def check_simulation(design, scenario, n_trials, *, rng=None, target=None, ladde
     _check_models(design, ladder, dose_model, calendar)
     obd_def = resolve_obd(obd, design, scenario)
     check_run(n_trials, batch_size)
-    if scenario.true_eff is None and getattr(design, "uses_efficacy", False):
+    if scenario.true_eff is None and design.uses_efficacy:
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     seq = root_seed(rng)
     tgt = resolve_target(target, scenario, design)

@@ -190,7 +190,7 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
     evaluable patients have completed their windows; infused patients who are
     not evaluable are still followed (duration).
     """
-    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    uses_eff = design.uses_efficacy
     obs = cal.observation_window(uses_eff)
     fol = cal.follow_window(uses_eff)
     status = out.get("status")
@@ -372,124 +372,147 @@ def tite_batch(design, scenario, cal, seq, start: int, stop: int) -> dict:
     untimed engine, its time within the window from Stream.TOX_TIME. The final
     tier is selected on complete data; a stop with no dose is decided at once.
     """
-    n = stop - start
-    k, max_n = design.n_tiers, design.max_n
-    uses_eff = bool(getattr(design, "uses_efficacy", False))
-    eff_on = scenario.true_eff is not None
-    p = np.asarray(scenario.true_tox, float)
-    u_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX)
-    v_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX_TIME)
-    if eff_on:
-        u_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF)
-        v_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF_TIME)
-        pe_t, pe_n = scenario.response_given_tox()
-    clock = _Clock(cal, seq, start, stop, k, _enrol_cap(max_n, cal))
-    pt = {"tier": np.full((n, max_n), -1, dtype=np.int64), "inf": np.full((n, max_n), np.nan),
-          "tox": np.zeros((n, max_n), dtype=bool), "tox_frac": np.full((n, max_n), np.inf),
-          "eff": np.zeros((n, max_n), dtype=bool), "eff_frac": np.full((n, max_n), np.inf),
-          "cohort": np.full((n, max_n), -1, dtype=np.int64), "new": np.zeros((n, max_n), dtype=bool)}
-    total = np.zeros(n, dtype=np.int64)
-    current = np.full(n, design.start, dtype=np.int64)
-    size = np.full(n, design.first_size, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    selected = np.full(n, -1, dtype=np.int32)
-    reason = np.zeros(n, dtype=np.int8)
-    fired = np.zeros(n, dtype=np.int16)
-    stop_t = np.zeros(n)
-    open_t = np.zeros(n)
-    last_slot = np.zeros(n)
-    obs = cal.observation_window(uses_eff)
-    fol = cal.follow_window(uses_eff)
-    limit = 8 * max_n + 20
+    return _TiteBatch(design, scenario, cal, seq, start, stop).run()
 
-    for c in range(max_n + 1):
-        act = np.flatnonzero(active)
-        if act.size == 0:
-            break
-        t_all = np.zeros(n)                      # time of this cohort's decision, per trial
-        if c > 0:
-            _, t_all[act] = clock.next_arrival(act, open_t[act])
-            rows = act
-            for _ in range(limit):
-                st = _state_at(t_all[rows], rows, pt, cal, k, current[rows], uses_eff)
-                dec = design.step(st)
-                wait = dec.wait if dec.wait is not None else np.zeros(rows.size, dtype=bool)
-                fired[rows] |= dec.fired
-                halt = dec.stop & ~wait
-                hr = rows[halt]
-                if hr.size:
-                    active[hr] = False
-                    reason[hr] = dec.reason[halt]
-                    # a full trial stopped enrolling when its last patient was enrolled
-                    stop_t[hr] = np.where(total[hr] >= max_n, last_slot[hr], t_all[hr])
-                go = ~wait & ~dec.stop
-                current[rows[go]] = dec.next[go]
-                if dec.size is not None:
-                    size[rows[go]] = dec.size[go]
-                if not wait.any():
-                    break
-                # accrual suspended: wait for the next DLT or window completion at the current tier, or for
-                # the moment the estimate crosses the boundary that ends the wait if that comes first; the
-                # waiting patient may leave meanwhile (the next in the queue takes the place)
-                still = np.flatnonzero(wait)
-                rows = rows[still]
-                t_next = _next_event(t_all[rows], rows, pt, cal, current[rows], uses_eff)
-                t_next = _wake(design, st.take(still), t_all[rows], rows, pt, cal, t_next)
-                _, t_all[rows] = clock.next_arrival(rows, t_next)
-            else:  # pragma: no cover - bounded by the number of events
-                raise DoseescError(f"{design.label}: accrual stayed suspended after {limit} events")
-            act = np.flatnonzero(active)
+
+class _TiteBatch:
+    """One batch of :func:`tite_batch`: the trials' latent numbers, clock, per-patient data and state."""
+
+    def __init__(self, design, scenario, cal, seq, start: int, stop: int):
+        self.design, self.scenario, self.cal = design, scenario, cal
+        self.n = n = stop - start
+        self.k, self.max_n = k, max_n = design.n_tiers, design.max_n
+        self.uses_eff = design.uses_efficacy
+        self.eff_on = scenario.true_eff is not None
+        self.p = np.asarray(scenario.true_tox, float)
+        self.u_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX)
+        self.v_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX_TIME)
+        if self.eff_on:
+            self.u_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF)
+            self.v_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF_TIME)
+            self.pe_t, self.pe_n = scenario.response_given_tox()
+        self.clock = _Clock(cal, seq, start, stop, k, _enrol_cap(max_n, cal))
+        self.pt = {"tier": np.full((n, max_n), -1, dtype=np.int64), "inf": np.full((n, max_n), np.nan),
+                   "tox": np.zeros((n, max_n), dtype=bool), "tox_frac": np.full((n, max_n), np.inf),
+                   "eff": np.zeros((n, max_n), dtype=bool), "eff_frac": np.full((n, max_n), np.inf),
+                   "cohort": np.full((n, max_n), -1, dtype=np.int64), "new": np.zeros((n, max_n), dtype=bool)}
+        self.total = np.zeros(n, dtype=np.int64)
+        self.current = np.full(n, design.start, dtype=np.int64)
+        self.size = np.full(n, design.first_size, dtype=np.int64)
+        self.active = np.ones(n, dtype=bool)
+        self.selected = np.full(n, -1, dtype=np.int32)
+        self.reason = np.zeros(n, dtype=np.int8)
+        self.fired = np.zeros(n, dtype=np.int16)
+        self.stop_t = np.zeros(n)
+        self.open_t = np.zeros(n)
+        self.last_slot = np.zeros(n)
+
+    def run(self) -> dict:
+        for c in range(self.max_n + 1):
+            act = np.flatnonzero(self.active)
             if act.size == 0:
                 break
-        # enrol the cohort at the current tier: its first patient at the decision time, the rest as they come
-        t_dec = t_all[act]
+            t_all = np.zeros(self.n)                      # time of this cohort's decision, per trial
+            if c > 0:
+                self._decide(act, t_all)
+                act = np.flatnonzero(self.active)
+                if act.size == 0:
+                    break
+            self._enrol_cohort(c, act, t_all[act])
+        else:  # pragma: no cover - max_n bounds the cohorts
+            raise RuntimeError(f"{self.design.label}: trials did not stop within max_n = {self.max_n} cohorts")
+        return self._finish()
+
+    def _decide(self, act: np.ndarray, t_all: np.ndarray) -> None:
+        """The design decides for trials ``act`` when the next patient is available (``t_all``), again and
+        again while it suspends accrual: at the next DLT or window completion at the current tier, or when
+        the estimate crosses the boundary that ends the wait if that comes first; the waiting patient may
+        leave meanwhile (the next in the queue takes the place)."""
+        cal, clock, pt = self.cal, self.clock, self.pt
+        _, t_all[act] = clock.next_arrival(act, self.open_t[act])
+        rows = act
+        limit = 8 * self.max_n + 20
+        for _ in range(limit):
+            st = _state_at(t_all[rows], rows, pt, cal, self.k, self.current[rows], self.uses_eff)
+            dec = self.design.step(st)
+            wait = dec.wait if dec.wait is not None else np.zeros(rows.size, dtype=bool)
+            self._apply(rows, dec, wait, t_all)
+            if not wait.any():
+                return
+            still = np.flatnonzero(wait)
+            rows = rows[still]
+            t_next = _next_event(t_all[rows], rows, pt, cal, self.current[rows], self.uses_eff)
+            t_next = _wake(self.design, st.take(still), t_all[rows], rows, pt, cal, t_next)
+            _, t_all[rows] = clock.next_arrival(rows, t_next)
+        raise DoseescError(f"{self.design.label}: accrual stayed suspended after {limit} events")  # pragma: no cover
+
+    def _apply(self, rows, dec, wait, t_all) -> None:
+        """Apply the decisions ``dec`` made for trials ``rows`` (those that ``wait`` decide again later)."""
+        self.fired[rows] |= dec.fired
+        halt = dec.stop & ~wait
+        hr = rows[halt]
+        if hr.size:
+            self.active[hr] = False
+            self.reason[hr] = dec.reason[halt]
+            # a full trial stopped enrolling when its last patient was enrolled
+            self.stop_t[hr] = np.where(self.total[hr] >= self.max_n, self.last_slot[hr], t_all[hr])
+        go = ~wait & ~dec.stop
+        self.current[rows[go]] = dec.next[go]
+        if dec.size is not None:
+            self.size[rows[go]] = dec.size[go]
+
+    def _enrol_cohort(self, c: int, act: np.ndarray, t_dec: np.ndarray) -> None:
+        """Enrol cohort ``c`` of trials ``act`` at the current tier: its first patient at the decision time
+        ``t_dec``, the rest as they come."""
+        cal, pt, p, size, total = self.cal, self.pt, self.p, self.size, self.total
         cohort_slot = np.zeros(act.size)
         for j in range(int(size[act].max())):
-            sel = (j < size[act]) & (total[act] < max_n)
+            sel = (j < size[act]) & (total[act] < self.max_n)
             rows = act[sel]
             if rows.size == 0:
                 break
-            tiers = current[rows]
-            slot, inf = clock.enrol(rows, t_dec[sel], tiers)
+            tiers = self.current[rows]
+            slot, inf = self.clock.enrol(rows, t_dec[sel], tiers)
             kk = total[rows]
-            dlt = u_tox[rows, kk] < p[tiers]
+            dlt = self.u_tox[rows, kk] < p[tiers]
             pt["tier"][rows, kk] = tiers
             pt["inf"][rows, kk] = inf
             pt["tox"][rows, kk] = dlt
-            pt["tox_frac"][rows, kk] = np.where(dlt, cal.event_time("tox", p[tiers], v_tox[rows, kk]), np.inf)
+            pt["tox_frac"][rows, kk] = np.where(dlt, cal.event_time("tox", p[tiers], self.v_tox[rows, kk]), np.inf)
             pt["cohort"][rows, kk] = c
             pt["new"][rows, kk] = j == 0
-            if eff_on:
-                pe = np.where(dlt, pe_t[tiers], pe_n[tiers])
-                resp = u_eff[rows, kk] < pe
+            if self.eff_on:
+                pe = np.where(dlt, self.pe_t[tiers], self.pe_n[tiers])
+                resp = self.u_eff[rows, kk] < pe
                 pt["eff"][rows, kk] = resp
-                pt["eff_frac"][rows, kk] = np.where(resp, cal.event_time("eff", pe, v_eff[rows, kk]), np.inf)
+                pt["eff_frac"][rows, kk] = np.where(resp, cal.event_time("eff", pe, self.v_eff[rows, kk]), np.inf)
             total[rows] += 1
             cohort_slot[sel] = slot
-            last_slot[rows] = slot
-        open_t[act] = np.maximum(open_t[act], cohort_slot)
-    else:  # pragma: no cover - max_n bounds the cohorts
-        raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
+            self.last_slot[rows] = slot
+        self.open_t[act] = np.maximum(self.open_t[act], cohort_slot)
 
-    # complete data and the final choice
-    rows = np.arange(n)
-    inf = pt["inf"]
-    assigned = pt["tier"] >= 0
-    ends = np.where(assigned, inf + obs, -np.inf).max(axis=1)
-    final = _state_at(np.full(n, np.inf), rows, pt, cal, k, current, eff_on)
-    complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=current.astype(np.int32),
-                          active=np.zeros(n, dtype=bool))
-    no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
-    sel = design.conclude(complete, reason)
-    selected[:] = np.where(no_dose, -1, sel)
-    decision = np.where(no_dose, stop_t, np.maximum(stop_t, ends))
-    duration = np.where(assigned, inf + fol, -np.inf).max(axis=1)
-    clock.settle(stop_t)
-    tier_dtype = np.int8 if k < 127 else np.int16
-    return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": selected,
-            "reason": reason, "fired": fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
-            "eff": pt["eff"], "new_cohort": pt["new"], "duration_days": duration, "time_to_decision_days": decision,
-            "wait_days": clock.wait, "lost_waiting": clock.lost.astype(float), "infusion_days": inf}
+    def _finish(self) -> dict:
+        """Complete data and the final choice; the calendar metrics and per-patient arrays of the batch."""
+        n, pt, cal, reason = self.n, self.pt, self.cal, self.reason
+        rows = np.arange(n)
+        inf = pt["inf"]
+        assigned = pt["tier"] >= 0
+        ends = np.where(assigned, inf + cal.observation_window(self.uses_eff), -np.inf).max(axis=1)
+        final = _state_at(np.full(n, np.inf), rows, pt, cal, self.k, self.current, self.eff_on)
+        complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=self.current.astype(np.int32),
+                              active=np.zeros(n, dtype=bool))
+        no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
+        sel = self.design.conclude(complete, reason)
+        self.selected[:] = np.where(no_dose, -1, sel)
+        decision = np.where(no_dose, self.stop_t, np.maximum(self.stop_t, ends))
+        duration = np.where(assigned, inf + cal.follow_window(self.uses_eff), -np.inf).max(axis=1)
+        self.clock.settle(self.stop_t)
+        tier_dtype = np.int8 if self.k < 127 else np.int16
+        return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": self.selected,
+                "reason": reason, "fired": self.fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
+                "eff": pt["eff"], "new_cohort": pt["new"], "duration_days": duration,
+                "time_to_decision_days": decision, "wait_days": self.clock.wait,
+                "lost_waiting": self.clock.lost.astype(float), "infusion_days": inf}
 
 
 def calendar_extra(out: dict) -> dict:
