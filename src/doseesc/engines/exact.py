@@ -21,12 +21,15 @@ from math import comb
 import numpy as np
 
 from ..designs.base import Design
+from ..designs.tite import check_not_tite
 from ..errors import DoseescError
+from ..obd import resolve_obd
+from ..outcomes import cohort_outcomes
+from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
 from .montecarlo import check_compatible
-from ..outcomes import cohort_outcomes
 
 #: Default limit on live states in one step.
 MAX_STATES = 2_000_000
@@ -80,7 +83,7 @@ def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool
     statistics), that key in place of the counts, with responses as probability-weighted means."""
     k = design.n_tiers
     extra = [state.current, state.size, state.fired, state.phase, state.aux]
-    if getattr(design, "uses_last_cohort", False):
+    if design.uses_last_cohort:
         extra += [state.last_n, state.last_y]
     proj = design.merge_key(state) if joint else None
     if proj is None:
@@ -144,14 +147,10 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     errors. Raises :class:`DoseescError` if more than ``max_states`` live
     states would have to be held at once.
     """
-    from ..designs.tite import check_not_tite
-    from ..obd import resolve_obd
-    from ..results import resolve_target
-
     check_not_tite(design, "exact enumeration")
     check_compatible(design, scenario)
     obd_def = resolve_obd(obd, design, scenario)
-    joint = bool(getattr(design, "uses_efficacy", False))
+    joint = design.uses_efficacy
     if joint and scenario.true_eff is None:
         raise DoseescError(f"{design.label} needs true_eff in scenario {scenario.name!r}")
     tgt = resolve_target(target, scenario, design)
@@ -164,8 +163,6 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
 
 def _result(design: Design, scenario: Scenario, term: dict, joint: bool, tgt, ladder, obd_def, t0: float):
     """The terminal states merged into one weighted record per distinct (counts, selection, reason, rules)."""
-    from ..results import OperatingCharacteristics, provenance
-
     k = design.n_tiers
     tn = np.concatenate(term["n"])
     ty = np.concatenate(term["y"])

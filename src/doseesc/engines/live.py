@@ -194,7 +194,7 @@ def _days(values, name: str, size: int, text: str) -> list:
 def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_follow_up=None,
                     eff_window=None) -> Recommendation:
     """A time-to-event design's next step from the log and each patient's follow-up (days)."""
-    if not getattr(design, "time_to_event", False):
+    if not design.time_to_event:
         raise DesignError(f"follow-up times apply to time-to-event designs (TITE-CRM, TITE-BOIN, TITE-BOIN12), not to "
                           f"{design.label}, which decides on complete cohorts")
     ladder = _ladder(design, ladder)
@@ -205,7 +205,7 @@ def _recommend_tite(design: Design, outcomes, ladder, follow_up, window, eff_fol
     tox = [bool(t) for c in cohorts for t in c.tox]
     eff = [bool(e) for c in cohorts for e in c.eff]
     days = _days(follow_up, "follow_up", len(tiers), text)
-    uses_eff = bool(getattr(design, "uses_efficacy", False))
+    uses_eff = design.uses_efficacy
     if uses_eff:
         if eff_follow_up is None:
             raise OutcomeError(f"{design.label} uses response: give eff_follow_up, the days each patient has been "

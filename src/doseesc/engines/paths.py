@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..designs.base import Design
+from ..designs.tite import check_not_tite
 from ..errors import DoseescError
 from .live import recommend
 from ..outcomes import cohort_outcomes, format_cohort
@@ -45,7 +46,7 @@ class _Children(NamedTuple):
 def _expand(design: Design, state: TrialState, probs=None) -> _Children:
     """Children of the live nodes ``state``: every outcome of each node's next cohort (of its ``size``,
     within ``max_n``, at its current tier), node by node, decided together by the kernel."""
-    joint = bool(getattr(design, "uses_efficacy", False))
+    joint = design.uses_efficacy
     room = np.minimum(state.size, design.max_n - state.total_n)
     table = {}
     parts = []
@@ -78,8 +79,6 @@ def count_nodes(design: Design, n_cohorts: int, start: str = "", limit: int | No
 
     Stops counting once the total exceeds ``limit``; the returned list is then shorter.
     """
-    from ..designs.tite import check_not_tite
-
     check_not_tite(design, "dose paths")
     rec = recommend(design, start, warn=False)
     return [] if rec.stop else _count_from(design, _frontier(rec), n_cohorts, limit)
@@ -179,8 +178,6 @@ def paths(design: Design, n_cohorts: int, start: str = "", scenario: Scenario | 
     are more than ``max_nodes``, :class:`DoseescError` is raised before any
     path is built, naming the largest number of cohorts that fits.
     """
-    from ..designs.tite import check_not_tite
-
     check_not_tite(design, "dose paths")
     if isinstance(n_cohorts, bool) or not isinstance(n_cohorts, (int, np.integer)) or n_cohorts < 1:
         raise DoseescError(f"n_cohorts = {n_cohorts!r} must be a positive integer")
@@ -209,7 +206,7 @@ def _probabilities(design: Design, scenario: Scenario | None):
     """Per tier: P(DLT), or for a design that branches on response the joint probabilities of N, T, E, B."""
     if scenario is None:
         return None
-    if getattr(design, "uses_efficacy", False):
+    if design.uses_efficacy:
         if scenario.true_eff is None:
             raise DoseescError(f"{design.label} branches on response: scenario {scenario.name!r} needs true_eff")
         return scenario.joint()
@@ -247,7 +244,7 @@ def _node_rows(rows: list, design: Design, ladder: DoseLadder, depth: int, kids:
                bases, joined: bool) -> list[str]:
     """Append one row per new node to ``rows`` (``parents``: each node's parent id, ``bases``: its parent's path
     text); returns each node's path text."""
-    joint = bool(getattr(design, "uses_efficacy", False))
+    joint = design.uses_efficacy
     dec, t = kids.dec, kids.state.current
     next_id = len(rows)
     new_texts = []
