@@ -10,10 +10,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .engines.montecarlo import simulate
+from ._version import __version__
+from .actual_dose import impact, nominal_scenario
+from .compare import Comparison
 from .engines.exact import exact
+from .engines.montecarlo import simulate
 from .errors import DoseescError
 from .protocol import Protocol
+from .report.committee import CommitteeReport, build_report, key_metrics_table, scenario_results
+from .report.document import _table_html, html_text
+from .report.labels import design_colours
 from .results import OperatingCharacteristics
 from .rng import root_seed, seed_record
 
@@ -57,8 +63,6 @@ class Study:
 
     def comparison(self):
         """Paired comparison of the designs (Monte Carlo runs share their patients per scenario)."""
-        from .compare import Comparison
-
         if self.method != "simulate":
             raise DoseescError("a paired comparison needs Monte Carlo results (method 'simulate')")
         results, designs, scenarios = {}, [], []
@@ -73,8 +77,6 @@ class Study:
     def dose_impact(self) -> pd.DataFrame:
         """Paired impact of the protocol's actual-dose model on every result: the same trials rerun
         without it (long form: design, scenario, metric, without, with, difference, mcse)."""
-        from .actual_dose import impact, nominal_scenario
-
         if self.protocol.dose_model is None or self.method != "simulate":
             raise DoseescError("dose_impact() needs a Monte Carlo study of a protocol with an [actual_dose] model")
         seq = np.random.SeedSequence(self.seed["entropy"], spawn_key=tuple(self.seed["spawn_key"]))
@@ -95,8 +97,6 @@ class Study:
         return r.design.label
 
     def provenance(self) -> dict:
-        from . import __version__
-
         return {
             "doseesc_version": __version__,
             "numpy_version": np.__version__,
@@ -122,13 +122,9 @@ class Study:
 
     # -- figures and rich display (matplotlib imported only when drawing) -----------------------
     def _scenario_results(self, scenario: str) -> dict:
-        from .report.committee import scenario_results
-
         return scenario_results(self, scenario)
 
     def _colours(self) -> dict:
-        from .report.labels import design_colours
-
         return design_colours(list(self.protocol.designs) +
                               [self.name_of(r) for r in self.results if self.name_of(r) not in self.protocol.designs])
 
@@ -167,14 +163,9 @@ class Study:
 
     def report(self, **kwargs):
         """The committee report of this study (:func:`doseesc.report.committee.build_report`)."""
-        from .report.committee import build_report
-
         return build_report(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from .report.committee import key_metrics_table, scenario_results
-        from .report.document import _table_html, html_text
-
         proto = self.protocol
         kind = "exact" if self.method == "exact" else f"Monte Carlo, {self.results[0].n_trials:,} trials"
         seed = "" if not self.seed else f", seed entropy {self.seed['entropy']}"
@@ -233,8 +224,22 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                                         calendar=protocol.calendar))
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
-            chosen_d = [(n, d) for n, d in chosen_d if not getattr(d, "time_to_event", False)] or chosen_d
+            chosen_d = [(n, d) for n, d in chosen_d if not d.time_to_event] or chosen_d
         for sc in chosen_s:
             for _, d in chosen_d:
                 results.append(exact(d, sc, ladder=protocol.tiers, obd=protocol.obd))
     return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command)
+
+
+def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",
+                     progress: Callable[[int], None] | None = None, **kwargs) -> CommitteeReport:
+    """Simulate every design under every scenario of ``protocol`` and build the committee report
+    (:func:`run_protocol`, then :func:`doseesc.report.committee.build_report` with ``kwargs``).
+
+    ``n_trials`` defaults to the file's ``[run] n_trials``, ``seed`` to its ``[run] seed`` (else
+    fresh entropy, recorded in the report). ``command`` is the command line shown as the way to
+    reproduce the report.
+    """
+    study = run_protocol(protocol, method="simulate", n_trials=n_trials, seed=seed, command=command,
+                         progress=progress)
+    return build_report(study, **kwargs)

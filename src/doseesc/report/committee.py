@@ -1,6 +1,7 @@
 """The committee report: every design under every truth scenario of a scenario file, for readers
 without a statistician at their side, with every number reproducible.
 
+>>> from doseesc.study import committee_report                                     # doctest: +SKIP
 >>> rep = committee_report(load_protocol("scenarios/ecar01.toml"), n_trials=2000)   # doctest: +SKIP
 >>> rep.write("report/")                       # report/ecar01-report.html and .pdf  # doctest: +SKIP
 
@@ -12,6 +13,7 @@ PNG, no external assets) and as a PDF drawn with matplotlib, with the same conte
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 import os
 import platform
@@ -21,9 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ..calendar import DAYS_PER_MONTH
+from .._version import __version__
+from ..engines.paths import paths
 from ..errors import DoseescError
+from ..tables import decision_table
+from ..tiers import DAYS_PER_MONTH
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
 from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
                      tier_label, tier_labels)
@@ -161,8 +167,6 @@ def _split_rules(d) -> tuple[str, str]:
 
 def _describe_model(obj, ladder=None) -> str:
     """A realism model (actual dose, calendar) in plain words, via its ``describe([ladder])``."""
-    import inspect
-
     if hasattr(obj, "describe"):
         takes_ladder = "ladder" in inspect.signature(obj.describe).parameters
         text = obj.describe(ladder) if takes_ladder else obj.describe()
@@ -248,9 +252,6 @@ class CommitteeReport:
 
 def _provenance(study, created: str) -> dict:
     import matplotlib
-    import pandas as pd
-
-    from .. import __version__
 
     proto = study.protocol
     seed = study.seed or {}
@@ -276,6 +277,48 @@ def _provenance(study, created: str) -> dict:
     return prov
 
 
+@dataclass
+class _Builder:
+    """The state shared by the steps of :func:`build_report`: the study, what the steps read from it,
+    and the document blocks and figure keys written so far."""
+
+    study: object
+    created: str
+    path_cohorts: int
+    dpi: int
+    blocks: list = field(default_factory=list)
+    figs: list = field(default_factory=list)
+
+    def __post_init__(self):
+        study = self.study
+        self.proto = study.protocol
+        self.prov = _provenance(study, self.created)
+        self.colours = design_colours(self.proto.designs)
+        for r in study.results:  # designs outside the protocol (none from run_protocol) get the next colours
+            name = study.name_of(r)
+            self.colours.setdefault(name, design_colours(list(self.colours) + [name])[name])
+        self.snames = _scenario_names(study)
+        self.dnames = list(dict.fromkeys(study.name_of(r) for r in study.results))
+        self.exact = study.method == "exact"
+        self.n_trials = None if self.exact else study.results[0].n_trials
+        self.runs = ("exact enumeration of every trial" if self.exact
+                     else f"{self.n_trials:,} simulated trials")
+        self.title = f"{self.proto.name}: operating characteristics of the candidate dose-escalation designs"
+
+    def add(self, block) -> None:
+        self.blocks.append(block)
+
+    def fig(self, figure, caption: str, alt: str, key: str, **kwargs) -> None:
+        """Add a figure block (rendered at the report's dpi) and record its key."""
+        block = figure_block(figure, caption, alt, key, self.dpi, **kwargs)
+        self.figs.append(block.key)
+        self.blocks.append(block)
+
+    def design(self, name: str):
+        return self.proto.designs.get(name) or next(r.design for r in self.study.results
+                                                    if self.study.name_of(r) == name)
+
+
 def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_COHORTS,
                  dpi: int = 150) -> CommitteeReport:
     """Build the committee report of ``study`` (a :class:`~doseesc.study.Study`).
@@ -285,51 +328,43 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     figures and a table per design; the decision table and first escalation paths of each
     design; provenance.
     """
-    from ..engines.paths import paths as _paths
-    from ..tables import decision_table
-    from . import plots
-
-    proto = study.protocol
     if not study.results:
         raise DoseescError("the study has no results to report")
     created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    prov = _provenance(study, created)
-    colours = design_colours(proto.designs)
-    for r in study.results:  # designs outside the protocol (none from run_protocol) get the next colours
-        colours.setdefault(study.name_of(r), design_colours(list(colours) + [study.name_of(r)])[study.name_of(r)])
-    snames = _scenario_names(study)
-    dnames = list(dict.fromkeys(study.name_of(r) for r in study.results))
-    exact = study.method == "exact"
-    n_trials = None if exact else study.results[0].n_trials
-    runs = "exact enumeration of every trial" if exact else f"{n_trials:,} simulated trials"
-    B = []
-    figs = []
+    b = _Builder(study, created, path_cohorts, dpi)
+    _title_section(b)
+    _how_to_read_section(b)
+    _protocol_section(b)
+    for s in b.snames:
+        _scenario_section(b, s)
+    _rules_section(b)
+    _provenance_section(b)
+    return CommitteeReport(study=study, blocks=b.blocks, title=b.title, provenance=b.prov, figures=b.figs)
 
-    def fig(block):
-        figs.append(block.key)
-        B.append(block)
 
-    title = f"{proto.name}: operating characteristics of the candidate dose-escalation designs"
-    B.append(Heading(0, title))
+def _title_section(b: _Builder) -> None:
+    proto, prov = b.proto, b.prov
+    b.add(Heading(0, b.title))
     if proto.title or proto.registry:
-        B.append(Paragraph(" ".join(x for x in [proto.title, f"({proto.registry})" if proto.registry else ""] if x),
-                           "lead"))
-    B.append(Paragraph(f"Committee report generated by doseesc {prov['doseesc version']} on {created} from "
-                       f"{prov['scenario file']}: {len(dnames)} designs under {len(snames)} truth scenarios, "
-                       f"{runs} for each design and scenario"
-                       + ("" if exact else f", seed entropy {prov['seed entropy']}") +
-                       ". The Provenance section gives the command that reproduces every number.", "small"))
+        b.add(Paragraph(" ".join(x for x in [proto.title, f"({proto.registry})" if proto.registry else ""] if x),
+                        "lead"))
+    b.add(Paragraph(f"Committee report generated by doseesc {prov['doseesc version']} on {b.created} from "
+                    f"{prov['scenario file']}: {len(b.dnames)} designs under {len(b.snames)} truth scenarios, "
+                    f"{b.runs} for each design and scenario"
+                    + ("" if b.exact else f", seed entropy {prov['seed entropy']}") +
+                    ". The Provenance section gives the command that reproduces every number.", "small"))
 
-    # -- how to read ---------------------------------------------------------------------------
-    B.append(Heading(1, "How to read this report", "how-to-read"))
-    tgt = proto.target
-    B.append(Paragraph(
+
+def _how_to_read_section(b: _Builder) -> None:
+    exact, n_trials, tgt = b.exact, b.n_trials, b.proto.target
+    b.add(Heading(1, "How to read this report", "how-to-read"))
+    b.add(Paragraph(
         "A truth scenario is an assumption about the true probability of a dose-limiting toxicity (DLT), and "
         "where given of a response, at each dose tier. Under each scenario every candidate design was run on "
         + ("every possible trial (exact enumeration)" if exact else
            f"the same {n_trials:,} simulated trials: the same virtual patients with the same outcomes, so "
            "differences between designs are paired comparisons and are more precise than separate runs") + "."))
-    B.append(Paragraph(
+    b.add(Paragraph(
         "The true MTD is the highest tier whose true P(DLT) is at most the target DLT rate"
         + (f" ({tgt:g})" if tgt is not None else "") + "; when even the lowest tier exceeds it, the correct "
         "decision is to stop with no dose. P(select) of a tier is the share of trials that end by recommending it. "
@@ -337,23 +372,40 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
            "uncertainty due to simulating a finite number of trials; error bars in the figures are ±1.96 MCSE. ")
         + "Percentages are of trials, except the shares of patients, which are of a trial's patients."))
     glossary = {}
-    for r in study.results:
+    for r in b.study.results:
         for name, row in r.metrics().iterrows():
             glossary.setdefault(name, row["definition"])
-    B.append(Table(columns=["Metric", "Definition"],
-                   rows=[[metric_name(k), v] for k, v in glossary.items()], row_keys=list(glossary),
-                   caption="Metrics reported for every design and scenario", attrs={"kind": "glossary"},
-                   align=["l", "l"], wrap=(1,)))
+    b.add(Table(columns=["Metric", "Definition"],
+                rows=[[metric_name(k), v] for k, v in glossary.items()], row_keys=list(glossary),
+                caption="Metrics reported for every design and scenario", attrs={"kind": "glossary"},
+                align=["l", "l"], wrap=(1,)))
 
-    # -- protocol at a glance ----------------------------------------------------------------
-    B.append(PageBreak())
-    B.append(Heading(1, "The protocol at a glance", "protocol"))
+
+def _protocol_section(b: _Builder) -> None:
+    """The protocol at a glance: tiers, settings, candidate designs, truth scenarios."""
+    proto = b.proto
+    b.add(PageBreak())
+    b.add(Heading(1, "The protocol at a glance", "protocol"))
     if proto.source:
-        B.append(Paragraph(proto.source))
+        b.add(Paragraph(proto.source))
     note = (proto.extra or {}).get("design_note")
     if note:
-        B.append(Paragraph(note))
-    lad = proto.tiers
+        b.add(Paragraph(note))
+    b.add(_tiers_table(proto.tiers))
+    b.add(_settings_table(b))
+    drows = []
+    for name in b.dnames:
+        d = b.design(name)
+        rule, stops = _split_rules(d)
+        drows.append([name, d.kind, str(d.max_n), rule, stops])
+    b.add(Table(columns=["Design", "Type", "Max N", "Decision rule in plain words",
+                         "Stopping rules and constraints"], rows=drows,
+                caption="Candidate designs", attrs={"kind": "designs"}, align=["l", "l", "r", "l", "l"],
+                wrap=(3, 4), row_keys=b.dnames))
+    b.add(_scenarios_table(b))
+
+
+def _tiers_table(lad) -> Table:
     tcols = ["No.", "Dose"]
     trows = []
     band = lad.band() if lad.tolerance else None
@@ -369,15 +421,19 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
             lo, hi = band[t]
             row.append(f"{dose_text(lo, '')} to {dose_text(hi, lad.unit)}")
         trows.append(row)
-    B.append(Table(columns=tcols, rows=trows, caption="Dose tiers (No. is the tier number used in trial logs "
-                   "such as \"1NNN 2NTN\")", attrs={"kind": "tiers"}, align=["r"] + ["l"] * (len(tcols) - 1)))
+    return Table(columns=tcols, rows=trows, caption="Dose tiers (No. is the tier number used in trial logs "
+                 "such as \"1NNN 2NTN\")", attrs={"kind": "tiers"}, align=["r"] + ["l"] * (len(tcols) - 1))
+
+
+def _settings_table(b: _Builder) -> Table:
+    proto, lad, tgt = b.proto, b.proto.tiers, b.proto.target
     settings = []
     if tgt is not None:
         settings.append(("Target DLT rate", f"{tgt:g}"))
-    sizes = sorted({getattr(d, "cohort_size", None) for d in proto.designs.values()} - {None})
+    sizes = sorted({d.cohort_size for d in proto.designs.values()} - {None})
     if sizes:
         settings.append(("Cohort size", ", ".join(str(s) for s in sizes)))
-    maxn = {n: getattr(d, "max_n", None) for n, d in proto.designs.items()}
+    maxn = {n: d.max_n for n, d in proto.designs.items()}
     vals = set(maxn.values()) - {None}
     if len(vals) == 1:
         settings.append(("Maximum number of patients", f"{vals.pop()} (every design)"))
@@ -386,194 +442,209 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
                                                                  if v is not None)))
     if proto.obd is not None:
         settings.append(("True OBD", proto.obd.text()))
-    dm = getattr(proto, "dose_model", None)
-    if dm is not None:
-        settings.append(("Actual dose and manufacturing", _describe_model(dm, lad)))
-    cal = getattr(proto, "calendar", None)
-    if cal is not None:
-        settings.append(("Calendar", _describe_model(cal, lad)))
-    settings.append(("Truth scenarios", ", ".join(snames)))
-    settings.append(("Evaluation", runs + ("" if exact else f" per design and scenario; seed entropy "
-                                                              f"{prov['seed entropy']}")))
-    B.append(Table(columns=["Setting", "Value"], rows=[list(s) for s in settings], caption="Settings",
-                   attrs={"kind": "settings"}, align=["l", "l"], wrap=(1,), row_keys=[s[0] for s in settings]))
-    drows = []
-    for name in dnames:
-        d = proto.designs.get(name) or next(r.design for r in study.results if study.name_of(r) == name)
-        rule, stops = _split_rules(d)
-        drows.append([name, d.kind, str(getattr(d, "max_n", "")), rule, stops])
-    B.append(Table(columns=["Design", "Type", "Max N", "Decision rule in plain words",
-                            "Stopping rules and constraints"], rows=drows,
-                   caption="Candidate designs", attrs={"kind": "designs"}, align=["l", "l", "r", "l", "l"],
-                   wrap=(3, 4), row_keys=dnames))
+    if proto.dose_model is not None:
+        settings.append(("Actual dose and manufacturing", _describe_model(proto.dose_model, lad)))
+    if proto.calendar is not None:
+        settings.append(("Calendar", _describe_model(proto.calendar, lad)))
+    settings.append(("Truth scenarios", ", ".join(b.snames)))
+    settings.append(("Evaluation", b.runs + ("" if b.exact else f" per design and scenario; seed entropy "
+                                                                f"{b.prov['seed entropy']}")))
+    return Table(columns=["Setting", "Value"], rows=[list(s) for s in settings], caption="Settings",
+                 attrs={"kind": "settings"}, align=["l", "l"], wrap=(1,), row_keys=[s[0] for s in settings])
+
+
+def _scenarios_table(b: _Builder) -> Table:
+    results, lad = b.study.results, b.proto.tiers
     srows = []
-    for s in snames:
-        r = next(x for x in study.results if x.scenario.name == s)
+    for s in b.snames:
+        r = next(x for x in results if x.scenario.name == s)
         sc = r.scenario
         mtd = r.true_mtd
-        obd = next((x.true_obd for x in study.results if x.scenario.name == s and x.true_obd is not None), None)
+        obd = next((x.true_obd for x in results if x.scenario.name == s and x.true_obd is not None), None)
         srows.append([s, ", ".join(f"{p:.2f}" for p in sc.true_tox),
                       "" if sc.true_eff is None else ", ".join(f"{p:.2f}" for p in sc.true_eff),
                       "" if mtd is None else tier_label(lad, mtd), "" if obd is None else tier_label(lad, obd),
                       sc.description])
-    B.append(Table(columns=["Scenario", "true P(DLT) by tier", "true P(response) by tier", "true MTD", "true OBD",
-                            "Description"], rows=srows, caption="Truth scenarios", attrs={"kind": "scenarios"},
-                   align=["l"] * 6, wrap=(5,), row_keys=snames))
+    return Table(columns=["Scenario", "true P(DLT) by tier", "true P(response) by tier", "true MTD", "true OBD",
+                          "Description"], rows=srows, caption="Truth scenarios", attrs={"kind": "scenarios"},
+                 align=["l"] * 6, wrap=(5,), row_keys=b.snames)
 
-    # -- scenarios -----------------------------------------------------------------------------
-    for s in snames:
-        res = scenario_results(study, s)
-        first = next(iter(res.values()))
-        sc = first.scenario
-        obd_def = next((r.obd for r in res.values() if r.obd is not None), None)
-        B.append(PageBreak())
-        B.append(Heading(1, f"Scenario '{s}'", f"scenario-{_slug(s)}"))
-        if sc.description:
-            B.append(Paragraph(sc.description))
-        B.append(Heading(2, "In brief"))
-        for sentence in scenario_summary(res):
-            B.append(Paragraph(sentence, "bullet"))
-        ax = plots.plot_dose_response(sc, lad, first.target, obd_def)
-        fig(figure_block(ax.figure, f"True dose-response of scenario '{s}': P(DLT) per tier (solid)"
-                         + (", P(response) (dashed)" if sc.true_eff is not None else "")
-                         + ("" if first.target is None else f", the target DLT rate {first.target:g} (dotted) and "
-                            "the true MTD (shaded)") + (", the true OBD (star)" if obd_def is not None
-                                                         and sc.true_eff is not None else "") + ".",
-                         f"dose-response curves of scenario {s}", f"dose-response/{s}", dpi))
-        B.append(Heading(2, "Key results by design"))
-        B.append(key_metrics_table(res, caption=f"Key results, scenario '{s}'" + ("" if exact else
-                                   " (MCSE in brackets)"), attrs={"kind": "key", "scenario": s}))
-        ax = plots.plot_selection(res, colors=colours)
-        fig(figure_block(ax.figure, f"Scenario '{s}': probability that the trial ends by selecting each tier (or "
-                         "no dose), by design" + ("" if exact else ", with ±1.96 MCSE error bars")
-                         + "; the true MTD (and OBD) are shaded.", f"selection by design, scenario {s}",
-                         f"selection/{s}", dpi))
-        ax = plots.plot_allocation(res, colors=colours)
-        fig(figure_block(ax.figure, f"Scenario '{s}': mean number of patients treated at each tier, by design.",
-                         f"patient allocation by tier, scenario {s}", f"allocation/{s}", dpi))
-        ax = plots.plot_sample_size(res, colors=colours)
-        fig(figure_block(ax.figure, f"Scenario '{s}': distribution of the number of patients per trial (circle "
-                         "area: probability), its 10% to 90% range (line) and mean (diamond), by design.",
-                         f"sample size distribution, scenario {s}", f"sample-size/{s}", dpi))
-        if all("duration_days" in r.extra for r in res.values()):
-            ax = plots.plot_duration_vs_correct(res, colors=colours)
-            fig(figure_block(ax.figure, f"Scenario '{s}': median trial duration (months; thin line: 10-90% range) "
-                             "against the probability of selecting the correct dose, by design, with ±1.96 MCSE "
-                             "bars.", f"duration against correct selection, scenario {s}", f"duration/{s}", dpi))
-        dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
-                      and "dose" in r.patients), None)
-        if dosed is not None:
-            name0 = next(n for n, r in res.items() if r is dosed)
-            B.append(Heading(2, "Actual infused doses"))
-            B.append(Paragraph(
-                "Each patient's product is drawn from the protocol's actual-dose model ("
-                + dosed.dose_model.describe(lad) + "). "
-                + ("This scenario gives the risk as a curve of the actual dose: each patient's risk is evaluated "
-                   "at the dose received, and the true P(DLT) per tier above is the curve averaged over the actual "
-                   "doses of the tier's products (the true MTD and OBD are defined on it)."
-                   if sc.tox_curve is not None else
-                   "This scenario gives the risk per tier, so the actual dose changes which patients are "
-                   "evaluable and replaced, not their risk.")))
-            ds = dosed.dose_summary()
-            B.append(Table(
-                columns=["Tier", "band", "patients infused per trial", "actual dose: 10% / 50% / 90%",
-                         "below band"],
-                rows=[[tier_label(lad, t), f"{dose_text(row['lower'], '')} to {dose_text(row['upper'], '')}",
-                       f"{row['mean_infused']:.2f}",
-                       " / ".join(dose_text(row[c], "") for c in ("dose_q10", "dose_q50", "dose_q90")),
-                       f"{100 * row['share_below_band']:.1f}%"] for t, (_, row) in enumerate(ds.iterrows())],
-                caption=f"Actual doses ({lad.unit}), design {name0}, scenario '{s}'",
-                attrs={"kind": "actual-dose", "scenario": s}))
-            ax = dosed.plot_actual_doses()
-            fig(figure_block(ax.figure, f"Scenario '{s}', design {name0}: distribution of the actual infused dose "
-                             "of every infused patient by assigned tier (violins, log scale), the release band "
-                             "(shaded) and the nominal dose (dashed).", f"actual doses, scenario {s}",
-                             f"actual-dose/{s}", dpi))
-        B.append(Heading(2, "Details by design"))
-        for name, r in res.items():
-            B.append(Heading(3, f"{name}, scenario '{s}'"))
-            B.append(Row([selection_table(r, caption="By tier (truth: the true MTD and OBD)",
-                                          attrs={"kind": "select", "design": name, "scenario": s}),
-                          metrics_table(r, caption="Operating characteristics",
-                                        attrs={"kind": "metrics", "design": name, "scenario": s})]))
 
-    # -- decision rules and paths -----------------------------------------------------------------
-    B.append(PageBreak())
-    B.append(Heading(1, "Decision rules and escalation paths", "rules"))
-    B.append(Paragraph(
+def _scenario_section(b: _Builder, s: str) -> None:
+    """One scenario: summary in words, dose-response, key results, figures, actual doses, details by design."""
+    res = scenario_results(b.study, s)
+    sc = next(iter(res.values())).scenario
+    b.add(PageBreak())
+    b.add(Heading(1, f"Scenario '{s}'", f"scenario-{_slug(s)}"))
+    if sc.description:
+        b.add(Paragraph(sc.description))
+    b.add(Heading(2, "In brief"))
+    for sentence in scenario_summary(res):
+        b.add(Paragraph(sentence, "bullet"))
+    _scenario_figures(b, s, res)
+    dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
+                  and "dose" in r.patients), None)
+    if dosed is not None:
+        _actual_doses(b, s, res, dosed)
+    b.add(Heading(2, "Details by design"))
+    for name, r in res.items():
+        b.add(Heading(3, f"{name}, scenario '{s}'"))
+        b.add(Row([selection_table(r, caption="By tier (truth: the true MTD and OBD)",
+                                   attrs={"kind": "select", "design": name, "scenario": s}),
+                   metrics_table(r, caption="Operating characteristics",
+                                 attrs={"kind": "metrics", "design": name, "scenario": s})]))
+
+
+def _scenario_figures(b: _Builder, s: str, res: dict) -> None:
+    """Dose-response curves, key results table, selection, allocation, sample size (and duration)."""
+    from . import plots
+
+    exact, colours = b.exact, b.colours
+    first = next(iter(res.values()))
+    sc = first.scenario
+    obd_def = next((r.obd for r in res.values() if r.obd is not None), None)
+    ax = plots.plot_dose_response(sc, b.proto.tiers, first.target, obd_def)
+    b.fig(ax.figure, f"True dose-response of scenario '{s}': P(DLT) per tier (solid)"
+          + (", P(response) (dashed)" if sc.true_eff is not None else "")
+          + ("" if first.target is None else f", the target DLT rate {first.target:g} (dotted) and "
+             "the true MTD (shaded)") + (", the true OBD (star)" if obd_def is not None
+                                          and sc.true_eff is not None else "") + ".",
+          f"dose-response curves of scenario {s}", f"dose-response/{s}")
+    b.add(Heading(2, "Key results by design"))
+    b.add(key_metrics_table(res, caption=f"Key results, scenario '{s}'" + ("" if exact else
+                            " (MCSE in brackets)"), attrs={"kind": "key", "scenario": s}))
+    ax = plots.plot_selection(res, colors=colours)
+    b.fig(ax.figure, f"Scenario '{s}': probability that the trial ends by selecting each tier (or "
+          "no dose), by design" + ("" if exact else ", with ±1.96 MCSE error bars")
+          + "; the true MTD (and OBD) are shaded.", f"selection by design, scenario {s}", f"selection/{s}")
+    ax = plots.plot_allocation(res, colors=colours)
+    b.fig(ax.figure, f"Scenario '{s}': mean number of patients treated at each tier, by design.",
+          f"patient allocation by tier, scenario {s}", f"allocation/{s}")
+    ax = plots.plot_sample_size(res, colors=colours)
+    b.fig(ax.figure, f"Scenario '{s}': distribution of the number of patients per trial (circle "
+          "area: probability), its 10% to 90% range (line) and mean (diamond), by design.",
+          f"sample size distribution, scenario {s}", f"sample-size/{s}")
+    if all("duration_days" in r.extra for r in res.values()):
+        ax = plots.plot_duration_vs_correct(res, colors=colours)
+        b.fig(ax.figure, f"Scenario '{s}': median trial duration (months; thin line: 10-90% range) "
+              "against the probability of selecting the correct dose, by design, with ±1.96 MCSE "
+              "bars.", f"duration against correct selection, scenario {s}", f"duration/{s}")
+
+
+def _actual_doses(b: _Builder, s: str, res: dict, dosed) -> None:
+    """The actual infused doses of one design's run of scenario ``s``: words, table, violins."""
+    lad = b.proto.tiers
+    sc = next(iter(res.values())).scenario
+    name0 = next(n for n, r in res.items() if r is dosed)
+    b.add(Heading(2, "Actual infused doses"))
+    b.add(Paragraph(
+        "Each patient's product is drawn from the protocol's actual-dose model ("
+        + dosed.dose_model.describe(lad) + "). "
+        + ("This scenario gives the risk as a curve of the actual dose: each patient's risk is evaluated "
+           "at the dose received, and the true P(DLT) per tier above is the curve averaged over the actual "
+           "doses of the tier's products (the true MTD and OBD are defined on it)."
+           if sc.tox_curve is not None else
+           "This scenario gives the risk per tier, so the actual dose changes which patients are "
+           "evaluable and replaced, not their risk.")))
+    ds = dosed.dose_summary()
+    b.add(Table(
+        columns=["Tier", "band", "patients infused per trial", "actual dose: 10% / 50% / 90%",
+                 "below band"],
+        rows=[[tier_label(lad, t), f"{dose_text(row['lower'], '')} to {dose_text(row['upper'], '')}",
+               f"{row['mean_infused']:.2f}",
+               " / ".join(dose_text(row[c], "") for c in ("dose_q10", "dose_q50", "dose_q90")),
+               f"{100 * row['share_below_band']:.1f}%"] for t, (_, row) in enumerate(ds.iterrows())],
+        caption=f"Actual doses ({lad.unit}), design {name0}, scenario '{s}'",
+        attrs={"kind": "actual-dose", "scenario": s}))
+    ax = dosed.plot_actual_doses()
+    b.fig(ax.figure, f"Scenario '{s}', design {name0}: distribution of the actual infused dose "
+          "of every infused patient by assigned tier (violins, log scale), the release band "
+          "(shaded) and the nominal dose (dashed).", f"actual doses, scenario {s}", f"actual-dose/{s}")
+
+
+def _rules_section(b: _Builder) -> None:
+    """Per design: its rules in words, its decision table (where it has one) and its first paths."""
+    b.add(PageBreak())
+    b.add(Heading(1, "Decision rules and escalation paths", "rules"))
+    b.add(Paragraph(
         "For each design: its decision table where it has one (interval designs and the 3+3 decide from the "
         "number of patients and DLTs at the current tier alone), and every path of the first "
-        f"{path_cohorts} cohorts from the start of the trial, as decided by the same code that ran the "
+        f"{b.path_cohorts} cohorts from the start of the trial, as decided by the same code that ran the "
         "simulations."))
-    for name in dnames:
-        d = proto.designs.get(name) or next(r.design for r in study.results if study.name_of(r) == name)
-        B.append(Heading(2, name, f"rules-{_slug(name)}"))
-        B.append(Paragraph(d.describe()))
-        try:
-            dt = decision_table(d)
-        except DoseescError:
-            dt = None
-        if dt is not None:
-            words = d.decision_words()
-            cols = ["n", "escalate if y <=", "stay if y =", f"{_clause(words.get('D', 'de-escalate'))} if y >="]
-            keys = ["escalate_if_le", "stay", "deescalate_if_ge"]
-            if "DU" in words:
-                cols.append("eliminate if y >=")
-                keys.append("eliminate_if_ge")
-            rows = []
-            for n, row in dt.iterrows():
-                cells = [str(n)]
-                for c in keys:
-                    v = row[c]
-                    cells.append("" if _isna(v) else str(v))
-                rows.append(cells)
-            B.append(Table(columns=cols, rows=rows, caption=f"{name}: decision table (n patients at the current "
-                           "tier, y of them with a DLT; eliminate: de-escalate and never return to this tier or "
-                           "those above)",
-                           attrs={"kind": "decision", "design": name}, align=["r"] * len(cols),
-                           row_keys=[str(n) for n in dt.index]))
-            ax = plots.plot_decision_table(d)
-            fig(figure_block(ax.figure, f"{name}: decision for every number of patients (rows) and DLTs (columns) "
-                             "at the current tier.", f"decision table of {name}", f"decision/{name}", dpi,
-                             max_height=5.2))
-        else:
-            B.append(Paragraph(f"{name} has no decision table: its decisions depend on more than the patients and "
-                               "DLTs at the current tier (a model fitted to every tier, or responses); the paths "
-                               "below show what it does.", "small"))
-        try:
-            dp = _paths(d, path_cohorts, ladder=lad)
-        except DoseescError as exc:
-            B.append(Paragraph(f"Escalation paths of {name} not shown: {exc}", "small"))
-            continue
-        ax = dp.plot()
-        fig(figure_block(ax.figure, f"{name}: every path of the first {path_cohorts} cohorts from the start of the "
-                         "trial (edge colour and label: DLTs in the cohort; cross: the trial stops).",
-                         f"escalation paths of {name}", f"paths/{name}", dpi, max_height=5.2))
-        table = dp.table()
-        if len(table) <= MAX_PATH_ROWS:
-            cols = [str(c) for c in table.columns]
-            B.append(Table(columns=cols, rows=[[("" if _isna(v) else str(v)) for v in row]
-                                               for row in table.itertuples(index=False)],
-                           caption=f"{name}: paths of the first {path_cohorts} cohorts",
-                           attrs={"kind": "paths", "design": name}, align=["l"] * len(cols),
-                           wrap=(len(cols) - 1,)))
-        else:
-            B.append(Paragraph(f"{len(table):,} distinct paths (too many to list here; the figure summarises "
-                               f"them). List them with: doseesc paths {proto.path or 'FILE'} --design '{name}' "
-                               f"--cohorts {path_cohorts}", "small"))
+    for name in b.dnames:
+        d = b.design(name)
+        b.add(Heading(2, name, f"rules-{_slug(name)}"))
+        b.add(Paragraph(d.describe()))
+        _decision_table_blocks(b, name, d)
+        _paths_blocks(b, name, d)
 
-    # -- provenance -----------------------------------------------------------------------------
-    B.append(PageBreak())
-    B.append(Heading(1, "Provenance", "provenance"))
-    B.append(Paragraph("Run this command with the same doseesc version to reproduce every number in this report "
-                       "(the simulations depend only on the scenario file, the number of trials and the seed):"))
-    B.append(Paragraph(prov["command"], "lead"))
-    if not exact:
-        B.append(Paragraph(f"The same numbers, as CSV and JSON files: doseesc simulate {proto.path or 'FILE'} "
-                           f"--n-trials {n_trials} --seed {prov['seed entropy']} --out DIR", "small"))
-    B.append(Table(columns=["Item", "Value"], rows=[[k, v] for k, v in prov.items()], caption="Provenance",
-                   attrs={"kind": "provenance"}, align=["l", "l"], wrap=(1,), row_keys=list(prov)))
-    return CommitteeReport(study=study, blocks=B, title=title, provenance=prov, figures=figs)
+
+def _decision_table_blocks(b: _Builder, name: str, d) -> None:
+    """The design's decision table and its colour grid, in the design's own words; or why it has none."""
+    from . import plots
+
+    try:
+        dt = decision_table(d)
+    except DoseescError:
+        b.add(Paragraph(f"{name} has no decision table: its decisions depend on more than the patients and "
+                        "DLTs at the current tier (a model fitted to every tier, or responses); the paths "
+                        "below show what it does.", "small"))
+        return
+    words = d.decision_words()
+    cols = ["n", "escalate if y <=", "stay if y =", f"{_clause(words.get('D', 'de-escalate'))} if y >="]
+    keys = ["escalate_if_le", "stay", "deescalate_if_ge"]
+    if "DU" in words:
+        cols.append("eliminate if y >=")
+        keys.append("eliminate_if_ge")
+    rows = [[str(n)] + ["" if _isna(row[c]) else str(row[c]) for c in keys] for n, row in dt.iterrows()]
+    b.add(Table(columns=cols, rows=rows, caption=f"{name}: decision table (n patients at the current "
+                "tier, y of them with a DLT; eliminate: de-escalate and never return to this tier or "
+                "those above)",
+                attrs={"kind": "decision", "design": name}, align=["r"] * len(cols),
+                row_keys=[str(n) for n in dt.index]))
+    ax = plots.plot_decision_table(d)
+    b.fig(ax.figure, f"{name}: decision for every number of patients (rows) and DLTs (columns) "
+          "at the current tier.", f"decision table of {name}", f"decision/{name}", max_height=5.2)
+
+
+def _paths_blocks(b: _Builder, name: str, d) -> None:
+    """Every path of the design's first cohorts: the figure, and the table where it is short."""
+    k, proto = b.path_cohorts, b.proto
+    try:
+        dp = paths(d, k, ladder=proto.tiers)
+    except DoseescError as exc:
+        b.add(Paragraph(f"Escalation paths of {name} not shown: {exc}", "small"))
+        return
+    ax = dp.plot()
+    b.fig(ax.figure, f"{name}: every path of the first {k} cohorts from the start of the "
+          "trial (edge colour and label: DLTs in the cohort; cross: the trial stops).",
+          f"escalation paths of {name}", f"paths/{name}", max_height=5.2)
+    table = dp.table()
+    if len(table) <= MAX_PATH_ROWS:
+        cols = [str(c) for c in table.columns]
+        b.add(Table(columns=cols, rows=[[("" if _isna(v) else str(v)) for v in row]
+                                        for row in table.itertuples(index=False)],
+                    caption=f"{name}: paths of the first {k} cohorts",
+                    attrs={"kind": "paths", "design": name}, align=["l"] * len(cols),
+                    wrap=(len(cols) - 1,)))
+    else:
+        b.add(Paragraph(f"{len(table):,} distinct paths (too many to list here; the figure summarises "
+                        f"them). List them with: doseesc paths {proto.path or 'FILE'} --design '{name}' "
+                        f"--cohorts {k}", "small"))
+
+
+def _provenance_section(b: _Builder) -> None:
+    proto, prov = b.proto, b.prov
+    b.add(PageBreak())
+    b.add(Heading(1, "Provenance", "provenance"))
+    b.add(Paragraph("Run this command with the same doseesc version to reproduce every number in this report "
+                    "(the simulations depend only on the scenario file, the number of trials and the seed):"))
+    b.add(Paragraph(prov["command"], "lead"))
+    if not b.exact:
+        b.add(Paragraph(f"The same numbers, as CSV and JSON files: doseesc simulate {proto.path or 'FILE'} "
+                        f"--n-trials {b.n_trials} --seed {prov['seed entropy']} --out DIR", "small"))
+    b.add(Table(columns=["Item", "Value"], rows=[[k, v] for k, v in prov.items()], caption="Provenance",
+                attrs={"kind": "provenance"}, align=["l", "l"], wrap=(1,), row_keys=list(prov)))
 
 
 def _clause(words: str) -> str:
@@ -583,23 +654,15 @@ def _clause(words: str) -> str:
 
 def _isna(v) -> bool:
     try:
-        import pandas as pd
-
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
 
 
-def committee_report(protocol, *, n_trials: int | None = None, seed=None, command: str = "",
-                     progress=None, **kwargs) -> CommitteeReport:
-    """Simulate every design under every scenario of ``protocol`` and build the committee report.
+def committee_report(protocol, **kwargs) -> CommitteeReport:
+    """Compatibility name of :func:`doseesc.study.committee_report` while ``doseesc.cli`` imports it from
+    here; remove once the CLI imports it from :mod:`doseesc.study` (this lazy import is the last arrow
+    from the report back to the study)."""
+    from ..study import committee_report as run_and_report
 
-    ``n_trials`` defaults to the file's ``[run] n_trials``, ``seed`` to its ``[run] seed`` (else
-    fresh entropy, recorded in the report). ``command`` is the command line shown as the way to
-    reproduce the report.
-    """
-    from ..study import run_protocol
-
-    study = run_protocol(protocol, method="simulate", n_trials=n_trials, seed=seed, command=command,
-                         progress=progress)
-    return build_report(study, **kwargs)
+    return run_and_report(protocol, **kwargs)
