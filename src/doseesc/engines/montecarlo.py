@@ -19,8 +19,8 @@ from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
 from .actual import simulate_actual
-from .run import (PATIENT_KEYS, Run, apply_decisions, check_compatible, check_run, check_simulation, in_batches,
-                  monte_carlo_result, run_result)
+from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, in_batches,
+                  conclude, monte_carlo_result, run_result)
 from .timed import calendar_batch, calendar_extra, tite_batch
 
 __all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_run", "monte_carlo_result"]
@@ -46,7 +46,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         e_flat = np.ascontiguousarray(u_eff[:, :max_n]).ravel()
         pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
     pt_eff = np.zeros((n_trials, max_n), dtype=bool)
-    state = TrialState.empty(n_trials, k, design.start)
+    state = TrialState.empty(n_trials, k, design.start, size=design.first_size)
     tier_dtype = np.int8 if k < 127 else np.int16
     pt_tier = np.full((n_trials, max_n), -1, dtype=tier_dtype)
     pt_tox = np.zeros((n_trials, max_n), dtype=bool)
@@ -54,8 +54,6 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     total = np.zeros(n_trials, dtype=np.int32)
     selected = np.full(n_trials, -1, dtype=np.int32)
     reason = np.zeros(n_trials, dtype=np.int8)
-    fired = np.zeros(n_trials, dtype=np.int16)
-    size = np.full(n_trials, design.first_size, dtype=np.int32)
     p = np.asarray(true_tox, dtype=float)
 
     for _ in range(max_n + 1):
@@ -66,22 +64,18 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         width = min(design.max_size, max_n)
         # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
         slots = total[act][:, None] + np.arange(width)[None, :]
-        take = (np.arange(width)[None, :] < size[act][:, None]) & (slots < max_n)
+        take = (np.arange(width)[None, :] < state.size[act][:, None]) & (slots < max_n)
         slots = np.minimum(slots, max_n - 1)
         flat = act[:, None] * max_n + slots          # flat index of each patient slot
         dlt = (u_flat[flat] < p[cur][:, None]) & take
         full = bool(take.all())
         cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1).astype(np.int32)
-        state.n[act, cur] += cnt
-        ncoh = dlt.sum(axis=1, dtype=np.int32)
-        state.y[act, cur] += ncoh
-        state.last_n[act] = cnt
-        state.last_y[act] = ncoh
+        n_resp = n_both = None
         if eff_on:
             pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
             resp = (e_flat[flat] < pe) & take
-            state.e[act, cur] += resp.sum(axis=1, dtype=np.int32)
-            state.ye[act, cur] += (resp & dlt).sum(axis=1, dtype=np.int32)
+            n_resp = resp.sum(axis=1, dtype=np.int32)
+            n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
             if full:
                 pt_eff.ravel()[flat] = resp
             else:
@@ -95,13 +89,15 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         first = take[:, 0]
         pt_new.ravel()[flat[first, 0]] = True
         total[act] += cnt
+        state.add_cohort(cnt, dlt.sum(axis=1, dtype=np.int32), n_resp, n_both, rows=act)
         sub = state if act.size == n_trials else state.take(act)
         dec = design.step(sub)
-        apply_decisions(design, state, act, sub, dec, selected, reason, fired, size)
+        conclude(design, act, sub, dec, selected, reason)
+        state.advance(dec, design.cohort_size, rows=act)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
-            "fired": fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new}
+            "fired": state.fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new}
 
 
 def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) -> dict:

@@ -174,6 +174,16 @@ def run_result(run: Run, out: dict, patients: dict, extra: dict, seconds: float)
                               run_provenance(run, seconds), extra, dose_model=run.dose_model)
 
 
+def conclude(design, act, sub, dec, selected, reason) -> None:
+    """The final choice and stop reason of the trials ``act`` that the decisions ``dec`` (made on ``sub``,
+    the state of those trials) stop; :meth:`~doseesc.state.TrialState.advance` then moves the state."""
+    st = dec.stop
+    done = act[st]
+    if done.size:
+        reason[done] = dec.reason[st]
+        selected[done] = design.conclude(sub.take(st), dec.reason[st])
+
+
 def apply_decisions(design, state, act, sub, dec, selected, reason, fired, size) -> None:
     """Apply the decisions ``dec`` made on ``sub`` (the trials ``act`` of ``state``): stopped trials conclude,
     the others move to their next tier, cohort size, phase and auxiliary state."""
