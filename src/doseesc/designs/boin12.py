@@ -9,6 +9,7 @@ import numpy as np
 from scipy import special, stats
 
 from ..errors import DesignError
+from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
 from .boin import boin_boundaries
@@ -157,8 +158,6 @@ class BOIN12(Design):
 
     @property
     def obd_definition(self):
-        from ..obd import OBDDefinition
-
         return OBDDefinition(utility=self.utility, phi_t=self.phi_t, phi_e=self.phi_e, rule="admissible")
 
     @cached_property

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import DesignError
+from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
 from .selection import isotonic
@@ -125,8 +126,6 @@ class BOINET(Design):
 
     @property
     def obd_definition(self):
-        from ..obd import OBDDefinition
-
         return OBDDefinition(phi_t=self.phi, phi_e=self.delta1_, rule="admissible")
 
     @cached_property

@@ -156,7 +156,7 @@ def metrics_table(r, caption: str = "", attrs: dict | None = None) -> Table:
 def _split_rules(d) -> tuple[str, str]:
     """A design's description split into its decision rule and its stopping rules and constraints."""
     desc = d.describe()
-    rules = d.rules_text() if hasattr(d, "rules_text") else ""
+    rules = d.rules_text()
     if rules and rules in desc:
         head, _, tail = desc.partition(rules)
         head = head.rstrip("; ").rstrip()
