@@ -25,8 +25,7 @@ from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
 from .protocol import load_protocol
-from .report.committee import committee_report
-from .study import Study, run_protocol
+from .study import Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table
 
 FORMATS = click.Choice(["table", "csv", "json"])
