@@ -94,7 +94,7 @@ def _protocol_runs(out: dict, only: str | None) -> None:
             for j, sname in enumerate(proto.scenarios):
                 sc = proto.scenario(sname)
                 key = f"{path.stem}/{dname}/{sname}"
-                if only and only not in key:
+                if not _wanted(key, only):
                     continue
                 out[f"{key}/plain"] = _oc_digest(doseesc.simulate(design, sc, N_TRIALS, rng=SEED,
                                                                   ladder=proto.tiers, obd=proto.obd))
@@ -140,7 +140,7 @@ def _registry_runs(out: dict, only: str | None) -> None:
                                 name="registry")
     for kind in sorted(REGISTRY):
         key = f"registry/{kind}"
-        if only and only not in key:
+        if not _wanted(key, only):
             continue
         design = _registry_design(kind)
         if design is None:
@@ -152,11 +152,18 @@ def _registry_runs(out: dict, only: str | None) -> None:
             _paths_and_recommend(out, key, design, scenario)
 
 
+_MODES = ("plain", "protocol", "exact", "paths", "recommend", "skipped")
+
+
+def _wanted(key: str, only: str | None) -> bool:
+    return not only or any(only in f"{key}/{mode}" for mode in _MODES)
+
+
 def fingerprints(only: str | None = None) -> dict:
     out: dict = {}
     _protocol_runs(out, only)
     _registry_runs(out, only)
-    return out
+    return {k: v for k, v in out.items() if not only or only in k}
 
 
 def main(argv=None) -> int:
