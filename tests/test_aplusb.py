@@ -14,7 +14,7 @@ import pytest
 
 import doseesc
 from doseesc import StopReason, TrialState
-from doseesc.designs import AplusB
+from doseesc.designs import AplusB, ThreePlusThree
 from doseesc.errors import DesignError
 
 
@@ -268,3 +268,13 @@ def test_check_design(design):
     testing = pytest.importorskip("doseesc.testing")
     report = testing.check_design(design)  # raises AssertionError naming the check on a failure
     assert report["exact"] == "passed" and report["round trip"] == "passed"
+
+
+def test_decision_grid_from_the_kernel():
+    # 3+3 parameters: the same grid as the 3+3 (escalate 0/3, add 3 at 1/3, stop at 2/3; escalate <= 1/6)
+    for de in (False, True):
+        assert AplusB(3, deescalation=de).decision_grid() == ThreePlusThree(3, deescalation=de).decision_grid()
+        assert AplusB(3, deescalation=de).decision_words() == ThreePlusThree(3, deescalation=de).decision_words()
+    # 2+4: 0/2 escalate, 1/2 stay (add 4), 2/2 de-escalate; after 6: <= 1 DLT escalate, >= 2 de-escalate
+    grid = AplusB(3, A=2, B=4, deescalation=True).decision_grid()
+    assert grid == {2: ("E", "S", "D"), 6: ("E", "E", "D", "D", "D", "D", "D")}

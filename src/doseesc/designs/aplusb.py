@@ -55,6 +55,7 @@ class AplusB(Design):
     kind = "A+B"
     steps_by_one = True
     fixed_cohorts = True
+    decides_on_current_tier = True
 
     n_tiers: int
     A: int = 3
@@ -124,6 +125,14 @@ class AplusB(Design):
         return text + "; " + self.rules_text()
 
     # ------------------------------------------------------------------
+    def grid_sizes(self, max_n: int) -> list[int]:
+        """A+B decides after A and after A + B patients at a tier (whatever ``max_n``)."""
+        return [self.A, self.A + self.B]
+
+    def decision_words(self) -> dict[str, str]:
+        """As the 3+3's grid: D is the stop (MTD = tier below) without de-escalation."""
+        return {"E": "escalate", "S": "stay", "D": "de-escalate" if self.deescalation else "stop: MTD = tier below"}
+
     def _passed(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Tiers whose data allow escalation: fewer than C DLTs among A, or at most E among A + B."""
         return ((n == self.A) & (y < self.C)) | ((n == self.A + self.B) & (y <= self.E))
