@@ -209,7 +209,7 @@ table = ["n=1: E D", "n=2: E S D", "n=3: E S D DU", "n=4: E S D DU DU", "n=5: E 
 name = "s"
 true_tox = [0.1, 0.3, 0.5]
 """.replace('name = "bad"\ntype = "table"\ntable = ["n=1: E D"', 'name = "bad"\ntype = "table"\ntable = ["n=1: D E"'))
-    monkeypatch.chdir(tmp_path)  # table_file is read relative to the working directory here
+    monkeypatch.chdir(tmp_path.parent)  # table_file is read beside the protocol file, not from the cwd
     with pytest.raises(doseesc.DoseescError, match="'bad'.*n = 1, y = 1 is 'E' but y = 0 is 'D'"):
         doseesc.load_protocol(f)
     f.write_text(f.read_text().split('[[design]]\nname = "bad"')[0] + '[[scenario]]\nname = "s"\n'

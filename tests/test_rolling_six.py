@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import doseesc
-import doseesc.designs.rolling_six  # noqa: F401  (registers "rolling-six" until designs/__init__ imports it)
 from doseesc import Calendar
 from doseesc.tiers import DAYS_PER_MONTH
 from doseesc.designs.rolling_six import RollingSix, table_code
@@ -184,12 +183,9 @@ def test_select_by_hand():
 
 def test_no_pending_form_is_the_three_plus_three_with_deescalation_exactly():
     # complete data, cohorts of 1: a tier passes iff its first 3 have no DLT or its first 6 at most 1, as the
-    # 3+3 with de-escalation; the same moves follow, so selection probabilities agree exactly. The exact
-    # engine refuses time-to-event designs, so the no-pending form is enumerated through a test subclass.
-    class NoPending(RollingSix):
-        time_to_event = False
-
-    ex = doseesc.exact(NoPending(K, max_n=24), TRUTH)
+    # 3+3 with de-escalation; the same moves follow, so selection probabilities agree exactly. Rolling six is
+    # declared complete_data, so exact enumerates that form.
+    ex = doseesc.exact(RollingSix(K, max_n=24), TRUTH)
     ref = doseesc.exact(doseesc.ThreePlusThree(K, deescalation=True), TRUTH)
     assert np.allclose(ex.p_select, ref.p_select, rtol=0, atol=1e-12)
     # Monte Carlo of the registered design without a calendar (no pending patients) within 4 SE of exact
@@ -200,12 +196,18 @@ def test_no_pending_form_is_the_three_plus_three_with_deescalation_exactly():
     assert abs(n_mc.mean() - ex.expected_n) <= 4 * n_mc.std() / np.sqrt(n_mc.size)
 
 
-def test_exact_and_paths_refuse_clearly():
+def test_paths_enumerate_the_complete_data_form():
+    # with every patient complete before the next, rolling six moves patient by patient: after 1N 1N 1N
+    # (3 complete at tier 1, no DLT) it escalates; after 1N 1T it stays (1 DLT, fewer than 6 enrolled);
+    # after 1T 1T it de-escalates from the lowest tier, i.e. stops with no dose
     d = RollingSix(K, max_n=24)
-    with pytest.raises(DoseescError, match="exact enumeration does not apply to Rolling six"):
-        doseesc.exact(d, TRUTH)
-    with pytest.raises(DoseescError, match="dose paths does not apply to Rolling six"):
-        doseesc.paths(d, 2)
+    nodes = doseesc.paths(d, 3).nodes().set_index("path")
+    assert nodes.loc["1N 1N 1N", "next_tier"] == 2
+    assert nodes.loc["1N 1T", "next_tier"] == 1
+    assert bool(nodes.loc["1T 1T", "stop"]) and nodes.loc["1T 1T", "selected"] == "No dose"
+    # a design that is time-to-event only still refuses, naming itself
+    with pytest.raises(DoseescError, match="exact enumeration does not apply to TITE-BOIN"):
+        doseesc.exact(doseesc.TITEBOIN(0.25, K, max_n=24), TRUTH)
 
 
 def test_accrual_slower_than_the_window_is_the_untimed_engine():
@@ -308,6 +310,5 @@ def test_check_design_contract():
     testing = pytest.importorskip("doseesc.testing")
     assert testing.example_design("rolling-six") == RollingSix.example()
     report = testing.check_design(RollingSix.example(), n_trials=1000)
-    assert report["exact"].startswith("skipped") and report["paths"].startswith("skipped")
-    assert all(report[c] == "passed" for c in ("describe", "round trip", "reproducible", "batch invariance",
+    assert all(report[c] == "passed" for c in ("exact", "paths", "kernel", "describe", "round trip", "reproducible", "batch invariance",
                                                "trial bounds"))

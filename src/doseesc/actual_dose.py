@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
-import pandas as pd
 from scipy import integrate, special
 
 from .errors import DoseescError, ScenarioError
@@ -689,36 +688,3 @@ def nominal_scenario(scenario):
         return scenario
     return Scenario(true_tox=scenario.nominal_tox, true_eff=scenario.nominal_eff, name=scenario.name,
                     description=scenario.description, target=scenario.target, association=scenario.association)
-
-
-# -- impact of the model on the operating characteristics -----------------------------------------
-IMPACT_METRICS = ("p_correct", "p_select_obd", "expected_n", "share_above_mtd", "mean_dlt")
-
-
-def impact(with_model, without_model):
-    """Paired effect of the actual-dose model: the same trials (same seed) run with and without it.
-
-    Both runs are scored against the truth of ``with_model``'s scenario (for
-    curves: the tier-averaged truth, on which the true MTD/OBD are defined).
-    Returns one row per metric: ``without``, ``with``, ``difference`` and the
-    MCSE of the paired difference.
-
-    It reads results only (no engine); :func:`doseesc.compare.actual_dose_impact` runs the pair. It moves to
-    :mod:`doseesc.compare` once ``study.py`` imports it from there (re-exported there already).
-    """
-    a, b = without_model, with_model
-    if a.is_exact or b.is_exact or a.n_trials != b.n_trials:
-        raise DoseescError("impact() needs two Monte Carlo runs with the same number of trials and seed")
-    if a.provenance.get("seed") != b.provenance.get("seed"):
-        raise DoseescError("impact() needs two runs with the same seed (paired trials)")
-    ref = b.scenario
-    scored_a = dataclasses.replace(a, scenario=ref)
-    rows = []
-    for name in IMPACT_METRICS:
-        xa, xb = scored_a._per_trial(name), b._per_trial(name)
-        if xa is None or xb is None:
-            continue
-        d = xb - xa
-        rows.append({"metric": name, "without": float(xa.mean()), "with": float(xb.mean()),
-                     "difference": float(d.mean()), "mcse": float(d.std(ddof=1) / math.sqrt(d.size))})
-    return pd.DataFrame(rows).set_index("metric")

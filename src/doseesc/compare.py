@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .actual_dose import DoseModel, impact, nominal_scenario
+from .actual_dose import DoseModel, nominal_scenario
 from .designs.base import Design
 from .designs.crm import CRM, crm_skeleton
 from .engines.montecarlo import simulate
@@ -167,6 +168,38 @@ def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, 
     df = pd.DataFrame(rows)
     df["best"] = df["mean_pcs"] == df["mean_pcs"].max()
     return df
+
+
+# -- impact of the model on the operating characteristics -----------------------------------------
+IMPACT_METRICS = ("p_correct", "p_select_obd", "expected_n", "share_above_mtd", "mean_dlt")
+
+
+def impact(with_model, without_model):
+    """Paired effect of the actual-dose model: the same trials (same seed) run with and without it.
+
+    Both runs are scored against the truth of ``with_model``'s scenario (for
+    curves: the tier-averaged truth, on which the true MTD/OBD are defined).
+    Returns one row per metric: ``without``, ``with``, ``difference`` and the
+    MCSE of the paired difference.
+
+    It reads results only; :func:`actual_dose_impact` runs the pair.
+    """
+    a, b = without_model, with_model
+    if a.is_exact or b.is_exact or a.n_trials != b.n_trials:
+        raise DoseescError("impact() needs two Monte Carlo runs with the same number of trials and seed")
+    if a.provenance.get("seed") != b.provenance.get("seed"):
+        raise DoseescError("impact() needs two runs with the same seed (paired trials)")
+    ref = b.scenario
+    scored_a = dataclasses.replace(a, scenario=ref)
+    rows = []
+    for name in IMPACT_METRICS:
+        xa, xb = scored_a._per_trial(name), b._per_trial(name)
+        if xa is None or xb is None:
+            continue
+        d = xb - xa
+        rows.append({"metric": name, "without": float(xa.mean()), "with": float(xb.mean()),
+                     "difference": float(d.mean()), "mcse": float(d.std(ddof=1) / math.sqrt(d.size))})
+    return pd.DataFrame(rows).set_index("metric")
 
 
 # -- paired impact of the actual-dose model -------------------------------------------------------------

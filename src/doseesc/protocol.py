@@ -202,6 +202,8 @@ def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Des
         if dname in designs:
             raise ScenarioError(f"{at}: name {dname!r} is used twice")
         _fill_defaults(entry, proto, k, at)
+        if isinstance(entry.get("table_file"), str) and not Path(entry["table_file"]).is_absolute():
+            entry["table_file"] = str(Path(where).parent / entry["table_file"])   # beside the protocol file
         if isinstance(entry.get("base"), dict):
             entry["base"] = dict(entry["base"])
             _fill_defaults(entry["base"], proto, k, at + " base")

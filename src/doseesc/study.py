@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .actual_dose import impact, nominal_scenario
-from .compare import Comparison
+from .actual_dose import nominal_scenario
+from .compare import Comparison, impact
 from .engines.exact import exact
 from .engines.montecarlo import simulate
 from .errors import DoseescError

@@ -265,7 +265,7 @@ def _first_cohort_states(design: Design) -> TrialState:
 
 
 def _check_kernel(design: Design) -> str:
-    if design.time_to_event:
+    if design.time_to_event and not design.complete_data:
         return "skipped: time-to-event designs decide on per-patient follow-up"
     state = _first_cohort_states(design)
     t, k = state.n_trials, design.n_tiers
@@ -328,7 +328,7 @@ def _check_bounds(design: Design, r) -> str:
 
 
 def _check_exact(design: Design, scenario: Scenario, mc, max_states: int) -> str:
-    if design.time_to_event:
+    if design.time_to_event and not design.complete_data:
         return "skipped: exact enumeration does not apply to time-to-event designs"
     try:
         ex = exact(design, scenario, max_states=max_states)
@@ -355,7 +355,7 @@ def _check_exact(design: Design, scenario: Scenario, mc, max_states: int) -> str
 
 
 def _check_paths(design: Design) -> str:
-    if design.time_to_event:
+    if design.time_to_event and not design.complete_data:
         return "skipped: dose paths do not apply to time-to-event designs"
     frame = paths(design, 2).nodes()
     for row in frame.itertuples(index=False):

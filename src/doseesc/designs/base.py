@@ -157,6 +157,10 @@ class Design:
     #: True for time-to-event designs (TITE): they decide with pending patients' partial follow-up, so
     #: exact enumeration and dose paths do not apply.
     time_to_event: ClassVar[bool] = False
+    #: True for a time-to-event design that is also defined on complete data (every patient followed to the
+    #: end of the window before the next decision, as when accrual is slow): exact enumeration, dose paths
+    #: and ``recommend`` without follow-up times use that form (rolling six: then the 3+3 with de-escalation).
+    complete_data: ClassVar[bool] = False
     #: True when the design's own move depends only on the patients and DLTs at the current tier (and
     #: the eliminations they cause), as for interval designs and 3+3: :meth:`decision_grid` is then
     #: derived from the kernel. False (default): the design has no decision grid unless it gives one.

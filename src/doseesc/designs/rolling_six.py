@@ -83,6 +83,7 @@ class RollingSix(Design):
 
     kind = "rolling-six"
     time_to_event = True
+    complete_data = True
     steps_by_one = True
 
     n_tiers: int
@@ -114,7 +115,7 @@ class RollingSix(Design):
 
     # -- the kernel ---------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
-        t, k = state.n_trials, self.n_tiers
+        t = state.n_trials
         rows = np.arange(t)
         d = state.current.astype(np.int32)
         nd, yd = state.n[rows, d], state.y[rows, d]

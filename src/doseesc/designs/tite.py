@@ -26,7 +26,7 @@ import numpy as np
 
 from scipy import special, stats
 
-from ..errors import DesignError, DoseescError
+from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
 from .base import check_int, check_prob, register
 from .boin import BOIN
@@ -560,17 +560,6 @@ class TITEBOIN12(BOIN12):
                 + "; pending toxicity and response imputed from the follow-up (approximated likelihood, Zhou et "
                   f"al. 2022); accrual suspended while more than {self.max_pending:g} of the patients at the tier "
                   "have either outcome pending" + extra)
-
-
-def check_not_tite(design, what: str) -> None:
-    """Refuse time-to-event designs in engines that enumerate counts (exact, paths).
-
-    Kept here only until engines/exact.py and engines/paths.py import the run-level check
-    :func:`doseesc.engines.run.check_not_tite` (the same check); then it goes."""
-    if getattr(design, "time_to_event", False):
-        raise DoseescError(f"{what} does not apply to {design.label}: a time-to-event design decides with the "
-                           "pending patients' follow-up times, which counts cannot enumerate; use simulate with a "
-                           "calendar")
 
 
 __all__ = ["TITEBOIN", "TITEBOIN12", "TITECRM", "adaptive_weights"]

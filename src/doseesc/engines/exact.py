@@ -21,7 +21,7 @@ from math import comb
 import numpy as np
 
 from ..designs.base import Design
-from ..designs.tite import check_not_tite
+from .run import check_not_tite
 from ..errors import DoseescError
 from ..obd import resolve_obd
 from ..outcomes import cohort_outcomes

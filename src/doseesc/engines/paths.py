@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..designs.base import Design
-from ..designs.tite import check_not_tite
+from .run import check_not_tite
 from ..errors import DoseescError
 from .live import recommend
 from ..outcomes import cohort_outcomes, format_cohort

@@ -50,8 +50,9 @@ def check_run(n_trials, batch_size) -> None:
 
 
 def check_not_tite(design: Design, what: str) -> None:
-    """Refuse time-to-event designs in engines that enumerate counts (exact, paths)."""
-    if isinstance(design, Design) and design.time_to_event:
+    """Refuse time-to-event designs in engines that enumerate counts (exact, paths), unless the design is also
+    defined on complete data (:attr:`~doseesc.designs.base.Design.complete_data`)."""
+    if isinstance(design, Design) and design.time_to_event and not design.complete_data:
         raise DoseescError(f"{what} does not apply to {design.label}: a time-to-event design decides with the "
                            "pending patients' follow-up times, which counts cannot enumerate; use simulate with a "
                            "calendar")

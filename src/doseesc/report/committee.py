@@ -657,12 +657,3 @@ def _isna(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
-
-
-def committee_report(protocol, **kwargs) -> CommitteeReport:
-    """Compatibility name of :func:`doseesc.study.committee_report` while ``doseesc.cli`` imports it from
-    here; remove once the CLI imports it from :mod:`doseesc.study` (this lazy import is the last arrow
-    from the report back to the study)."""
-    from ..study import committee_report as run_and_report
-
-    return run_and_report(protocol, **kwargs)
