@@ -86,5 +86,5 @@ def resolve_obd(obd, design, scenario: Scenario) -> OBDDefinition | None:
         return obd
     if scenario.true_eff is None:
         return None
-    own = getattr(design, "obd_definition", None)
+    own = design.obd_definition   # declared on Design (None unless the design defines its own OBD)
     return own if own is not None else OBDDefinition()
