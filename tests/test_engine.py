@@ -7,6 +7,7 @@ import pytest
 
 import doseesc
 from doseesc.engines.montecarlo import run_batch
+from doseesc.state import StopReason
 
 DESIGNS = [doseesc.ThreePlusThree(4), doseesc.ThreePlusThree(4, deescalation=True),
            doseesc.ThreePlusThree(4, max_n=12), doseesc.ThreePlusThree(4, deescalation=True, max_n=15)]
