@@ -312,3 +312,23 @@ def test_check_design_contract():
     report = testing.check_design(RollingSix.example(), n_trials=1000)
     assert all(report[c] == "passed" for c in ("exact", "paths", "kernel", "describe", "round trip", "reproducible", "batch invariance",
                                                "trial bounds"))
+
+
+def test_pending_table_and_the_table_command(tmp_path):
+    from click.testing import CliRunner
+
+    from doseesc.cli import main
+    from doseesc.tables import pending_table
+
+    t = pending_table(RollingSix(K, max_n=24))
+    # Skolnik's rows: 3 enrolled, none pending, 0 DLTs -> escalate; 3 enrolled, 1 pending, 0 DLTs -> stay
+    # (only 2 complete); 6 enrolled, 1 pending, <= 1 DLT -> suspend; any row with 2 DLTs -> de-escalate
+    assert t.loc[(3, 0), 0] == "E" and t.loc[(3, 1), 0] == "S"
+    assert t.loc[(6, 1), 0] == t.loc[(6, 1), 1] == "W" and t.loc[(6, 0), 1] == "E"
+    assert (t[2].loc[[(n, m) for n, m in t.index if n - m >= 2]] == "D").all()
+    assert RollingSix(K, max_n=24).decision_grid() is None
+    res = CliRunner().invoke(main, ["table", "scenarios/dcar_sle.toml", "--design", "Rolling six"])
+    assert res.exit_code == 0 and "W suspend accrual" in res.output
+    res = CliRunner().invoke(main, ["table", "scenarios/dcar_sle.toml", "--design", "Rolling six", "--plot",
+                                    str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "decides with pending patients" in res.output

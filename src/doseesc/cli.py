@@ -26,7 +26,7 @@ from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
 from .protocol import load_protocol
 from .study import Study, committee_report, run_protocol
-from .tables import decision_grid, decision_table
+from .tables import decision_grid, decision_table, pending_table
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -292,7 +292,10 @@ def table(file, design, max_n, grid, fmt, plot):
         _check_output_file(plot, "--plot")
     if max_n is not None and max_n > 500:
         raise DoseescError(f"--max-n {max_n}: at most 500 patients per tier in a decision table")
-    df = decision_grid(d, max_n) if grid else decision_table(d, max_n)
+    pending = d.decision_grid(max_n) is None and d.pending_grid() is not None
+    if pending and plot is not None:
+        raise DoseescError(f"--plot: {design} decides with pending patients; its table has no plot (print it)")
+    df = pending_table(d) if pending else decision_grid(d, max_n) if grid else decision_table(d, max_n)
     if fmt == "json":
         click.echo(json.dumps({"design": design, "description": d.describe(),
                                "table": json.loads(df.reset_index().to_json(orient="records"))}, indent=2))
@@ -300,7 +303,10 @@ def table(file, design, max_n, grid, fmt, plot):
         click.echo(f"# {design}: {d.describe()}\n" + df.to_csv().rstrip("\n"))
     else:
         click.echo(f"{design}: {d.describe()}")
-        if not grid:
+        if pending:
+            click.echo("at the current tier, n enrolled, of them 'pending' still in follow-up, y DLTs seen: "
+                       "E escalate, S stay (enrol here), D de-escalate, W suspend accrual")
+        elif not grid:
             click.echo("escalate if DLTs <= escalate_if_le; de-escalate if >= deescalate_if_ge; "
                        "de-escalate and eliminate this tier and those above if >= eliminate_if_ge")
         click.echo(df.astype(object).where(df.notna(), "").to_string())

@@ -13,7 +13,7 @@ from .designs.base import Design
 from .errors import DesignError
 
 CODES = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate and eliminate",
-         "X": "stop: MTD = tier below", "-": "not applicable"}
+         "X": "stop: MTD = tier below", "W": "suspend accrual", "-": "not applicable"}
 
 
 def decision_grid(design: Design, max_n: int | None = None) -> pd.DataFrame:
@@ -35,6 +35,21 @@ def decision_grid(design: Design, max_n: int | None = None) -> pd.DataFrame:
     rows = {n: list(letters) + [""] * (width - len(letters)) for n, letters in grid.items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(range(width))).rename_axis(
         index="n", columns="y")
+
+
+def pending_table(design: Design) -> pd.DataFrame:
+    """Decision letter for every (n enrolled, m pending, y DLTs) at the current tier, for designs that decide
+    with patients still in follow-up from those counts alone (rolling six): rows ``(n, pending)``, columns
+    ``y``; E escalate, S stay, D de-escalate, W suspend accrual. Raises
+    :class:`~doseesc.errors.DesignError` for other designs."""
+    grid = design.pending_grid()
+    if grid is None:
+        raise DesignError(f"{design.label} has no table of decisions with pending patients")
+    width = max(n for n, _ in grid) + 1
+    rows = {key: list(letters) + [""] * (width - len(letters)) for key, letters in grid.items()}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(range(width)))
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["n", "pending"])
+    return frame.rename_axis(columns="y")
 
 
 def decision_table(design: Design, max_n: int | None = None) -> pd.DataFrame:

@@ -319,6 +319,12 @@ class Design:
             return None
         return derived_grid(self, max_n)
 
+    def pending_grid(self) -> dict[tuple[int, int], tuple[str, ...]] | None:
+        """For designs that decide from the patients, DLTs and pending patients at the current tier (rolling
+        six): ``{(n enrolled, m pending): (letter for y = 0, ..., letter for y = n - m)}`` with the letters of
+        :data:`GRID_WORDS` and W (suspend accrual). None (default) for every other design."""
+        return None
+
     def grid_sizes(self, max_n: int) -> list[int]:
         """The patient counts at a tier at which the design decides (rows of :meth:`decision_grid`)."""
         return list(range(1, max_n + 1))

@@ -113,6 +113,18 @@ class RollingSix(Design):
                 "escalates once complete (accrual suspended meanwhile), >= 2 DLTs de-escalates; at most 6 "
                 "patients per tier; MTD = highest tier with <= 1 DLT in 6; " + self.rules_text())
 
+    def pending_grid(self) -> dict[tuple[int, int], tuple[str, ...]]:
+        """Skolnik's table from :func:`table_code`: E escalate, S stay (enrol here), D de-escalate, W suspend
+        accrual, for n = 1..6 enrolled at the tier, m pending and y <= n - m DLTs seen."""
+        letters = {1: "E", 0: "S", -1: "D", 2: "W"}
+        out = {}
+        for n in range(1, PER_TIER + 1):
+            for m in range(n + 1):
+                ys = np.arange(n - m + 1)
+                out[(n, m)] = tuple(letters[int(c)] for c in table_code(np.full(ys.size, n), ys,
+                                                                        np.full(ys.size, m)))
+        return out
+
     # -- the kernel ---------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
         t = state.n_trials

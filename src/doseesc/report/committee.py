@@ -28,7 +28,7 @@ import pandas as pd
 from .._version import __version__
 from ..engines.paths import paths
 from ..errors import DoseescError
-from ..tables import decision_table
+from ..tables import decision_table, pending_table
 from ..tiers import DAYS_PER_MONTH
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
 from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
@@ -583,6 +583,9 @@ def _decision_table_blocks(b: _Builder, name: str, d) -> None:
     """The design's decision table and its colour grid, in the design's own words; or why it has none."""
     from . import plots
 
+    if d.decision_grid() is None and d.pending_grid() is not None:
+        _pending_table_block(b, name, d)
+        return
     try:
         dt = decision_table(d)
     except DoseescError:
@@ -607,6 +610,18 @@ def _decision_table_blocks(b: _Builder, name: str, d) -> None:
           "at the current tier.", f"decision table of {name}", f"decision/{name}", max_height=5.2)
 
 
+def _pending_table_block(b: _Builder, name: str, d) -> None:
+    """The table of a design that decides with patients still in follow-up (rolling six)."""
+    pt = pending_table(d)
+    cols = ["n enrolled", "pending"] + [f"y = {y}" for y in pt.columns]
+    rows = [[str(n), str(m)] + [str(v) for v in row] for (n, m), row in pt.iterrows()]
+    b.add(Table(columns=cols, rows=rows, caption=f"{name}: decision for the next patient, from the patients "
+                "enrolled at the current tier, those still in follow-up (pending) and the DLTs seen (y): E escalate, "
+                "S stay (enrol here), D de-escalate, W suspend accrual",
+                attrs={"kind": "decision", "design": name}, align=["r"] * len(cols),
+                row_keys=[f"{n}-{m}" for n, m in pt.index]))
+
+
 def _paths_blocks(b: _Builder, name: str, d) -> None:
     """Every path of the design's first cohorts: the figure, and the table where it is short."""
     k, proto = b.path_cohorts, b.proto
@@ -616,8 +631,11 @@ def _paths_blocks(b: _Builder, name: str, d) -> None:
         b.add(Paragraph(f"Escalation paths of {name} not shown: {exc}", "small"))
         return
     ax = dp.plot()
+    form = (" Complete data: each patient followed to the end of the window before the next decision (the "
+            "slow-accrual limit; with patients pending it can suspend accrual, see the table above)."
+            if d.time_to_event else "")
     b.fig(ax.figure, f"{name}: every path of the first {k} cohorts from the start of the "
-          "trial (edge colour and label: DLTs in the cohort; cross: the trial stops).",
+          f"trial (edge colour and label: DLTs in the cohort; cross: the trial stops).{form}",
           f"escalation paths of {name}", f"paths/{name}", max_height=5.2)
     table = dp.table()
     if len(table) <= MAX_PATH_ROWS:
