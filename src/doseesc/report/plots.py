@@ -83,96 +83,143 @@ def plot_paths(dp, ax=None, max_tree_nodes: int = 150):
     boxes whose line width is the number of paths (or the probability, with
     a scenario).
     """
-    from matplotlib.lines import Line2D
-
     f = dp.frame
     k = dp.design.n_tiers
-    labels = list(dp.ladder.tier_labels)
-    size = int(f["size"].max()) if len(f) else 3
-    dlt_colours = {d: OKABE_ITO[[0, 1, 3, 4, 2, 5, 6, 7][min(d, 7)]] for d in range(size + 1)}
     start_tier = int(f[f["cohort"] == 1]["tier_index"].iloc[0]) - 1 if len(f) else 0
     tree = len(f) <= max_tree_nodes
-    centre = {t: float(t) for t in range(k)}
-    height = {t: 1.0 for t in range(k)}
     if tree:
-        box_at = {-1: (1, start_tier)}
-        for _, row in f.iterrows():
-            band = int(row["next_tier"]) - 1 if not row["stop"] else int(row["tier_index"]) - 1
-            box_at[int(row["node"])] = (int(row["cohort"]) + 1, band)
-        items = {}  # (x, band) -> keys, spread within the band
-        for key, (x, band) in sorted(box_at.items(), key=lambda kv: (kv[1][0], f_path(f, kv[0]))):
-            items.setdefault((x, band), []).append(key)
-        for t in range(k):
-            crowd = max([len(v) for (x, b), v in items.items() if b == t] + [1])
-            height[t] = max(1.0, 0.22 * crowd)
-        acc = 0.0
-        for t in range(k):
-            centre[t] = acc + height[t] / 2
-            acc += height[t]
+        items, centre, height = _tree_layout(f, k, start_tier)
+    else:
+        centre = {t: float(t) for t in range(k)}
+        height = {t: 1.0 for t in range(k)}
     total_h = sum(height.values())
     ax = _axes(ax, (2.8 + 2.6 * dp.n_cohorts, min(1.4 + 1.0 * total_h, 16)))
     if tree:
-        # A dot at (cohort j, tier given to cohort j), one per distinct history; the edges leaving it are
-        # that cohort's outcomes (coloured and labelled by DLT count), ending at the next cohort's dot,
-        # at a stop cross, or, after the last cohort, at the tier the design would give next.
-        pos = {}
-        for (x, band), keys in items.items():
-            m = len(keys)
-            half = 0.36 * height[band]
-            offs = np.linspace(-half, half, m) if m > 1 else np.array([0.0])
-            for o, key in zip(offs, keys):
-                pos[key] = (float(x), centre[band] + o)
-        label_edges = len(f) <= 60
-        for _, row in f.iterrows():
-            x0, y0 = pos[int(row["parent"])]
-            x1, y1 = pos[int(row["node"])]
-            d = int(row["dlts"])
-            ax.plot([x0, x1], [y0, y1], color=dlt_colours[d], lw=1.3, alpha=0.9, zorder=1)
-            if label_edges:
-                ax.text(x0 + 0.72 * (x1 - x0), y0 + 0.72 * (y1 - y0), str(d), fontsize=6.5, ha="center",
-                        va="center", color=dlt_colours[d],
-                        bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec=dlt_colours[d], lw=0.6), zorder=4)
-            if row["stop"]:
-                ax.scatter([x1], [y1], marker="X", s=46, color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
-                ax.annotate(f"stop: {row['selected']}", (x1, y1), xytext=(5, 0), textcoords="offset points",
-                            fontsize=6.5, va="center")
-            else:
-                last = int(row["cohort"]) == dp.n_cohorts
-                ax.scatter([x1], [y1], s=16, color="white" if last else "black", edgecolor="black", lw=0.6,
-                           zorder=2)
-        ax.scatter([pos[-1][0]], [pos[-1][1]], s=40, color="black", zorder=2)
-        handles = [Line2D([], [], color=dlt_colours[d], lw=2, label=f"{d} DLT" + ("s" if d != 1 else ""))
-                   for d in range(size + 1)]
-        handles.append(Line2D([], [], marker="o", color="black", ls="", label="cohort treated at this tier"))
-        handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", ls="",
-                              label="next tier after the last cohort"))
-        handles.append(Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
-                              label="trial stops"))
-        title = f"{dp.design.label}: every path of the next {dp.n_cohorts} cohorts"
-        xticks = [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)] + ["next"]
-        xs = range(1, dp.n_cohorts + 2)
+        handles, title, xticks, xs = _draw_path_tree(ax, dp, items, centre, height)
     else:
-        weight = f["probability"] if "probability" in f else f.groupby("parent")["node"].transform("size") * 0 + 1
-        flows = f.assign(w=weight).merge(
-            f[["node", "tier_index"]].rename(columns={"node": "parent", "tier_index": "from_tier"}),
-            on="parent", how="left")
-        flows["from_tier"] = flows["from_tier"].fillna(start_tier + 1)
-        agg = flows.groupby(["cohort", "from_tier", "tier_index"])["w"].sum().reset_index()
-        wmax = agg["w"].max()
-        for _, row in agg.iterrows():
-            ax.plot([row["cohort"] - 1, row["cohort"]], [row["from_tier"] - 1, row["tier_index"] - 1],
-                    color=OKABE_ITO[0], lw=0.5 + 7 * row["w"] / wmax, alpha=0.6, solid_capstyle="round")
-        stops = flows[flows["stop"]].groupby(["cohort", "tier_index"])["w"].sum().reset_index()
-        ax.scatter(stops["cohort"], stops["tier_index"] - 1, marker="X", s=30 + 200 * stops["w"] / wmax,
-                   color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
-        what = "probability" if "probability" in f else "number of paths"
-        handles = [Line2D([], [], color=OKABE_ITO[0], lw=4, label=f"line width: {what}"),
-                   Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
-                          label="trial stops after this cohort")]
-        title = f"{dp.design.label}: {len(f):,} paths of the next {dp.n_cohorts} cohorts (summary)"
-        xticks = ["start" if not dp.start else "now"] + [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)]
-        xs = range(0, dp.n_cohorts + 1)
-    ax.set_yticks([centre[t] for t in range(k)], labels)
+        handles, title, xticks, xs = _draw_path_flow(ax, dp, start_tier)
+    _finish_paths_axes(ax, dp, centre, height, xs, xticks)
+    if dp.start:
+        title += f" after {dp.start}"
+    ax.set_title(title, fontsize=10)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def _tree_layout(f, k: int, start_tier: int) -> tuple[dict, dict, dict]:
+    """``(items, centre, height)`` of the path tree: the node keys at each (x, tier band), sorted by path,
+    and each tier band's centre and height (a band grows with the most nodes it holds at one cohort)."""
+    box_at = {-1: (1, start_tier)}
+    for _, row in f.iterrows():
+        band = int(row["next_tier"]) - 1 if not row["stop"] else int(row["tier_index"]) - 1
+        box_at[int(row["node"])] = (int(row["cohort"]) + 1, band)
+    items = {}  # (x, band) -> keys, spread within the band
+    for key, (x, band) in sorted(box_at.items(), key=lambda kv: (kv[1][0], f_path(f, kv[0]))):
+        items.setdefault((x, band), []).append(key)
+    height = {}
+    for t in range(k):
+        crowd = max([len(v) for (x, b), v in items.items() if b == t] + [1])
+        height[t] = max(1.0, 0.22 * crowd)
+    centre = {}
+    acc = 0.0
+    for t in range(k):
+        centre[t] = acc + height[t] / 2
+        acc += height[t]
+    return items, centre, height
+
+
+def _dlt_colours(f) -> dict:
+    """``{number of DLTs in a cohort: colour}`` up to the largest cohort of the paths frame."""
+    size = int(f["size"].max()) if len(f) else 3
+    return {d: OKABE_ITO[[0, 1, 3, 4, 2, 5, 6, 7][min(d, 7)]] for d in range(size + 1)}
+
+
+def _draw_path_tree(ax, dp, items: dict, centre: dict, height: dict):
+    """Draw every path; ``(legend handles, title, x tick labels, x positions)``.
+
+    A dot at (cohort j, tier given to cohort j), one per distinct history; the edges leaving it are
+    that cohort's outcomes (coloured and labelled by DLT count), ending at the next cohort's dot,
+    at a stop cross, or, after the last cohort, at the tier the design would give next.
+    """
+    from matplotlib.lines import Line2D
+
+    f = dp.frame
+    dlt_colours = _dlt_colours(f)
+    pos = {}
+    for (x, band), keys in items.items():
+        m = len(keys)
+        half = 0.36 * height[band]
+        offs = np.linspace(-half, half, m) if m > 1 else np.array([0.0])
+        for o, key in zip(offs, keys):
+            pos[key] = (float(x), centre[band] + o)
+    label_edges = len(f) <= 60
+    for _, row in f.iterrows():
+        _draw_tree_edge(ax, row, pos, dlt_colours[int(row["dlts"])], label_edges, dp.n_cohorts)
+    ax.scatter([pos[-1][0]], [pos[-1][1]], s=40, color="black", zorder=2)
+    handles = [Line2D([], [], color=c, lw=2, label=f"{d} DLT" + ("s" if d != 1 else ""))
+               for d, c in dlt_colours.items()]
+    handles.append(Line2D([], [], marker="o", color="black", ls="", label="cohort treated at this tier"))
+    handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", ls="",
+                          label="next tier after the last cohort"))
+    handles.append(Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
+                          label="trial stops"))
+    title = f"{dp.design.label}: every path of the next {dp.n_cohorts} cohorts"
+    xticks = [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)] + ["next"]
+    return handles, title, xticks, range(1, dp.n_cohorts + 2)
+
+
+def _draw_tree_edge(ax, row, pos: dict, colour, label_edges: bool, n_cohorts: int) -> None:
+    """One cohort's outcome: the edge from its parent (labelled with the DLT count) and the node it ends at."""
+    x0, y0 = pos[int(row["parent"])]
+    x1, y1 = pos[int(row["node"])]
+    d = int(row["dlts"])
+    ax.plot([x0, x1], [y0, y1], color=colour, lw=1.3, alpha=0.9, zorder=1)
+    if label_edges:
+        ax.text(x0 + 0.72 * (x1 - x0), y0 + 0.72 * (y1 - y0), str(d), fontsize=6.5, ha="center",
+                va="center", color=colour,
+                bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec=colour, lw=0.6), zorder=4)
+    if row["stop"]:
+        ax.scatter([x1], [y1], marker="X", s=46, color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
+        ax.annotate(f"stop: {row['selected']}", (x1, y1), xytext=(5, 0), textcoords="offset points",
+                    fontsize=6.5, va="center")
+    else:
+        last = int(row["cohort"]) == n_cohorts
+        ax.scatter([x1], [y1], s=16, color="white" if last else "black", edgecolor="black", lw=0.6,
+                   zorder=2)
+
+
+def _draw_path_flow(ax, dp, start_tier: int):
+    """Draw the flow between (cohort, tier) boxes, line width the number of paths or their probability;
+    ``(legend handles, title, x tick labels, x positions)``."""
+    from matplotlib.lines import Line2D
+
+    f = dp.frame
+    weight = f["probability"] if "probability" in f else f.groupby("parent")["node"].transform("size") * 0 + 1
+    flows = f.assign(w=weight).merge(
+        f[["node", "tier_index"]].rename(columns={"node": "parent", "tier_index": "from_tier"}),
+        on="parent", how="left")
+    flows["from_tier"] = flows["from_tier"].fillna(start_tier + 1)
+    agg = flows.groupby(["cohort", "from_tier", "tier_index"])["w"].sum().reset_index()
+    wmax = agg["w"].max()
+    for _, row in agg.iterrows():
+        ax.plot([row["cohort"] - 1, row["cohort"]], [row["from_tier"] - 1, row["tier_index"] - 1],
+                color=OKABE_ITO[0], lw=0.5 + 7 * row["w"] / wmax, alpha=0.6, solid_capstyle="round")
+    stops = flows[flows["stop"]].groupby(["cohort", "tier_index"])["w"].sum().reset_index()
+    ax.scatter(stops["cohort"], stops["tier_index"] - 1, marker="X", s=30 + 200 * stops["w"] / wmax,
+               color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
+    what = "probability" if "probability" in f else "number of paths"
+    handles = [Line2D([], [], color=OKABE_ITO[0], lw=4, label=f"line width: {what}"),
+               Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
+                      label="trial stops after this cohort")]
+    title = f"{dp.design.label}: {len(f):,} paths of the next {dp.n_cohorts} cohorts (summary)"
+    xticks = ["start" if not dp.start else "now"] + [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)]
+    return handles, title, xticks, range(0, dp.n_cohorts + 1)
+
+
+def _finish_paths_axes(ax, dp, centre: dict, height: dict, xs, xticks) -> None:
+    """Tier labels at the band centres, limits, x ticks, the lines between tier bands and the y label."""
+    k = dp.design.n_tiers
+    ax.set_yticks([centre[t] for t in range(k)], list(dp.ladder.tier_labels))
     lows = [centre[t] - height[t] / 2 for t in range(k)]
     ax.set_ylim(lows[0] - 0.1, centre[k - 1] + height[k - 1] / 2 + 0.1)
     ax.set_xticks(list(xs), xticks)
@@ -180,11 +227,6 @@ def plot_paths(dp, ax=None, max_tree_nodes: int = 150):
     for t in range(1, k):
         ax.axhline(lows[t], color="0.85", lw=0.8, zorder=0)
     ax.set_ylabel("tier given")
-    if dp.start:
-        title += f" after {dp.start}"
-    ax.set_title(title, fontsize=10)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    return ax
 
 
 # -- operating characteristics figures (committee report, notebooks, result accessors) --------------

@@ -56,79 +56,115 @@ def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
     if not names:
         return []
     ref = names[0] if reference is None else reference
-    r0 = results[ref]
-    lad = r0.ladder
-    sc = r0.scenario
     out = []
-    mtd = r0.true_mtd
-    if mtd is not None:
-        if mtd < 0:
-            out.append(f"No tier is acceptable: even the lowest tier has P(DLT) {sc.true_tox[0]:.3g}, above the "
-                       f"target {r0.target:g}, so the correct decision is to stop without selecting a dose.")
-        else:
-            out.append(f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:.3g} against the target "
-                       f"{r0.target:g}).")
-        what = "correctly stops with no dose" if mtd < 0 else "picks the true MTD"
-        best = max(names, key=lambda n: results[n].metric("p_correct")[0])
-        rb = results[best]
-        if best == ref or len(names) == 1:
-            others = [n for n in names if n != best]
-            tail = ""
-            if others:
-                second = max(others, key=lambda n: results[n].metric("p_correct")[0])
-                tail = (f"; the next best is {second} with {_p(results[second].metric('p_correct')[0])}")
-            out.append(f"{best} {what} most often: in {_pm(rb, 'p_correct')} of trials{tail}.")
-        else:
-            d, se = paired_difference(rb, r0, "p_correct")
-            dn, _ = paired_difference(rb, r0, "expected_n")
-            more = f"{abs(dn):.1f} {'more' if dn > 0 else 'fewer'} patients on average" if abs(dn) >= 0.05 \
-                else "about the same number of patients on average"
-            note = " (within Monte Carlo error)" if _within(d, se) else ""
-            diff = f"{100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
-            out.append(f"{best} {what} in {_pm(rb, 'p_correct')} of trials versus "
-                       f"{_p(r0.metric('p_correct')[0])} for {ref} (paired difference {diff}{note}), with {more} "
-                       f"({rb.expected_n:.1f} versus {r0.expected_n:.1f}).")
-        if mtd >= 0:
-            nd = [n for n in names if results[n].p_no_dose >= 0.05]
-            if nd:
-                worst = max(nd, key=lambda n: results[n].p_no_dose)
-                out.append(f"Although {tier_label(lad, mtd)} is acceptable, {worst} stops with no dose in "
-                           f"{_pm(results[worst], 'p_no_dose')} of trials"
-                           + (f" ({len(nd) - 1} other design{'s' if len(nd) > 2 else ''} at least 5%)."
-                              if len(nd) > 1 else "."))
-            if mtd < lad.n_tiers - 1:
-                share = {n: results[n].metric("share_above_mtd")[0] for n in names}
-                lo, hi = min(share, key=share.get), max(share, key=share.get)
-                out.append(f"Patients treated above the true MTD: {_p(share[lo])} of a trial's patients with {lo}, "
-                           f"up to {_p(share[hi])} with {hi}" + (f"; {_p(share[ref])} with {ref}."
-                                                                  if ref not in (lo, hi) else "."))
-        else:
-            share = {n: results[n].metric("share_above_mtd")[0] for n in names}
-            lo = min(share, key=share.get)
-            out.append(f"Every patient is treated above the true MTD here; the mean number of patients (all exposed "
-                       f"to an unacceptable dose) is lowest with {lo} ({results[lo].expected_n:.1f}).")
+    if results[ref].true_mtd is not None:
+        out += _mtd_sentences(results, names, ref)
+    obd = _obd_sentence(results, names, ref)
+    if obd is not None:
+        out.append(obd)
+    out.append(_sample_size_sentence(results, names))
+    out += _duration_sentences(results, names, ref)
+    return out
+
+
+def _mtd_sentences(results: dict, names: list[str], ref: str) -> list[str]:
+    """The true MTD, which design finds it most often, stopping with no dose and patients above the MTD."""
+    r0 = results[ref]
+    lad, sc, mtd = r0.ladder, r0.scenario, r0.true_mtd
+    if mtd < 0:
+        out = [f"No tier is acceptable: even the lowest tier has P(DLT) {sc.true_tox[0]:.3g}, above the "
+               f"target {r0.target:g}, so the correct decision is to stop without selecting a dose."]
+    else:
+        out = [f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:.3g} against the target "
+               f"{r0.target:g})."]
+    out.append(_correct_sentence(results, names, ref))
+    if mtd >= 0:
+        out += _acceptable_mtd_sentences(results, names, ref)
+    else:
+        share = {n: results[n].metric("share_above_mtd")[0] for n in names}
+        lo = min(share, key=share.get)
+        out.append(f"Every patient is treated above the true MTD here; the mean number of patients (all exposed "
+                   f"to an unacceptable dose) is lowest with {lo} ({results[lo].expected_n:.1f}).")
+    return out
+
+
+def _correct_sentence(results: dict, names: list[str], ref: str) -> str:
+    """Which design picks the true MTD (or stops when none is acceptable) most often, against the reference."""
+    r0 = results[ref]
+    what = "correctly stops with no dose" if r0.true_mtd < 0 else "picks the true MTD"
+    best = max(names, key=lambda n: results[n].metric("p_correct")[0])
+    rb = results[best]
+    if best == ref or len(names) == 1:
+        others = [n for n in names if n != best]
+        tail = ""
+        if others:
+            second = max(others, key=lambda n: results[n].metric("p_correct")[0])
+            tail = (f"; the next best is {second} with {_p(results[second].metric('p_correct')[0])}")
+        return f"{best} {what} most often: in {_pm(rb, 'p_correct')} of trials{tail}."
+    d, se = paired_difference(rb, r0, "p_correct")
+    dn, _ = paired_difference(rb, r0, "expected_n")
+    more = f"{abs(dn):.1f} {'more' if dn > 0 else 'fewer'} patients on average" if abs(dn) >= 0.05 \
+        else "about the same number of patients on average"
+    note = " (within Monte Carlo error)" if _within(d, se) else ""
+    diff = f"{100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
+    return (f"{best} {what} in {_pm(rb, 'p_correct')} of trials versus "
+            f"{_p(r0.metric('p_correct')[0])} for {ref} (paired difference {diff}{note}), with {more} "
+            f"({rb.expected_n:.1f} versus {r0.expected_n:.1f}).")
+
+
+def _acceptable_mtd_sentences(results: dict, names: list[str], ref: str) -> list[str]:
+    """With an acceptable true MTD: designs that still stop with no dose, and patients treated above it."""
+    lad, mtd = results[ref].ladder, results[ref].true_mtd
+    out = []
+    nd = [n for n in names if results[n].p_no_dose >= 0.05]
+    if nd:
+        worst = max(nd, key=lambda n: results[n].p_no_dose)
+        out.append(f"Although {tier_label(lad, mtd)} is acceptable, {worst} stops with no dose in "
+                   f"{_pm(results[worst], 'p_no_dose')} of trials"
+                   + (f" ({len(nd) - 1} other design{'s' if len(nd) > 2 else ''} at least 5%)."
+                      if len(nd) > 1 else "."))
+    if mtd < lad.n_tiers - 1:
+        share = {n: results[n].metric("share_above_mtd")[0] for n in names}
+        lo, hi = min(share, key=share.get), max(share, key=share.get)
+        out.append(f"Patients treated above the true MTD: {_p(share[lo])} of a trial's patients with {lo}, "
+                   f"up to {_p(share[hi])} with {hi}" + (f"; {_p(share[ref])} with {ref}."
+                                                          if ref not in (lo, hi) else "."))
+    return out
+
+
+def _obd_sentence(results: dict, names: list[str], ref: str) -> str | None:
+    """The true OBD and the design that names it most often (against the reference); None without an OBD."""
     obd_names = [n for n in names if results[n].true_obd is not None
                  and math.isfinite(results[n].metric("p_select_obd")[0])]
-    if obd_names:
-        o = results[obd_names[0]].true_obd
-        text = "none of the tiers" if o < 0 else tier_label(lad, o)
-        best = max(obd_names, key=lambda n: results[n].metric("p_select_obd")[0])
-        rb = results[best]
-        sent = f"OBD question: the true OBD is {text}; {best} names it in {_pm(rb, 'p_select_obd')} of trials"
-        if ref in obd_names and best != ref:
-            d, se = paired_difference(rb, results[ref], "p_select_obd")
-            note = ", within Monte Carlo error" if _within(d, se) else ""
-            sent += (f" versus {_p(results[ref].metric('p_select_obd')[0])} for {ref} "
-                     f"(paired difference {100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
-                     + f"{note})")
-        out.append(sent + ".")
+    if not obd_names:
+        return None
+    o = results[obd_names[0]].true_obd
+    text = "none of the tiers" if o < 0 else tier_label(results[ref].ladder, o)
+    best = max(obd_names, key=lambda n: results[n].metric("p_select_obd")[0])
+    rb = results[best]
+    sent = f"OBD question: the true OBD is {text}; {best} names it in {_pm(rb, 'p_select_obd')} of trials"
+    if ref in obd_names and best != ref:
+        d, se = paired_difference(rb, results[ref], "p_select_obd")
+        note = ", within Monte Carlo error" if _within(d, se) else ""
+        sent += (f" versus {_p(results[ref].metric('p_select_obd')[0])} for {ref} "
+                 f"(paired difference {100 * d:+.1f} points" + ("" if rb.is_exact else f" ± {100 * se:.1f}")
+                 + f"{note})")
+    return sent + "."
+
+
+def _sample_size_sentence(results: dict, names: list[str]) -> str:
+    """The range of the mean sample size over the designs."""
     en = {n: results[n].expected_n for n in names}
     lo, hi = min(en, key=en.get), max(en, key=en.get)
     if lo != hi:
-        out.append(f"Mean sample size ranges from {en[lo]:.1f} patients ({lo}) to {en[hi]:.1f} ({hi}).")
-    else:
-        out.append(f"Every design treats {en[lo]:.1f} patients on average.")
-    for name, (_, definition) in r0.extra.items():
+        return f"Mean sample size ranges from {en[lo]:.1f} patients ({lo}) to {en[hi]:.1f} ({hi})."
+    return f"Every design treats {en[lo]:.1f} patients on average."
+
+
+def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
+    """The range of each duration metric of the reference's realism metrics over the designs."""
+    out = []
+    for name, (_, definition) in results[ref].extra.items():
         if "duration" not in name:  # the other realism metrics are in the tables; the summary stays short
             continue
         vals = {n: results[n].metric(name)[0] for n in names if name in results[n].extra}
