@@ -14,7 +14,10 @@ Time line of a patient (days; time 0 is the arrival of the first patient):
 2. **Waiting for a slot.** A queued patient is enrolled when the design has a
    place for them (a non-TITE design opens the next cohort only when every
    patient of the last cohort has completed the observation window, plus
-   ``review_days``; a TITE design opens it at once unless it suspends accrual).
+   ``review_days``: the DLT window, and the response window too for a design
+   whose escalation reads responses (``decides_on_response``: BOIN12, BOIN-ET),
+   not for one that reads them only for its final choice (an OBD pick on a
+   3+3 base: its final selection waits for its patients' response window); a TITE design opens it at once unless it suspends accrual).
    A patient who would wait longer than ``max_wait_days`` leaves (lost while
    waiting); the next one in the queue takes the place.
 3. **Apheresis and manufacturing.** The product is ready ``vein_to_vein_days``
@@ -161,9 +164,11 @@ class Calendar:
     def eff_window(self) -> float:
         return self.dlt_window_days if self.eff_window_days is None else float(self.eff_window_days)
 
-    def observation_window(self, uses_efficacy: bool) -> float:
-        """Days after infusion until a patient's data are complete for the design."""
-        return max(self.dlt_window_days, self.eff_window) if uses_efficacy else float(self.dlt_window_days)
+    def observation_window(self, reads_response: bool) -> float:
+        """Days after infusion until a patient's data are complete for a decision that reads responses
+        (``reads_response``: the longer of the two windows) or DLTs only (the DLT window). The engine asks it
+        with ``decides_on_response`` for the wait between cohorts and ``uses_efficacy`` for the final choice."""
+        return max(self.dlt_window_days, self.eff_window) if reads_response else float(self.dlt_window_days)
 
     def follow_window(self, uses_efficacy: bool) -> float:
         """Days after infusion until a patient's follow-up ends (for the trial duration)."""

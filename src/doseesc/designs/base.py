@@ -57,6 +57,17 @@ class KernelContractError(RuntimeError):
 _REQUIRED = object()
 
 
+class _SameAs:
+    """A capability tag whose default is another tag's value (class or instance access); a subclass sets its
+    own value as a class variable, or a property (a design wrapping another)."""
+
+    def __init__(self, other: str):
+        self.other = other
+
+    def __get__(self, obj, owner=None):
+        return getattr(owner if obj is None else obj, self.other)
+
+
 class Declared:
     """A member every design has, declared on :class:`Design` with its contract.
 
@@ -165,6 +176,11 @@ class Design:
     #: the eliminations they cause), as for interval designs and 3+3: :meth:`decision_grid` is then
     #: derived from the kernel. False (default): the design has no decision grid unless it gives one.
     decides_on_current_tier: ClassVar[bool] = False
+    #: True when the design's escalation decisions read responses (BOIN12, BOIN-ET, TITE-BOIN12): the calendar
+    #: waits for the response window between cohorts. False for a design that reads responses only for its
+    #: final choice (an OBD pick on a 3+3 or BOIN base): cohorts wait for the DLT window alone, and only the
+    #: final selection waits for the response follow-up. Default: the design's :attr:`uses_efficacy`.
+    decides_on_response: ClassVar[bool] = _SameAs("uses_efficacy")
 
 
     # -- the common members (fields or properties of every subclass) -----------

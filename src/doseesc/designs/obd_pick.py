@@ -113,6 +113,12 @@ class OBDPick(Design):
         return self.base.steps_by_one
 
     @property
+    def decides_on_response(self) -> bool:
+        """The base's escalation reads DLTs only (3+3, BOIN, CRM): the cohorts wait for the DLT window; only
+        the final pick (and the expansion's data) needs the response follow-up."""
+        return self.base.decides_on_response
+
+    @property
     def fixed_cohorts(self) -> bool:
         return self.base.fixed_cohorts
 

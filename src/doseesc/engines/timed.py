@@ -179,8 +179,12 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
 
     The decisions of such a design depend on the counts only, never on time, so
     the calendar is laid over the untimed trials patient by patient: each
-    cohort opens when the previous one has completed its windows (plus the
-    review), and its patients are enrolled from the queue.
+    cohort opens when the previous one has completed its window (plus the
+    review), and its patients are enrolled from the queue. The window between
+    cohorts is the DLT window, and the response window too only for a design
+    whose escalation reads responses (``decides_on_response``); a design that
+    reads them only for its final choice (OBD pick) decides when its patients'
+    response windows end.
 
     With the actual-dose model (``out`` from the engine's actual-dose path) the
     calendar is laid over every *enrolee*: a failed or withheld product is
@@ -190,9 +194,9 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
     evaluable patients have completed their windows; infused patients who are
     not evaluable are still followed (duration).
     """
-    uses_eff = design.uses_efficacy
-    obs = cal.observation_window(uses_eff)
-    fol = cal.follow_window(uses_eff)
+    obs = cal.observation_window(design.decides_on_response)   # between cohorts
+    obs_final = cal.observation_window(design.uses_efficacy)   # the final choice (an OBD pick's responses)
+    fol = cal.follow_window(design.uses_efficacy)
     status = out.get("status")
     if status is None:
         tier_pt = out["tier"].astype(np.int64)
@@ -209,6 +213,7 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
     found = np.full(n, -np.inf)      # when the latest non-evaluable product of the cohort became known
     comp = np.full(n, -np.inf)       # completion of the current cohort
     end = np.zeros(n)                # end of the last follow-up
+    data = np.full(n, -np.inf)       # when every evaluable patient's data for the final choice are complete
     inf_t = np.full((n, max_n), np.nan)
     for k in range(max_n):
         rows = np.flatnonzero(tier_pt[:, k] >= 0)
@@ -235,9 +240,12 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
         inf_t[ri, k] = inf[gives]
         re = rows[evaluable]
         comp[re] = np.maximum(comp[re], inf[evaluable] + obs)
+        data[re] = np.maximum(data[re], inf[evaluable] + obs_final)
         end[ri] = np.maximum(end[ri], inf[gives] + fol)
-    decision = comp.copy()
-    clock.settle(decision)
+    # enrolment ends when the last cohort's escalation window is complete (the queue is turned away then);
+    # the final choice when its data are complete (later only for a design that selects on responses alone)
+    clock.settle(comp.copy())
+    decision = comp.copy() if obs_final == obs else np.maximum(comp, data)
     return {"duration_days": end, "time_to_decision_days": decision, "wait_days": clock.wait,
             "lost_waiting": clock.lost.astype(float), "infusion_days": inf_t}
 
