@@ -17,7 +17,8 @@ Time line of a patient (days; time 0 is the arrival of the first patient):
    ``review_days``: the DLT window, and the response window too for a design
    whose escalation reads responses (``decides_on_response``: BOIN12, BOIN-ET),
    not for one that reads them only for its final choice (an OBD pick on a
-   3+3 base: its final selection waits for its patients' response window); a TITE design opens it at once unless it suspends accrual).
+   3+3 base: its final selection waits for its patients' response window);
+   a TITE design opens it at once unless it suspends accrual).
    A patient who would wait longer than ``max_wait_days`` leaves (lost while
    waiting); the next one in the queue takes the place.
 3. **Apheresis and manufacturing.** The product is ready ``vein_to_vein_days``
