@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 from ..designs.base import Design
+from ..designs.selection import isotonic
 from ..errors import DesignError, DeviationWarning, OutcomeError
-from ..outcomes import Cohort, format_outcomes, parse_outcomes
+from ..outcomes import Cohort, counts, format_outcomes, parse_outcomes
 from ..state import StopReason, TrialState
 from ..tiers import DoseLadder
 
@@ -44,6 +48,31 @@ class Recommendation:
     #: Time-to-event designs: patients still within the DLT window without a DLT (or, for designs that use
     #: response, within the response window without a response).
     pending: int = 0
+    #: Designs that use response: responses (``E`` or ``B``) per tier in the log; None for toxicity-only designs.
+    responses: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+
+    def estimates(self, level: float = 0.95) -> pd.DataFrame:
+        """End-of-trial estimates per tier, as R BOIN's ``select.mtd`` reports them.
+
+        One row per tier: ``tier`` (1 = lowest), ``dose`` (its label), ``n``, ``dlt``,
+        ``p_dlt_isotonic`` (weighted isotonic regression of ``(y + 0.05) / (n + 0.1)``
+        over the tried tiers, weights ``1 / var`` of the Beta(y + 0.05, n - y + 0.05)
+        posterior), ``ci_low`` and ``ci_high`` (the ``level`` credible limits of that
+        posterior, each made monotone by the same weighted isotonic regression).
+        Untried tiers have NaN estimates. Designs that use response add ``responses``
+        and ``response_rate`` (observed, responses / n).
+        """
+        if not 0 < level < 1:
+            raise OutcomeError(f"level = {level!r} must be between 0 and 1 (e.g. 0.95)")
+        n, y = np.asarray(self.n), np.asarray(self.y)
+        est, low, high = isotonic_dlt(n, y, level)
+        df = pd.DataFrame({"tier": np.arange(1, n.size + 1), "dose": list(self.ladder.tier_labels), "n": n,
+                           "dlt": y, "p_dlt_isotonic": est, "ci_low": low, "ci_high": high})
+        if self.responses is not None:
+            e = np.asarray(self.responses)
+            df["responses"] = e
+            df["response_rate"] = np.where(n > 0, e / np.maximum(n, 1), np.nan)
+        return df
 
     @property
     def message(self) -> str:
@@ -100,7 +129,8 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     if not isinstance(design, Design):
         raise DesignError(f"design = {design!r} is not a doseesc design")
     if follow_up is not None:
-        return _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up, eff_window)
+        return _with_responses(design, _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up,
+                                                       eff_window))
     if eff_follow_up is not None:
         raise DesignError("eff_follow_up needs follow_up (each patient's days of DLT follow-up) as well")
     ladder = _ladder(design, ladder)
@@ -109,9 +139,36 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     total = sum(c.size for c in cohorts)
     if total > design.max_n:
         raise OutcomeError(f"outcomes {text!r} has {total} patients, more than max_n = {design.max_n}")
-    rec = _replay(design, cohorts, text, ladder)
+    rec = _with_responses(design, _replay(design, cohorts, text, ladder))
     _warn(rec, warn)
     return rec
+
+
+def isotonic_dlt(n, y, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Isotonic estimates of P(DLT) per tier and ``level`` credible limits (R BOIN ``select.mtd``'s ``p_est``).
+
+    Each tried tier (``n > 0``) has the Beta(y + 0.05, n - y + 0.05) posterior; its mean
+    ``(y + 0.05) / (n + 0.1)`` and its two quantiles are each fitted by weighted isotonic
+    regression over the tried tiers, weights ``1 / variance`` of that posterior. NaN at
+    untried tiers.
+    """
+    n, y = np.asarray(n, float), np.asarray(y, float)
+    tried = n > 0
+    a, b = y + 0.05, n - y + 0.05
+    var = a * b / ((n + 0.1) ** 2 * (n + 1.1))
+    tail = (1 - level) / 2
+    rows = np.stack([a / (n + 0.1), stats.beta.ppf(tail, a, b), stats.beta.ppf(1 - tail, a, b)])
+    w = np.broadcast_to(1.0 / var, rows.shape)
+    fit = isotonic(rows, w, np.broadcast_to(tried, rows.shape))
+    return fit[0], fit[1], fit[2]
+
+
+def _with_responses(design: Design, rec: Recommendation) -> Recommendation:
+    """``rec`` with its responses per tier (read from its log) when the design uses response."""
+    if not design.uses_efficacy:
+        return rec
+    e = counts(parse_outcomes(rec.outcomes, design.n_tiers), design.n_tiers)[2]
+    return dataclasses.replace(rec, responses=tuple(int(v) for v in e))
 
 
 def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder) -> Recommendation:
