@@ -419,11 +419,16 @@ def check(file):
 @click.option("--eff-window", "eff_window", type=float, default=None,
               help="Response window in days for --eff-follow-up (default: the file's [calendar] response window, "
                    "else --window).")
-def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff_window):
+@click.option("--estimates", is_flag=True, default=False,
+              help="Also print the end-of-trial estimates per tier: isotonic P(DLT) with a 95% credible interval "
+                   "(as R BOIN's select.mtd) and, for designs that use response, the observed response rate. "
+                   "JSON output always has them.")
+def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff_window, estimates):
     """What the design does next after OUTCOMES, e.g. "1NNN 2NTN".
 
     OUTCOMES lists cohorts: the tier number (1 = lowest) then one letter per
-    patient, N (no DLT) or T (DLT). For TITE designs, --follow-up gives each
+    patient, N (no DLT) or T (DLT); designs that use response also read E
+    (response) and B (DLT and response). For TITE designs, --follow-up gives each
     patient's days of follow-up; an N followed for less than the window is pending.
     TITE-BOIN12 also needs --eff-follow-up (days followed for response).
     """
@@ -451,19 +456,42 @@ def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff
     rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window,
                      eff_follow_up=eff_days, eff_window=eff_window)
     if fmt == "json":
-        lab = proto.tiers.label
-        click.echo(json.dumps({
-            "design": design, "outcomes": rec.outcomes, "stop": rec.stop,
-            "next_tier": None if rec.stop else rec.next_tier + 1,
-            "next_dose": None if rec.stop else lab(rec.next_tier),
-            "reason": rec.reason.name.lower(),
-            "selected_tier": None if rec.selected is None else rec.selected + 1,
-            "selected_dose": None if rec.selected is None else lab(rec.selected),
-            "complete_cohort": rec.incomplete, "message": rec.message,
-            "suspend_accrual": rec.wait, "pending": rec.pending,
-            "deviations": list(rec.deviations)}, indent=2))
+        click.echo(json.dumps(_recommend_json(rec, design, proto.tiers.label), indent=2))
     else:
         click.echo(str(rec))
+        if estimates:
+            click.echo(_estimates_text(rec.estimates()))
+
+
+def _recommend_json(rec, design: str, lab) -> dict:
+    """The JSON answer of ``doseesc recommend``, with the per-tier estimates."""
+    est = rec.estimates()
+    rows = [{k: (None if isinstance(v, float) and v != v else v.item() if hasattr(v, "item") else v)
+             for k, v in row.items()} for row in est.to_dict(orient="records")]
+    return {
+        "design": design, "outcomes": rec.outcomes, "stop": rec.stop,
+        "next_tier": None if rec.stop else rec.next_tier + 1,
+        "next_dose": None if rec.stop else lab(rec.next_tier),
+        "reason": rec.reason.name.lower(),
+        "selected_tier": None if rec.selected is None else rec.selected + 1,
+        "selected_dose": None if rec.selected is None else lab(rec.selected),
+        "complete_cohort": rec.incomplete, "message": rec.message,
+        "suspend_accrual": rec.wait, "pending": rec.pending,
+        "deviations": list(rec.deviations), "estimates": rows}
+
+
+def _estimates_text(est) -> str:
+    """The estimates per tier as indented lines: isotonic P(DLT) (95% CrI) and the response rate if any."""
+    lines = ["  estimates (isotonic P(DLT), 95% credible interval as R BOIN select.mtd):"]
+    for row in est.itertuples(index=False):
+        if not row.n:
+            lines.append(f"    {row.dose}: not tried")
+            continue
+        text = f"    {row.dose}: P(DLT) {row.p_dlt_isotonic:.2f} ({row.ci_low:.2f}, {row.ci_high:.2f})"
+        if "response_rate" in est.columns:
+            text += f"; response {row.responses}/{row.n} = {row.response_rate:.2f}"
+        lines.append(text)
+    return "\n".join(lines)
 
 
 @main.command()
