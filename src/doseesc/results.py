@@ -40,6 +40,13 @@ DEFINITIONS = {
     "share_above_mtd": "expected share of a trial's patients treated above the true MTD "
                        "(mean over trials of each trial's share)",
     "mean_dlt": "mean total number of DLTs per trial",
+    "p_above_mtd": "probability of selecting a tier above the true MTD (any tier when no tier is safe)",
+    "p_overdose_60": "probability that more than 60% of a trial's patients are treated above the true MTD",
+    "p_overdose_80": "probability that more than 80% of a trial's patients are treated above the true MTD",
+    "p_poor_allocation": "risk of poor allocation (Zhou et al. 2018): probability that fewer patients are treated "
+                         "at the true MTD than at some other tier (undefined when no tier is safe)",
+    "p_two_dlt_cohort": "probability that some cohort has 2 or more DLTs (needs per-patient records: "
+                        "not computable from exact enumeration, which merges cohort orders; NaN there)",
     "p_select_obd": "probability of selecting the true OBD",
     "share_at_obd": "expected share of a trial's patients treated at the true OBD",
     "mean_eff": "mean total number of responses per trial",
@@ -91,6 +98,10 @@ def _quantile_mcse(xs: np.ndarray, q: float) -> float:
     lo = xs[max(int(math.floor(t * q - half)), 0)]
     hi = xs[min(int(math.ceil(t * q + half)), t - 1)]
     return float(hi - lo) / (2 * 1.96)
+
+
+#: The standard safety and accuracy metrics (issue 18 item 6), in :meth:`OperatingCharacteristics.metrics` order.
+SAFETY_METRICS = ("p_above_mtd", "p_overdose_60", "p_overdose_80", "p_poor_allocation", "p_two_dlt_cohort")
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,6 +225,8 @@ class OperatingCharacteristics:
             return above / np.maximum(self.total_n, 1)
         if name == "mean_dlt":
             return self.y.sum(axis=1).astype(float)
+        if name in SAFETY_METRICS:
+            return self._safety(name)
         if name == "p_select_obd":
             obd = self.true_obd
             return None if obd is None else (self.selected == obd).astype(float)
@@ -229,6 +242,41 @@ class OperatingCharacteristics:
         if name in self.extra:
             return np.asarray(self.extra[name][0], dtype=float)
         raise KeyError(name)
+
+    def _safety(self, name: str) -> np.ndarray | None:
+        """Per-record values of the standard safety and accuracy metrics (:data:`SAFETY_METRICS`)."""
+        if name == "p_two_dlt_cohort":
+            return self._two_dlt_cohort()
+        mtd = self.true_mtd
+        if mtd is None:
+            return None
+        if name == "p_above_mtd":
+            return (self.selected > mtd).astype(float)
+        if name in ("p_overdose_60", "p_overdose_80"):
+            cut = 0.6 if name == "p_overdose_60" else 0.8
+            share = self.n[:, mtd + 1:].sum(axis=1) / np.maximum(self.total_n, 1)
+            return (share > cut).astype(float)
+        # p_poor_allocation: fewer patients at the MTD than at some other tier
+        if mtd < 0 or self.ladder.n_tiers < 2:
+            return None
+        others = np.delete(self.n, mtd, axis=1).max(axis=1)
+        return (self.n[:, mtd] < others).astype(float)
+
+    def _two_dlt_cohort(self) -> np.ndarray | None:
+        """1 for a trial in which some cohort (per-patient ``new_cohort`` boundaries) had 2 or more DLTs.
+
+        None for exact results (their records merge paths with different cohort orders) and for runs
+        without per-patient records."""
+        pt = self.patients
+        if self.is_exact or pt is None or "new_cohort" not in pt:
+            return None
+        tox = np.asarray(pt["tox"], dtype=bool) & (np.asarray(pt["tier"]) >= 0)
+        new = np.asarray(pt["new_cohort"], dtype=bool)
+        rows, width = tox.shape
+        cohort = np.cumsum(new, axis=1)              # cohort number of each patient slot (0 before the first)
+        flat = (np.arange(rows)[:, None] * (width + 1) + cohort).ravel()
+        per_cohort = np.bincount(flat, weights=tox.ravel(), minlength=rows * (width + 1))
+        return (per_cohort.reshape(rows, width + 1).max(axis=1) >= 2).astype(float)
 
     def metric(self, name: str) -> tuple[float, float]:
         """``(estimate, mcse)`` of a scalar metric (see :data:`DEFINITIONS`)."""
@@ -373,7 +421,7 @@ class OperatingCharacteristics:
         for q in QUANTILES:
             rows.append((f"n_q{int(q * 100):02d}", self.quantile_n(q), self.quantile_n_mcse(q),
                          f"{int(q * 100)}% quantile of the number of patients"))
-        for name in ("p_no_dose", "p_correct", "share_above_mtd", "mean_dlt"):
+        for name in ("p_no_dose", "p_correct", "share_above_mtd", "mean_dlt") + SAFETY_METRICS:
             est, se = self.metric(name)
             rows.append((name, est, se, DEFINITIONS[name]))
         if self.e is not None:
