@@ -130,6 +130,11 @@ METRIC_NAMES = {
     "time_to_decision_days": "days to final decision",
     "wait_days": "patient-days waiting",
     "lost_waiting": "lost while waiting",
+    "p_above_mtd": "P(select above MTD)",
+    "p_overdose_60": "P(>60% treated above MTD)",
+    "p_overdose_80": "P(>80% treated above MTD)",
+    "p_poor_allocation": "risk of poor allocation",
+    "p_two_dlt_cohort": "P(>=2 DLTs in a cohort)",
 }
 
 
