@@ -48,6 +48,12 @@ DEFINITIONS = {
     "p_two_dlt_cohort": "probability that some cohort has 2 or more DLTs (needs per-patient records: "
                         "not computable from exact enumeration, which merges cohort orders; NaN there)",
     "p_select_obd": "probability of selecting the true OBD",
+    "expected_utility": "expected true utility of the selected tier (a no-dose selection scores 0)",
+    "utility_loss": "expected loss of true utility: the best true utility among admissible tiers (0 when none "
+                    "is admissible) minus the selected tier's (no dose 0); negative when an inadmissible tier "
+                    "of higher utility is selected",
+    "p_within_margin": "probability of selecting an admissible tier whose true utility is within "
+                       "UTILITY_MARGIN utility points of the best (or no dose when no tier is admissible)",
     "share_at_obd": "expected share of a trial's patients treated at the true OBD",
     "mean_eff": "mean total number of responses per trial",
 }
@@ -102,6 +108,12 @@ def _quantile_mcse(xs: np.ndarray, q: float) -> float:
 
 #: The standard safety and accuracy metrics (issue 18 item 6), in :meth:`OperatingCharacteristics.metrics` order.
 SAFETY_METRICS = ("p_above_mtd", "p_overdose_60", "p_overdose_80", "p_poor_allocation", "p_two_dlt_cohort")
+
+#: OBD metrics that do not break on ties or near-ties of the true utility (issue 18 item 3).
+UTILITY_METRICS = ("expected_utility", "utility_loss", "p_within_margin")
+
+#: Margin of ``p_within_margin``, in utility points (the OBD definition's utility scale, 0-100 by default).
+UTILITY_MARGIN = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,6 +239,8 @@ class OperatingCharacteristics:
             return self.y.sum(axis=1).astype(float)
         if name in SAFETY_METRICS:
             return self._safety(name)
+        if name in UTILITY_METRICS:
+            return self._utility(name)
         if name == "p_select_obd":
             obd = self.true_obd
             return None if obd is None else (self.selected == obd).astype(float)
@@ -261,6 +275,35 @@ class OperatingCharacteristics:
             return None
         others = np.delete(self.n, mtd, axis=1).max(axis=1)
         return (self.n[:, mtd] < others).astype(float)
+
+    def _admissible(self) -> np.ndarray:
+        """Tiers the OBD definition's rule allows as the true OBD (mirrors ``OBDDefinition.true_obd``)."""
+        pt = np.asarray(self.scenario.true_tox)
+        if self.obd.rule == "admissible":
+            return (pt <= self.obd.phi_t) & (np.asarray(self.scenario.true_eff) >= self.obd.phi_e)
+        below = np.flatnonzero(pt <= self.obd.phi_t)
+        ok = np.zeros(pt.size, dtype=bool)
+        if below.size:
+            ok[: below[-1] + 1] = True
+        return ok
+
+    def _utility(self, name: str) -> np.ndarray | None:
+        """Per-record values of the tie-robust OBD metrics (:data:`UTILITY_METRICS`).
+
+        A no-dose selection scores utility 0 (the OBD definition scores only treated patients' outcomes);
+        the best utility is that of the true OBD, or 0 (no dose) when no tier is admissible."""
+        obd = self.true_obd
+        if obd is None:
+            return None
+        u = np.r_[np.asarray(self.obd.true_utility(self.scenario), dtype=float), 0.0]  # index -1: no dose
+        got = u[self.selected]
+        best = u[obd]
+        if name == "expected_utility":
+            return got
+        if name == "utility_loss":
+            return best - got
+        ok = np.r_[self._admissible(), obd == -1]                                       # no dose ok iff no OBD
+        return (ok[self.selected] & (got >= best - UTILITY_MARGIN)).astype(float)
 
     def _two_dlt_cohort(self) -> np.ndarray | None:
         """1 for a trial in which some cohort (per-patient ``new_cohort`` boundaries) had 2 or more DLTs.
@@ -428,6 +471,11 @@ class OperatingCharacteristics:
             for name in ("p_select_obd", "share_at_obd", "mean_eff"):
                 est, se = self.metric(name)
                 text = DEFINITIONS[name] + ("" if name == "mean_eff" or self.obd is None else f" ({self.obd.text()})")
+                rows.append((name, est, se, text))
+        if self.true_obd is not None:
+            for name in UTILITY_METRICS:
+                est, se = self.metric(name)
+                text = DEFINITIONS[name].replace("UTILITY_MARGIN", f"{UTILITY_MARGIN:g}") + f" ({self.obd.text()})"
                 rows.append((name, est, se, text))
         for name, (_, text) in self.extra.items():
             est, se = self.metric(name)

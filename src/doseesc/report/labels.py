@@ -135,6 +135,9 @@ METRIC_NAMES = {
     "p_overdose_80": "P(>80% treated above MTD)",
     "p_poor_allocation": "risk of poor allocation",
     "p_two_dlt_cohort": "P(>=2 DLTs in a cohort)",
+    "expected_utility": "expected utility",
+    "utility_loss": "utility loss",
+    "p_within_margin": "P(within margin of best utility)",
 }
 
 
