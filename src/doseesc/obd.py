@@ -51,18 +51,21 @@ class OBDDefinition:
     def true_utility(self, scenario: Scenario) -> np.ndarray:
         return scenario.joint() @ np.asarray(self.utility)
 
-    def true_obd(self, scenario: Scenario) -> int:
-        """True OBD (0-based; -1 for none)."""
-        u = self.true_utility(scenario)
+    def admissible(self, scenario: Scenario) -> np.ndarray:
+        """Tiers the rule allows as the true OBD, shape ``(n_tiers,)`` (bool)."""
         pt = np.asarray(scenario.true_tox)
-        pe = np.asarray(scenario.true_eff)
         if self.rule == "admissible":
-            ok = (pt <= self.phi_t) & (pe >= self.phi_e)
-        else:
-            below = np.flatnonzero(pt <= self.phi_t)
-            ok = np.zeros(pt.size, dtype=bool)
-            if below.size:
-                ok[: below[-1] + 1] = True
+            return (pt <= self.phi_t) & (np.asarray(scenario.true_eff) >= self.phi_e)
+        below = np.flatnonzero(pt <= self.phi_t)
+        ok = np.zeros(pt.size, dtype=bool)
+        if below.size:
+            ok[: below[-1] + 1] = True
+        return ok
+
+    def true_obd(self, scenario: Scenario) -> int:
+        """True OBD (0-based; -1 for none): the admissible tier with the highest true utility."""
+        u = self.true_utility(scenario)
+        ok = self.admissible(scenario)
         if not ok.any():
             return -1
         return int(np.flatnonzero(ok)[np.argmax(u[ok])])

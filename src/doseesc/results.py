@@ -277,15 +277,8 @@ class OperatingCharacteristics:
         return (self.n[:, mtd] < others).astype(float)
 
     def _admissible(self) -> np.ndarray:
-        """Tiers the OBD definition's rule allows as the true OBD (mirrors ``OBDDefinition.true_obd``)."""
-        pt = np.asarray(self.scenario.true_tox)
-        if self.obd.rule == "admissible":
-            return (pt <= self.obd.phi_t) & (np.asarray(self.scenario.true_eff) >= self.obd.phi_e)
-        below = np.flatnonzero(pt <= self.obd.phi_t)
-        ok = np.zeros(pt.size, dtype=bool)
-        if below.size:
-            ok[: below[-1] + 1] = True
-        return ok
+        """Tiers the OBD definition's rule allows as the true OBD."""
+        return self.obd.admissible(self.scenario)
 
     def _utility(self, name: str) -> np.ndarray | None:
         """Per-record values of the tie-robust OBD metrics (:data:`UTILITY_METRICS`).
