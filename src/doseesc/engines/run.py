@@ -190,11 +190,8 @@ def apply_decisions(design, state, act, sub, dec, selected, reason, fired, size)
     the others move to their next tier, cohort size, phase and auxiliary state."""
     fired[act] |= dec.fired
     st = dec.stop
-    done = act[st]
-    if done.size:
-        reason[done] = dec.reason[st]
-        selected[done] = design.conclude(sub.take(st), dec.reason[st])
-        state.active[done] = False
+    conclude(design, act, sub, dec, selected, reason)
+    state.active[act[st]] = False
     go = ~st
     state.current[act[go]] = dec.next[go]
     if dec.size is not None:
