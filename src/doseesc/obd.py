@@ -9,6 +9,11 @@ import numpy as np
 from .errors import ScenarioError
 from .scenario import Scenario
 
+#: Utility points within which two tiers' true utilities count as a near-tie: the true OBD is then
+#: fragile (a small change of the assumed truth changes it), so P(true OBD) is read with
+#: ``p_within_margin`` and ``expected_utility`` beside it (metrics.md).
+UTILITY_MARGIN = 5.0
+
 RULES = {
     "admissible": "the tier with the highest true utility among tiers with P(DLT) <= phi_t and "
                   "P(response) >= phi_e (no OBD if none)",
@@ -69,6 +74,33 @@ class OBDDefinition:
         if not ok.any():
             return -1
         return int(np.flatnonzero(ok)[np.argmax(u[ok])])
+
+    def near_ties(self, scenario: Scenario, margin: float = UTILITY_MARGIN) -> list[tuple[int, float]]:
+        """Admissible tiers other than the true OBD whose true utility is within ``margin`` of it.
+
+        ``[(tier, utility), ...]`` (0-based tiers, lowest first); empty when the true OBD stands
+        clear of every other admissible tier, or when there is no OBD.
+        """
+        best = self.true_obd(scenario)
+        if best < 0:
+            return []
+        u = self.true_utility(scenario)
+        ok = self.admissible(scenario)
+        return [(int(t), float(u[t])) for t in np.flatnonzero(ok)
+                if t != best and u[best] - u[t] <= margin]
+
+    def near_tie_text(self, scenario: Scenario, labels=None, margin: float = UTILITY_MARGIN) -> str | None:
+        """A one-line warning naming the near-tied tiers, or None where the true OBD is clear."""
+        ties = self.near_ties(scenario, margin)
+        if not ties:
+            return None
+        best = self.true_obd(scenario)
+        u = self.true_utility(scenario)
+        name = (lambda t: labels[t]) if labels is not None else (lambda t: f"tier {t + 1}")
+        others = ", ".join(f"{name(t)} ({v:.1f})" for t, v in ties)
+        return (f"near-tie in scenario {scenario.name!r}: true OBD {name(best)} (utility {u[best]:.1f}), "
+                f"within {margin:g} points: {others}; read expected utility and P(within {margin:g} points) "
+                f"beside P(true OBD)")
 
     def text(self) -> str:
         n, t, e, b = self.utility

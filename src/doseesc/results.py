@@ -22,6 +22,7 @@ import pandas as pd
 from ._version import __version__
 from .designs.base import Design
 from .errors import DoseescError
+from .obd import UTILITY_MARGIN
 from .outcomes import patient_log
 from .rng import seed_record
 from .scenario import Scenario, check_target
@@ -112,8 +113,8 @@ SAFETY_METRICS = ("p_above_mtd", "p_overdose_60", "p_overdose_80", "p_poor_alloc
 #: OBD metrics that do not break on ties or near-ties of the true utility (issue 18 item 3).
 UTILITY_METRICS = ("expected_utility", "utility_loss", "p_within_margin")
 
-#: Margin of ``p_within_margin``, in utility points (the OBD definition's utility scale, 0-100 by default).
-UTILITY_MARGIN = 5.0
+#: Margin of ``p_within_margin``, in utility points (the OBD definition's utility scale, 0-100 by
+#: default), defined in :mod:`doseesc.obd` beside the near-tie warning that uses the same margin.
 
 
 @dataclass(frozen=True, eq=False)
