@@ -127,3 +127,35 @@ def test_cli_estimates():
     assert data["estimates"][2]["p_dlt_isotonic"] is None
     plain = runner.invoke(main, ["recommend", proto, "--design", "3+3", "1NNN 2NTN"])
     assert "estimates" not in plain.output
+
+
+def test_observed_utility_per_tier_hand_worked():
+    """BOIN12's utility N 40, T 0, E 100, B 60. 1NNE 2NBN 3TTE:
+    tier 1 N, N, E -> (40 + 40 + 100) / 3 = 60; tier 2 N, B, N -> (40 + 60 + 40) / 3 = 46.67;
+    tier 3 T, T, E -> (0 + 0 + 100) / 3 = 33.33."""
+    rec = doseesc.recommend(doseesc.BOIN12(3, max_n=24), "1NNE 2NBN 3TTE", warn=False)
+    est = rec.estimates()
+    assert rec.both == (0, 1, 0)
+    assert est["utility"].tolist() == pytest.approx([60.0, 140 / 3, 100 / 3])
+
+
+def test_utility_uses_the_designs_own_outcome_scores():
+    """A BOIN12 with utility (neither 50, DLT 0, response 100, both 70): 1NEB -> (50 + 100 + 70) / 3 = 73.33."""
+    d = doseesc.BOIN12(3, max_n=24, utility=(50, 0, 100, 70))
+    est = doseesc.recommend(d, "1NEB", warn=False).estimates()
+    assert est["utility"][0] == pytest.approx(220 / 3)
+    assert math.isnan(est["utility"][1])
+
+
+def test_log_without_responses_is_read_aloud_for_designs_that_use_response():
+    """N/T only, for a design that decides on response: the answer says that no response is recorded
+    (BOIN12 reads every patient as a non-responder); one E anywhere, or a toxicity-only design: no note."""
+    bare = doseesc.recommend(doseesc.BOIN12(3, max_n=24), "1NNN 2NTN", warn=False)
+    assert bare.responses_recorded is False
+    assert "no response (E or B) is recorded" in str(bare)
+    some = doseesc.recommend(doseesc.BOIN12(3, max_n=24), "1NNN 2NTE", warn=False)
+    assert some.responses_recorded is True and "no response" not in str(some)
+    plain = doseesc.recommend(BOIN, "1NNN 2NTN", warn=False)
+    assert plain.responses_recorded is None and "response" not in str(plain)
+    empty = doseesc.recommend(doseesc.BOIN12(3, max_n=24), "", warn=False)
+    assert empty.responses_recorded is True

@@ -13,6 +13,7 @@ from scipy import stats
 from ..designs.base import Design
 from ..designs.selection import isotonic
 from ..errors import DesignError, DeviationWarning, OutcomeError
+from ..obd import OBDDefinition
 from ..outcomes import Cohort, counts, format_outcomes, parse_outcomes
 from ..state import StopReason, TrialState
 from ..tiers import DoseLadder
@@ -50,6 +51,23 @@ class Recommendation:
     pending: int = 0
     #: Designs that use response: responses (``E`` or ``B``) per tier in the log; None for toxicity-only designs.
     responses: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+    #: Designs that use response: patients with both a DLT and a response (``B``) per tier; None otherwise.
+    both: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+    #: Designs that use response: the utility of the four outcomes (neither, DLT only, response only, both)
+    #: the design scores tiers with (its own OBD definition, else BOIN12's 40/0/100/60).
+    utility: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def responses_recorded(self) -> bool | None:
+        """Designs that use response: whether the log records any response (an ``E`` or ``B``).
+
+        A log of ``N`` and ``T`` only is read as "no patient has responded", which the
+        design cannot tell from "responses not recorded"; :attr:`message` says so. None for
+        toxicity-only designs.
+        """
+        if self.responses is None:
+            return None
+        return sum(self.responses) > 0 or sum(self.n) == 0
 
     def estimates(self, level: float = 0.95) -> pd.DataFrame:
         """End-of-trial estimates per tier, as R BOIN's ``select.mtd`` reports them.
@@ -59,8 +77,10 @@ class Recommendation:
         over the tried tiers, weights ``1 / var`` of the Beta(y + 0.05, n - y + 0.05)
         posterior), ``ci_low`` and ``ci_high`` (the ``level`` credible limits of that
         posterior, each made monotone by the same weighted isotonic regression).
-        Untried tiers have NaN estimates. Designs that use response add ``responses``
-        and ``response_rate`` (observed, responses / n).
+        Untried tiers have NaN estimates. Designs that use response add ``responses``,
+        ``response_rate`` (observed, responses / n) and ``utility``: the observed mean utility
+        of the tier's patients under the design's outcome utilities (:attr:`utility`), e.g.
+        with 40/0/100/60 a tier with outcomes N, E, B scores (40 + 100 + 60) / 3 = 66.7.
         """
         if not 0 < level < 1:
             raise OutcomeError(f"level = {level!r} must be between 0 and 1 (e.g. 0.95)")
@@ -72,6 +92,10 @@ class Recommendation:
             e = np.asarray(self.responses)
             df["responses"] = e
             df["response_rate"] = np.where(n > 0, e / np.maximum(n, 1), np.nan)
+            b = np.asarray(self.both)
+            cells = np.stack([n - y - e + b, y - b, e - b, b])   # neither, DLT only, response only, both
+            score = np.asarray(self.utility) @ cells
+            df["utility"] = np.where(n > 0, score / np.maximum(n, 1), np.nan)
         return df
 
     @property
@@ -95,7 +119,12 @@ class Recommendation:
         lines = [f"{self.design}, after {self.outcomes or '(no patients yet)'}:", f"  {self.message}"]
         for t, label in enumerate(self.ladder.tier_labels):
             if self.n[t]:
-                lines.append(f"  {label}: {self.y[t]} DLT / {self.n[t]} patients")
+                resp = "" if self.responses is None else f", {self.responses[t]} response(s)"
+                lines.append(f"  {label}: {self.y[t]} DLT / {self.n[t]} patients{resp}")
+        if self.responses_recorded is False:
+            lines.append(f"  note: no response (E or B) is recorded in the log; {self.design} reads every "
+                         "patient as a non-responder. Record responses as E (response) or B (DLT and "
+                         "response) as they are known")
         for d in self.deviations:
             lines.append(f"  note: {d}")
         return "\n".join(lines)
@@ -167,8 +196,15 @@ def _with_responses(design: Design, rec: Recommendation) -> Recommendation:
     """``rec`` with its responses per tier (read from its log) when the design uses response."""
     if not design.uses_efficacy:
         return rec
-    e = counts(parse_outcomes(rec.outcomes, design.n_tiers), design.n_tiers)[2]
-    return dataclasses.replace(rec, responses=tuple(int(v) for v in e))
+    cohorts = parse_outcomes(rec.outcomes, design.n_tiers)
+    _, _, e = counts(cohorts, design.n_tiers)
+    b = np.zeros(design.n_tiers, dtype=np.int64)
+    for c in cohorts:
+        b[c.tier] += sum(t and r for t, r in zip(c.tox, c.eff))
+    own = design.obd_definition
+    utility = (own if own is not None else OBDDefinition()).utility
+    return dataclasses.replace(rec, responses=tuple(int(v) for v in e), both=tuple(int(v) for v in b),
+                               utility=utility)
 
 
 def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder) -> Recommendation:
