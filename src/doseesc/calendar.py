@@ -55,7 +55,14 @@ Per-trial results (``OperatingCharacteristics.extra``):
   ends); a stop with no dose (lowest tier too toxic) is decided when it happens;
 - ``wait_days``: patient-days spent in the queue (patients enrolled, lost, or
   turned away when the trial stopped);
-- ``lost_waiting``: patients who left the queue after ``max_wait_days``.
+- ``lost_waiting``: patients who left the queue after ``max_wait_days``;
+- ``n_screened``: candidates screened, counted up to and including the last
+  candidate who was enrolled (drop-outs included) or lost while waiting:
+  enrolled + lost waiting + the screening failures among them. Screening
+  failures after that candidate, and queued patients turned away when
+  enrolment ends, are not counted. ``metrics()`` shows its mean as
+  ``expected_screened``; the per-trial counts are
+  ``OperatingCharacteristics.screened`` (not a column of ``trials()``).
 """
 
 from __future__ import annotations

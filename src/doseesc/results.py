@@ -48,6 +48,9 @@ DEFINITIONS = {
                          "at the true MTD than at some other tier (undefined when no tier is safe)",
     "p_two_dlt_cohort": "probability that some cohort has 2 or more DLTs (needs per-patient records: "
                         "not computable from exact enumeration, which merges cohort orders; NaN there)",
+    "expected_screened": "mean number of patients screened per trial: enrolled (drop-outs and replaced patients "
+                         "included) + lost while waiting + screening failures, counted up to the last candidate "
+                         "enrolled or lost (calendar runs; without a calendar screened = enrolled)",
     "p_select_obd": "probability of selecting the true OBD",
     "expected_utility": "expected true utility of the selected tier (a no-dose selection scores 0)",
     "utility_loss": "expected loss of true utility: the best true utility among admissible tiers (0 when none "
@@ -110,6 +113,10 @@ def _quantile_mcse(xs: np.ndarray, q: float) -> float:
 #: The standard safety and accuracy metrics (issue 18 item 6), in :meth:`OperatingCharacteristics.metrics` order.
 SAFETY_METRICS = ("p_above_mtd", "p_overdose_60", "p_overdose_80", "p_poor_allocation", "p_two_dlt_cohort")
 
+#: Key under which the timed engine hands a calendar run's per-trial screened count to the result (moved from
+#: ``extra`` to :attr:`OperatingCharacteristics.screened`).
+SCREENED_KEY = "n_screened"
+
 #: OBD metrics that do not break on ties or near-ties of the true utility (issue 18 item 3).
 UTILITY_METRICS = ("expected_utility", "utility_loss", "p_within_margin")
 
@@ -157,6 +164,19 @@ class OperatingCharacteristics:
     extra: dict = field(default_factory=dict)
     #: The actual-dose model the run used (:class:`~doseesc.actual_dose.DoseModel`), or None.
     dose_model: object | None = None
+    #: Candidates screened per record (float array ``(n_records,)``) for calendar runs: enrolled (drop-outs
+    #: included) + lost waiting + screening failures, up to the last candidate enrolled or lost (see
+    #: :mod:`doseesc.calendar`); None without a calendar (screened = enrolled). The timed engine hands it in
+    #: through ``extra[SCREENED_KEY]``; it is kept apart from ``extra`` so that :meth:`trials` and the
+    #: per-trial extras of existing runs are unchanged. Its mean is ``expected_screened`` in :meth:`metrics`.
+    screened: np.ndarray | None = None
+
+    def __post_init__(self):
+        if SCREENED_KEY in self.extra:
+            extra = dict(self.extra)
+            values, _ = extra.pop(SCREENED_KEY)
+            object.__setattr__(self, "extra", extra)
+            object.__setattr__(self, "screened", np.asarray(values, dtype=float))
 
     # -- basic weighted statistics ---------------------------------------
     @property
@@ -254,6 +274,8 @@ class OperatingCharacteristics:
             return None if self.e is None else np.asarray(self.e, float).sum(axis=1)
         if name == "expected_n":
             return self.total_n.astype(float)
+        if name == "expected_screened":
+            return self._screened()
         if name in self.extra:
             return np.asarray(self.extra[name][0], dtype=float)
         raise KeyError(name)
@@ -276,6 +298,24 @@ class OperatingCharacteristics:
             return None
         others = np.delete(self.n, mtd, axis=1).max(axis=1)
         return (self.n[:, mtd] < others).astype(float)
+
+    def _screened(self) -> np.ndarray:
+        """Patients screened per record: the calendar's count (``extra["n_screened"]``: enrolled + lost waiting
+        + screening failures); without a calendar every screened patient is enrolled: the actual-dose model's
+        enrolees (replacements included, ``extra["n_enrolled"]``), else the patients treated."""
+        if self.screened is not None:
+            return np.asarray(self.screened, dtype=float)
+        if "n_enrolled" in self.extra:
+            return np.asarray(self.extra["n_enrolled"][0], dtype=float)
+        return self.total_n.astype(float)
+
+    def _screened_text(self) -> str:
+        base = DEFINITIONS["expected_screened"].split(" (calendar runs")[0]
+        if self.screened is not None:
+            return base
+        return ("mean number of patients screened per trial; no calendar (no screening failures or waiting "
+                "losses modelled): screened = enrolled" + (" (replacements included)" if "n_enrolled" in self.extra
+                                                           else " = treated"))
 
     def _admissible(self) -> np.ndarray:
         """Tiers the OBD definition's rule allows as the true OBD."""
@@ -461,6 +501,8 @@ class OperatingCharacteristics:
         for name in ("p_no_dose", "p_correct", "share_above_mtd", "mean_dlt") + SAFETY_METRICS:
             est, se = self.metric(name)
             rows.append((name, est, se, DEFINITIONS[name]))
+        est, se = self.metric("expected_screened")
+        rows.append(("expected_screened", est, se, self._screened_text()))
         if self.e is not None:
             for name in ("p_select_obd", "share_at_obd", "mean_eff"):
                 est, se = self.metric(name)

@@ -18,6 +18,7 @@ from ..actual_dose import PatientStatus
 from ..calendar import CALENDAR_METRICS, Calendar
 from ..designs.tite import _per_tier
 from ..errors import DoseescError
+from ..results import DEFINITIONS, SCREENED_KEY
 from ..rng import Stream, patient_uniforms
 from ..state import StopReason, TrialState
 
@@ -47,10 +48,20 @@ class _Arrivals:
             first = t[:, :1]
             t = t - np.where(np.isfinite(first), first, 0.0)
             self.count = ok.sum(axis=1)
+            self.passed = np.cumsum(ok, axis=1)      # candidates who passed screening among the first c + 1
         else:
             self.count = np.full(t.shape[0], cols)
+            self.passed = None
         self.cols = cols
         self.t = t
+
+    def screened(self, m: np.ndarray) -> np.ndarray:
+        """Candidates screened up to and including the ``m``-th who passed (0 for ``m == 0``), per trial:
+        ``m`` plus the screening failures before that candidate. Needs ``m <= count``."""
+        m = np.asarray(m, dtype=np.int64)
+        if self.passed is None:
+            return m.copy()
+        return (self.passed < m[:, None]).sum(axis=1) + (m > 0)
 
     def ensure(self, rows: np.ndarray, index: np.ndarray | None = None, until: np.ndarray | None = None) -> None:
         """Make arrival ``index`` exist for ``rows`` (and arrivals past time ``until``)."""
@@ -81,6 +92,7 @@ class _Clock:
         self.first_inf = np.full((n, n_tiers), np.nan)  # first infusion at each tier (sentinel)
         self.wait = np.zeros(n)
         self.lost = np.zeros(n)
+        self.screened = np.zeros(n, dtype=np.int64)     # set by settle()
         self.cap = enrol_cap
         self.u_v2v = patient_uniforms(seq, start, stop, enrol_cap, Stream.MANUFACTURE) \
             if cal.vein_to_vein_sd > 0 else None
@@ -159,7 +171,14 @@ class _Clock:
         raise DoseescError("the calendar's drop-out rate never lets a patient be infused")  # pragma: no cover
 
     def settle(self, stop_t: np.ndarray) -> None:
-        """Count the waiting of patients still queued when the trial stops (turned away, or lost before)."""
+        """Count the waiting of patients still queued when the trial stops (turned away, or lost before), and
+        the candidates screened (:attr:`screened`).
+
+        Screened: every candidate up to and including the last one who was enrolled (drop-outs included) or
+        left the queue after ``max_wait_days``, so enrolled + lost waiting + the screening failures among them.
+        Candidates after that one are not counted: screening failures, and patients still queued when
+        enrolment ends who had not waited ``max_wait_days`` (turned away). The queue is first come, first
+        served, so those lost at the end are its head and the count is that of a prefix of the candidates."""
         cal = self.cal
         rows = np.arange(stop_t.size)
         self.arr.ensure(rows, until=stop_t)
@@ -167,10 +186,13 @@ class _Clock:
         idx = np.arange(t.shape[1])[None, :]
         queued = (idx >= self.ptr[:, None]) & (t < stop_t[:, None])
         waited = np.where(queued, stop_t[:, None] - t, 0.0)
+        lost_at_end = np.zeros(stop_t.size, dtype=np.int64)
         if cal.max_wait_days is not None:
-            self.lost += (queued & (waited > cal.max_wait_days)).sum(axis=1)
+            lost_at_end = (queued & (waited > cal.max_wait_days)).sum(axis=1)
+            self.lost += lost_at_end
             waited = np.minimum(waited, cal.max_wait_days)
         self.wait += waited.sum(axis=1)
+        self.screened = self.arr.screened(self.ptr + lost_at_end)
 
 
 # -- the engine ----------------------------------------------------------------------------------------
@@ -247,7 +269,8 @@ def calendar_batch(cal: Calendar, design, out: dict, seq, start: int, stop: int)
     clock.settle(comp.copy())
     decision = comp.copy() if obs_final == obs else np.maximum(comp, data)
     return {"duration_days": end, "time_to_decision_days": decision, "wait_days": clock.wait,
-            "lost_waiting": clock.lost.astype(float), "infusion_days": inf_t}
+            "lost_waiting": clock.lost.astype(float), "n_screened": clock.screened.astype(float),
+            "infusion_days": inf_t}
 
 
 def _enrol_cap(max_n: int, cal: Calendar) -> int:
@@ -520,9 +543,14 @@ class _TiteBatch:
                 "reason": reason, "fired": self.fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
                 "eff": pt["eff"], "new_cohort": pt["new"], "duration_days": duration,
                 "time_to_decision_days": decision, "wait_days": self.clock.wait,
-                "lost_waiting": self.clock.lost.astype(float), "infusion_days": inf}
+                "lost_waiting": self.clock.lost.astype(float), "n_screened": self.clock.screened.astype(float),
+                "infusion_days": inf}
 
 
 def calendar_extra(out: dict) -> dict:
-    """The per-trial :data:`~doseesc.calendar.CALENDAR_METRICS` of a timed run's arrays ``out``."""
-    return {key: (out[key].astype(float), text) for key, text in CALENDAR_METRICS.items()}
+    """The per-trial :data:`~doseesc.calendar.CALENDAR_METRICS` of a timed run's arrays ``out``, and the
+    candidates screened per trial under :data:`~doseesc.results.SCREENED_KEY` (the result keeps that count
+    apart from its ``extra``, as :attr:`~doseesc.results.OperatingCharacteristics.screened`)."""
+    extra = {key: (out[key].astype(float), text) for key, text in CALENDAR_METRICS.items()}
+    extra[SCREENED_KEY] = (out[SCREENED_KEY].astype(float), DEFINITIONS["expected_screened"])
+    return extra
