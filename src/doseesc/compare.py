@@ -29,6 +29,65 @@ COMPARED = {
     "mean_eff": "mean responses",
 }
 
+#: The metric that answers each question (:attr:`~doseesc.designs.base.Design.question`): a design's headline
+#: P(correct) is P(select the true MTD) for an MTD design and P(select the true OBD) for an OBD design.
+QUESTION_METRIC = {"MTD": "p_correct", "OBD": "p_select_obd"}
+
+
+def question_metric(result) -> str:
+    """The metric of the question ``result``'s design answers (``p_correct`` or ``p_select_obd``)."""
+    return QUESTION_METRIC[result.design.question]
+
+
+def paired_difference(a, b, metric: str) -> tuple[float, float]:
+    """``(mean, mcse)`` of metric(a) - metric(b).
+
+    Monte Carlo runs of one seed share their patients trial by trial: the MCSE is that of the per-trial
+    differences. Where either run is exact, or the runs differ in length, the difference is of the
+    estimates and its MCSE combines theirs (0 when both are exact).
+    """
+    xa, xb = a._per_trial(metric), b._per_trial(metric)
+    if xa is None or xb is None:
+        return math.nan, math.nan
+    if not a.is_exact and not b.is_exact and xa.shape == xb.shape and xa.size > 1:
+        d = np.asarray(xa, float) - np.asarray(xb, float)
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+    (ea, sa), (eb, sb) = a.metric(metric), b.metric(metric)
+    return ea - eb, math.hypot(sa, sb)
+
+
+def conduct_notes(designs: dict) -> dict[str, list[str]]:
+    """Where designs compared side by side differ in how they conduct the trial, what to say next to each
+    design's numbers (``{name: [note, ...]}``, empty lists where nothing differs).
+
+    From :meth:`~doseesc.designs.base.Design.conduct`: a maximum N other than the one most designs share
+    (``"max N 24 (others 36)"``; every design when no value is shared by most), no safety stop where
+    others have one (``"no safety stop"``: the trial keeps treating at the lowest tier however toxic),
+    an expansion stage where others have none or a different one (``"+6 per tier expansion"``).
+    """
+    conduct = {name: d.conduct() for name, d in designs.items()}
+    notes = {name: [] for name in designs}
+    if len(conduct) < 2:
+        return notes
+    maxn = [c.max_n for c in conduct.values()]
+    if len(set(maxn)) > 1:
+        counts = {v: maxn.count(v) for v in maxn}
+        top = max(counts.values())
+        modal = [v for v, k in counts.items() if k == top]
+        for name, c in conduct.items():
+            if len(modal) > 1 or c.max_n != modal[0]:
+                others = sorted({o.max_n for n2, o in conduct.items() if n2 != name} - {c.max_n})
+                notes[name].append(f"max N {c.max_n} (others {', '.join(map(str, others))})")
+    if len({c.safety_stop for c in conduct.values()}) > 1:
+        for name, c in conduct.items():
+            if not c.safety_stop:
+                notes[name].append("no safety stop")
+    if len({c.expansion for c in conduct.values()}) > 1:
+        for name, c in conduct.items():
+            if c.expansion:
+                notes[name].append(f"+{c.expansion} per tier expansion")
+    return notes
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -49,38 +108,76 @@ class Comparison:
     n_trials: int
     seed: dict
 
+    def questions(self) -> dict[str, str]:
+        """``{design name: "MTD" or "OBD"}``: the question each design answers."""
+        first = self.scenarios[0]
+        return {d: self.results[(first, d)].design.question for d in self.designs}
+
+    def question_reference(self, question: str) -> str | None:
+        """The design the others answering ``question`` are compared with: the reference if it answers
+        that question, else the first design that does (None if none does)."""
+        q = self.questions()
+        if q[self.reference] == question:
+            return self.reference
+        return next((d for d in self.designs if q[d] == question), None)
+
+    def conduct_notes(self) -> dict[str, list[str]]:
+        """:func:`conduct_notes` of the compared designs: where they differ in maximum N, safety stopping
+        or expansion."""
+        first = self.scenarios[0]
+        return conduct_notes({d: self.results[(first, d)].design for d in self.designs})
+
     def table(self) -> pd.DataFrame:
-        """Long DataFrame: scenario, design, metric, estimate, mcse, diff, diff_mcse."""
+        """Long DataFrame: scenario, design, question, method, metric, description, estimate, mcse, diff,
+        diff_mcse, versus.
+
+        ``question`` is the question the design answers (``"MTD"`` or ``"OBD"``); ``method`` the method of
+        the design's result (``"monte carlo"`` or ``"exact"``: then ``mcse`` is 0). The metric
+        ``p_correct_question`` is each design's headline P(correct) on its own question: P(select the
+        true MTD) for an MTD design, P(select the true OBD) for an OBD design; its ``diff`` is taken
+        against :meth:`question_reference` (``versus``), the first design answering the same question,
+        never across questions. Every other metric's ``diff`` is against :attr:`reference`. Differences
+        are paired (common patients) between Monte Carlo runs; where a result is exact the difference is
+        of the estimates (:func:`paired_difference`).
+        """
         rows = []
+        questions = self.questions()
         for s in self.scenarios:
             ref = self.results[(s, self.reference)]
             for d in self.designs:
                 r = self.results[(s, d)]
+                q = questions[d]
+                head = (s, d, q, r.method)
+                qref_name = self.question_reference(q)
+                qref = self.results[(s, qref_name)]
+                qm = QUESTION_METRIC[q]
+                est, se = r.metric(qm)
+                diff, diff_se = paired_difference(r, qref, qm)
+                rows.append(head + ("p_correct_question", f"P(correct): {COMPARED[qm]} (the design's question, "
+                                    f"{q})", est, se, diff, diff_se, qref_name))
                 for metric, text in COMPARED.items():
                     if metric in ("p_select_obd", "mean_eff") and r.e is None:
                         continue
-                    x = r._per_trial(metric)
                     est, se = r.metric(metric)
-                    x0 = ref._per_trial(metric)
-                    if x is None or x0 is None:
-                        diff = diff_se = math.nan
-                    else:
-                        delta = x - x0
-                        diff = float(delta.mean())
-                        diff_se = float(delta.std(ddof=1) / math.sqrt(delta.size))
-                    rows.append((s, d, metric, text, est, se, diff, diff_se))
+                    diff, diff_se = paired_difference(r, ref, metric)
+                    rows.append(head + (metric, text, est, se, diff, diff_se, self.reference))
+                p0, p0_se = np.asarray(ref.p_select, float), np.asarray(ref.p_select_mcse, float)
                 for t, label in enumerate(["No dose", *r.ladder.tier_labels]):
                     x = (r.selected == t - 1).astype(float)
                     x0 = (ref.selected == t - 1).astype(float)
-                    delta = x - x0
-                    rows.append((s, d, f"p_select[{label}]", f"P(select {label})", float(x.mean()),
-                                 float(x.std(ddof=1) / math.sqrt(x.size)), float(delta.mean()),
-                                 float(delta.std(ddof=1) / math.sqrt(delta.size))))
-        return pd.DataFrame(rows, columns=["scenario", "design", "metric", "description", "estimate", "mcse",
-                                           "diff", "diff_mcse"])
+                    est, se = float(r.p_select[t]), float(r.p_select_mcse[t])
+                    if not r.is_exact and not ref.is_exact and x.shape == x0.shape:
+                        delta = x - x0
+                        diff, diff_se = float(delta.mean()), float(delta.std(ddof=1) / math.sqrt(delta.size))
+                    else:
+                        diff, diff_se = est - float(p0[t]), math.hypot(se, float(p0_se[t]))
+                    rows.append(head + (f"p_select[{label}]", f"P(select {label})", est, se, diff, diff_se,
+                                        self.reference))
+        return pd.DataFrame(rows, columns=["scenario", "design", "question", "method", "metric", "description",
+                                           "estimate", "mcse", "diff", "diff_mcse", "versus"])
 
     def wide(self, metric: str = "p_correct") -> pd.DataFrame:
-        """One metric as a scenario x design table."""
+        """One metric as a scenario x design table (``"p_correct_question"``: each design on its own question)."""
         t = self.table()
         return t[t["metric"] == metric].pivot(index="scenario", columns="design", values="estimate") \
             .loc[list(self.scenarios), list(self.designs)]

@@ -68,6 +68,35 @@ class _SameAs:
         return getattr(owner if obj is None else obj, self.other)
 
 
+class _Question:
+    """The :attr:`Design.question` tag: ``"OBD"`` where the design's :attr:`~Design.uses_efficacy`, else
+    ``"MTD"`` (class or instance access); a subclass may set its own value as a class variable."""
+
+    def __get__(self, obj, owner=None):
+        return "OBD" if getattr(owner if obj is None else obj, "uses_efficacy") else "MTD"
+
+
+#: The questions a design can answer (:attr:`Design.question`), with their words.
+QUESTIONS = {"MTD": "the maximum tolerated dose", "OBD": "the optimal biological dose"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Conduct:
+    """How a design conducts a trial, in the terms a fair comparison of designs needs
+    (:meth:`Design.conduct`).
+
+    ``max_n``: the most patients a trial can treat, expansion included (:meth:`Design.largest_n`); ``expansion``: patients per tier of
+    an expansion stage after dose finding (0: none; the OBD pick treats them at two tiers);
+    ``safety_stop``: whether the trial stops with no dose selected when the lowest tier is too toxic;
+    ``question``: ``"MTD"`` or ``"OBD"`` (:attr:`Design.question`).
+    """
+
+    max_n: int
+    safety_stop: bool
+    expansion: int
+    question: str
+
+
 class Declared:
     """A member every design has, declared on :class:`Design` with its contract.
 
@@ -181,6 +210,10 @@ class Design:
     #: final choice (an OBD pick on a 3+3 or BOIN base): cohorts wait for the DLT window alone, and only the
     #: final selection waits for the response follow-up. Default: the design's :attr:`uses_efficacy`.
     decides_on_response: ClassVar[bool] = _SameAs("uses_efficacy")
+    #: The question the design answers, on which it is reported: ``"OBD"`` (the optimal biological dose) for
+    #: designs that select on response (:attr:`uses_efficacy`: BOIN12, BOIN-ET, OBD pick), else ``"MTD"``
+    #: (the maximum tolerated dose). Its headline P(correct) is P(select the true OBD), resp. the true MTD.
+    question: ClassVar[str] = _Question()
 
 
     # -- the common members (fields or properties of every subclass) -----------
@@ -188,6 +221,8 @@ class Design:
     cohort_size = Declared("Patients per cohort (the usual cohort; see :attr:`first_size` and :attr:`max_size`).")
     max_n = Declared("Maximum number of patients in a trial.")
     target = Declared("Target DLT rate; None for designs without one (3+3, A+B).", default=None)
+    expansion = Declared("Patients per tier of an expansion stage after dose finding (0: none); "
+                         ":attr:`max_n` includes them.", default=0)
 
     stop_n_at_tier: int | None = dataclasses.field(default=None, kw_only=True)
     tier_cap: int | None = dataclasses.field(default=None, kw_only=True)
@@ -313,6 +348,58 @@ class Design:
         """A design of this type with sensible parameters (for contract checks); raises
         ``NotImplementedError`` where the class gives none."""
         raise NotImplementedError(f"{cls.__name__} gives no example design")
+
+    # -- conduct: what a fair comparison must say ---------------------------
+    def conduct(self) -> Conduct:
+        """The design's conduct in the terms of a fair comparison: maximum N, expansion, whether it can stop
+        with no dose when the lowest tier is too toxic (:meth:`stops_for_safety`), and its question."""
+        return Conduct(max_n=self.largest_n(), safety_stop=self.stops_for_safety(), expansion=int(self.expansion),
+                       question=self.question)
+
+    def largest_n(self) -> int:
+        """The most patients a trial of this design can treat: :attr:`max_n`, or fewer where the rules cap
+        every tier. A tier holds at most ``tier_cap`` patients, and at most the largest count of the design's
+        :meth:`decision_grid` when the grid never says stay at that count (the 3+3 decides at 3 and 6 patients
+        and never stays at 6: at most 6 per tier, so 6 x n_tiers in all). A design wrapping another (a
+        dataclass field holding a design, as the OBD pick holds its base) treats at most the inner design's
+        largest N plus what its own ``max_n`` adds to the inner one's (the OBD pick's expansion).
+        """
+        limit = int(self.max_n)
+        inner = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        inner = [d for d in inner if isinstance(d, Design)]
+        if len(inner) == 1:
+            return min(limit, inner[0].largest_n() + limit - int(inner[0].max_n))
+        per_tier = [] if self.tier_cap is None else [int(self.tier_cap)]
+        grid = self.decision_grid(limit)
+        if grid:
+            top = max(grid)
+            if "S" not in grid[top]:
+                per_tier.append(int(top))
+        if per_tier:
+            limit = min(limit, min(per_tier) * int(self.n_tiers))
+        return limit
+
+    def stops_for_safety(self) -> bool:
+        """True when the design stops the trial with no dose selected once the lowest tier is too toxic.
+
+        Read from the design itself, not from its name: :meth:`step` (the design's own rule and every
+        rule slot, in their order) is asked about trials with only the lowest tier tried and every patient
+        there a DLT (and a response, so that no futility rule acts), with 1, 2, ... cohorts of
+        :attr:`cohort_size` up to :attr:`max_n`. A 3+3 stops at 3/3 (its own rule), BOIN by its elimination
+        rule, a CRM only with a safety slot (``safety_cutoff``, ``stop_when_too_toxic``, ...); a design that
+        keeps treating at the lowest tier, or stops for another reason (``max_n``), has no safety stop.
+        """
+        c = max(int(self.cohort_size), 1)
+        m = np.arange(c, int(self.max_n) + 1, c, dtype=np.int32)[:200]
+        if m.size == 0:
+            return False
+        n = np.zeros((m.size, self.n_tiers), dtype=np.int32)
+        n[:, 0] = m
+        zero = np.zeros(m.size, dtype=np.int32)
+        state = TrialState.from_counts(n, n, zero, e=n, ye=n, last_n=np.full(m.size, c), last_y=np.full(m.size, c),
+                                       phase=zero, aux=zero)
+        d = self.step(state)
+        return bool((d.stop & np.isin(d.reason, NO_DOSE_REASONS)).any())
 
     # -- the decision grid (what protocols print) ----------------------------
     def decision_grid(self, max_n: int | None = None) -> dict[int, tuple[str, ...]] | None:
