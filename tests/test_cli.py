@@ -155,3 +155,93 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path):
                  ["table", f, "-d", "BOIN", "--max-n", "100000"]):
         r = run(*args)
         assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+MIXED = """
+[protocol]
+name = "T"
+target = 0.25
+[tiers]
+doses = [1e5, 3e5, 6e5]
+unit = "cells/kg"
+[[design]]
+name = "3+3"
+type = "3+3"
+[[design]]
+name = "BOIN"
+type = "BOIN"
+max_n = 24
+[[design]]
+name = "CRM"
+type = "CRM"
+skeleton = [0.12, 0.25, 0.38]
+max_n = 24
+[[design]]
+name = "BOIN12"
+type = "BOIN12"
+max_n = 24
+[[scenario]]
+name = "mid"
+true_tox = [0.05, 0.1, 0.2]
+true_eff = [0.3, 0.5, 0.52]
+[run]
+n_trials = 200
+seed = 1
+"""
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    f = tmp_path / "mixed.toml"
+    f.write_text(MIXED)
+    return f
+
+
+def _rows(text: str, header: str) -> dict:
+    """The comparison's rows after the line starting with ``header``: design name -> rest of the line."""
+    lines = text.splitlines()
+    i = next(j for j, line in enumerate(lines) if line.strip().startswith(header))
+    out = {}
+    for line in lines[i + 1:]:
+        if not line.startswith("    ") or line.startswith("     "):
+            break
+        name, _, rest = line.strip().partition("  ")
+        out[name.strip()] = rest.strip()
+    return out
+
+
+def test_simulate_compares_each_design_on_its_question(mixed):
+    r = run("simulate", mixed, "-n", 200, "--seed", 1)
+    assert r.exit_code == 0, r.output
+    from doseesc.study import run_protocol
+    study = run_protocol(doseesc.load_protocol(mixed), n_trials=200, seed=1)
+    res = {study.name_of(x): x for x in study.results}
+    rows = _rows(r.stdout, "design   Q")
+    # MTD designs on P(true MTD), OBD designs on P(true OBD); BOIN12 is the OBD reference (no difference)
+    assert rows["BOIN12"].split()[:2] == ["OBD", f"{100 * res['BOIN12'].p_select_obd:.1f}%"]
+    assert rows["BOIN"].split()[:2] == ["MTD", f"{100 * res['BOIN'].p_correct:.1f}%"]
+    assert rows["3+3 [a]"].split()[:2] == ["MTD", f"{100 * res['3+3'].p_correct:.1f}%"]
+    header = next(line for line in r.stdout.splitlines() if line.strip().startswith("design   Q"))
+    assert "P(correct)" in header and "P(true OBD)" not in header and "P(true MTD)" not in header
+    # conduct differences next to the numbers: 3+3 at most 18 patients (3 tiers x 6), CRM without a safety stop
+    assert "[a] 3+3: max N 18 (others 24)" in r.stdout and "[b] CRM: no safety stop" in r.stdout
+    # the near-tie warning once, under its scenario in the comparison
+    proto = doseesc.load_protocol(mixed)
+    tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], proto.tiers.tier_labels)
+    assert tie and r.stdout.count(tie) == 1
+    both = run("simulate", mixed, "-n", 200, "--seed", 1, "--both-questions")
+    header = next(line for line in both.stdout.splitlines() if line.strip().startswith("design   Q"))
+    assert "P(true MTD)" in header and "P(true OBD)" in header and "P(correct)" in header
+
+
+def test_single_design_run_warns_near_ties_and_check_too(mixed):
+    proto = doseesc.load_protocol(mixed)
+    tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], proto.tiers.tier_labels)
+    r = run("simulate", mixed, "-n", 50, "-d", "BOIN12")
+    assert r.exit_code == 0 and f"warning: {tie}" in r.stdout and "Paired" not in r.stdout
+    r = run("check", mixed)
+    assert r.exit_code == 0 and f"warning: {tie}" in r.stdout
+
+
+def test_no_near_tie_no_warning(proto):
+    assert "warning:" not in run("check", proto).stdout

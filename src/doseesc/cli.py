@@ -25,6 +25,9 @@ from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
 from .protocol import load_protocol
+from .obd import resolve_obd
+from .report.committee import scenario_results
+from .report.summary_text import near_tie_warning
 from .study import Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table, pending_table
 
@@ -117,7 +120,7 @@ def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None:
+def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_questions: bool = False) -> None:
     if fmt == "json":
         text = study.to_json()
     elif fmt == "csv":
@@ -126,12 +129,19 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool) -> None
         proto = study.protocol
         parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
                  (f": {proto.title}" if proto.title else "")]
-        for r in study.results:
+        compared = study.method == "simulate" and len({study.name_of(r) for r in study.results}) > 1
+        warnings = {s: near_tie_warning(scenario_results(study, s))
+                    for s in dict.fromkeys(r.scenario.name for r in study.results)}
+        for i, r in enumerate(study.results):
             parts.append("")
             parts.append(str(r))
-        if study.method == "simulate" and len({study.name_of(r) for r in study.results}) > 1:
+            s = r.scenario.name
+            last = i + 1 == len(study.results) or study.results[i + 1].scenario.name != s
+            if last and not compared and warnings[s]:
+                parts.append(f"warning: {warnings[s]}")
+        if compared:
             parts.append("")
-            parts.append(_comparison_text(study.comparison()))
+            parts.append(_comparison_text(study.comparison(), both_questions, warnings))
         if study.method == "simulate" and proto.dose_model is not None:
             parts.append("")
             parts.append(_impact_text(study))
@@ -155,53 +165,121 @@ def _check_output_file(path: str, option: str) -> None:
         raise DoseescError(f"{option} {path}: folder {parent} does not exist")
 
 
-def _comparison_text(comp) -> str:
-    """Compact paired comparison: each design's key numbers and its difference from the reference."""
+#: Short column heads of the paired comparison: metric -> (head, shown as a percentage).
+_COMPARISON_COLUMNS = {"p_correct_question": ("P(correct)", True), "p_correct": ("P(true MTD)", True),
+                       "p_select_obd": ("P(true OBD)", True), "expected_n": ("mean N", False),
+                       "p_no_dose": ("P(no dose)", True), "share_above_mtd": ("above MTD", True),
+                       "mean_dlt": ("DLTs", False)}
+
+
+def _cell(row, own: bool, pct: bool) -> str:
+    """One number of the comparison: estimate, then (difference ± MCSE) unless the row is its own reference;
+    exact differences carry no ± (their MCSE is 0)."""
+    if row["estimate"] != row["estimate"]:
+        return "n/a"
+    f, unit, dec = (100, "%", 1) if pct else (1, "", 2)
+    est = f"{f * row['estimate']:.{dec}f}{unit}"
+    if own or row["diff"] != row["diff"]:
+        return est
+    if row["method"] == "exact" and row["diff_mcse"] == 0:
+        return est + " ({:+.{p}f})".format(f * row["diff"], p=dec)
+    return est + " ({:+.{p}f} ± {:.{p}f})".format(f * row["diff"], f * row["diff_mcse"], p=dec)
+
+
+def _markers(notes: dict) -> dict[str, str]:
+    """Footnote markers ``[a]``, ``[b]``, ... for the designs that have conduct notes (one per distinct note)."""
+    texts = list(dict.fromkeys("; ".join(n) for n in notes.values() if n))
+    return {d: f"[{chr(ord('a') + texts.index('; '.join(n)) % 26)}]" for d, n in notes.items() if n}
+
+
+def _comparison_text(comp, both_questions: bool = False, warnings: dict | None = None) -> str:
+    """Compact paired comparison: each design's key numbers and its difference from the reference.
+
+    P(correct) shows each design on the question it answers (MTD designs: P(true MTD); OBD designs:
+    P(true OBD)), compared with the first design answering the same question; ``both_questions`` adds
+    both P(true MTD) and P(true OBD) for every design. Designs whose conduct differs (maximum N, safety
+    stop, expansion) carry a marker and a note; ``warnings`` (scenario -> text) go under their scenario.
+    """
     t = comp.table()
-    lines = [f"Paired comparison (same simulated patients for every design; difference from "
-             f"{comp.reference!r} ± its MCSE):"]
-    show = [("p_correct", "P(true MTD)", True), ("expected_n", "mean N", False),
-            ("p_no_dose", "P(no dose)", True), ("share_above_mtd", "above MTD", True), ("mean_dlt", "DLTs", False)]
+    questions = comp.questions()
+    asked = list(dict.fromkeys(questions.values()))
+    mixed = len(asked) > 1
+    refs = {q: comp.question_reference(q) for q in asked}
+    lines = [f"Paired comparison (same simulated patients for every design; in brackets the difference from "
+             f"{comp.reference!r} ± its MCSE" + (")" if not mixed else
+                                                  "; P(correct) is each design's own question, MTD or OBD, "
+                                                  "compared with " + " and ".join(f"{refs[q]!r} ({q})"
+                                                                                 for q in asked) + ")") + ":"]
+    if not mixed:
+        first = "p_correct" if asked[0] == "MTD" else "p_select_obd"
+        metrics = [first] + (["p_select_obd" if first == "p_correct" else "p_correct"] if both_questions else [])
+    else:
+        metrics = ["p_correct_question"] + (["p_correct", "p_select_obd"] if both_questions else [])
+    metrics += ["expected_n", "p_no_dose", "share_above_mtd", "mean_dlt"]
+    notes = comp.conduct_notes()
+    marks = _markers(notes)
+    names = {d: d + (f" {marks[d]}" if d in marks else "") for d in comp.designs}
+    show_method = (t["method"] == "exact").any()
     for s in comp.scenarios:
-        lines.append(f"  scenario {s!r}")
         sub = t[t["scenario"] == s]
-        cols = show + ([("p_select_obd", "P(true OBD)", True)] if (sub["metric"] == "p_select_obd").any() else [])
-        width = max(len(d) for d in comp.designs)
-        header = "    " + " " * width + "".join(f"{label:>24}" for _, label, _ in cols)
-        lines.append(header)
+        r0 = comp.results[(s, comp.reference)]
+        truth = []
+        if r0.true_mtd is not None:
+            truth.append(f"true MTD {r0.ladder.label(r0.true_mtd)}")
+        obd = next((comp.results[(s, d)].true_obd for d in comp.designs
+                    if comp.results[(s, d)].true_obd is not None), None)
+        if obd is not None:
+            truth.append(f"true OBD {r0.ladder.label(obd)}")
+        lines.append(f"  scenario {s!r}" + (f" ({'; '.join(truth)})" if truth else ""))
+        if warnings and warnings.get(s):
+            lines.append(f"    warning: {warnings[s]}")
+        cols = [m for m in metrics if (sub["metric"] == m).any()]
+        head = ["design"] + (["Q"] if mixed else []) + (["method"] if show_method else []) \
+            + [_COMPARISON_COLUMNS[m][0] for m in cols]
+        body = []
         for d in comp.designs:
-            cells = []
-            for metric, _, pct in cols:
-                row = sub[(sub["design"] == d) & (sub["metric"] == metric)].iloc[0]
-                if row["estimate"] != row["estimate"]:
-                    cells.append(f"{'n/a':>24}")
+            mine = sub[sub["design"] == d]
+            cells = [names[d]] + ([questions[d]] if mixed else []) \
+                + ([mine["method"].iloc[0].replace("monte carlo", "MC")] if show_method else [])
+            for m in cols:
+                row = mine[mine["metric"] == m]
+                if row.empty:
+                    cells.append("n/a")
                     continue
-                f = 100 if pct else 1
-                unit = "%" if pct else ""
-                dec = 1 if pct else 2
-                est = f"{f * row['estimate']:.{dec}f}{unit}"
-                if d == comp.reference:
-                    cells.append(f"{est:>24}")
-                else:
-                    extra = " ({:+.{p}f} ± {:.{p}f})".format(f * row["diff"], f * row["diff_mcse"], p=dec)
-                    cells.append(f"{est + extra:>24}")
-            lines.append(f"    {d:<{width}}" + "".join(cells))
+                row = row.iloc[0]
+                cells.append(_cell(row, own=row["versus"] == d, pct=_COMPARISON_COLUMNS[m][1]))
+            body.append(cells)
+        width = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
+        n_left = 1 + mixed + show_method
+        for r in [head] + body:
+            lines.append("    " + "  ".join(c.ljust(w) if j < n_left else c.rjust(w)
+                                           for j, (c, w) in enumerate(zip(r, width))).rstrip())
+    if marks:
+        lines.append("  The designs differ in conduct (read their numbers with this in mind):")
+        for m in dict.fromkeys(marks.values()):
+            ds = [d for d in comp.designs if marks.get(d) == m]
+            lines.append(f"    {m} {', '.join(ds)}: " + "; ".join(notes[ds[0]]))
     return "\n".join(lines)
 
 
 def _impact_text(study) -> str:
-    """The actual-dose model's paired effect on each design's key numbers."""
+    """The actual-dose model's paired effect on each design's key numbers (P(correct) on the design's own
+    question)."""
     t = study.dose_impact()
     lines = ["Actual-dose model: " + study.protocol.dose_model.describe(study.protocol.tiers),
              "Its effect (same trials rerun at the nominal doses, no failures; difference ± MCSE):"]
     labels = {"p_correct": ("P(true MTD)", True), "p_select_obd": ("P(true OBD)", True),
               "expected_n": ("mean N", False), "share_above_mtd": ("above MTD", True), "mean_dlt": ("DLTs", False)}
+    questions = {study.name_of(r): r.design.question for r in study.results}
+    other = {"MTD": "p_select_obd", "OBD": "p_correct"}
     for s in dict.fromkeys(t["scenario"]):
         lines.append(f"  scenario {s!r}")
         sub = t[t["scenario"] == s]
         for d in dict.fromkeys(sub["design"]):
             cells = []
             for _, row in sub[sub["design"] == d].iterrows():
+                if row["metric"] == other[questions[d]]:
+                    continue
                 label, pct = labels[row["metric"]]
                 f, unit, dec = (100, "%", 1) if pct else (1, "", 2)
                 cells.append(f"{label} {f * row['without']:.{dec}f}{unit} -> {f * row['with']:.{dec}f}{unit} "
@@ -240,10 +318,15 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
 @_out_opt
 @_format_opt
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
-def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress):
+@click.option("--both-questions", is_flag=True, default=False,
+              help="In the paired comparison, show P(true MTD) and P(true OBD) for every design (default: each "
+                   "design on the question it answers, MTD or OBD).")
+def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions):
     """Monte Carlo operating characteristics of every design under every scenario.
 
-    All designs see the same simulated patients in a scenario (paired comparison).
+    All designs see the same simulated patients in a scenario (paired comparison). Each design is
+    compared on the question it answers: MTD designs on P(select the true MTD), OBD designs (those that
+    select on response) on P(select the true OBD).
     """
     proto = load_protocol(file)
     n = proto.n_trials if n_trials is None else n_trials
@@ -257,7 +340,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress):
                              command=_command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed))
     finally:
         bar.close()
-    _emit(study, fmt, out, include_trials=True)
+    _emit(study, fmt, out, include_trials=True, both_questions=both_questions)
 
 
 @main.command()
@@ -400,6 +483,11 @@ def check(file):
                        + ", ".join(f"{p:.3f}" for p in s.nominal_tox) + ")" + mtd)
         else:
             click.echo(f"  {name}: P(DLT) " + ", ".join(f"{p:g}" for p in s.true_tox) + mtd)
+    for s in proto.scenarios.values():
+        defs = dict.fromkeys(resolve_obd(proto.obd, d, s) for d in proto.designs.values())
+        for text in dict.fromkeys(o.near_tie_text(s, t.tier_labels) for o in defs if o is not None):
+            if text:
+                click.echo(f"warning: {text}")
     click.echo(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
 
 

@@ -361,13 +361,17 @@ class Design:
         every tier. A tier holds at most ``tier_cap`` patients, and at most the largest count of the design's
         :meth:`decision_grid` when the grid never says stay at that count (the 3+3 decides at 3 and 6 patients
         and never stays at 6: at most 6 per tier, so 6 x n_tiers in all). A design wrapping another (a
-        dataclass field holding a design, as the OBD pick holds its base) treats at most the inner design's
-        largest N plus what its own ``max_n`` adds to the inner one's (the OBD pick's expansion).
+        dataclass field holding a design, as the OBD pick holds its base) with an :attr:`expansion` treats at
+        most the inner design's largest N plus what its own ``max_n`` adds to the inner one's (the OBD pick's
+        2 x expansion); without an expansion, its own ``max_n`` (an expansion that fills the places the inner
+        design leaves reaches it). A design whose rules bound N otherwise overrides this method.
         """
         limit = int(self.max_n)
         inner = [getattr(self, f.name) for f in dataclasses.fields(self)]
         inner = [d for d in inner if isinstance(d, Design)]
         if len(inner) == 1:
+            if not self.expansion:
+                return limit
             return min(limit, inner[0].largest_n() + limit - int(inner[0].max_n))
         per_tier = [] if self.tier_cap is None else [int(self.tier_cap)]
         grid = self.decision_grid(limit)

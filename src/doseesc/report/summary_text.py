@@ -32,6 +32,17 @@ def paired_difference(a, b, metric: str) -> tuple[float, float]:
     return ea - eb, math.hypot(sa, sb)
 
 
+def near_tie_warning(results: dict, labels=None) -> str | None:
+    """The near-tie warning of one scenario (:meth:`~doseesc.obd.OBDDefinition.near_tie_text`): admissible
+    tiers whose true utility lies within the margin of the true OBD's; None where the true OBD is clear or
+    the scenario has no OBD. ``results``: design name -> result, all under the same scenario; ``labels``:
+    the tiers' names (default: the ladder's own, as on the command line)."""
+    r = next((r for r in results.values() if r.obd is not None and r.scenario.true_eff is not None), None)
+    if r is None:
+        return None
+    return r.obd.near_tie_text(r.scenario, r.ladder.tier_labels if labels is None else labels)
+
+
 def _p(x: float) -> str:
     return f"{100 * x:.1f}%"
 
