@@ -34,7 +34,12 @@ class OBDPick(Design):
        slots until it stops and names an MTD ``m``.
     2. Optional expansion (``expansion`` > 0): ``expansion`` more patients at
        ``m``, then ``expansion`` at ``m - 1`` (the top two tolerated tiers);
-       skipped when the base names no MTD.
+       skipped when the base names no MTD. Or ``fill = True`` (``expansion``
+       0): the expansion treats the places the base left, up to the base's
+       ``max_n`` (the registered N), so that the design is compared with
+       others at that N: with ``R = max_n - patients treated`` when the base
+       stops, ``ceil(R / 2)`` at ``m`` and the rest at ``m - 1`` (all ``R``
+       at ``m`` when ``m`` is the lowest tier); nothing when ``R = 0``.
     3. The OBD is the tried tier at or below ``m`` with the highest mean
        observed utility (``utility`` of the four outcomes, BOIN12's defaults:
        neither 40, DLT only 0, response only 100, both 60; the lower tier on
@@ -43,7 +48,9 @@ class OBDPick(Design):
        with n >= 3, P(p_T > target | Beta(1 + y, 1 + n - y)) > ``tox_cutoff``
        (0.95), target the base's (1/3 for a base without one, such as 3+3).
 
-    The maximum sample size is the base's ``max_n`` plus ``2 x expansion``.
+    The maximum sample size is the base's ``max_n`` plus ``2 x expansion``
+    (with ``fill``: the base's ``max_n``, reached by every trial that names
+    an MTD).
     """
 
     kind = "obd-pick"
@@ -53,6 +60,8 @@ class OBDPick(Design):
     expansion: int = 0
     utility: tuple[float, float, float, float] = DEFAULT_UTILITY
     tox_cutoff: float = dataclasses.field(default=0.95, kw_only=True)
+    #: The expansion fills the places the base left, up to its ``max_n`` (``expansion`` must be 0).
+    fill: bool = dataclasses.field(default=False, kw_only=True)
 
     def __post_init__(self):
         base = self.base
@@ -66,9 +75,18 @@ class OBDPick(Design):
             raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
         if isinstance(base, OBDPick):
             raise DesignError("base: an OBD pick cannot wrap another OBD pick")
+        if self.expansion == "fill":
+            raise DesignError('expansion = "fill": write fill = true (and no expansion, or expansion = 0) for an '
+                              "expansion that fills the places the base design leaves, up to its max_n")
         check_int(self.expansion, "expansion", minimum=0)
         if self.expansion > 100:
             raise DesignError(f"expansion = {self.expansion} must be at most 100 patients per tier")
+        if not isinstance(self.fill, (bool, np.bool_)):
+            raise DesignError(f"fill = {self.fill!r} must be true or false")
+        object.__setattr__(self, "fill", bool(self.fill))
+        if self.fill and self.expansion:
+            raise DesignError(f"fill = true with expansion = {self.expansion}: give one of them (fill treats every "
+                              f"place the base leaves, up to its max_n = {base.max_n})")
         try:
             u = tuple(float(v) for v in self.utility)
         except (TypeError, ValueError):
@@ -102,6 +120,8 @@ class OBDPick(Design):
 
     @property
     def max_size(self) -> int:
+        if self.fill:   # the expansion at the MTD: at most the places the base leaves, below its max_n
+            return max(self.base.max_size, self.base.max_n)
         return max(self.base.max_size, self.expansion)
 
     @property
@@ -128,7 +148,8 @@ class OBDPick(Design):
 
     @property
     def label(self) -> str:
-        extra = f", expansion {self.expansion} x 2" if self.expansion else ""
+        extra = (f", expansion to N = {self.max_n}" if self.fill
+                 else f", expansion {self.expansion} x 2" if self.expansion else "")
         return f"{self.base.label} + OBD pick{extra}"
 
     def admissible(self, state):
@@ -164,23 +185,33 @@ class OBDPick(Design):
             fired[p0] = dec.fired
             if dec.size is not None:
                 size[p0] = dec.size
-            if self.expansion and dec.stop.any():
+            if (self.expansion or self.fill) and dec.stop.any():
                 m = np.full(sub.n_trials, -1, dtype=np.int32)
                 m[dec.stop] = self.base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
-                expand = dec.stop & (m >= 0)
+                if self.fill:
+                    # the places left, half at the MTD (rounded up), all of them when the MTD is the lowest tier
+                    left = self.max_n - np.asarray(sub.total_n, dtype=np.int32)
+                    first = np.where(m >= 1, (left + 1) // 2, left)
+                else:
+                    first = np.full(sub.n_trials, self.expansion, dtype=np.int32)
+                expand = dec.stop & (m >= 0) & (first > 0)
                 idx = np.flatnonzero(p0)[expand]
                 nxt[idx], stop[idx], reason[idx] = m[expand], False, 0
-                size[idx] = self.expansion
+                size[idx] = first[expand]
                 new_phase[idx], new_aux[idx] = 1, m[expand]
         p1 = phase == 1
         if p1.any():
             m = state.aux[p1]
-            more = m >= 1
+            if self.fill:   # the rest of the places at the tier below
+                second = self.max_n - np.asarray(state.total_n, dtype=np.int32)[p1]
+            else:
+                second = np.full(m.shape, self.expansion, dtype=np.int32)
+            more = (m >= 1) & (second > 0)
             idx = np.flatnonzero(p1)
             nxt[idx] = np.where(more, m - 1, -1)
             stop[idx] = ~more
             reason[idx] = np.where(more, 0, StopReason.EXPANSION_DONE)
-            size[idx] = self.expansion
+            size[idx] = np.where(more, second, self.cohort_size) if self.fill else second
             new_phase[idx] = 2
         p2 = phase == 2
         if p2.any():
@@ -233,11 +264,16 @@ class OBDPick(Design):
             out["utility"] = list(self.utility)
         if self.tox_cutoff != 0.95:
             out["tox_cutoff"] = self.tox_cutoff
+        if self.fill:
+            out["fill"] = True
         return out
 
     def describe(self) -> str:
         exp = (f"; then {self.expansion} more patients at the MTD and {self.expansion} at the tier below"
                if self.expansion else "")
+        if self.fill:
+            exp = (f"; then the places left up to N = {self.max_n}, half at the MTD (rounded up) and half at the "
+                   "tier below (all at the MTD when it is the lowest tier)")
         n, t, e, b = self.utility
         return (f"{self.base.describe()}{exp}; OBD = the tried tier at or below the MTD with the best observed "
                 f"utility (response without DLT {e:g}, neither {n:g}, both {b:g}, DLT without response {t:g}), "
