@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,11 @@ from .tiers import DoseLadder
 
 #: [protocol] keys that are defaults for the [[design]] tables.
 _DESIGN_DEFAULTS = ("max_n", "cohort_size", "target")
-_PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target", "max_n", "cohort_size"}
+#: [protocol] keys stating the observation windows (days, > 0) and what is observed in them (text).
+_WINDOW_KEYS = ("dlt_window_days", "response_window_days")
+_DEFINITION_KEYS = ("dlt_definition", "response_definition")
+_PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target", "max_n", "cohort_size",
+                  *_WINDOW_KEYS, *_DEFINITION_KEYS}
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
 _OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
@@ -53,6 +58,14 @@ class Protocol:
     dose_model: object | None = None
     #: Calendar model ([calendar] table), or None.
     calendar: object | None = None
+    #: Days after the infusion in which a DLT counts ([protocol] ``dlt_window_days``), or None if unstated.
+    dlt_window_days: float | None = None
+    #: Days after the infusion at which response is judged ([protocol] ``response_window_days``), or None.
+    response_window_days: float | None = None
+    #: What counts as a DLT, in the file's words ([protocol] ``dlt_definition``).
+    dlt_definition: str = ""
+    #: What counts as a response, in the file's words ([protocol] ``response_definition``).
+    response_definition: str = ""
 
     def design(self, name: str) -> Design:
         if name not in self.designs:
@@ -141,13 +154,68 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     dose_model = _actual_dose_table(data, ladder, designs, where)
     scenarios = _scenario_tables(data, ladder, target, dose_model, where)
     obd_def = _obd_table(data, where)
-    calendar = calendar_from_toml(data["calendar"], where) if "calendar" in data else None
+    windows = _window_keys(proto, where)
+    calendar = _calendar_table(data, windows, designs, where)
     n_trials, seed = _run_table(data, where)
     return Protocol(dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
                     designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
-                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar)
+                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar, **windows)
+
+
+def _window_keys(proto: dict, where: str) -> dict:
+    """[protocol] ``dlt_window_days`` and ``response_window_days`` (positive numbers of days, or None) and
+    ``dlt_definition`` and ``response_definition`` (text, "" when not given), checked."""
+    out: dict = {}
+    for key in _WINDOW_KEYS:
+        value = proto.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ScenarioError(f"{where}: [protocol] {key} = {value!r} must be a positive number of days")
+        out[key] = None if value is None else float(value)
+    for key in _DEFINITION_KEYS:
+        value = proto.get(key, "")
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: [protocol] {key} = {value!r} must be text (a quoted string)")
+        out[key] = value.strip()
+    return out
+
+
+def _calendar_table(data: dict, windows: dict, designs: dict[str, Design], where: str):
+    """The [calendar] model, made consistent with the windows [protocol] states; None without the table.
+
+    The [calendar] takes [protocol] ``dlt_window_days`` and ``response_window_days`` where it does not set
+    its own ``dlt_window_days`` and ``eff_window_days``; where both tables set a window they must agree. A
+    file with a design that uses response (``uses_efficacy``) must state the response window in one of them:
+    :class:`~doseesc.calendar.Calendar` reads an unset response window as the DLT window (response known at
+    the end of the DLT window), which a file whose response is judged months later must not get by default.
+    """
+    if "calendar" not in data:
+        return None
+    table = data["calendar"]
+    calendar = calendar_from_toml(table, where)
+    pairs = (("dlt_window_days", "dlt_window_days"), ("response_window_days", "eff_window_days"))
+    for pkey, ckey in pairs:
+        stated = windows[pkey]
+        if stated is None:
+            continue
+        if ckey in table:
+            own = float(table[ckey])
+            if own != stated:
+                raise ScenarioError(f"{where}: [calendar] {ckey} = {table[ckey]!r} disagrees with [protocol] "
+                                    f"{pkey} = {stated:g}: give the window once (in [protocol]) or the same "
+                                    "number in both tables")
+        else:
+            calendar = dataclasses.replace(calendar, **{ckey: stated})
+    if calendar.eff_window_days is None:
+        users = [name for name, d in designs.items() if d.uses_efficacy]
+        if users:
+            raise ScenarioError(
+                f"{where}: no response window: design {users[0]!r} uses response, and neither [calendar] "
+                "eff_window_days nor [protocol] response_window_days is given; state the days after the infusion "
+                "at which response is judged (write the DLT window's number if response is judged at its end)")
+    return calendar
 
 
 def _protocol_table(data: dict, where: str) -> tuple[dict, float | None]:
