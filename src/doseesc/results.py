@@ -120,6 +120,11 @@ SCREENED_KEY = "n_screened"
 #: OBD metrics that do not break on ties or near-ties of the true utility (issue 18 item 3).
 UTILITY_METRICS = ("expected_utility", "utility_loss", "p_within_margin")
 
+#: Direction of the worst case over scenarios of the safety and accuracy metrics (``"max"``: larger is worse,
+#: ``"min"``: smaller is worse), used by :meth:`doseesc.study.Study.averages`.
+WORST_CASE = {**{name: "max" for name in SAFETY_METRICS + ("share_above_mtd", "utility_loss")},
+              **{name: "min" for name in ("p_correct", "p_select_obd", "p_within_margin", "expected_utility")}}
+
 #: Margin of ``p_within_margin``, in utility points (the OBD definition's utility scale, 0-100 by
 #: default), defined in :mod:`doseesc.obd` beside the near-tie warning that uses the same margin.
 
@@ -243,6 +248,15 @@ class OperatingCharacteristics:
         if self.is_exact:
             return 0.0
         return _quantile_mcse(np.sort(self.total_n), q)
+
+    def values(self, name: str) -> np.ndarray | None:
+        """Per-record values whose weighted mean is the metric ``name`` (e.g. 0/1 indicators for a probability),
+        as float array ``(n_records,)``; None where the metric is not defined for this run or is not a mean
+        (``sd_n``, the quantiles ``n_qXX``). NaN entries (extras that do not apply) are left out of the mean."""
+        if name == "sd_n" or name.startswith("n_q"):
+            return None
+        x = self._per_trial(name)
+        return None if x is None else np.asarray(x, dtype=float)
 
     def _per_trial(self, name: str) -> np.ndarray | None:
         k = self.ladder.n_tiers

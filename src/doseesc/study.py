@@ -20,13 +20,128 @@ from .protocol import Protocol
 from .report.committee import CommitteeReport, build_report, key_metrics_table, scenario_results
 from .report.document import _table_html, html_text
 from .report.labels import design_colours
-from .results import OperatingCharacteristics
+from .results import WORST_CASE, OperatingCharacteristics
 from .rng import root_seed, seed_record
+
+#: Methods of :func:`run_protocol`.
+METHODS = ("simulate", "exact", "auto")
+
+
+def exact_refusal(protocol: Protocol, design) -> str | None:
+    """Why the exact engine cannot stand in for the Monte Carlo run of ``design`` in ``protocol``, or None.
+
+    The exact engine enumerates counts. It gives the run's own selections and allocations when the
+    design decides on complete cohorts' counts: with or without a calendar (the calendar is laid over the
+    untimed trials and changes no selection; its time metrics stay Monte Carlo), not with the actual-dose
+    model (actual doses change the outcomes) nor for a time-to-event design simulated in calendar time."""
+    if protocol.dose_model is not None:
+        return "the actual-dose model changes the patients' outcomes: Monte Carlo only"
+    if design.time_to_event and (not design.complete_data or protocol.calendar is not None):
+        return "a time-to-event design decides on partial follow-up in calendar time: Monte Carlo only"
+    return None
+
+
+def _timed(name: str, mc: OperatingCharacteristics) -> bool:
+    """A metric of the Monte Carlo run ``mc`` that depends on its realism models (calendar, actual dose)."""
+    return name in mc.extra or (name == "expected_screened" and (mc.screened is not None or "n_enrolled" in mc.extra))
+
+
+def preferred_metrics(mc: OperatingCharacteristics | None, ex: OperatingCharacteristics | None) -> pd.DataFrame:
+    """``mc.metrics()`` with every row the exact run ``ex`` gives exactly in its place, and a ``method`` column
+    (``"exact"`` or ``"monte carlo"``) per row.
+
+    A row comes from ``ex`` when its exact estimate is finite and the metric does not depend on the Monte
+    Carlo run's calendar or actual-dose model (durations, waiting, patients screened: :func:`_timed`);
+    ``p_two_dlt_cohort`` (NaN for exact runs) stays Monte Carlo. With ``mc`` None, ``ex.metrics()``."""
+    if mc is None:
+        m = ex.metrics().copy()
+        m["method"] = ex.method
+        return m
+    m = mc.metrics().copy()
+    m["method"] = mc.method
+    if ex is None:
+        return m
+    e = ex.metrics()
+    for name in m.index:
+        if name in e.index and math.isfinite(e.loc[name, "estimate"]) and not _timed(name, mc):
+            for col in ("estimate", "mcse", "definition"):
+                m.at[name, col] = e.at[name, col]
+            m.at[name, "method"] = ex.method
+    return m
+
+
+def _scenario_weights(weights, names: list[str]) -> np.ndarray:
+    """Weights per scenario of ``names`` (not normalised): equal by default, a dict by scenario name, or a
+    sequence in the study's scenario order."""
+    if weights is None:
+        return np.ones(len(names))
+    if isinstance(weights, dict):
+        unknown = [k for k in weights if k not in names]
+        if unknown:
+            raise DoseescError(f"weights: no scenario named {unknown[0]!r} in the study (scenarios: {', '.join(names)})")
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise DoseescError(f"weights: no weight for scenario {missing[0]!r} (give every scenario a weight, "
+                               "0 to leave it out)")
+        w = [weights[n] for n in names]
+    else:
+        w = list(weights)
+        if len(w) != len(names):
+            raise DoseescError(f"weights = {weights!r}: {len(w)} weights for {len(names)} scenarios "
+                               f"({', '.join(names)})")
+    for name, v in zip(names, w):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(v)) or v < 0:
+            raise DoseescError(f"weights: scenario {name!r} has weight {v!r}; weights must be non-negative numbers")
+    w = np.asarray(w, dtype=float)
+    if w.sum() <= 0:
+        raise DoseescError("weights: every weight is 0")
+    return w
+
+
+def _average_mcse(name: str, cells: list, w: np.ndarray) -> float:
+    """MCSE of ``sum_s w_s est_s`` over the scenario cells ``(est, se, result)`` (``w`` normalised).
+
+    Exact cells add no error. Monte Carlo runs with the same seed and number of trials share their patients
+    (``run_protocol`` gives every scenario the same latent uniforms), so they are correlated: for a metric that
+    is a mean of per-trial values the MCSE is that of the per-trial weighted sum, SD over trials / sqrt(T)
+    (the covariances included). Runs with different seeds are independent: sqrt(sum w_s^2 se_s^2) (equal
+    weights: sqrt(sum se_s^2) / k). Where per-trial values are not available within a group of shared
+    patients (``sd_n``, quantiles, extras with NaN entries) the bound sum w_s se_s (perfect correlation) is
+    used for that group."""
+    groups: dict = {}
+    for (est, se, r), ws in zip(cells, w):
+        if r is None or r.is_exact or se == 0:
+            continue
+        seed = (r.provenance or {}).get("seed")
+        key = (json.dumps(seed, sort_keys=True, default=str), r.n_trials) if seed is not None else id(r)
+        groups.setdefault(key, []).append((ws, se, r))
+    var = 0.0
+    for members in groups.values():
+        if len(members) == 1:
+            ws, se, _ = members[0]
+            var += (ws * se) ** 2
+            continue
+        xs = [r.values(name) for _, _, r in members]
+        if all(x is not None and not np.isnan(x).any() for x in xs):
+            total = sum(ws * x for (ws, _, _), x in zip(members, xs))
+            var += float(total.var(ddof=1)) / total.size
+        else:
+            var += sum(ws * se for ws, se, _ in members) ** 2
+    return math.sqrt(var)
 
 
 @dataclass(frozen=True)
 class Study:
-    """Results of a protocol's designs under its scenarios (one run each)."""
+    """Results of a protocol's designs under its scenarios (one run each).
+
+    ``results`` are the Monte Carlo runs (methods ``"simulate"`` and ``"auto"``) or the exact runs (method
+    ``"exact"``), in scenario-major order. Method ``"auto"`` holds, beside the Monte Carlo runs (which the paired
+    comparison needs), the exact runs wherever the exact engine applies (:attr:`exact_results`, keyed
+    ``(scenario, design)`` as :class:`~doseesc.compare.Comparison`), with the reason elsewhere
+    (:attr:`exact_skipped`); :meth:`preferred`, :meth:`metrics` ``(prefer_exact=True)``, :meth:`summary`
+    ``(prefer_exact=True)`` and :meth:`averages` use them and say per result or row which was used.
+    """
 
     protocol: Protocol
     method: str
@@ -34,24 +149,117 @@ class Study:
     seed: dict | None = None
     command: str = ""
     extra: dict = field(default_factory=dict)
+    #: Method ``"auto"``: the exact run of each (scenario name, design name) the exact engine accepted.
+    exact_results: dict = field(default_factory=dict)
+    #: Method ``"auto"``: why each other (scenario name, design name) has no exact run.
+    exact_skipped: dict = field(default_factory=dict)
 
-    def _long(self, table: str) -> pd.DataFrame:
-        """Concatenate one per-result table over all results, with design and scenario columns."""
-        frames = []
+    # -- which run stands for each design x scenario ------------------------------------------------------
+    @property
+    def simulations(self) -> tuple[OperatingCharacteristics, ...]:
+        """The Monte Carlo runs (every design x scenario for methods ``"simulate"`` and ``"auto"``)."""
+        return () if self.method == "exact" else self.results
+
+    def exact_of(self, r: OperatingCharacteristics) -> OperatingCharacteristics | None:
+        """The exact run beside the Monte Carlo run ``r`` (method ``"auto"``), ``r`` itself if it is exact, or None."""
+        if r.is_exact:
+            return r
+        return self.exact_results.get((r.scenario.name, self.name_of(r)))
+
+    def preferred(self) -> tuple[OperatingCharacteristics, ...]:
+        """One run per design x scenario, in the order of :attr:`results`: the exact run where there is one, else
+        the Monte Carlo run (``r.method`` says which). An exact run in place of a calendar run has no time
+        metrics: :meth:`metrics` ``(prefer_exact=True)`` merges the two row by row."""
+        return tuple(self.exact_of(r) or r for r in self.results)
+
+    def methods(self) -> pd.DataFrame:
+        """Per design x scenario: ``method`` of :meth:`preferred` (``"exact"`` or ``"monte carlo"``) and ``note``
+        (why not exact: the method asked for, a model, or the exact engine's state limit)."""
+        rows = []
         for r in self.results:
-            df = getattr(r, table)().reset_index()
+            d, s = self.name_of(r), r.scenario.name
+            p = self.exact_of(r) or r
+            note = "" if p.is_exact else self.exact_skipped.get(
+                (s, d), "Monte Carlo asked for (method 'simulate')" if self.method == "simulate" else "")
+            rows.append({"design": d, "scenario": s, "method": p.method, "note": note})
+        return pd.DataFrame(rows)
+
+    def _long(self, table: str, results=None, prefer_exact: bool = False) -> pd.DataFrame:
+        """Concatenate one per-result table over all results, with design and scenario columns (and, with
+        ``prefer_exact``, the method of each result or row)."""
+        frames = []
+        for r in self.results if results is None else results:
+            if prefer_exact and table == "metrics":
+                df = preferred_metrics(None if r.is_exact else r, self.exact_of(r)).reset_index()
+            else:
+                df = getattr(r, table)().reset_index()
+                if prefer_exact:
+                    df["method"] = r.method
             df.insert(0, "scenario", r.scenario.name)
             df.insert(0, "design", self.name_of(r))
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 
-    def summary(self) -> pd.DataFrame:
-        """Per-tier table of every result, long form (design, scenario, dose, ...)."""
-        return self._long("summary")
+    def summary(self, prefer_exact: bool = False) -> pd.DataFrame:
+        """Per-tier table of every result, long form (design, scenario, dose, ...); with ``prefer_exact`` from
+        :meth:`preferred` with a ``method`` column (per-tier selections and allocations do not depend on a
+        calendar)."""
+        return self._long("summary", self.preferred() if prefer_exact else None, prefer_exact)
 
-    def metrics(self) -> pd.DataFrame:
-        """Scalar metrics of every result, long form (design, scenario, metric, estimate, mcse)."""
-        return self._long("metrics")
+    def metrics(self, prefer_exact: bool = False) -> pd.DataFrame:
+        """Scalar metrics of every result, long form (design, scenario, metric, estimate, mcse, definition).
+
+        With ``prefer_exact`` each row is exact where the study holds an exact run and the metric does not
+        depend on the calendar or actual-dose model (:func:`preferred_metrics`), with a ``method`` column."""
+        return self._long("metrics", prefer_exact=prefer_exact)
+
+    def averages(self, weights=None, *, prefer_exact: bool = True) -> pd.DataFrame:
+        """Every metric per design averaged over the scenarios, with its MCSE and the worst case.
+
+        ``weights``: None (equal), a dict scenario name -> weight, or a sequence in scenario order;
+        normalised over the scenarios where the metric is defined (finite), whose number is ``n_scenarios``
+        (e.g. ``p_poor_allocation`` is undefined where no tier is safe). Columns: ``design``, ``metric``,
+        ``estimate`` (weighted mean), ``mcse`` (see :func:`_average_mcse`: 0 for exact runs, the paired
+        per-trial formula for Monte Carlo runs sharing their patients, sqrt(sum w^2 se^2) for independent
+        runs), ``worst``, ``worst_mcse`` and ``worst_scenario`` (for the metrics of
+        :data:`~doseesc.results.WORST_CASE`: the largest over scenarios of ``p_above_mtd``, the overdose and
+        allocation risks, ``share_above_mtd``, ``utility_loss``; the smallest of ``p_correct``,
+        ``p_select_obd``, ``p_within_margin``, ``expected_utility``; NaN for the others), ``n_scenarios``,
+        ``method`` (``"exact"``, ``"monte carlo"`` or ``"mixed"`` over the scenarios) and ``definition``.
+        With ``prefer_exact`` (default) exact rows are used where the study has them (method ``"auto"``).
+        """
+        snames = list(dict.fromkeys(r.scenario.name for r in self.results))
+        wall = dict(zip(snames, _scenario_weights(weights, snames)))
+        by_design: dict = {}
+        for r in self.results:
+            ex = self.exact_of(r) if prefer_exact else (r if r.is_exact else None)
+            mc = None if r.is_exact else r
+            by_design.setdefault(self.name_of(r), []).append((r.scenario.name, preferred_metrics(mc, ex), mc))
+        rows = []
+        for dname, cells in by_design.items():
+            names = list(dict.fromkeys(n for _, table, _ in cells for n in table.index))
+            for name in names:
+                use = [(s, table.loc[name], mc) for s, table, mc in cells
+                       if name in table.index and math.isfinite(table.loc[name, "estimate"]) and wall[s] > 0]
+                row = {"design": dname, "metric": name, "estimate": math.nan, "mcse": math.nan,
+                       "worst": math.nan, "worst_mcse": math.nan, "worst_scenario": None, "n_scenarios": len(use),
+                       "method": None,
+                       "definition": next((t.loc[name, "definition"] for _, t, _ in cells if name in t.index), "")}
+                if use:
+                    w = np.array([wall[s] for s, _, _ in use])
+                    w = w / w.sum()
+                    est = np.array([float(x["estimate"]) for _, x, _ in use])
+                    se = np.array([float(x["mcse"]) for _, x, _ in use])
+                    kinds = {x["method"] for _, x, _ in use}
+                    row["estimate"] = float(w @ est)
+                    row["mcse"] = _average_mcse(name, [(e, s_, mc if x["method"] != "exact" else None)
+                                                       for e, s_, (_, x, mc) in zip(est, se, use)], w)
+                    row["method"] = kinds.pop() if len(kinds) == 1 else "mixed"
+                    if name in WORST_CASE:
+                        i = int(np.argmax(est) if WORST_CASE[name] == "max" else np.argmin(est))
+                        row.update(worst=float(est[i]), worst_mcse=float(se[i]), worst_scenario=use[i][0])
+                rows.append(row)
+        return pd.DataFrame(rows)
 
     def trials(self) -> pd.DataFrame:
         """One row per simulated trial of every result."""
@@ -63,8 +271,8 @@ class Study:
 
     def comparison(self):
         """Paired comparison of the designs (Monte Carlo runs share their patients per scenario)."""
-        if self.method != "simulate":
-            raise DoseescError("a paired comparison needs Monte Carlo results (method 'simulate')")
+        if self.method not in ("simulate", "auto"):
+            raise DoseescError("a paired comparison needs Monte Carlo results (method 'simulate' or 'auto')")
         results, designs, scenarios = {}, [], []
         for r in self.results:
             d, s = self.name_of(r), r.scenario.name
@@ -77,7 +285,7 @@ class Study:
     def dose_impact(self) -> pd.DataFrame:
         """Paired impact of the protocol's actual-dose model on every result: the same trials rerun
         without it (long form: design, scenario, metric, without, with, difference, mcse)."""
-        if self.protocol.dose_model is None or self.method != "simulate":
+        if self.protocol.dose_model is None or self.method not in ("simulate", "auto"):
             raise DoseescError("dose_impact() needs a Monte Carlo study of a protocol with an [actual_dose] model")
         seq = np.random.SeedSequence(self.seed["entropy"], spawn_key=tuple(self.seed["spawn_key"]))
         frames = []
@@ -105,6 +313,7 @@ class Study:
             "file_sha256": self.protocol.sha256,
             "method": self.method,
             "n_trials": None if self.method == "exact" else self.results[0].n_trials,
+            **({"exact_runs": len(self.exact_results)} if self.method == "auto" else {}),
             "seed": self.seed,
             "command": self.command,
         }
@@ -115,6 +324,14 @@ class Study:
             d = r.to_dict()
             d["design_name"] = self.name_of(r)
             out["results"].append(d)
+        if self.method == "auto":
+            out["exact_results"] = []
+            for (_, name), r in self.exact_results.items():
+                d = r.to_dict()
+                d["design_name"] = name
+                out["exact_results"].append(d)
+            out["exact_skipped"] = [{"scenario": s, "design": d, "reason": why}
+                                    for (s, d), why in self.exact_skipped.items()]
         return out
 
     def to_json(self) -> str:
@@ -168,6 +385,8 @@ class Study:
     def _repr_html_(self) -> str:
         proto = self.protocol
         kind = "exact" if self.method == "exact" else f"Monte Carlo, {self.results[0].n_trials:,} trials"
+        if self.method == "auto":
+            kind += f"; exact runs beside {len(self.exact_results)} of them"
         seed = "" if not self.seed else f", seed entropy {self.seed['entropy']}"
         parts = [f"<p><strong>{html_text(proto.name)}</strong>: {len(self.results)} results ({kind}{seed})</p>"]
         for s in dict.fromkeys(r.scenario.name for r in self.results):
@@ -192,22 +411,29 @@ def _json_default(o):
 
 def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,
                  n_trials: int | None = None, seed=None, command: str = "",
-                 progress: Callable[[int], None] | None = None) -> Study:
+                 progress: Callable[[int], None] | None = None, max_states: int | None = None) -> Study:
     """Evaluate the chosen designs under the chosen scenarios of ``protocol``.
 
     ``method`` is ``"simulate"`` (Monte Carlo; every design sees the same
-    simulated patients in a scenario) or ``"exact"``. ``progress(n)`` is
-    called with the number of trials just finished.
+    simulated patients in a scenario), ``"exact"``, or ``"auto"``: the same
+    Monte Carlo runs as ``"simulate"`` (bit-identical, so the paired
+    comparison works) and, beside them, the exact run of every design x
+    scenario the exact engine accepts (:func:`exact_refusal`; within
+    ``max_states`` live states, the exact engine's default when None), in
+    :attr:`Study.exact_results`; the reasons for the others in
+    :attr:`Study.exact_skipped`. ``progress(n)`` is called with the number
+    of trials just finished.
     """
-    if method not in ("simulate", "exact"):
-        raise DoseescError(f"method = {method!r} must be 'simulate' or 'exact'")
+    if method not in METHODS:
+        raise DoseescError(f"method = {method!r} must be 'simulate', 'exact' or 'auto'")
     dnames = list(protocol.designs) if not designs else list(designs)
     snames = list(protocol.scenarios) if not scenarios else list(scenarios)
     chosen_d = [(n, protocol.design(n)) for n in dnames]
     chosen_s = [protocol.scenario(n) for n in snames]
     results = []
     seed_info = None
-    if method == "simulate":
+    exact_results, skipped = {}, {}
+    if method in ("simulate", "auto"):
         n_trials = protocol.n_trials if n_trials is None else n_trials
         seq = root_seed(protocol.seed if seed is None else seed)
         seed_info = seed_record(seq)
@@ -222,24 +448,42 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                 results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
                                         obd=protocol.obd, dose_model=protocol.dose_model,
                                         calendar=protocol.calendar))
+        if method == "auto":
+            limit = {} if max_states is None else {"max_states": max_states}
+            for sc in chosen_s:
+                for name, d in chosen_d:
+                    why = exact_refusal(protocol, d)
+                    if why is None:
+                        try:
+                            exact_results[(sc.name, name)] = exact(d, sc, ladder=protocol.tiers, obd=protocol.obd,
+                                                                   **limit)
+                            continue
+                        except DoseescError as err:
+                            why = str(err)
+                    skipped[(sc.name, name)] = why
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
             chosen_d = [(n, d) for n, d in chosen_d if not d.time_to_event] or chosen_d
         for sc in chosen_s:
             for _, d in chosen_d:
                 results.append(exact(d, sc, ladder=protocol.tiers, obd=protocol.obd))
-    return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command)
+    return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command,
+                 exact_results=exact_results, exact_skipped=skipped)
 
 
 def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",
-                     progress: Callable[[int], None] | None = None, **kwargs) -> CommitteeReport:
+                     progress: Callable[[int], None] | None = None, method: str = "simulate",
+                     **kwargs) -> CommitteeReport:
     """Simulate every design under every scenario of ``protocol`` and build the committee report
     (:func:`run_protocol`, then :func:`doseesc.report.committee.build_report` with ``kwargs``).
 
     ``n_trials`` defaults to the file's ``[run] n_trials``, ``seed`` to its ``[run] seed`` (else
     fresh entropy, recorded in the report). ``command`` is the command line shown as the way to
-    reproduce the report.
+    reproduce the report. ``method`` is ``"simulate"`` or ``"auto"`` (the same simulations, with exact runs
+    beside them in ``study.exact_results`` for the report to show; see :func:`run_protocol`).
     """
-    study = run_protocol(protocol, method="simulate", n_trials=n_trials, seed=seed, command=command,
+    if method not in ("simulate", "auto"):
+        raise DoseescError(f"method = {method!r} must be 'simulate' or 'auto' for a committee report")
+    study = run_protocol(protocol, method=method, n_trials=n_trials, seed=seed, command=command,
                          progress=progress)
     return build_report(study, **kwargs)
