@@ -253,8 +253,10 @@ def test_numbers_in_tables_equal_the_library_results(built):
                 assert close(cell(t, name, "MCSE"), row["mcse"], scale), (d, s, name)
             checked += 1
         k = table(page, kind="key", scenario=s)
-        est, se = r.metric("p_correct")
-        got = re.fullmatch(r"([\d.]+) \(([\d.]+)\)", cell(k, d, "P(true MTD), % (MCSE)"))
+        # each design on its own question: P(true MTD) for MTD designs, P(true OBD) for OBD designs
+        est, se = r.metric("p_select_obd" if r.design.question == "OBD" else "p_correct")
+        assert cell(k, d, "question") == r.design.question
+        got = re.fullmatch(r"([\d.]+) \(([\d.]+)\)", cell(k, d, "P(correct), % (MCSE)"))
         assert close(got.group(1), est, 100) and close(got.group(2), se, 100)
         got = re.fullmatch(r"([\d.]+) \(([\d.]+)\)", cell(k, d, "mean N (MCSE)"))
         assert close(got.group(1), r.expected_n) and close(got.group(2), r.expected_n_mcse)
@@ -266,7 +268,7 @@ def test_summary_sentences_come_from_the_numbers(built):
     page, study, proto = built["page"], built["study"], built["proto"]
     text = " ".join(page.bullets)
     for s in proto.scenarios:
-        res = {study.name_of(r): r for r in study.results if r.scenario.name == s}
+        res = {study.name_of(r): r for r in study.results if r.scenario.name == s and r.design.question == "MTD"}
         best = max(res, key=lambda n: res[n].p_correct)
         pc = res[best].p_correct
         what = "correctly stops with no dose" if res[best].true_mtd < 0 else "picks the true MTD"
@@ -499,3 +501,57 @@ def test_report_opens_in_headless_chromium_without_errors(built, tmp_path):
     assert f'data-images-loaded="{n}/{n}"' in dom
     assert "Provenance" in dom
 
+
+
+MIXED = """
+[protocol]
+name = "T"
+target = 0.25
+[tiers]
+doses = [1e5, 3e5, 6e5]
+unit = "cells/kg"
+[[design]]
+name = "3+3"
+type = "3+3"
+[[design]]
+name = "CRM"
+type = "CRM"
+skeleton = [0.12, 0.25, 0.38]
+max_n = 24
+[[design]]
+name = "BOIN12"
+type = "BOIN12"
+max_n = 24
+[[scenario]]
+name = "mid"
+true_tox = [0.05, 0.1, 0.2]
+true_eff = [0.3, 0.5, 0.52]
+"""
+
+
+def test_report_shows_each_question_conduct_notes_and_near_ties(tmp_path):
+    f = tmp_path / "mixed.toml"
+    f.write_text(MIXED)
+    proto = doseesc.load_protocol(f)
+    study = run_protocol(proto, n_trials=100, seed=2)
+    res = {study.name_of(r): r for r in study.results}
+    page = parse(build_report(study, path_cohorts=1).html())
+    k = table(page, kind="key", scenario="mid")
+    assert k["header"][:3] == ["Design", "question", "P(correct), % (MCSE)"]
+    assert "P(true OBD), % (MCSE)" not in k["header"] and "P(true MTD), % (MCSE)" not in k["header"]
+    assert cell(k, "BOIN12", "question") == "OBD" and cell(k, "CRM", "question") == "MTD"
+    assert close(cell(k, "BOIN12", "P(correct), % (MCSE)").split()[0], res["BOIN12"].p_select_obd, 100)
+    assert close(cell(k, "CRM", "P(correct), % (MCSE)").split()[0], res["CRM"].p_correct, 100)
+    # conduct: 3+3 at most 18 patients (3 tiers x 6) against 24; CRM without a safety stop
+    assert cell(k, "3+3", "Design") == "3+3 [a]" and cell(k, "CRM", "Design") == "CRM [b]"
+    assert "[a] 3+3: max N 18 (others 24). [b] CRM: no safety stop." in page.all_text
+    assert "no safety stop" in cell(table(page, kind="settings"), "Differences in conduct", "Value")
+    # the near-tie warning in the scenario's section, and the summary names the OBD design only for the OBD
+    tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], tier_labels(proto.tiers))
+    text = re.sub(r"\s+", " ", page.all_text)          # the HTML writes 10^5 as 10<sup>5</sup>
+    assert tie and re.sub(r"\^(\d+)", r" \1 ", f"Warning: {tie}.").replace("  ", " ") in text
+    assert re.search(r"OBD question: the true OBD is [^;]+; BOIN12 names it", " ".join(page.bullets))
+    # both questions where asked
+    both = table(parse(build_report(study, path_cohorts=1, both_questions=True).html()), kind="key", scenario="mid")
+    assert "P(true MTD), % (MCSE)" in both["header"] and "P(true OBD), % (MCSE)" in both["header"]
+    assert close(cell(both, "3+3", "P(true OBD), % (MCSE)").split()[0], res["3+3"].p_select_obd, 100)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..compare import conduct_notes
 from ..engines.paths import paths
 from ..errors import DoseescError
 from ..tables import decision_table, pending_table
@@ -33,7 +34,7 @@ from ..tiers import DAYS_PER_MONTH
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
 from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
                      tier_label, tier_labels)
-from .summary_text import scenario_summary
+from .summary_text import near_tie_warning, scenario_summary
 
 #: Escalation paths are drawn for this many cohorts from the start of the trial.
 PATH_COHORTS = 2
@@ -58,42 +59,86 @@ def _scenario_names(study) -> list[str]:
     return list(dict.fromkeys(r.scenario.name for r in study.results))
 
 
-def _est_se(r, name: str, pct_scale: bool) -> str:
+def _est_se(r, name: str, pct_scale: bool, mixed: bool = False) -> str:
+    """Estimate (MCSE) of a metric; exact results show no MCSE, or "(exact)" beside Monte Carlo ones (``mixed``)."""
     est, se = r.metric(name)
     if not math.isfinite(est):
         return "n/a"
     f = 100 if pct_scale else 1
     dec = 1
     if r.is_exact:
-        return f"{f * est:.{dec}f}"
+        return f"{f * est:.{dec}f}" + (" (exact)" if mixed else "")
     return f"{f * est:.{dec}f} ({f * se:.{dec}f})"
 
 
-def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = None) -> Table:
-    """One row per design: P(true MTD), P(true OBD), mean N, its 10-90% range, share above the MTD,
-    mean DLTs, P(no dose), each with its MCSE in brackets (none for exact results)."""
+#: The metric answering each question (a design's headline P(correct)) and its column head.
+QUESTION_COLUMNS = {"MTD": ("p_correct", "P(true MTD)"), "OBD": ("p_select_obd", "P(true OBD)")}
+
+
+def conduct_markers(notes: dict) -> dict[str, str]:
+    """Footnote markers ``[a]``, ``[b]``, ... for designs with conduct notes (one marker per distinct note)."""
+    texts = list(dict.fromkeys("; ".join(n) for n in notes.values() if n))
+    return {d: f"[{chr(ord('a') + texts.index('; '.join(n)) % 26)}]" for d, n in notes.items() if n}
+
+
+def conduct_footnote(notes: dict) -> str | None:
+    """The conduct notes as one sentence for under a table (None when the designs do not differ)."""
+    marks = conduct_markers(notes)
+    if not marks:
+        return None
+    parts = []
+    for m in dict.fromkeys(marks.values()):
+        ds = [d for d in notes if marks.get(d) == m]
+        parts.append(f"{m} {', '.join(ds)}: {'; '.join(notes[ds[0]])}")
+    return ("The designs differ in how they conduct the trial; read their numbers with this in mind: "
+            + ". ".join(parts) + ".")
+
+
+def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = None, both_questions: bool = False,
+                      notes: dict | None = None) -> Table:
+    """One row per design: P(correct) on the design's own question, mean N, its 10-90% range, share above the
+    MTD, mean DLTs, P(no dose), each with its MCSE in brackets (none for exact results).
+
+    Each design is shown on the question it answers (:attr:`~doseesc.designs.base.Design.question`): MTD
+    designs on P(true MTD), OBD designs on P(true OBD). When all designs answer one question the column is
+    headed by it ("P(true MTD), %"); when they mix, a "question" column names each design's question and the
+    column is "P(correct), %". ``both_questions`` adds P(true MTD) and P(true OBD) for every design.
+    ``notes`` (design -> conduct notes, :func:`doseesc.compare.conduct_notes`) mark the design names.
+    """
+    questions = {name: r.design.question for name, r in results.items()}
+    asked = list(dict.fromkeys(questions.values()))
+    mixed = len(asked) > 1
     any_obd = any(r.true_obd is not None and math.isfinite(r.metric("p_select_obd")[0]) for r in results.values())
     exact = all(r.is_exact for r in results.values())
+    some_exact = any(r.is_exact for r in results.values()) and not exact
     se = "" if exact else " (MCSE)"
-    cols = ["Design", f"P(true MTD), %{se}"]
-    if any_obd:
-        cols.append(f"P(true OBD), %{se}")
+    cols = ["Design"] + (["question"] if mixed else [])
+    cols.append(f"P(correct), %{se}" if mixed else f"{QUESTION_COLUMNS[asked[0]][1]}, %{se}")
+    extra = []
+    if both_questions:
+        extra = [q for q in ("MTD", "OBD") if mixed or q != asked[0]]
+        extra = [q for q in extra if q == "MTD" or any_obd]
+        cols += [f"{QUESTION_COLUMNS[q][1]}, %{se}" for q in extra]
     cols += [f"mean N{se}", "N, 10%-90%", f"above MTD, %{se}", f"mean DLTs{se}", f"P(no dose), %{se}"]
     timed = all("duration_days" in r.extra for r in results.values())
     if timed:
         cols.append("duration, months: median (10%-90%)")
+    marks = conduct_markers(notes or {})
     rows = []
     for name, r in results.items():
-        row = [name, _est_se(r, "p_correct", True)]
-        if any_obd:
-            row.append(_est_se(r, "p_select_obd", True))
-        row += [_est_se(r, "expected_n", False), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
-                _est_se(r, "share_above_mtd", True), _est_se(r, "mean_dlt", False), _est_se(r, "p_no_dose", True)]
+        q = questions[name]
+        row = [name + (f" {marks[name]}" if name in marks else "")] + ([q] if mixed else [])
+        row.append(_est_se(r, QUESTION_COLUMNS[q][0], True, some_exact))
+        row += [_est_se(r, QUESTION_COLUMNS[x][0], True, some_exact) for x in extra]
+        row += [_est_se(r, "expected_n", False, some_exact), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
+                _est_se(r, "share_above_mtd", True, some_exact), _est_se(r, "mean_dlt", False, some_exact),
+                _est_se(r, "p_no_dose", True, some_exact)]
         if timed:
             q = np.quantile(r.extra["duration_days"][0], [0.1, 0.5, 0.9]) / DAYS_PER_MONTH
             row.append(f"{q[1]:.1f} ({q[0]:.1f}-{q[2]:.1f})")
         rows.append(row)
-    return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results))
+    return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results),
+                 align=["l"] * (1 + mixed) + ["r"] * (len(cols) - 1 - mixed))
 
 
 def selection_table(r, caption: str = "", attrs: dict | None = None) -> Table:
@@ -286,6 +331,7 @@ class _Builder:
     created: str
     path_cohorts: int
     dpi: int
+    both_questions: bool = False
     blocks: list = field(default_factory=list)
     figs: list = field(default_factory=list)
 
@@ -304,6 +350,7 @@ class _Builder:
         self.runs = ("exact enumeration of every trial" if self.exact
                      else f"{self.n_trials:,} simulated trials")
         self.title = f"{self.proto.name}: operating characteristics of the candidate dose-escalation designs"
+        self.notes = conduct_notes({name: self.design(name) for name in self.dnames})
 
     def add(self, block) -> None:
         self.blocks.append(block)
@@ -320,18 +367,22 @@ class _Builder:
 
 
 def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_COHORTS,
-                 dpi: int = 150) -> CommitteeReport:
+                 dpi: int = 150, both_questions: bool = False) -> CommitteeReport:
     """Build the committee report of ``study`` (a :class:`~doseesc.study.Study`).
 
     Sections: how to read it; the protocol at a glance; per scenario a plain-language summary,
     the dose-response curves, the key results by design, selection / allocation / sample-size
     figures and a table per design; the decision table and first escalation paths of each
     design; provenance.
+
+    Each design is reported on the question it answers (MTD designs on the true MTD, OBD designs on the
+    true OBD); ``both_questions`` adds both P(true MTD) and P(true OBD) for every design to the key tables.
+    Designs that differ in maximum N, safety stopping or expansion carry a marker and a note.
     """
     if not study.results:
         raise DoseescError("the study has no results to report")
     created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    b = _Builder(study, created, path_cohorts, dpi)
+    b = _Builder(study, created, path_cohorts, dpi, both_questions)
     _title_section(b)
     _how_to_read_section(b)
     _protocol_section(b)
@@ -440,6 +491,9 @@ def _settings_table(b: _Builder) -> Table:
     elif vals:
         settings.append(("Maximum number of patients", "; ".join(f"{n}: {v}" for n, v in maxn.items()
                                                                  if v is not None)))
+    foot = conduct_footnote(b.notes)
+    if foot is not None:
+        settings.append(("Differences in conduct", foot.split(": ", 1)[1]))
     if proto.obd is not None:
         settings.append(("True OBD", proto.obd.text()))
     if proto.dose_model is not None:
@@ -479,7 +533,10 @@ def _scenario_section(b: _Builder, s: str) -> None:
     if sc.description:
         b.add(Paragraph(sc.description))
     b.add(Heading(2, "In brief"))
-    for sentence in scenario_summary(res):
+    tie = near_tie_warning(res, tier_labels(b.proto.tiers))
+    if tie is not None:
+        b.add(Paragraph("Warning: " + tie + ".", "lead"))
+    for sentence in scenario_summary(res, both_questions=b.both_questions):
         b.add(Paragraph(sentence, "bullet"))
     _scenario_figures(b, s, res)
     dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
@@ -512,7 +569,11 @@ def _scenario_figures(b: _Builder, s: str, res: dict) -> None:
           f"dose-response curves of scenario {s}", f"dose-response/{s}")
     b.add(Heading(2, "Key results by design"))
     b.add(key_metrics_table(res, caption=f"Key results, scenario '{s}'" + ("" if exact else
-                            " (MCSE in brackets)"), attrs={"kind": "key", "scenario": s}))
+                            " (MCSE in brackets)") + _question_caption(res), attrs={"kind": "key", "scenario": s},
+                            both_questions=b.both_questions, notes=b.notes))
+    foot = conduct_footnote(b.notes)
+    if foot is not None:
+        b.add(Paragraph(foot, "small"))
     ax = plots.plot_selection(res, colors=colours)
     b.fig(ax.figure, f"Scenario '{s}': probability that the trial ends by selecting each tier (or "
           "no dose), by design" + ("" if exact else ", with ±1.96 MCSE error bars")
@@ -526,9 +587,21 @@ def _scenario_figures(b: _Builder, s: str, res: dict) -> None:
           f"sample size distribution, scenario {s}", f"sample-size/{s}")
     if all("duration_days" in r.extra for r in res.values()):
         ax = plots.plot_duration_vs_correct(res, colors=colours)
+        asked = sorted({r.design.question for r in res.values()})
+        what = (f"the true {asked[0]}" if len(asked) == 1 else
+                "the dose of the design's own question (the true MTD for MTD designs, the true OBD for OBD "
+                "designs, marked by filled and open symbols)")
         b.fig(ax.figure, f"Scenario '{s}': median trial duration (months; thin line: 10-90% range) "
-              "against the probability of selecting the correct dose, by design, with ±1.96 MCSE "
+              f"against the probability of selecting {what}, by design, with ±1.96 MCSE "
               "bars.", f"duration against correct selection, scenario {s}", f"duration/{s}")
+
+
+def _question_caption(res: dict) -> str:
+    """What the P(correct) column of a key table shows when MTD and OBD designs mix."""
+    if len({r.design.question for r in res.values()}) < 2:
+        return ""
+    return ("; P(correct): each design on the question it answers, P(select the true MTD) for MTD designs, "
+            "P(select the true OBD) for OBD designs")
 
 
 def _actual_doses(b: _Builder, s: str, res: dict, dosed) -> None:

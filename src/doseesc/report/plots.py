@@ -543,15 +543,17 @@ def _duration_results(results_or_study, scenario=None) -> dict:
 def duration_vs_correct(results_or_study, scenario=None):
     """Per design: median and mean trial duration (months) and P(correct selection), with MCSE (a DataFrame).
 
-    P(correct) is P(select the true OBD) for designs that use response and a
-    run with a true OBD, else P(select the true MTD).
+    P(correct) is each design's own question (``correct_means``, the design's
+    :attr:`~doseesc.designs.base.Design.question`): P(select the true OBD) for
+    OBD designs (those that select on response), P(select the true MTD) for
+    MTD designs.
     """
     rows = []
     for name, r in _duration_results(results_or_study, scenario).items():
         if "duration_days" not in r.extra:
             raise ValueError(f"{name}: the run has no calendar (simulate with calendar=... or a [calendar] table)")
         s = r.duration_summary()
-        obd = r.design.uses_efficacy and r.true_obd is not None
+        obd = r.design.question == "OBD"
         pc, pc_se = r.metric("p_select_obd" if obd else "p_correct")
         rows.append({"design": name, "scenario": r.scenario.name,
                      "median_months": s.loc["duration_days", "q50"] / DAYS_PER_MONTH,
@@ -572,25 +574,36 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=No
     horizontal line: the 10-90% range of the duration. ``results_or_study``
     is a Study (one scenario: ``scenario``, default the first), or results of
     one scenario. Returns the Axes.
+
+    Each design is plotted on its own question (:func:`duration_vs_correct`):
+    where MTD and OBD designs mix, MTD designs are filled symbols, OBD designs
+    open ones, each label says which, and the y axis says so.
     """
     df = duration_vs_correct(results_or_study, scenario)
     ax = _axes(ax, (9.5, 5.2))
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+    kinds = set(df["correct_means"])
+    mixed = len(kinds) > 1
     for i, (name, row) in enumerate(df.iterrows()):
         colour = (colors or {}).get(name, OKABE_ITO[i % len(OKABE_ITO)])
         marker = markers[i % len(markers)]
+        q = row["correct_means"]
+        face = "white" if mixed and q == "OBD" else colour
+        tag = f", P(true {q})" if mixed else ""
         ax.hlines(100 * row["p_correct"], row["q10_months"], row["q90_months"], colors=colour, linewidth=1,
                   alpha=0.5)
         ax.errorbar(row["median_months"], 100 * row["p_correct"], xerr=1.96 * row["median_months_mcse"],
                     yerr=196 * row["p_correct_mcse"], fmt=marker, color=colour, markersize=8, capsize=3,
-                    label=f"{name} (mean N {row['expected_n']:.1f})")
-        ax.annotate(name, (row["median_months"], 100 * row["p_correct"]), textcoords="offset points",
-                    xytext=(6, 5), fontsize=7, color=colour)
-    kinds = set(df["correct_means"])
-    what = "the true MTD" if kinds == {"MTD"} else ("the true OBD" if kinds == {"OBD"} else
-                                                   "the true MTD (OBD for OBD designs)")
+                    markerfacecolor=face, markeredgewidth=1.5,
+                    label=f"{name} (mean N {row['expected_n']:.1f}{tag})")
+        ax.annotate(name + (f" ({q})" if mixed else ""), (row["median_months"], 100 * row["p_correct"]),
+                    textcoords="offset points", xytext=(6, 5), fontsize=7, color=colour)
     ax.set_xlabel("median trial duration, months (line: 10-90% range)")
-    ax.set_ylabel(f"P(select {what}), %")
+    if mixed:
+        ax.set_ylabel("P(correct), %: P(select the true MTD) for MTD designs (filled),\n"
+                      "P(select the true OBD) for OBD designs (open)", fontsize=8.5)
+    else:
+        ax.set_ylabel(f"P(select the true {kinds.pop()}), %")
     ax.set_title(f"Trial duration against correct selection, scenario {df['scenario'].iloc[0]!r}")
     lo = max(0.0, 100 * (df["p_correct"] - 3 * df["p_correct_mcse"]).min() - 5)
     hi = min(100.0, 100 * (df["p_correct"] + 3 * df["p_correct_mcse"]).max() + 5)

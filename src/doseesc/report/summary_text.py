@@ -56,12 +56,21 @@ def _within(d: float, se: float) -> bool:
     return se > 0 and abs(d) < 2 * se
 
 
-def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
+def _asking(results: dict, names: list[str], ref: str, question: str, both: bool) -> tuple[list[str], str | None]:
+    """The designs scored on ``question`` (those answering it; all with ``both``) and their reference (``ref``
+    if among them, else the first)."""
+    chosen = [n for n in names if both or results[n].design.question == question]
+    return chosen, (ref if ref in chosen else (chosen[0] if chosen else None))
+
+
+def scenario_summary(results: dict, reference: str | None = None, both_questions: bool = False) -> list[str]:
     """Short sentences for a protocol committee about one scenario.
 
     ``results``: design name -> :class:`~doseesc.results.OperatingCharacteristics`, all under the
     same scenario, in the protocol's order; ``reference`` (default: the first design, usually the
-    registered one) is the design the others are compared with.
+    registered one) is the design the others are compared with. Which design finds the true MTD most
+    often is said of the MTD designs only, which names the true OBD of the OBD designs only (each design
+    on the question it answers), unless ``both_questions``.
     """
     names = list(results)
     if not names:
@@ -69,8 +78,9 @@ def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
     ref = names[0] if reference is None else reference
     out = []
     if results[ref].true_mtd is not None:
-        out += _mtd_sentences(results, names, ref)
-    obd = _obd_sentence(results, names, ref)
+        out += _mtd_sentences(results, names, ref, both_questions)
+    obd_names, obd_ref = _asking(results, names, ref, "OBD", both_questions)
+    obd = _obd_sentence(results, obd_names, obd_ref) if obd_names else None
     if obd is not None:
         out.append(obd)
     out.append(_sample_size_sentence(results, names))
@@ -78,7 +88,7 @@ def scenario_summary(results: dict, reference: str | None = None) -> list[str]:
     return out
 
 
-def _mtd_sentences(results: dict, names: list[str], ref: str) -> list[str]:
+def _mtd_sentences(results: dict, names: list[str], ref: str, both: bool = False) -> list[str]:
     """The true MTD, which design finds it most often, stopping with no dose and patients above the MTD."""
     r0 = results[ref]
     lad, sc, mtd = r0.ladder, r0.scenario, r0.true_mtd
@@ -88,7 +98,9 @@ def _mtd_sentences(results: dict, names: list[str], ref: str) -> list[str]:
     else:
         out = [f"The true MTD is {tier_label(lad, mtd)} (P(DLT) {sc.true_tox[mtd]:.3g} against the target "
                f"{r0.target:g})."]
-    out.append(_correct_sentence(results, names, ref))
+    mtd_names, mtd_ref = _asking(results, names, ref, "MTD", both)
+    if mtd_names:
+        out.append(_correct_sentence(results, mtd_names, mtd_ref))
     if mtd >= 0:
         out += _acceptable_mtd_sentences(results, names, ref)
     else:
