@@ -150,3 +150,19 @@ def test_actual_dose_with_a_calendar_counts_every_enrolee_and_screening_failure(
     diff = r.screened - r.extra["n_enrolled"][0] / 0.5
     se = diff.std(ddof=1) / math.sqrt(diff.size)
     assert 0 < se and abs(diff.mean()) < 4 * se
+
+
+@pytest.mark.parametrize("fail", [0.0, 0.35])
+def test_expected_screened_exact_against_monte_carlo(fail):
+    """The exact engine gives E[N] (screened = enrolled without a calendar, MCSE 0). Monte Carlo with a
+    calendar of screening failure f and no waiting losses estimates E[N] / (1 - f): within 4 MCSE of the
+    exact value divided by (1 - f). f = 0: screened = enrolled = treated, exactly E[N]."""
+    design = doseesc.BOIN(0.25, 3, max_n=12)
+    sc = doseesc.Scenario(true_tox=[0.1, 0.25, 0.45], target=0.25)
+    ex = doseesc.exact(design, sc)
+    e_est, e_se = ex.metric("expected_screened")
+    assert e_se == 0 and e_est == pytest.approx(ex.expected_n, abs=1e-12)
+    mc = doseesc.simulate(design, sc, 20000, rng=8, calendar=Calendar(accrual_rate=2, screen_fail=fail))
+    est, se = mc.metric("expected_screened")
+    assert se > 0
+    assert abs(est - e_est / (1 - fail)) < 4 * se
