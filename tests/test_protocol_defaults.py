@@ -3,6 +3,7 @@ value by its rules must agree with them, else the file is refused naming the fil
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import doseesc
@@ -66,3 +67,82 @@ def test_protocol_target_is_never_refused_it_defines_the_true_mtd(tmp_path):
     _, proto = _load(tmp_path, "target = 0.3", '[[design]]\nname = "std"\ntype = "3+3"\n')
     sc = proto.scenario("s")
     assert sc.target == 0.3 and sc.mtd(sc.target) == 2
+
+
+# -- OBD pick with fill = true: the expansion treats the places the base left, up to the registered N -------------
+
+def test_fill_expansion_by_hand():
+    # 3+3 without de-escalation over 3 tiers, max_n 18 (6 x 3). "1NEN 2NEN 3TTN": 2/3 DLTs at tier 3 stop the
+    # 3+3 with MTD tier 2 after 9 patients. Places left R = 18 - 9 = 9: ceil(9 / 2) = 5 at tier 2, then the
+    # 18 - 14 = 4 left at tier 1, then stop (every place used).
+    pick = doseesc.OBDPick(doseesc.ThreePlusThree(3), fill=True)
+    assert pick.max_n == 18 and pick.label == "3+3 + OBD pick, expansion to N = 18"
+    assert doseesc.recommend(pick, "1NEN 2NEN 3TTN").next_tier == 1
+    with pytest.raises(doseesc.DoseescError, match="treats a cohort of 5 there"):
+        doseesc.recommend(pick, "1NEN 2NEN 3TTN 2EEENEN")        # 6 patients: the expansion at tier 2 is 5
+    assert doseesc.recommend(pick, "1NEN 2NEN 3TTN 2EEENE").next_tier == 0
+    part = doseesc.recommend(pick, "1NEN 2NEN 3TTN 2EEENE 1NNN")   # 3 of the 4 at tier 1: one place to go
+    assert not part.stop and part.next_tier == 0 and part.incomplete == 1
+    rec = doseesc.recommend(pick, "1NEN 2NEN 3TTN 2EEENE 1NNNN")
+    assert rec.stop and rec.reason == doseesc.StopReason.EXPANSION_DONE and sum(rec.n) == 18
+    # utility (N 40, E 100): tier 1 = (40 + 100 + 40 + 4 x 40) / 7 = 340 / 7 = 48.6;
+    # tier 2 = (40 + 100 + 40 + 4 x 100 + 40) / 8 = 620 / 8 = 77.5; tier 3 (2/3 DLTs) is above the MTD
+    assert rec.selected == 1
+
+
+def test_fill_puts_every_place_at_the_mtd_when_it_is_the_lowest_tier():
+    # "1NNN 2TTN": 2/3 at tier 2 stop the 3+3 with MTD tier 1 after 6 patients; no tier below: all
+    # 18 - 6 = 12 places at tier 1, then stop
+    pick = doseesc.OBDPick(doseesc.ThreePlusThree(3), fill=True)
+    assert doseesc.recommend(pick, "1NNN 2TTN").next_tier == 0
+    rec = doseesc.recommend(pick, "1NNN 2TTN 1" + "N" * 12)
+    assert rec.stop and rec.n == (15, 3, 0) and rec.selected == 0
+
+
+def test_fill_leaves_a_trial_without_mtd_and_one_at_max_n_alone():
+    pick = doseesc.OBDPick(doseesc.ThreePlusThree(3), fill=True)
+    rec = doseesc.recommend(pick, "1TTN")        # lowest tier too toxic: no MTD, no expansion
+    assert rec.stop and rec.selected == -1 and rec.reason == doseesc.StopReason.LOWEST_TIER_TOXIC
+    # a 3+3 capped at 9 patients that uses all of them: nothing left to fill, the base's own stop stands
+    small = doseesc.OBDPick(doseesc.ThreePlusThree(3, max_n=9), fill=True)
+    rec = doseesc.recommend(small, "1NNN 2NNN 3NNN")
+    # (0/3 at the top: the 3+3 stops with the top tier tolerated, 9 of 9 places used, nothing to fill)
+    assert rec.stop and rec.reason == doseesc.StopReason.TOP_TIER_TOLERATED and sum(rec.n) == 9
+    assert rec.selected == 0   # every tier 0 DLT, 0 response: utility 40 at each, the lowest tier on ties
+
+
+def test_fill_from_a_file_reaches_the_protocol_max_n(tmp_path):
+    # [protocol] max_n = 24 goes to the 3+3 base; every simulated trial that names an MTD treats exactly 24
+    # patients, a trial that names none stops where the 3+3 stopped (no expansion)
+    _, proto = _load(tmp_path, "max_n = 24\ntarget = 0.25",
+                     '[[design]]\nname = "pick"\ntype = "obd-pick"\nfill = true\nbase = { type = "3+3" }\n')
+    d = proto.design("pick")
+    assert d.fill and d.max_n == 24 and d.base.max_n == 24 and d.to_dict()["fill"] is True
+    assert doseesc.design_from_dict(d.to_dict()) == d
+    sc = doseesc.Scenario(true_tox=[0.05, 0.15, 0.3, 0.5], true_eff=[0.2, 0.4, 0.5, 0.6], target=0.25)
+    t = doseesc.simulate(d, sc, 1000, rng=4).trials()
+    named = t["selected_tier"].to_numpy() >= 0
+    assert named.any() and (t["n"].to_numpy()[named] == 24).all()
+    assert (t["n"].to_numpy()[~named] < 24).all()
+
+
+def test_fill_exact_agrees_with_simulation():
+    # 3 tiers, N = 18: exact enumeration of the variable expansion cohorts; Monte Carlo within 4 SE
+    d = doseesc.OBDPick(doseesc.ThreePlusThree(3), fill=True)
+    sc = doseesc.Scenario(true_tox=[0.05, 0.15, 0.4], true_eff=[0.3, 0.5, 0.6], target=0.25)
+    ex, mc = doseesc.exact(d, sc), doseesc.simulate(d, sc, 20000, rng=3)
+    ps = np.clip(ex.p_select, 0, 1)
+    assert np.all(np.abs(mc.p_select - ps) <= 4 * np.sqrt(ps * (1 - ps) / 20000) + 1e-15)
+    assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(20000)
+    # every trial names an MTD but those stopping at the lowest tier (P(no dose)): N = 18 for the rest
+    assert ex.expected_n > 18 * (1 - ex.p_select[0])
+
+
+@pytest.mark.parametrize("table,msg", [
+    ('fill = true\nexpansion = 3', r"fill = true with expansion = 3: give one of them"),
+    ('fill = "yes"', r"fill = 'yes' must be true or false"),
+    ('expansion = "fill"', r'expansion = "fill": write fill = true')])
+def test_fill_errors_name_the_key(tmp_path, table, msg):
+    with pytest.raises(doseesc.DoseescError, match=msg):
+        _load(tmp_path, "max_n = 24", f'[[design]]\nname = "pick"\ntype = "obd-pick"\n{table}\n'
+                                      'base = { type = "3+3" }\n')
