@@ -121,7 +121,7 @@ def test_fill_from_a_file_reaches_the_protocol_max_n(tmp_path):
     assert doseesc.design_from_dict(d.to_dict()) == d
     sc = doseesc.Scenario(true_tox=[0.05, 0.15, 0.3, 0.5], true_eff=[0.2, 0.4, 0.5, 0.6], target=0.25)
     t = doseesc.simulate(d, sc, 1000, rng=4).trials()
-    named = t["selected_tier"].to_numpy() >= 0
+    named = t["selected_tier"].to_numpy() >= 1   # 1-based; 0 is "No dose"
     assert named.any() and (t["n"].to_numpy()[named] == 24).all()
     assert (t["n"].to_numpy()[~named] < 24).all()
 
