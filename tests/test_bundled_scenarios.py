@@ -98,3 +98,76 @@ def test_bundled_crm_designs_have_a_safety_stop_that_acts(path):
     crm = next(d for d in crms if d.kind == "CRM")
     mc = doseesc.simulate(crm, proto.scenarios["lowest-too-toxic"], 1000, rng=3)
     assert mc.p_no_dose > 0.1
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_file_states_both_windows_in_protocol_and_header(path):
+    """Issue 18: every bundled file states its DLT and response windows in [protocol] with their definitions,
+    lists them in its header comment (with the registry sentence or the assumption), and its [calendar] uses
+    exactly those windows."""
+    p = doseesc.load_protocol(path)
+    assert p.dlt_window_days and p.response_window_days
+    assert p.dlt_definition and p.response_definition
+    header = path.read_text().split("\n[protocol]\n")[0]
+    assert re.search(r"DLT window \d", header) and re.search(r"response window \d", header)
+    assert "registry" in header.lower() and ("assumption" in header or "from the registry" in header)
+    if p.calendar is not None:
+        assert p.calendar.dlt_window_days == p.dlt_window_days
+        assert p.calendar.eff_window_days == p.response_window_days
+
+
+_WORDS = {"lowest": 0, "low": 0, "second": 1, "third": 2}
+_REF = (r"(the (?:highest|lowest|high|medium|middle|low|second|third) dose(?:, [0-9.]+x10\^\d+/kg,)?|"
+        r"[0-9.]+x10\^\d+/kg)")
+
+
+def _tier(ref: str, doses) -> int:
+    """The 0-based tier a description names: a dose like 2x10^6/kg, or the highest / lowest / medium dose."""
+    m = re.search(r"([0-9.]+)x10\^(\d+)/kg", ref)
+    if m:
+        hits = np.flatnonzero(np.isclose(doses, float(m.group(1)) * 10 ** int(m.group(2))))
+        assert hits.size == 1, ref
+        return int(hits[0])
+    word = ref.split()[1]
+    k = len(doses)
+    if word == "highest" or (word == "high" and k == 3):
+        return k - 1
+    if word in ("medium", "middle"):
+        assert k == 3, ref
+        return 1
+    return _WORDS[word]
+
+
+def _claims(text: str, doses) -> dict[str, int]:
+    """The true MTD and OBD a scenario description claims ({"MTD": tier, "OBD": tier}; -1 for no dose)."""
+    out: dict[str, int] = {}
+    for m in re.finditer(_REF + r" is the true MTD( and the OBD)?", text):
+        out["MTD"] = _tier(m.group(1), doses)
+        if m.group(2):
+            out["OBD"] = out["MTD"]
+    for m in re.finditer(r"but " + _REF + r" is the OBD", text):
+        out["OBD"] = _tier(m.group(1), doses)
+    if "stop without recommending any dose" in text or "no dose is acceptable" in text:
+        out["MTD"] = out["OBD"] = -1
+    if "there is no OBD" in text:
+        out["OBD"] = -1
+    return out
+
+
+@pytest.mark.parametrize("path,scenario", FILE_SCENARIOS, ids=[f"{f.stem}-{s}" for f, s in FILE_SCENARIOS])
+def test_scenario_text_names_its_true_mtd_and_obd(path, scenario):
+    """A description that names the true MTD or OBD names the tier the truth gives; where it names the OBD,
+    the OBD stands clear of every other admissible tier by more than UTILITY_MARGIN (5 utility points),
+    so the claim does not rest on a near-tie. Every description of a tolerated-MTD scenario names its MTD."""
+    p = doseesc.load_protocol(path)
+    s = p.scenarios[scenario]
+    claims = _claims(s.description, np.asarray(p.tiers.doses, float))
+    mtd = s.mtd(p.target)
+    if "tox_curve" not in path.read_text().split(f'name = "{scenario}"')[1].split("[[scenario]]")[0]:
+        assert "MTD" in claims, f"{scenario}: the description names no true MTD: {s.description}"
+    if "MTD" in claims:
+        assert claims["MTD"] == mtd, (claims, mtd)
+    if "OBD" in claims and s.true_eff is not None:
+        obd = p.obd or doseesc.OBDDefinition()
+        assert claims["OBD"] == obd.true_obd(s), (claims, obd.true_obd(s))
+        assert not obd.near_ties(s), obd.near_tie_text(s, p.tiers.tier_labels)
