@@ -214,7 +214,7 @@ def _pool_unit(unit: Unit) -> dict:
 
 
 def _processes(ctx, units, on_done, n_workers, retries) -> int:
-    """A pool of ``n_workers`` processes (spawned: no fork of a process that may hold threads). At most
+    """A pool of ``n_workers`` processes (:func:`_new_pool`). At most
     4 units per worker are in flight; a unit that raised, or whose worker died, is submitted again."""
     todo = list(reversed(units))
     attempts: dict[Unit, int] = {}
@@ -252,8 +252,15 @@ def _processes(ctx, units, on_done, n_workers, retries) -> int:
 
 
 def _new_pool(ctx, n_workers) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_init_worker, initargs=(ctx,))
+    """Workers forked from a clean server process that has imported doseesc once (``forkserver``: no fork of
+    a process that may hold threads, and no fresh import of numpy, scipy and pandas per worker), where the
+    platform has it; spawned elsewhere."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        mp = multiprocessing.get_context("forkserver")
+        mp.set_forkserver_preload(["doseesc"])
+    else:  # pragma: no cover - Windows
+        mp = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=mp, initializer=_init_worker, initargs=(ctx,))
 
 
 def _import_distributed():
@@ -271,7 +278,7 @@ def _dask(ctx, units, on_done, scheduler, dask_local, retries) -> int:
     cluster = None
     if dask_local is not None:
         cluster = distributed.LocalCluster(n_workers=int(dask_local), threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster)
     else:
         client = distributed.Client(scheduler)
