@@ -118,6 +118,7 @@ def test_exact_refusals_name_the_reason(tmp_path):
     small = run_protocol(_protocol(tmp_path), method="auto", designs=["BOIN"], n_trials=50, seed=1, max_states=2)
     assert not small.exact_results
     assert "max_states = 2" in small.exact_skipped[("low", "BOIN")]
+    assert "not tried again" in small.exact_skipped[("high", "BOIN")]
     assert (small.methods()["method"] == "monte carlo").all()
 
 

@@ -421,8 +421,11 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     scenario the exact engine accepts (:func:`exact_refusal`; within
     ``max_states`` live states, the exact engine's default when None), in
     :attr:`Study.exact_results`; the reasons for the others in
-    :attr:`Study.exact_skipped`. ``progress(n)`` is called with the number
-    of trials just finished.
+    :attr:`Study.exact_skipped` (a design the exact engine refuses for its
+    number of states is not tried again under the other scenarios: the
+    states it reaches depend on the truth only through outcomes of
+    probability 0). ``progress(n)`` is called
+    with the number of trials just finished.
     """
     if method not in METHODS:
         raise DoseescError(f"method = {method!r} must be 'simulate', 'exact' or 'auto'")
@@ -450,9 +453,10 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                                         calendar=protocol.calendar))
         if method == "auto":
             limit = {} if max_states is None else {"max_states": max_states}
+            refused: dict = {}   # design -> the exact engine's refusal (its states hardly depend on the truth)
             for sc in chosen_s:
                 for name, d in chosen_d:
-                    why = exact_refusal(protocol, d)
+                    why = exact_refusal(protocol, d) or refused.get(name)
                     if why is None:
                         try:
                             exact_results[(sc.name, name)] = exact(d, sc, ladder=protocol.tiers, obd=protocol.obd,
@@ -460,6 +464,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                             continue
                         except DoseescError as err:
                             why = str(err)
+                            refused[name] = f"{why} (scenario {sc.name!r}; not tried again for the others)"
                     skipped[(sc.name, name)] = why
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
