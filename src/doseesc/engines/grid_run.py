@@ -291,7 +291,8 @@ def _dask(ctx, units, on_done, scheduler, dask_local, retries) -> int:
 
 
 def _dask_run(distributed, client, ctx, units, on_done, retries) -> int:
-    threads = max(sum(client.nthreads().values()), 1)
+    # enough units in flight to hide the scheduler's round trip (a few ms per unit), few enough to bound memory
+    window = max(64, 8 * sum(client.nthreads().values()))
     ctx_future = client.scatter(ctx, broadcast=True)
     todo = list(reversed(units))
     attempts: dict[Unit, int] = {}
@@ -307,7 +308,7 @@ def _dask_run(distributed, client, ctx, units, on_done, retries) -> int:
         running[fut.key] = unit
         pending.add(fut)
 
-    while todo and len(running) < 4 * threads:
+    while todo and len(running) < window:
         submit(todo.pop())
     for fut in pending:
         unit = running.pop(fut.key)
@@ -320,6 +321,6 @@ def _dask_run(distributed, client, ctx, units, on_done, retries) -> int:
             tried += 1
             todo.append(unit)
         fut.release()
-        while todo and len(running) < 4 * threads:
+        while todo and len(running) < window:
             submit(todo.pop())
     return tried
