@@ -231,6 +231,16 @@ class TrialState:
 
     _PATIENT_KEYS = ("pt_tier", "pt_dlt", "pt_follow", "pt_eff", "pt_eff_follow")
 
+    def key(self) -> np.ndarray | None:
+        """One int64 per trial, equal for trials whose whole memory is equal (every count, the current tier,
+        the last cohort, the multi-stage memory, the next cohort's size and the rules fired), from
+        :func:`pack_columns`; None where the memory does not fit in 63 bits or the state carries per-patient
+        arrays (time-to-event designs: no two trials' follow-up need match)."""
+        if any(getattr(self, k) is not None for k in self._PATIENT_KEYS):
+            return None
+        return pack_columns([self.n, self.y, self.e, self.ye, self.current, self.last_n, self.last_y,
+                             self.phase, self.aux, self.size, self.fired])
+
     def take(self, index) -> "TrialState":
         """The trials ``index`` (a boolean mask or integer indices, repeats allowed) as a new state."""
         pts = {key: None if getattr(self, key) is None else getattr(self, key)[index] for key in self._PATIENT_KEYS}
@@ -292,6 +302,51 @@ class TrialState:
             self.phase[moved] = dec.phase[go]
         if dec.aux is not None:
             self.aux[moved] = dec.aux[go]
+
+
+#: Largest product of column ranges :func:`pack_columns` packs into one int64 key (63 bits).
+_KEY_LIMIT = 2 ** 63 - 1
+
+
+def pack_columns(columns) -> np.ndarray | None:
+    """One int64 key per row of integer columns, equal for equal rows and ordered as the rows are
+    lexicographically (the first column most significant), or None where they do not fit in 63 bits.
+
+    ``columns``: 1-D arrays (one column) and 2-D arrays (one column per entry of axis 1), all with the same
+    number of rows. Each column is offset by its minimum and weighted by the product of the ranges of the
+    columns after it (mixed radix), so the keys sort as ``np.unique(np.column_stack(columns), axis=0)`` sorts
+    the rows, with one sort of integers instead of a sort of rows. Constant columns cost nothing.
+    Float columns whose values are all integers are packed as such; any other float column gives None.
+    """
+    blocks = [np.asarray(c) for c in columns]
+    if any(b.dtype.kind not in "biuf" for b in blocks):
+        return None
+    rows = blocks[0].shape[0]
+    if rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    floats = any(b.dtype.kind == "f" for b in blocks)
+    # one column per row of a (columns, rows) array: every reduction runs along contiguous memory
+    m = np.concatenate([b[None, :] if b.ndim == 1 else b.T for b in blocks], axis=0,
+                       dtype=np.float64 if floats else np.int64)
+    if floats and not (np.all(np.isfinite(m)) and np.array_equal(m, np.round(m))):
+        return None
+    lo, hi = m.min(axis=1), m.max(axis=1)
+    spans = [int(h) - int(l) + 1 for l, h in zip(lo.tolist(), hi.tolist())]
+    total = 1
+    for r in spans:
+        total *= r
+    if total > _KEY_LIMIT:
+        return None
+    if floats:
+        m = m.astype(np.int64)
+        lo = lo.astype(np.int64)
+    key = np.zeros(rows, dtype=np.int64)
+    for j, r in enumerate(spans):      # Horner: key = key * range_j + (column_j - min_j)
+        if r > 1:
+            key *= r
+            key += m[j]
+            key -= lo[j]
+    return key
 
 
 @dataclass

@@ -21,18 +21,20 @@ from math import comb
 import numpy as np
 
 from ..designs.base import Design
-from .run import check_not_tite
+from .run import check_not_tite, one_blas_thread
 from ..errors import DoseescError
 from ..obd import resolve_obd
 from ..outcomes import cohort_outcomes
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..scenario import Scenario
-from ..state import TrialState
+from ..state import TrialState, pack_columns
 from ..tiers import DoseLadder
 from .montecarlo import check_compatible
 
 #: Default limit on live states in one step.
 MAX_STATES = 2_000_000
+#: Merge states on packed int64 keys (:func:`~doseesc.state.pack_columns`); False: sort rows (tests compare).
+PACKED_KEYS = True
 
 
 def _outcome_table(probs: np.ndarray, joint: bool):
@@ -75,6 +77,19 @@ def _children(design: Design, state: TrialState, prob: np.ndarray, table, joint:
     return child, w
 
 
+def _unique_rows(columns: list) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each distinct row of ``columns`` (1-D and 2-D arrays side by side), in the order
+    ``np.unique(np.column_stack(columns), axis=0)`` gives, and each row's index among them: one sort of packed
+    int64 keys (:func:`~doseesc.state.pack_columns`) where the rows fit in 63 bits, else a sort of rows."""
+    key = pack_columns(columns) if PACKED_KEYS else None
+    if key is not None:
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return first, inverse.ravel()
+    rows = np.column_stack(columns)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
+
+
 def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool) -> tuple[TrialState, np.ndarray]:
     """Merge live states with identical memory, adding their probabilities (rows in sorted key order).
 
@@ -86,27 +101,25 @@ def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool
     if design.uses_last_cohort:
         extra += [state.last_n, state.last_y]
     proj = design.merge_key(state) if joint else None
+    last = (lambda first: (state.last_n[first], state.last_y[first])) if design.uses_last_cohort \
+        else (lambda first: (None, None))
     if proj is None:
-        keys = np.column_stack([state.n, state.y, state.e, state.ye] + extra)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        prob = np.bincount(inverse.ravel(), weights=prob, minlength=uniq.shape[0])
-        n, y, e, ye = uniq[:, :k], uniq[:, k:2 * k], uniq[:, 2 * k:3 * k], uniq[:, 3 * k:4 * k]
-        rest = uniq[:, 4 * k:]
+        first, inverse = _unique_rows([state.n, state.y, state.e, state.ye] + extra)
+        m = first.size
+        prob = np.bincount(inverse, weights=prob, minlength=m)
+        n, y, e, ye = state.n[first], state.y[first], state.e[first], state.ye[first]
     else:
-        keys = np.column_stack([proj] + extra)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        newp = np.bincount(inverse, weights=prob, minlength=uniq.shape[0])
-        first = np.zeros(uniq.shape[0], dtype=np.int64)
-        first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+        first, inverse = _unique_rows([proj] + extra)
+        m = first.size
+        newp = np.bincount(inverse, weights=prob, minlength=m)
         n, y = state.n[first], state.y[first]
-        e, ye = (np.stack([np.bincount(inverse, weights=prob * a[:, j], minlength=uniq.shape[0])
+        e, ye = (np.stack([np.bincount(inverse, weights=prob * a[:, j], minlength=m)
                            for j in range(k)], axis=1) / newp[:, None] for a in (state.e, state.ye))
         prob = newp
-        rest = uniq[:, proj.shape[1]:]
-    last = (rest[:, 5], rest[:, 6]) if rest.shape[1] > 5 else (None, None)
-    merged = TrialState.from_counts(n, y, rest[:, 0], e=e, ye=ye, last_n=last[0], last_y=last[1],
-                                    phase=rest[:, 3], aux=rest[:, 4], size=rest[:, 1], fired=rest[:, 2])
+    last_n, last_y = last(first)
+    merged = TrialState.from_counts(n, y, state.current[first], e=e, ye=ye, last_n=last_n, last_y=last_y,
+                                    phase=state.phase[first], aux=state.aux[first], size=state.size[first],
+                                    fired=state.fired[first])
     return merged, prob
 
 
@@ -157,7 +170,8 @@ def exact(design: Design, scenario: Scenario, *, target: float | None = None,
     t0 = time.perf_counter()
     # per tier: P(DLT), or with joint the probabilities of the cells N, T, E, B
     probs = scenario.joint() if joint else np.asarray(scenario.true_tox, dtype=float)
-    term = _enumerate(design, probs, joint, max_states)
+    with one_blas_thread():
+        term = _enumerate(design, probs, joint, max_states)
     return _result(design, scenario, term, joint, tgt, ladder, obd_def, t0)
 
 
@@ -168,31 +182,29 @@ def _result(design: Design, scenario: Scenario, term: dict, joint: bool, tgt, la
     ty = np.concatenate(term["y"])
     te = np.concatenate(term["e"]).astype(float)
     tp = np.concatenate(term["prob"])
-    keys = np.column_stack([tn, ty, np.concatenate(term["selected"]), np.concatenate(term["reason"]),
-                            np.concatenate(term["fired"])])
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    w = np.bincount(inverse, weights=tp, minlength=uniq.shape[0])
-    rn, ry = uniq[:, :k].astype(np.int32), uniq[:, k:2 * k].astype(np.int32)
+    tsel, treason, tfired = (np.concatenate(term[key]) for key in ("selected", "reason", "fired"))
+    first, inverse = _unique_rows([tn, ty, tsel, treason, tfired])
+    m = first.size
+    w = np.bincount(inverse, weights=tp, minlength=m)
+    rn, ry = tn[first].astype(np.int32), ty[first].astype(np.int32)
     if joint:  # expected responses given the record (probability-weighted over the merged states)
-        resp = np.stack([np.bincount(inverse, weights=tp * te[:, j], minlength=uniq.shape[0])
+        resp = np.stack([np.bincount(inverse, weights=tp * te[:, j], minlength=m)
                          for j in range(k)], axis=1) / w[:, None]
     elif scenario.true_eff is not None:
         pe_t, pe_n = scenario.response_given_tox()
         resp = ry * pe_t[None, :] + (rn - ry) * pe_n[None, :]  # expected responses given the record
     else:
         resp = None
-    keys = uniq
     total = w.sum()
     if abs(total - 1) > 1e-9:  # pragma: no cover - internal consistency check
         raise RuntimeError(f"exact probabilities sum to {total!r}, not 1")
     prov = provenance(design, scenario, method="exact", n_trials=None, seed=None,
                       batch_size=None, seconds=time.perf_counter() - t0, target=tgt)
-    prov["terminal_states"] = int(keys.shape[0])
+    prov["terminal_states"] = int(m)
     return OperatingCharacteristics(
         method="exact", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(k), target=tgt,
         n=rn, y=ry, e=resp, obd=obd_def,
-        selected=keys[:, 2 * k].astype(np.int32), reason=keys[:, 2 * k + 1].astype(np.int8),
-        fired=keys[:, 2 * k + 2].astype(np.int16),
+        selected=tsel[first].astype(np.int32), reason=treason[first].astype(np.int8),
+        fired=tfired[first].astype(np.int16),
         weight=w, n_trials=None, patients=None, provenance=prov)

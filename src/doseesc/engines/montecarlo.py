@@ -19,8 +19,8 @@ from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
 from .actual import simulate_actual
-from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, in_batches,
-                  conclude, monte_carlo_result, run_result)
+from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
+                  decide_distinct, in_batches, monte_carlo_result, run_result)
 from .timed import calendar_batch, calendar_extra, tite_batch
 
 __all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_run", "monte_carlo_result"]
@@ -35,6 +35,10 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     ``u_eff[i, k]`` is below the probability that matches the patient's DLT outcome.
     Returns per-trial arrays (``n``, ``y``, ``selected``, ``reason``) and
     per-patient arrays (``tier``, ``tox``, ``new_cohort``; tier -1 past the end).
+
+    The design decides once per distinct trial state where that is cheaper
+    (:func:`~doseesc.engines.run.decide_distinct`): early cohorts have a handful of distinct states among
+    thousands of trials.
     """
     n_trials = u_tox.shape[0]
     k, max_n = design.n_tiers, design.max_n
@@ -55,21 +59,29 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     selected = np.full(n_trials, -1, dtype=np.int32)
     reason = np.zeros(n_trials, dtype=np.int8)
     p = np.asarray(true_tox, dtype=float)
+    width = min(design.max_size, max_n)
+    cols = np.arange(width)
+    pt_tier_flat, pt_tox_flat, pt_new_flat, pt_eff_flat = (a.ravel() for a in (pt_tier, pt_tox, pt_new, pt_eff))
 
     for _ in range(max_n + 1):
         act = np.flatnonzero(state.active)
         if act.size == 0:
             break
         cur = state.current[act]
-        width = min(design.max_size, max_n)
         # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
-        slots = total[act][:, None] + np.arange(width)[None, :]
-        take = (np.arange(width)[None, :] < state.size[act][:, None]) & (slots < max_n)
-        slots = np.minimum(slots, max_n - 1)
-        flat = act[:, None] * max_n + slots          # flat index of each patient slot
-        dlt = (u_flat[flat] < p[cur][:, None]) & take
+        base = total[act]
+        slots = base[:, None] + cols
+        take = (cols < state.size[act][:, None]) & (slots < max_n)
         full = bool(take.all())
-        cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1).astype(np.int32)
+        if not full:
+            np.minimum(slots, max_n - 1, out=slots)
+        flat = slots
+        flat += (act * max_n)[:, None]                # flat index of each patient slot
+        dlt = u_flat[flat] < p[cur][:, None]
+        if not full:
+            dlt &= take
+        cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1, dtype=np.int32)
+        n_dlt = dlt.sum(axis=1, dtype=np.int32)
         n_resp = n_both = None
         if eff_on:
             pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
@@ -77,23 +89,22 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
             n_resp = resp.sum(axis=1, dtype=np.int32)
             n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
             if full:
-                pt_eff.ravel()[flat] = resp
+                pt_eff_flat[flat] = resp
             else:
-                pt_eff.ravel()[flat[take]] = resp[take]
+                pt_eff_flat[flat[take]] = resp[take]
         if full:
-            pt_tier.ravel()[flat] = cur[:, None]
-            pt_tox.ravel()[flat] = dlt
+            pt_tier_flat[flat] = cur[:, None]
+            pt_tox_flat[flat] = dlt
         else:
-            pt_tier.ravel()[flat[take]] = np.broadcast_to(cur[:, None], take.shape)[take]
-            pt_tox.ravel()[flat[take]] = dlt[take]
+            pt_tier_flat[flat[take]] = np.broadcast_to(cur[:, None], take.shape)[take]
+            pt_tox_flat[flat[take]] = dlt[take]
         first = take[:, 0]
-        pt_new.ravel()[flat[first, 0]] = True
-        total[act] += cnt
-        state.add_cohort(cnt, dlt.sum(axis=1, dtype=np.int32), n_resp, n_both, rows=act)
-        sub = state if act.size == n_trials else state.take(act)
-        dec = design.step(sub)
-        conclude(design, act, sub, dec, selected, reason)
-        state.advance(dec, design.cohort_size, rows=act)
+        pt_new_flat[flat[first, 0] if not full else flat[:, 0]] = True
+        total[act] = base + cnt
+        state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
+        decided = decide_distinct(design, state, act)
+        conclude_decided(design, decided, selected, reason)
+        state.advance(decided.dec, design.cohort_size, rows=act)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,

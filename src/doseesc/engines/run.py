@@ -9,7 +9,10 @@ calendar, time-to-event), and resolves what the run needs (seed, target, OBD def
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
+import os
 from typing import Callable
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..obd import OBDDefinition, resolve_obd
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..rng import root_seed
 from ..scenario import Scenario
+from ..state import Decision, TrialState
 from ..tiers import DoseLadder
 
 #: Per-patient arrays every Monte Carlo run records.
@@ -125,18 +129,78 @@ def check_simulation(design, scenario, n_trials, *, rng=None, target=None, ladde
                target=tgt, obd=obd_def, ladder=ladder, dose_model=dose_model, calendar=calendar)
 
 
+# -- BLAS threads ------------------------------------------------------------------------------------------
+#: (get, set) symbol names of the thread count in the OpenBLAS builds numpy and scipy ship (plain, 64-bit
+#: interface, and the ``scipy_`` prefixed builds of the wheels).
+_OPENBLAS_SYMBOLS = tuple((f"{pre}openblas_get_num_threads{suf}", f"{pre}openblas_set_num_threads{suf}")
+                          for pre in ("", "scipy_") for suf in ("", "64_", "_64_"))
+_blas_controls: list | None = None
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries loaded in this process (Linux: from /proc/self/maps; elsewhere none)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if os.path.isfile(p))
+
+
+def blas_controls() -> list:
+    """``(get, set)`` ctypes functions of the thread count of every loaded OpenBLAS (found once; empty where none
+    is found, e.g. another BLAS: then :func:`one_blas_thread` does nothing)."""
+    global _blas_controls
+    if _blas_controls is None:
+        found = []
+        for path in _loaded_openblas():
+            try:
+                lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL)
+            except OSError:
+                continue
+            for get_name, set_name in _OPENBLAS_SYMBOLS:
+                get, put = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                if get is not None and put is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    put.restype, put.argtypes = None, [ctypes.c_int]
+                    found.append((get, put))
+                    break
+        _blas_controls = found
+    return _blas_controls
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with one BLAS thread (the engines' matrix products are small and many: threads only add
+    overhead, about 2x for CRM on 2 cores), restoring each library's thread count afterwards. The equivalent
+    of ``threadpoolctl.threadpool_limits(1, "blas")`` for the OpenBLAS builds of numpy and scipy."""
+    controls = blas_controls()
+    before = [get() for get, _ in controls]
+    try:
+        for (_, put), n in zip(controls, before):
+            if n != 1:
+                put(1)
+        yield
+    finally:
+        for (_, put), n in zip(controls, before):
+            if n != 1:
+                put(n)
+
+
 # -- the batch loop ----------------------------------------------------------------------------------------
 def in_batches(n_trials: int, batch_size: int, batch: Callable[[int, int], dict],
                progress: Callable[[int, int], None] | None = None) -> dict:
     """``batch(start, stop)`` on trials ``start..stop-1`` of each batch, in order, calling
-    ``progress(stop, n_trials)`` after each; returns each per-trial array concatenated over the batches."""
+    ``progress(stop, n_trials)`` after each; returns each per-trial array concatenated over the batches.
+    The batches run with one BLAS thread (:func:`one_blas_thread`)."""
     n_trials, batch_size = int(n_trials), int(batch_size)
     parts = []
-    for start in range(0, n_trials, batch_size):
-        stop = min(start + batch_size, n_trials)
-        parts.append(batch(start, stop))
-        if progress is not None:
-            progress(stop, n_trials)
+    with one_blas_thread():
+        for start in range(0, n_trials, batch_size):
+            stop = min(start + batch_size, n_trials)
+            parts.append(batch(start, stop))
+            if progress is not None:
+                progress(stop, n_trials)
     return {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
 
 
@@ -173,6 +237,69 @@ def run_result(run: Run, out: dict, patients: dict, extra: dict, seconds: float)
     ``patients`` and per-trial ``extra`` metrics (``{key: (values, definition)}``)."""
     return monte_carlo_result(run.design, run.scenario, run.ladder, run.target, run.obd, out, patients,
                               run_provenance(run, seconds), extra, dose_model=run.dose_model)
+
+
+#: Decide once per distinct state (:func:`decide_distinct`); False: every trial apart (tests compare the two).
+DISTINCT_STATES = True
+#: The distinct path is taken where the distinct states are at most this share of the trials deciding.
+DISTINCT_SHARE = 0.5
+
+
+def _spread(dec: Decision, inverse: np.ndarray) -> Decision:
+    """The decisions ``dec`` on distinct states, one per trial: trial ``i`` gets ``dec``'s row ``inverse[i]``."""
+    return Decision(**{f.name: None if getattr(dec, f.name) is None else getattr(dec, f.name)[inverse]
+                       for f in dataclasses.fields(Decision)})
+
+
+@dataclasses.dataclass
+class Decided:
+    """The decisions on the trials ``act`` of a state: ``dec`` per trial and, where they were made once per
+    distinct state, those states (``distinct``), their decisions (``distinct_dec``) and each trial's row among
+    them (``inverse``)."""
+
+    act: np.ndarray
+    dec: Decision
+    distinct: TrialState | None = None
+    distinct_dec: Decision | None = None
+    inverse: np.ndarray | None = None
+    #: The state of the trials ``act`` where the decisions were made trial by trial.
+    sub: TrialState | None = None
+
+
+def decide_distinct(design, state: TrialState, act: np.ndarray) -> Decided:
+    """``design.step`` on the trials ``act`` of ``state``: once per distinct state (:meth:`TrialState.key`) and
+    broadcast, where the distinct states are at most :data:`DISTINCT_SHARE` of the trials; otherwise on every
+    trial. A kernel is a function of the state alone, so both give the same decisions."""
+    full = act.size == state.n_trials
+    if DISTINCT_STATES and act.size > 1:
+        key = state.key()
+        if key is not None:
+            uniq, first, inverse = np.unique(key if full else key[act], return_index=True, return_inverse=True)
+            if uniq.size <= DISTINCT_SHARE * act.size:
+                distinct = state.take(act[first])
+                ddec = design.step(distinct)
+                inverse = inverse.ravel()
+                return Decided(act, _spread(ddec, inverse), distinct, ddec, inverse)
+    sub = state if full else state.take(act)
+    return Decided(act, design.step(sub), sub=sub)
+
+
+def conclude_decided(design, decided: Decided, selected, reason) -> None:
+    """:func:`conclude` for decisions made by :func:`decide_distinct`: the final choice once per distinct
+    stopped state, broadcast to its trials."""
+    if decided.distinct is None:
+        conclude(design, decided.act, decided.sub, decided.dec, selected, reason)
+        return
+    st = decided.dec.stop
+    done = decided.act[st]
+    if not done.size:
+        return
+    ddec = decided.distinct_dec
+    dst = ddec.stop
+    pick = np.full(dst.size, -1, dtype=np.int32)
+    pick[dst] = design.conclude(decided.distinct.take(dst), ddec.reason[dst])
+    reason[done] = decided.dec.reason[st]
+    selected[done] = pick[decided.inverse[st]]
 
 
 def conclude(design, act, sub, dec, selected, reason) -> None:

@@ -1,0 +1,78 @@
+"""Benchmark (issue 20): doseesc's CPU time per simulated trial beside the R packages' recorded per-trial times.
+
+10,000 trials per workload, target 0.3, cohorts of 3; process CPU time (all threads), best of a few runs after a
+warm-up (the first run also fills per-design caches). The R figures are those quoted in issue 20 (BOIN::get.oc and
+dfcrm::crmsim on 10,000 trials of the same sizes, measured on this 2-core machine); R need not be installed.
+
+    python bench/bench_speed_vs_r.py
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+import doseesc
+
+N_TRIALS = 10_000
+REPEAT = 3
+TARGET = 0.30
+
+#: workload -> (R function, R seconds for 10,000 trials, goal ratio), as quoted in issue 20.
+R_SECONDS = {
+    "BOIN, 3 tiers, N=18": ("BOIN::get.oc", 4.7, 500),
+    "BOIN, 5 tiers, N=30": ("BOIN::get.oc", 6.1, 500),
+    "CRM, 3 tiers, N=18": ("dfcrm::crmsim", 25.0, 400),
+    "CRM, 6 tiers, N=36": ("dfcrm::crmsim", 113.0, 400),
+}
+
+TRUE_TOX = {
+    3: [0.10, 0.30, 0.50],
+    5: [0.05, 0.15, 0.30, 0.45, 0.60],
+    6: [0.05, 0.10, 0.20, 0.30, 0.45, 0.60],
+}
+
+
+def workloads():
+    boin3 = doseesc.BOIN(TARGET, 3, max_n=18)
+    boin5 = doseesc.BOIN(TARGET, 5, max_n=30)
+    crm3 = doseesc.CRM(tuple(doseesc.crm_skeleton(TARGET, 0.05, 2, 3)), TARGET, max_n=18)
+    crm6 = doseesc.CRM(tuple(doseesc.crm_skeleton(TARGET, 0.05, 3, 6)), TARGET, max_n=36)
+    return {
+        "BOIN, 3 tiers, N=18": (boin3, TRUE_TOX[3]),
+        "BOIN, 5 tiers, N=30": (boin5, TRUE_TOX[5]),
+        "CRM, 3 tiers, N=18": (crm3, TRUE_TOX[3]),
+        "CRM, 6 tiers, N=36": (crm6, TRUE_TOX[6]),
+    }
+
+
+def cpu_seconds(fn, repeat: int = REPEAT) -> float:
+    """Best process CPU time of ``repeat`` calls after one warm-up call, in seconds."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t)
+    return best
+
+
+def main():
+    print(f"doseesc {doseesc.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, {N_TRIALS} trials, target {TARGET:g}, cohorts of 3")
+    print(f"{'workload':<22} {'doseesc CPU (ms)':>17} {'per trial (us)':>15} {'R per trial (us)':>17} "
+          f"{'ratio':>7} {'goal':>6}")
+    for name, (design, tox) in workloads().items():
+        scenario = doseesc.Scenario(true_tox=tox)
+        cpu = cpu_seconds(lambda: doseesc.simulate(design, scenario, N_TRIALS, rng=1))
+        fn, r_sec, goal = R_SECONDS[name]
+        per, r_per = 1e6 * cpu / N_TRIALS, 1e6 * r_sec / N_TRIALS
+        print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x {goal:>5}x"
+              f"  ({fn})")
+
+
+if __name__ == "__main__":
+    main()
