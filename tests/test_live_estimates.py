@@ -116,10 +116,12 @@ def test_str_is_unchanged_by_estimates():
 def test_cli_estimates():
     proto = str(Path(__file__).resolve().parent.parent / "scenarios" / "ecar01.toml")
     runner = CliRunner()
-    r = runner.invoke(main, ["recommend", proto, "--design", "3+3 + OBD pick", "1NEN 2NTN 2EEN", "--estimates"])
+    r = runner.invoke(main, ["recommend", proto, "--design", "3+3 + expansion + OBD pick", "1NEN 2NTN 2EEN",
+                                "--estimates"])
     assert r.exit_code == 0, r.output
     # tier 2: n = 6, y = 1: 1.05 / 6.1 = 0.172 above tier 1's 0.016 (no pooling); responses 2 of 6
-    assert "3e5 CAR-T cells/kg: P(DLT) 0.17 (0.01, 0.53); response 2/6 = 0.33" in r.output
+    # observed utility (40/0/100/60): tier 2 has N, T, N, E, E, N -> (3 x 40 + 0 + 2 x 100) / 6 = 53.3
+    assert "3e5 CAR-T cells/kg: P(DLT) 0.17 (0.01, 0.53); response 2/6 = 0.33; utility 53.3" in r.output
     assert "6e5 CAR-T cells/kg: not tried" in r.output
     r = runner.invoke(main, ["recommend", proto, "--design", "3+3", "1NNN 2NTN", "--format", "json"])
     data = json.loads(r.output)

@@ -509,7 +509,8 @@ def check(file):
                    "else --window).")
 @click.option("--estimates", is_flag=True, default=False,
               help="Also print the end-of-trial estimates per tier: isotonic P(DLT) with a 95% credible interval "
-                   "(as R BOIN's select.mtd) and, for designs that use response, the observed response rate. "
+                   "(as R BOIN's select.mtd) and, for designs that use response, the observed response rate and "
+                   "utility (mean outcome score of the tier's patients). "
                    "JSON output always has them.")
 def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff_window, estimates):
     """What the design does next after OUTCOMES, e.g. "1NNN 2NTN".
@@ -569,7 +570,8 @@ def _recommend_json(rec, design: str, lab) -> dict:
 
 
 def _estimates_text(est) -> str:
-    """The estimates per tier as indented lines: isotonic P(DLT) (95% CrI) and the response rate if any."""
+    """The estimates per tier as indented lines: isotonic P(DLT) (95% CrI), and the response rate and the
+    observed utility for designs that use response."""
     lines = ["  estimates (isotonic P(DLT), 95% credible interval as R BOIN select.mtd):"]
     for row in est.itertuples(index=False):
         if not row.n:
@@ -577,7 +579,7 @@ def _estimates_text(est) -> str:
             continue
         text = f"    {row.dose}: P(DLT) {row.p_dlt_isotonic:.2f} ({row.ci_low:.2f}, {row.ci_high:.2f})"
         if "response_rate" in est.columns:
-            text += f"; response {row.responses}/{row.n} = {row.response_rate:.2f}"
+            text += f"; response {row.responses}/{row.n} = {row.response_rate:.2f}; utility {row.utility:.1f}"
         lines.append(text)
     return "\n".join(lines)
 
