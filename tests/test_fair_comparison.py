@@ -78,7 +78,8 @@ def test_largest_n():
 
 def test_conduct_summary():
     pick = OBDPick(doseesc.ThreePlusThree(4, max_n=36), expansion=6)
-    assert pick.conduct() == Conduct(max_n=36, safety_stop=True, expansion=6, question="OBD")
+    assert pick.conduct() == Conduct(max_n=36, safety_stop=True, expansion=6, question="OBD",
+                                     expansion_text="+6 per tier expansion")
     assert crm(max_n=36).conduct() == Conduct(max_n=36, safety_stop=False, expansion=0, question="MTD")
     assert doseesc.BOIN(0.3, 4, max_n=36).expansion == 0
 
@@ -92,6 +93,9 @@ def test_conduct_notes_name_every_difference():
     assert notes["BOIN"] == []
     assert notes["CRM"] == ["no safety stop"]
     assert notes["pick"] == ["+6 per tier expansion"]
+    # An expansion that fills the places up to max_n is named as such (the 3+3's max_n 24 here).
+    fill = {"3+3": doseesc.ThreePlusThree(4, max_n=24), "pick": OBDPick(doseesc.ThreePlusThree(4, max_n=24), fill=True)}
+    assert conduct_notes(fill) == {"3+3": [], "pick": ["expansion to N = 24"]}
 
 
 def test_conduct_notes_empty_when_designs_agree():

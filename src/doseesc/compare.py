@@ -82,10 +82,10 @@ def conduct_notes(designs: dict) -> dict[str, list[str]]:
         for name, c in conduct.items():
             if not c.safety_stop:
                 notes[name].append("no safety stop")
-    if len({c.expansion for c in conduct.values()}) > 1:
+    if len({c.expansion_text for c in conduct.values()}) > 1:
         for name, c in conduct.items():
-            if c.expansion:
-                notes[name].append(f"+{c.expansion} per tier expansion")
+            if c.expansion_text:
+                notes[name].append(c.expansion_text)
     return notes
 
 

@@ -88,13 +88,15 @@ class Conduct:
     ``max_n``: the most patients a trial can treat, expansion included (:meth:`Design.largest_n`); ``expansion``: patients per tier of
     an expansion stage after dose finding (0: none; the OBD pick treats them at two tiers);
     ``safety_stop``: whether the trial stops with no dose selected when the lowest tier is too toxic;
-    ``question``: ``"MTD"`` or ``"OBD"`` (:attr:`Design.question`).
+    ``question``: ``"MTD"`` or ``"OBD"`` (:attr:`Design.question`); ``expansion_text``: the expansion in
+    words for a comparison's notes (``"+6 per tier expansion"``, ``"expansion to N = 18"``; ``""``: none).
     """
 
     max_n: int
     safety_stop: bool
     expansion: int
     question: str
+    expansion_text: str = ""
 
 
 class Declared:
@@ -354,7 +356,11 @@ class Design:
         """The design's conduct in the terms of a fair comparison: maximum N, expansion, whether it can stop
         with no dose when the lowest tier is too toxic (:meth:`stops_for_safety`), and its question."""
         return Conduct(max_n=self.largest_n(), safety_stop=self.stops_for_safety(), expansion=int(self.expansion),
-                       question=self.question)
+                       question=self.question, expansion_text=self.expansion_text())
+
+    def expansion_text(self) -> str:
+        """The expansion stage in words for a comparison's notes (``""`` when there is none)."""
+        return f"+{int(self.expansion)} per tier expansion" if self.expansion else ""
 
     def largest_n(self) -> int:
         """The most patients a trial of this design can treat: :attr:`max_n`, or fewer where the rules cap

@@ -258,6 +258,11 @@ class OBDPick(Design):
         over = (n >= 3) & (stats.beta.sf(self.tox_target, 1 + y, 1 + n - y) > self.tox_cutoff)
         return np.maximum.accumulate(over, axis=1)
 
+    def expansion_text(self) -> str:
+        if self.fill:
+            return f"expansion to N = {self.max_n}"
+        return super().expansion_text()
+
     def to_dict(self) -> dict:
         out = {"type": self.kind, "base": self.base.to_dict(), "expansion": self.expansion}
         if self.utility != DEFAULT_UTILITY:
