@@ -373,7 +373,7 @@ def test_grid_tables_from_a_file():
 
 def test_result_files_and_figures(tmp_path):
     r = small_grid(constraints=["p_above_mtd <= 0.665"]).run()
-    paths = r.write(tmp_path / "out")
+    paths = r.write(tmp_path / "out", provenance={"file": "x.toml"})
     for name in ("grid.csv", "points.csv", "best.json", "pareto.png", "provenance.json"):
         assert paths[name].exists() and paths[name].stat().st_size > 0
     assert paths["pareto.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -381,6 +381,7 @@ def test_result_files_and_figures(tmp_path):
     assert best["best"]["point"] == int(r.best().name) and best["constraints"] == ["p_above_mtd <= 0.665"]
     prov = json.loads(paths["provenance.json"].read_text())
     assert prov["seed"]["entropy"] == 11 and prov["runner"] == "in-process" and prov["units"] == 24
+    assert prov["file"] == "x.toml"
     grid_csv = pd.read_csv(paths["grid.csv"])
     assert len(grid_csv) == 8 and "p_above_mtd_mcse" in grid_csv.columns
     ax = plot_pareto(r, "objective", "p_above_mtd")

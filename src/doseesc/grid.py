@@ -579,10 +579,12 @@ class GridResult:
                 "unit_trials": g.unit_trials, "seed": seed_record(g.seq), "target": g.target,
                 "objective": g.objective, "constraints": [c.text for c in g.constraints], **self.info}
 
-    def write(self, directory, x: str = "objective", y: str | None = None) -> dict[str, Path]:
+    def write(self, directory, x: str = "objective", y: str | None = None, provenance: dict | None = None
+              ) -> dict[str, Path]:
         """Write ``grid.csv`` (:meth:`table`), ``points.csv`` (:meth:`points`), ``best.json``, ``pareto.png``
         (:func:`plot_pareto` on ``x`` and ``y``, default the first constraint's metric, else mean_dlt) and
-        ``provenance.json`` into ``directory``; returns their paths."""
+        ``provenance.json`` (:meth:`provenance`, updated with ``provenance``, e.g. the scenario file and its
+        SHA-256) into ``directory``; returns their paths."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         y = y or (self.grid.constraints[0].metric if self.grid.constraints else "mean_dlt")
@@ -591,7 +593,8 @@ class GridResult:
         self.table().to_csv(paths["grid.csv"], index=False)
         self.points().to_csv(paths["points.csv"])
         paths["best.json"].write_text(json.dumps(self.best_dict(), indent=2, default=str) + "\n")
-        paths["provenance.json"].write_text(json.dumps(self.provenance(), indent=2, default=str) + "\n")
+        paths["provenance.json"].write_text(json.dumps({**self.provenance(), **(provenance or {})}, indent=2,
+                                                       default=str) + "\n")
         ax = plot_pareto(self, x, y)
         ax.figure.savefig(paths["pareto.png"], dpi=110)
         return paths
