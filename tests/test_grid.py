@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 import doseesc
+from doseesc.designs.crm import CRM, crm_skeleton
 from doseesc.designs.three_plus_three import ThreePlusThree
 from doseesc.errors import DesignError, DoseescError
 from doseesc.engines.grid_run import GridRunError
+from doseesc.rng import root_seed
 from doseesc.grid import METRICS, Constraint, Grid, grid_from_dict, plot_pareto, plot_sweep, progress_text, span
 
 SC = [doseesc.Scenario(true_tox=[0.05, 0.12, 0.25, 0.42], target=0.25, name="mtd-3"),
@@ -119,39 +121,36 @@ def test_sample_size_sweep_of_the_3_plus_3_against_exact():
 
 
 def test_calibrate_halfwidth_as_a_thin_call_of_the_grid_gives_the_same_numbers():
+    """compare.calibrate_halfwidth is a grid over the halfwidths; a plain loop of simulate (the code it
+    replaced) gives the same frame, bit for bit."""
     target, prior_mtd, k = 0.25, 1, 3
     scs = [doseesc.Scenario(true_tox=[0.08, 0.25, 0.45], target=target, name="a"),
            doseesc.Scenario(true_tox=[0.2, 0.4, 0.5], target=target, name="b")]
-    old = doseesc.calibrate_halfwidth(target, prior_mtd, k, scs, halfwidths=[0.04, 0.08], n_trials=200, rng=4,
+    new = doseesc.calibrate_halfwidth(target, prior_mtd, k, scs, halfwidths=[0.04, 0.08], n_trials=200, rng=4,
                                       max_n=12)
-    new = thin_calibrate_halfwidth(target, prior_mtd, k, scs, halfwidths=[0.04, 0.08], n_trials=200, rng=4,
+    old = loop_calibrate_halfwidth(target, prior_mtd, k, scs, halfwidths=[0.04, 0.08], n_trials=200, rng=4,
                                    max_n=12)
     pd.testing.assert_frame_equal(old, new, check_exact=True)
 
 
-def thin_calibrate_halfwidth(target, prior_mtd, n_tiers, scenarios, halfwidths=None, n_trials=2000, rng=None,
-                             **crm_options):
-    """The body proposed for compare.calibrate_halfwidth (the same numbers as the loop it replaces)."""
-    from doseesc.designs.crm import CRM, crm_skeleton
-    if halfwidths is None:
-        upper = min(target, 1 - target)
-        halfwidths = [round(h, 3) for h in np.arange(0.01, upper, 0.01) if h < upper]
-    scenarios = list(scenarios)
-    if not scenarios:
-        raise DesignError("calibrate_halfwidth needs at least one scenario")
-
-    def make(halfwidth):
-        sk = crm_skeleton(target, halfwidth, prior_mtd, n_tiers, model=crm_options.get("model", "empiric"),
-                          intercept=crm_options.get("intercept", 3.0))
-        return CRM(tuple(sk), target, **crm_options)
-
-    grid = Grid(None, {"halfwidth": list(halfwidths)}, scenarios, n_trials, make=make, rng=rng, target=target,
-                objective="p_correct", unit_trials=max(int(n_trials), 1))
-    pts = grid.run().points()
-    df = pd.DataFrame({"halfwidth": pts["halfwidth"].to_numpy(), "mean_pcs": pts["objective"].to_numpy(),
-                       "mean_pcs_mcse": pts["objective_mcse"].to_numpy(),
-                       "skeleton": [tuple(np.round(d.skeleton, 5)) for d in grid.designs],
-                       **{f"pcs[{s}]": pts[f"p_correct[{s}]"].to_numpy() for s in grid.scenarios}})
+def loop_calibrate_halfwidth(target, prior_mtd, n_tiers, scenarios, halfwidths, n_trials, rng, **crm_options):
+    """The plain reference: each halfwidth's CRM simulated under every scenario on one root seed, the
+    per-trial hit averaged over scenarios, its MCSE = SD over trials / sqrt(n)."""
+    seq = root_seed(rng)
+    rows = []
+    for h in halfwidths:
+        sk = crm_skeleton(target, h, prior_mtd, n_tiers)
+        design = CRM(tuple(sk), target, **crm_options)
+        per, per_trial = {}, []
+        for sc in scenarios:
+            r = doseesc.simulate(design, sc, n_trials, rng=seq, target=target)
+            per[sc.name] = r.p_correct
+            per_trial.append((r.selected == r.true_mtd).astype(float))
+        mean = np.mean(per_trial, axis=0)
+        rows.append({"halfwidth": h, "mean_pcs": float(mean.mean()),
+                     "mean_pcs_mcse": float(mean.std(ddof=1) / math.sqrt(mean.size)),
+                     "skeleton": tuple(np.round(sk, 5)), **{f"pcs[{k}]": v for k, v in per.items()}})
+    df = pd.DataFrame(rows)
     df["best"] = df["mean_pcs"] == df["mean_pcs"].max()
     return df
 

@@ -1,4 +1,4 @@
-"""Command line: ``doseesc simulate|exact|check|recommend|table|paths|report FILE``.
+"""Command line: ``doseesc simulate|exact|check|recommend|table|paths|grid|report FILE``.
 
 Each command loads the scenario file, calls one library function and writes.
 Errors caused by the input (:class:`~doseesc.errors.DoseescError`) print one
@@ -24,6 +24,7 @@ from .errors import DoseescError
 from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
+from .grid import progress_text
 from .protocol import load_protocol
 from .obd import resolve_obd
 from .report.committee import scenario_results
@@ -581,6 +582,89 @@ def _estimates_text(est) -> str:
         if "response_rate" in est.columns:
             text += f"; response {row.responses}/{row.n} = {row.response_rate:.2f}; utility {row.utility:.1f}"
         lines.append(text)
+    return "\n".join(lines)
+
+
+@main.command("grid")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder for grid.csv, points.csv, best.json, pareto.png and provenance.json (one sub-folder per "
+                   "grid when the file has several); its parent must exist.")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="Grid name from the file's [[grid]] tables (repeatable; default: all).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Run the units on N local processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the units on a Dask cluster, e.g. tcp://host:8786 (needs pip install 'doseesc[dask]').")
+@click.option("--dask-local", "dask_local", type=click.IntRange(min=1), default=None,
+              help="Start a Dask LocalCluster of N processes for this run (needs pip install 'doseesc[dask]').")
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="Folder for finished units (default: OUT/checkpoint, removed when the grid has been written); "
+                   "a rerun with it resumes a killed run and gives the same result.")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
+def grid(file, out, names, workers, scheduler, dask_local, checkpoint, progress):
+    """Calibration grids: every parameter point of a [[grid]] table under the file's scenarios.
+
+    Every point of a scenario sees the same simulated patients, so differences between points are paired.
+    The result names the best point that meets the constraints and the points on the Pareto front; the
+    numbers are identical whichever runner (in-process, --workers, --dask-local, --scheduler) is used.
+    """
+    proto = load_protocol(file)
+    if not proto.grids:
+        raise DoseescError(f"{file}: no [[grid]] table (see the README, 'Calibration grids')")
+    for n in names:
+        if n not in proto.grids:
+            raise DoseescError(f"{file}: no [[grid]] named {n!r} (grids: {', '.join(proto.grids)})")
+    chosen = list(names) or list(proto.grids)
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise DoseescError(f"--out {out}: exists and is not a folder")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise DoseescError(f"--out {out}: folder {parent} does not exist")
+    show = sys.stderr.isatty() if progress is None else progress
+    for n in chosen:
+        sub = target / _safe_name(n) if len(chosen) > 1 else target
+        ckpt = Path(checkpoint) / _safe_name(n) if checkpoint and len(chosen) > 1 else \
+            Path(checkpoint) if checkpoint else sub / "checkpoint"
+        bar = (lambda d, t, sec: sys.stderr.write(f"\r{n}: {progress_text(d, t, sec)}")) if show else None
+        try:
+            result = proto.grids[n].run(workers=workers, scheduler=scheduler, dask_local=dask_local,
+                                        checkpoint=ckpt, progress=bar)
+        finally:
+            if show:
+                sys.stderr.write("\n")
+        paths = result.write(sub, provenance={"file": str(file), "sha256": proto.sha256,
+                                              "command": _command_line("grid", file, (), (), name=shlex.quote(n))})
+        if not checkpoint:   # the default checkpoint only serves to resume this run: gone once it is written
+            shutil.rmtree(ckpt, ignore_errors=True)
+        click.echo(_grid_text(n, result))
+        click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+def _safe_name(name: str) -> str:
+    """A grid name as a folder name (letters, digits, '-', '_' and '.'; others become '_')."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "grid"
+
+
+def _grid_text(name: str, result) -> str:
+    """The grid's points, best first: parameters, objective with MCSE, feasibility; and the best point."""
+    g = result.grid
+    df = result.points()
+    params = [c for c in df.columns if c in g.points[0]]
+    lines = [f"grid {name!r}: {len(df)} points x {len(g.scenarios)} scenarios, {g.n_trials:,} trials each "
+             f"(paired); objective: mean {g.objective} over scenarios"]
+    for c in g.constraints:
+        lines.append(f"  constraint: {c.text}")
+    order = df.sort_values("objective", ascending=False, kind="stable")
+    for p, row in order.iterrows():
+        vals = ", ".join(f"{k} = {row[k]}" for k in params)
+        flag = "" if row["feasible"] else f"  (fails {row['violated']})"
+        lines.append(f"  {vals}: {100 * row['objective']:.1f}% ± {100 * row['objective_mcse']:.1f}, "
+                     f"mean N {row['expected_n']:.1f}{flag}")
+    best = result.best()
+    lines.append("best point: " + ("none meets the constraints" if best is None else
+                                   ", ".join(f"{k} = {best[k]}" for k in params)
+                                   + f" ({100 * best['objective']:.1f}% ± {100 * best['objective_mcse']:.1f})"))
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from .designs.base import Design
 from .designs.crm import CRM, crm_skeleton
 from .engines.montecarlo import simulate
 from .errors import DesignError, DoseescError
+from .grid import Grid
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder
@@ -236,7 +237,8 @@ def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, 
     For each candidate halfwidth the skeleton ``crm_skeleton(target, halfwidth,
     prior_mtd, n_tiers)`` is simulated under every scenario (the same seed for
     all, so candidates are compared on common patients) and the probability of
-    selecting the true MTD is averaged over the scenarios. ``crm_options`` go
+    selecting the true MTD is averaged over the scenarios: one :class:`~doseesc.grid.Grid` over the
+    halfwidths (its paired MCSE of the average). ``crm_options`` go
     to :class:`~doseesc.designs.crm.CRM` (``max_n`` is required). Returns a DataFrame with one row
     per halfwidth (``mean_pcs``, its MCSE and the per-scenario values) sorted
     as given, with the best row flagged in ``best``.
@@ -247,22 +249,19 @@ def calibrate_halfwidth(target: float, prior_mtd: int, n_tiers: int, scenarios, 
     scenarios = list(scenarios)
     if not scenarios:
         raise DesignError("calibrate_halfwidth needs at least one scenario")
-    seq = root_seed(rng)
-    rows = []
-    for h in halfwidths:
-        sk = crm_skeleton(target, h, prior_mtd, n_tiers, model=crm_options.get("model", "empiric"),
+
+    def make(halfwidth):
+        sk = crm_skeleton(target, halfwidth, prior_mtd, n_tiers, model=crm_options.get("model", "empiric"),
                           intercept=crm_options.get("intercept", 3.0))
-        design = CRM(tuple(sk), target, **crm_options)
-        per, per_trial = {}, []
-        for sc in scenarios:
-            r = simulate(design, sc, n_trials, rng=seq, target=target)
-            per[sc.name] = r.p_correct
-            per_trial.append((r.selected == r.true_mtd).astype(float))
-        mean = np.mean(per_trial, axis=0)
-        rows.append({"halfwidth": h, "mean_pcs": float(mean.mean()),
-                     "mean_pcs_mcse": float(mean.std(ddof=1) / math.sqrt(mean.size)),
-                     "skeleton": tuple(np.round(sk, 5)), **{f"pcs[{k}]": v for k, v in per.items()}})
-    df = pd.DataFrame(rows)
+        return CRM(tuple(sk), target, **crm_options)
+
+    grid = Grid(None, {"halfwidth": list(halfwidths)}, scenarios, n_trials, make=make, rng=rng, target=target,
+                objective="p_correct", unit_trials=max(int(n_trials), 1))
+    pts = grid.run().points()
+    df = pd.DataFrame({"halfwidth": pts["halfwidth"].to_numpy(), "mean_pcs": pts["objective"].to_numpy(),
+                       "mean_pcs_mcse": pts["objective_mcse"].to_numpy(),
+                       "skeleton": [tuple(np.round(d.skeleton, 5)) for d in grid.designs],
+                       **{f"pcs[{s}]": pts[f"p_correct[{s}]"].to_numpy() for s in grid.scenarios}})
     df["best"] = df["mean_pcs"] == df["mean_pcs"].max()
     return df
 

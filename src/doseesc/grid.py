@@ -42,6 +42,7 @@ from .designs.base import Design
 from .engines.grid_run import Checkpoint, Context, make_units, run_units, runner_name
 from .engines.run import check_simulation, monte_carlo_result
 from .errors import DesignError, DoseescError
+from .report.labels import metric_name
 from .results import DEFINITIONS, QUANTILES, SAFETY_METRICS, UTILITY_METRICS, provenance
 from .rng import root_seed, seed_record
 from .scenario import Scenario
@@ -653,7 +654,7 @@ def _label(result: GridResult, col: str) -> str:
         return f"P(select the true {word}), mean over scenarios"
     if col.startswith("["):
         return col.strip("[]")
-    return f"{col} (mean over scenarios)"
+    return f"{metric_name(col)} (mean over scenarios)"
 
 
 def plot_pareto(result: GridResult, x: str = "objective", y: str = "mean_dlt", ax=None):

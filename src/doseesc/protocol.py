@@ -19,6 +19,7 @@ from .actual_dose import curve_from_dict, dose_model_from_toml, scenario_from_cu
 from .calendar import calendar_from_toml
 from .designs.base import REGISTRY, Design, design_from_dict
 from .errors import DesignError, DoseescError, ScenarioError
+from .grid import grid_from_dict
 from .obd import OBDDefinition
 from .scenario import Scenario, check_target
 from .tiers import DoseLadder
@@ -33,7 +34,7 @@ _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target"
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
 _OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
-_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar"}
+_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar", "grid"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Protocol:
     dose_model: object | None = None
     #: Calendar model ([calendar] table), or None.
     calendar: object | None = None
+    #: Calibration grids ([[grid]] tables), by name (:class:`doseesc.grid.Grid`).
+    grids: dict = field(default_factory=dict)
     #: Days after the infusion in which a DLT counts ([protocol] ``dlt_window_days``), or None if unstated.
     dlt_window_days: float | None = None
     #: Days after the infusion at which response is judged ([protocol] ``response_window_days``), or None.
@@ -157,11 +160,29 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     windows = _window_keys(proto, where)
     calendar = _calendar_table(data, windows, designs, where)
     n_trials, seed = _run_table(data, where)
-    return Protocol(dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
+    grids = _grid_tables(data, designs, scenarios, n_trials, seed, target, obd_def, ladder, where)
+    return Protocol(grids=grids, dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
                     designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
                     sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar, **windows)
+
+
+def _grid_tables(data: dict, designs, scenarios, n_trials, seed, target, obd_def, ladder, where: str) -> dict:
+    """The [[grid]] tables by name (``grid 1``, ``grid 2``... where a table has no name)."""
+    entries = data.get("grid", [])
+    if not isinstance(entries, list):
+        raise ScenarioError(f"{where}: [[grid]] must be an array of tables (write [[grid]], not [grid])")
+    grids = {}
+    for i, entry in enumerate(entries):
+        name = entry.get("name", f"grid {i + 1}") if isinstance(entry, dict) else f"grid {i + 1}"
+        if not isinstance(name, str) or not name.strip():
+            raise ScenarioError(f"{where}: [[grid]] {i + 1}: name = {name!r} must be a non-empty text")
+        if name in grids:
+            raise ScenarioError(f"{where}: two [[grid]] tables are named {name!r}")
+        grids[name] = grid_from_dict(entry, designs, scenarios, where=f"{where}: [[grid]] {name!r}",
+                                     n_trials=n_trials, seed=seed, target=target, obd=obd_def, ladder=ladder)
+    return grids
 
 
 def _window_keys(proto: dict, where: str) -> dict:

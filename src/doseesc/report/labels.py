@@ -138,6 +138,7 @@ METRIC_NAMES = {
     "expected_utility": "expected utility",
     "utility_loss": "utility loss",
     "p_within_margin": "P(within margin of best utility)",
+    "expected_screened": "patients screened",
 }
 
 
