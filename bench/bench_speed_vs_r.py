@@ -1,7 +1,7 @@
 """Benchmark (issue 20): doseesc's CPU time per simulated trial beside the R packages' recorded per-trial times.
 
 10,000 trials per workload, target 0.3, cohorts of 3; process CPU time (all threads), best of a few runs after a
-warm-up (the first run also fills per-design caches). The R figures are those quoted in issue 20 (BOIN::get.oc and
+warm-up, each on a fresh design object (nothing remembered from the run before). The R figures are those quoted in issue 20 (BOIN::get.oc and
 dfcrm::crmsim on 10,000 trials of the same sizes, measured on this 2-core machine); R need not be installed.
 
     python bench/bench_speed_vs_r.py
@@ -37,15 +37,16 @@ TRUE_TOX = {
 
 
 def workloads():
-    boin3 = doseesc.BOIN(TARGET, 3, max_n=18)
-    boin5 = doseesc.BOIN(TARGET, 5, max_n=30)
-    crm3 = doseesc.CRM(tuple(doseesc.crm_skeleton(TARGET, 0.05, 2, 3)), TARGET, max_n=18)
-    crm6 = doseesc.CRM(tuple(doseesc.crm_skeleton(TARGET, 0.05, 3, 6)), TARGET, max_n=36)
+    """workload -> (a function making a fresh design, true P(DLT) per tier). Each run gets a fresh design, so
+    nothing a design remembers (CRM's memo of posterior means) carries over from the run before: the times
+    are those of a first run."""
+    crm3 = tuple(doseesc.crm_skeleton(TARGET, 0.05, 2, 3))
+    crm6 = tuple(doseesc.crm_skeleton(TARGET, 0.05, 3, 6))
     return {
-        "BOIN, 3 tiers, N=18": (boin3, TRUE_TOX[3]),
-        "BOIN, 5 tiers, N=30": (boin5, TRUE_TOX[5]),
-        "CRM, 3 tiers, N=18": (crm3, TRUE_TOX[3]),
-        "CRM, 6 tiers, N=36": (crm6, TRUE_TOX[6]),
+        "BOIN, 3 tiers, N=18": (lambda: doseesc.BOIN(TARGET, 3, max_n=18), TRUE_TOX[3]),
+        "BOIN, 5 tiers, N=30": (lambda: doseesc.BOIN(TARGET, 5, max_n=30), TRUE_TOX[5]),
+        "CRM, 3 tiers, N=18": (lambda: doseesc.CRM(crm3, TARGET, max_n=18), TRUE_TOX[3]),
+        "CRM, 6 tiers, N=36": (lambda: doseesc.CRM(crm6, TARGET, max_n=36), TRUE_TOX[6]),
     }
 
 
@@ -65,9 +66,9 @@ def main():
           f"{os.cpu_count()} CPUs, {N_TRIALS} trials, target {TARGET:g}, cohorts of 3")
     print(f"{'workload':<22} {'doseesc CPU (ms)':>17} {'per trial (us)':>15} {'R per trial (us)':>17} "
           f"{'ratio':>7} {'goal':>6}")
-    for name, (design, tox) in workloads().items():
+    for name, (make, tox) in workloads().items():
         scenario = doseesc.Scenario(true_tox=tox)
-        cpu = cpu_seconds(lambda: doseesc.simulate(design, scenario, N_TRIALS, rng=1))
+        cpu = cpu_seconds(lambda: doseesc.simulate(make(), scenario, N_TRIALS, rng=1))
         fn, r_sec, goal = R_SECONDS[name]
         per, r_per = 1e6 * cpu / N_TRIALS, 1e6 * r_sec / N_TRIALS
         print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x {goal:>5}x"

@@ -325,9 +325,10 @@ def pack_columns(columns) -> np.ndarray | None:
     if rows == 0:
         return np.zeros(0, dtype=np.int64)
     floats = any(b.dtype.kind == "f" for b in blocks)
+    small = all(b.dtype.kind in "bi" and b.dtype.itemsize <= 4 for b in blocks)
     # one column per row of a (columns, rows) array: every reduction runs along contiguous memory
     m = np.concatenate([b[None, :] if b.ndim == 1 else b.T for b in blocks], axis=0,
-                       dtype=np.float64 if floats else np.int64)
+                       dtype=np.float64 if floats else np.int32 if small else np.int64)
     if floats and not (np.all(np.isfinite(m)) and np.array_equal(m, np.round(m))):
         return None
     lo, hi = m.min(axis=1), m.max(axis=1)
@@ -339,13 +340,13 @@ def pack_columns(columns) -> np.ndarray | None:
         return None
     if floats:
         m = m.astype(np.int64)
-        lo = lo.astype(np.int64)
+    lo = lo.astype(np.int64)
     key = np.zeros(rows, dtype=np.int64)
     for j, r in enumerate(spans):      # Horner: key = key * range_j + (column_j - min_j)
         if r > 1:
             key *= r
             key += m[j]
-            key -= lo[j]
+            key -= int(lo[j])
     return key
 
 

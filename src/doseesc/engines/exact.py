@@ -21,7 +21,7 @@ from math import comb
 import numpy as np
 
 from ..designs.base import Design
-from .run import check_not_tite, one_blas_thread
+from .run import check_not_tite, group_keys, one_blas_thread
 from ..errors import DoseescError
 from ..obd import resolve_obd
 from ..outcomes import cohort_outcomes
@@ -83,8 +83,7 @@ def _unique_rows(columns: list) -> tuple[np.ndarray, np.ndarray]:
     int64 keys (:func:`~doseesc.state.pack_columns`) where the rows fit in 63 bits, else a sort of rows."""
     key = pack_columns(columns) if PACKED_KEYS else None
     if key is not None:
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return first, inverse.ravel()
+        return group_keys(key)
     rows = np.column_stack(columns)
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     return first, inverse.ravel()

@@ -266,6 +266,29 @@ class Decided:
     sub: TrialState | None = None
 
 
+def group_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first index of each distinct value of the non-negative int64 ``key``, in increasing key order, and
+    each entry's rank among the distinct values (as ``np.unique(key, return_index=True, return_inverse=True)``):
+    by a table indexed by the key where the keys span little more than their number (no sort), else by a
+    sort."""
+    if key.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    span = int(key.max()) + 1
+    if span <= 4 * key.size + 4096:
+        seen = np.zeros(span, dtype=bool)
+        seen[key] = True
+        rank = np.cumsum(seen, dtype=np.intp) - 1
+        inverse = rank[key]
+        n_distinct = int(rank[-1]) + 1
+    else:
+        _, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.ravel()
+        n_distinct = int(inverse.max()) + 1
+    first = np.empty(n_distinct, dtype=np.intp)
+    first[inverse[::-1]] = np.arange(key.size - 1, -1, -1)
+    return first, inverse
+
+
 def decide_distinct(design, state: TrialState, act: np.ndarray) -> Decided:
     """``design.step`` on the trials ``act`` of ``state``: once per distinct state (:meth:`TrialState.key`) and
     broadcast, where the distinct states are at most :data:`DISTINCT_SHARE` of the trials; otherwise on every
@@ -274,11 +297,10 @@ def decide_distinct(design, state: TrialState, act: np.ndarray) -> Decided:
     if DISTINCT_STATES and act.size > 1:
         key = state.key()
         if key is not None:
-            uniq, first, inverse = np.unique(key if full else key[act], return_index=True, return_inverse=True)
-            if uniq.size <= DISTINCT_SHARE * act.size:
+            first, inverse = group_keys(key if full else key[act])
+            if first.size <= DISTINCT_SHARE * act.size:
                 distinct = state.take(act[first])
                 ddec = design.step(distinct)
-                inverse = inverse.ravel()
                 return Decided(act, _spread(ddec, inverse), distinct, ddec, inverse)
     sub = state if full else state.take(act)
     return Decided(act, design.step(sub), sub=sub)
