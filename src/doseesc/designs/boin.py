@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
@@ -116,7 +116,7 @@ class BOIN(IntervalDesign):
         for i, m in enumerate(n):
             if m >= 3:
                 y = np.arange(m + 1)
-                ok = np.flatnonzero(stats.beta.sf(self.target, y + 1, m - y + 1) > self.cutoff_eli)
+                ok = np.flatnonzero(special.betaincc(y + 1, m - y + 1, self.target) > self.cutoff_eli)
                 if ok.size:
                     elim[i] = ok[0]
         deesc = np.minimum(deesc, elim)
@@ -139,7 +139,7 @@ class BOIN(IntervalDesign):
         # extrasafe: lowest tier with >= 3 patients and posterior above cutoff - offset
         if self.extrasafe:
             n0, y0 = state.n[:, 0], state.y[:, 0]
-            post = stats.beta.sf(self.target, y0 + 1, n0 - y0 + 1)
+            post = special.betaincc(y0 + 1, n0 - y0 + 1, self.target)
             hit = (n0 >= 3) & (post > self.cutoff_eli - self.offset) & ~dec.stop
             dec.stop = dec.stop | hit
             dec.reason = np.where(hit, np.int8(StopReason.LOWEST_TIER_TOXIC), dec.reason).astype(np.int8)
@@ -177,7 +177,7 @@ class BOIN(IntervalDesign):
         ok = ~self.eliminated(state)
         if self.extrasafe:
             n0, y0 = state.n[:, 0], state.y[:, 0]
-            post = stats.beta.sf(self.target, y0 + 1, n0 - y0 + 1)
+            post = special.betaincc(y0 + 1, n0 - y0 + 1, self.target)
             ok &= ~((n0 >= 3) & (post > self.cutoff_eli - self.offset))[:, None]
         return ok
 

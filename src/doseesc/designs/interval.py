@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import Design, check_int, check_prob
@@ -79,7 +79,7 @@ class IntervalDesign(Design):
         if n < self.elim_min_n:
             return np.zeros(y.shape, dtype=bool)
         a, b = self.elim_prior
-        return stats.beta.sf(self.target, y + a, n - y + b) > self.cutoff_eli
+        return special.betaincc(y + a, n - y + b, self.target) > self.cutoff_eli
 
     @cached_property
     def grid(self) -> np.ndarray:
