@@ -313,9 +313,10 @@ def pack_columns(columns) -> np.ndarray | None:
     lexicographically (the first column most significant), or None where they do not fit in 63 bits.
 
     ``columns``: 1-D arrays (one column) and 2-D arrays (one column per entry of axis 1), all with the same
-    number of rows. Each column is offset by its minimum and weighted by the product of the ranges of the
-    columns after it (mixed radix), so the keys sort as ``np.unique(np.column_stack(columns), axis=0)`` sorts
-    the rows, with one sort of integers instead of a sort of rows. Constant columns cost nothing.
+    number of rows. Each column is a digit of a mixed-radix number, weighted by the product of the ranges of
+    the columns after it (range: max + 1 where no entry is negative, else max - min + 1 with the column offset
+    by its minimum), so the keys sort as ``np.unique(np.column_stack(columns), axis=0)`` sorts
+    the rows, with one sort of integers instead of a sort of rows. All-zero columns cost nothing.
     Float columns whose values are all integers are packed as such; any other float column gives None.
     """
     blocks = [np.asarray(c) for c in columns]
@@ -324,6 +325,9 @@ def pack_columns(columns) -> np.ndarray | None:
     rows = blocks[0].shape[0]
     if rows == 0:
         return np.zeros(0, dtype=np.int64)
+    blocks = [b for b in blocks if b.any()]     # all-zero blocks (constant: range 1) change no key
+    if not blocks:
+        return np.zeros(rows, dtype=np.int64)
     floats = any(b.dtype.kind == "f" for b in blocks)
     small = all(b.dtype.kind in "bi" and b.dtype.itemsize <= 4 for b in blocks)
     # one column per row of a (columns, rows) array: every reduction runs along contiguous memory
@@ -331,7 +335,9 @@ def pack_columns(columns) -> np.ndarray | None:
                        dtype=np.float64 if floats else np.int32 if small else np.int64)
     if floats and not (np.all(np.isfinite(m)) and np.array_equal(m, np.round(m))):
         return None
-    lo, hi = m.min(axis=1), m.max(axis=1)
+    hi = m.max(axis=1)
+    # counts are never negative: then every offset is 0 (one reduction over all, not one per column)
+    lo = np.zeros_like(hi) if m.min() >= 0 else m.min(axis=1)
     spans = [int(h) - int(l) + 1 for l, h in zip(lo.tolist(), hi.tolist())]
     total = 1
     for r in spans:
@@ -346,7 +352,8 @@ def pack_columns(columns) -> np.ndarray | None:
         if r > 1:
             key *= r
             key += m[j]
-            key -= int(lo[j])
+            if lo[j]:
+                key -= int(lo[j])
     return key
 
 
