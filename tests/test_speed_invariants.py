@@ -147,17 +147,20 @@ def test_pack_columns_orders_rows_as_unique_axis0():
 
 
 def test_pack_columns_hand_worked_and_refusals():
-    # non-negative columns a (max 2) and b (max 6) keep their values as digits of radix 3 and 7:
-    # key = 7 * a + b: (2, 5) -> 19, (0, 6) -> 6, (1, 6) -> 13
-    np.testing.assert_array_equal(pack_columns([np.array([2, 0, 1]), np.array([5, 6, 6])]), [19, 6, 13])
-    # with a negative entry every column is offset by its minimum: a in -1..1 (radix 3), b in 5..6 (radix 2):
-    # key = 2 * (a + 1) + (b - 5): (1, 5) -> 4, (-1, 6) -> 1, (0, 6) -> 3
+    # columns a in 0..2 (radix 3) and b in 5..6 (offset 5, radix 2): key = 2 * a + (b - 5)
+    np.testing.assert_array_equal(pack_columns([np.array([2, 0, 1]), np.array([5, 6, 6])]), [4, 1, 3])
+    # a in -1..1: offset -1, radix 3: key = 2 * (a + 1) + (b - 5)
     np.testing.assert_array_equal(pack_columns([np.array([1, -1, 0]), np.array([5, 6, 6])]), [4, 1, 3])
-    # all-zero blocks are skipped; a column 7, 9, 8 (radix 10) then a constant 5 (radix 6): key = 6 * a + 5
+    # constant blocks are left out: key = 7, 9, 8 - 7
     np.testing.assert_array_equal(pack_columns([np.zeros((3, 4), int), np.array([7, 9, 8]), np.full(3, 5)]),
-                                  [47, 59, 53])
+                                  [0, 2, 1])
+    # a 2-D block: both columns take the block's range 0..2 (radix 3): key = 3 * c0 + c1
+    np.testing.assert_array_equal(pack_columns([np.array([[0, 2], [1, 0], [2, 2]])]), [2, 3, 8])
+    # block radix 2**40 + 1 for 3 columns would overflow: each column takes its own range (2**40 + 1, 2, 2)
+    big = np.array([[2 ** 40, 1, 0], [0, 0, 1], [5, 1, 1]])
+    np.testing.assert_array_equal(pack_columns([big]), [2 ** 40 * 4 + 2, 1, 5 * 4 + 3])
     assert pack_columns([np.array([0.5, 1.0])]) is None          # not integers
-    wide = np.array([[0] * 13, [39] * 13])                         # 40 ** 13 > 2 ** 63
+    wide = np.array([[0] * 13, [39] * 13])                         # 40 ** 13 > 2 ** 63 either way
     assert pack_columns([wide]) is None
 
 

@@ -312,12 +312,13 @@ def pack_columns(columns) -> np.ndarray | None:
     """One int64 key per row of integer columns, equal for equal rows and ordered as the rows are
     lexicographically (the first column most significant), or None where they do not fit in 63 bits.
 
-    ``columns``: 1-D arrays (one column) and 2-D arrays (one column per entry of axis 1), all with the same
-    number of rows. Each column is a digit of a mixed-radix number, weighted by the product of the ranges of
-    the columns after it (range: max + 1 where no entry is negative, else max - min + 1 with the column offset
-    by its minimum), so the keys sort as ``np.unique(np.column_stack(columns), axis=0)`` sorts
-    the rows, with one sort of integers instead of a sort of rows. All-zero columns cost nothing.
-    Float columns whose values are all integers are packed as such; any other float column gives None.
+    ``columns``: 1-D arrays (one column) and 2-D arrays (a block: one column per entry of axis 1), all with the
+    same number of rows. Each column is a digit of a mixed-radix number: first every column of a block takes
+    the block's range as its radix (two reductions per block, however many columns); where that does not fit
+    in 63 bits, each column takes its own range. Digits are offset by the minimum where some entry is
+    negative. So the keys sort as ``np.unique(np.column_stack(columns), axis=0)`` sorts the rows, with one sort
+    of integers instead of a sort of rows. Constant blocks cost nothing. Float columns whose values are all
+    integers are packed as such; any other float column gives None.
     """
     blocks = [np.asarray(c) for c in columns]
     if any(b.dtype.kind not in "biuf" for b in blocks):
@@ -325,36 +326,41 @@ def pack_columns(columns) -> np.ndarray | None:
     rows = blocks[0].shape[0]
     if rows == 0:
         return np.zeros(0, dtype=np.int64)
-    blocks = [b for b in blocks if b.any()]     # all-zero blocks (constant: range 1) change no key
-    if not blocks:
-        return np.zeros(rows, dtype=np.int64)
-    floats = any(b.dtype.kind == "f" for b in blocks)
-    small = all(b.dtype.kind in "bi" and b.dtype.itemsize <= 4 for b in blocks)
-    # one column per row of a (columns, rows) array: every reduction runs along contiguous memory
-    m = np.concatenate([b[None, :] if b.ndim == 1 else b.T for b in blocks], axis=0,
-                       dtype=np.float64 if floats else np.int32 if small else np.int64)
-    if floats and not (np.all(np.isfinite(m)) and np.array_equal(m, np.round(m))):
-        return None
-    hi = m.max(axis=1)
-    # counts are never negative: then every offset is 0 (one reduction over all, not one per column)
-    lo = np.zeros_like(hi) if m.min() >= 0 else m.min(axis=1)
-    spans = [int(h) - int(l) + 1 for l, h in zip(lo.tolist(), hi.tolist())]
-    total = 1
-    for r in spans:
-        total *= r
-    if total > _KEY_LIMIT:
-        return None
-    if floats:
-        m = m.astype(np.int64)
-    lo = lo.astype(np.int64)
+    blocks = [b[:, None] if b.ndim == 1 else b for b in blocks]
+    for b in blocks:
+        if b.dtype.kind == "f" and not (np.all(np.isfinite(b)) and np.array_equal(b, np.round(b))):
+            return None
+    # per block: (block, offset, radix of each of its columns); constant blocks are left out
+    lows = [int(b.min()) for b in blocks]
+    highs = [int(b.max()) for b in blocks]
+    digits = [(b, lo, [hi - lo + 1] * b.shape[1]) for b, lo, hi in zip(blocks, lows, highs) if hi > lo]
+    if _radix_product(digits) > _KEY_LIMIT:
+        digits = []
+        for b, lo, hi in zip(blocks, lows, highs):
+            if hi > lo:
+                cl, ch = b.min(axis=0), b.max(axis=0)
+                offset = 0 if lo >= 0 else cl
+                digits.append((b, offset, [int(h) - int(o) + 1 for h, o in zip(ch, np.broadcast_to(offset, ch.shape))]))
+        if _radix_product(digits) > _KEY_LIMIT:
+            return None
     key = np.zeros(rows, dtype=np.int64)
-    for j, r in enumerate(spans):      # Horner: key = key * range_j + (column_j - min_j)
-        if r > 1:
-            key *= r
-            key += m[j]
-            if lo[j]:
-                key -= int(lo[j])
+    for b, offset, radices in digits:       # Horner: key = key * radix + (column - offset)
+        off = np.broadcast_to(np.asarray(offset, dtype=np.int64), (b.shape[1],))
+        for j, r in enumerate(radices):
+            if r > 1:
+                key *= r
+                key += b[:, j].astype(np.int64) if b.dtype.kind == "f" else b[:, j]
+                if off[j]:
+                    key -= int(off[j])
     return key
+
+
+def _radix_product(digits) -> int:
+    total = 1
+    for _, _, radices in digits:
+        for r in radices:
+            total *= r
+    return total
 
 
 @dataclass
