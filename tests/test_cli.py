@@ -26,12 +26,25 @@ def run(*args):
 
 
 def test_simulate_table(proto):
-    r = run("simulate", proto, "--n-trials", 400, "--seed", 3)
+    r = run("simulate", proto, "--n-trials", 400, "--seed", 3, "--no-exact")
     assert r.exit_code == 0, r.output
     assert "3+3 under scenario 'mid' [Monte Carlo, 400 trials" in r.stdout
     assert "3+3 (with de-escalation)" in r.stdout
     assert "3e5 cells/kg" in r.stdout and "No dose" in r.stdout
     assert "seed entropy 3" in r.stdout
+    assert "[exact]" not in r.stdout
+
+
+def test_simulate_prefers_exact_values_and_says_so(proto):
+    """By default each result the exact engine can compute is shown exactly (no MCSE), marked [exact], with the
+    exact engine's numbers; the paired comparison marks its method."""
+    r = run("simulate", proto, "--n-trials", 400, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    assert "3+3 under scenario 'mid' [exact]" in r.stdout and "[Monte Carlo" not in r.stdout
+    p = doseesc.load_protocol(proto)
+    ex = doseesc.exact(p.designs["3+3"], p.scenarios["mid"], ladder=p.tiers)
+    assert f"P(select true MTD) {100 * ex.p_correct:.1f}%;" in r.stdout
+    assert "exact" in r.stdout.split("Paired comparison")[1]
 
 
 def test_simulate_matches_library_and_is_reproducible(proto):
@@ -211,7 +224,7 @@ def _rows(text: str, header: str) -> dict:
 
 
 def test_simulate_compares_each_design_on_its_question(mixed):
-    r = run("simulate", mixed, "-n", 200, "--seed", 1)
+    r = run("simulate", mixed, "-n", 200, "--seed", 1, "--no-exact")
     assert r.exit_code == 0, r.output
     from doseesc.study import run_protocol
     study = run_protocol(doseesc.load_protocol(mixed), n_trials=200, seed=1)
@@ -229,7 +242,7 @@ def test_simulate_compares_each_design_on_its_question(mixed):
     proto = doseesc.load_protocol(mixed)
     tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], proto.tiers.tier_labels)
     assert tie and r.stdout.count(tie) == 1
-    both = run("simulate", mixed, "-n", 200, "--seed", 1, "--both-questions")
+    both = run("simulate", mixed, "-n", 200, "--seed", 1, "--both-questions", "--no-exact")
     header = next(line for line in both.stdout.splitlines() if line.strip().startswith("design   Q"))
     assert "P(true MTD)" in header and "P(true OBD)" in header and "P(correct)" in header
 

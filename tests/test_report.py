@@ -555,3 +555,35 @@ def test_report_shows_each_question_conduct_notes_and_near_ties(tmp_path):
     both = table(parse(build_report(study, path_cohorts=1, both_questions=True).html()), kind="key", scenario="mid")
     assert "P(true MTD), % (MCSE)" in both["header"] and "P(true OBD), % (MCSE)" in both["header"]
     assert close(cell(both, "3+3", "P(true OBD), % (MCSE)").split()[0], res["3+3"].p_select_obd, 100)
+
+
+def test_report_prefers_exact_values_and_says_which(tmp_path):
+    """A study run with method 'auto': designs the exact engine computes appear with their exact numbers (marked
+    '(exact)' after the name, no MCSE) in the key and by-tier tables; the others stay Monte Carlo with MCSE; the
+    Settings say which designs are exact."""
+    f = tmp_path / "mixed.toml"
+    f.write_text(MIXED)
+    proto = doseesc.load_protocol(f)
+    study = run_protocol(proto, method="auto", n_trials=100, seed=2, max_states=100_000)
+    ex = {name: r for (s, name), r in study.exact_results.items() if s == "mid"}
+    assert "3+3" in ex          # 3 tiers, N <= 18: a few hundred states
+    page = parse(build_report(study, path_cohorts=1).html())
+    k = table(page, kind="key", scenario="mid")
+    head = next(h for h in k["header"] if h.startswith("P(correct)"))
+    for name, r in {study.name_of(x): x for x in study.results}.items():
+        shown = cell(k, name, head)
+        if name in ex:
+            assert cell(k, name, "Design").endswith("(exact)")
+            value = ex[name].p_select_obd if r.design.question == "OBD" else ex[name].p_correct
+            assert shown == f"{100 * value:.1f}"                 # no MCSE in brackets
+        else:
+            assert "(exact)" not in cell(k, name, "Design") and "(" in shown
+    assert ex, "no design was computed exactly"
+    name = next(iter(ex))
+    sel = table(page, kind="select", design=name, scenario="mid")
+    assert "MCSE" not in sel["header"]
+    assert close(cell(sel, "tier-2", "P(select), %"), ex[name].p_select[2], 100)
+    text = re.sub(r"\s+", " ", page.all_text)
+    said = re.search(r"with exact enumeration \(no MCSE\) in the key tables and by-tier tables where it applies: "
+                     r"([^;]+);", text)
+    assert said and set(said.group(1).split(", ")) == set(ex)

@@ -29,7 +29,7 @@ from .protocol import load_protocol
 from .obd import resolve_obd
 from .report.committee import scenario_results
 from .report.summary_text import near_tie_warning
-from .study import Study, committee_report, run_protocol
+from .study import PREFER_EXACT_STATES, Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table, pending_table
 
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -130,20 +130,20 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
         proto = study.protocol
         parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
                  (f": {proto.title}" if proto.title else "")]
-        compared = study.method == "simulate" and len({study.name_of(r) for r in study.results}) > 1
+        compared = study.method in ("simulate", "auto") and len({study.name_of(r) for r in study.results}) > 1
         warnings = {s: near_tie_warning(scenario_results(study, s))
                     for s in dict.fromkeys(r.scenario.name for r in study.results)}
         for i, r in enumerate(study.results):
             parts.append("")
-            parts.append(str(r))
+            parts.append(_result_text(study, r, both_questions))
             s = r.scenario.name
             last = i + 1 == len(study.results) or study.results[i + 1].scenario.name != s
             if last and not compared and warnings[s]:
                 parts.append(f"warning: {warnings[s]}")
         if compared:
             parts.append("")
-            parts.append(_comparison_text(study.comparison(), both_questions, warnings))
-        if study.method == "simulate" and proto.dose_model is not None:
+            parts.append(_comparison_text(study.comparison(prefer_exact=True), both_questions, warnings))
+        if study.method in ("simulate", "auto") and proto.dose_model is not None:
             parts.append("")
             parts.append(_impact_text(study))
         elif study.method == "exact" and proto.dose_model is not None:
@@ -158,6 +158,21 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
     click.echo(text.rstrip("\n"))
     for w in written:
         click.echo(f"wrote {w}", err=True)
+
+
+def _result_text(study: Study, r, both_questions: bool = False) -> str:
+    """One result's block: the exact run where the study holds one (its calendar lines, which only the
+    simulation gives, added from the Monte Carlo run), else the Monte Carlo run."""
+    e = study.exact_of(r) if study.method == "auto" else None
+    if e is None or e is r:
+        return r.text(both_questions)
+    lines = e.text(both_questions).splitlines()
+    timed = [ln for ln in r.headline().splitlines() if ln.startswith("  per trial: ")]
+    if timed:
+        at = 1 + next((i for i, ln in enumerate(lines) if ln.startswith(("  target ", "  no target "))), 2)
+        lines.insert(at, timed[0].replace("  per trial: ", f"  per trial (Monte Carlo, {r.n_trials:,} trials, "
+                                                             "± = 1 MCSE): ", 1))
+    return "\n".join(lines)
 
 
 def _check_output_file(path: str, option: str) -> None:
@@ -320,9 +335,13 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
 @_format_opt
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
 @click.option("--both-questions", is_flag=True, default=False,
-              help="In the paired comparison, show P(true MTD) and P(true OBD) for every design (default: each "
+              help="Show P(true MTD) and P(true OBD) for every design, in each result and the paired comparison (default: each "
                    "design on the question it answers, MTD or OBD).")
-def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions):
+@click.option("--exact/--no-exact", "prefer_exact", default=True, show_default=True,
+              help="Show exact values (exact enumeration, no MCSE) in place of the Monte Carlo estimates wherever "
+                   "the exact engine applies (no actual-dose model, at most 100,000 live states); the simulations "
+                   "still give durations, waiting and the paired comparison's MCSEs.")
+def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact):
     """Monte Carlo operating characteristics of every design under every scenario.
 
     All designs see the same simulated patients in a scenario (paired comparison). Each design is
@@ -336,7 +355,9 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     total = n * (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
     bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
     try:
-        study = run_protocol(proto, method="simulate", designs=designs, scenarios=scenarios, n_trials=n,
+        study = run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
+                             scenarios=scenarios, n_trials=n,
+                             max_states=PREFER_EXACT_STATES if prefer_exact else None,
                              seed=seed, progress=bar,
                              command=_command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed))
     finally:

@@ -606,8 +606,13 @@ class OperatingCharacteristics:
             "provenance": self.provenance,
         }
 
-    def headline(self) -> str:
-        """One paragraph of the key numbers with their MCSE."""
+    def headline(self, both_questions: bool = False) -> str:
+        """One paragraph of the key numbers with their MCSE.
+
+        P(select the true MTD) is given for designs that answer the MTD question, P(select the true OBD) for
+        those that answer the OBD question (:attr:`~doseesc.designs.base.Design.question`); ``both_questions``
+        gives both."""
+        own = self.design.question
         def fmt(name, pct=False):
             est, se = self.metric(name)
             if math.isnan(est):
@@ -624,8 +629,8 @@ class OperatingCharacteristics:
             f"  P(no dose selected) {fmt('p_no_dose', True)}; mean DLTs {fmt('mean_dlt')}",
         ]
         if mtd is not None:
-            lines.append(f"  target {self.target:g}: true MTD {self.ladder.label(mtd)}; "
-                         f"P(select true MTD) {fmt('p_correct', True)}; "
+            pick = f"P(select true MTD) {fmt('p_correct', True)}; " if both_questions or own == "MTD" else ""
+            lines.append(f"  target {self.target:g}: true MTD {self.ladder.label(mtd)}; {pick}"
                          f"share of patients above the true MTD {fmt('share_above_mtd', True)}")
         else:
             lines.append("  no target DLT rate given: P(select true MTD) not computed")
@@ -642,11 +647,16 @@ class OperatingCharacteristics:
                          "the true MTD/OBD are defined on it")
         obd = self.true_obd
         if obd is not None:
-            lines.append(f"  true OBD {self.ladder.label(obd)}; P(select true OBD) {fmt('p_select_obd', True)}; "
+            pick = f"P(select true OBD) {fmt('p_select_obd', True)}; " if both_questions or own == "OBD" else ""
+            lines.append(f"  true OBD {self.ladder.label(obd)}; {pick}"
                          f"share of patients at the OBD {fmt('share_at_obd', True)}; mean responses {fmt('mean_eff')}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, both_questions: bool = False) -> str:
+        """The headline (:meth:`headline`) and the per-tier table."""
         summ = self.summary()
         cols = ["true_tox", "p_select", "p_select_mcse", "mean_n", "mean_dlt"]
         if "nominal_tox" in summ:
@@ -663,7 +673,7 @@ class OperatingCharacteristics:
         view.index = [f"{i} *" if m else i for i, m in zip(view.index, summ["true_mtd"])]
         view.index.name = "tier (* true MTD)" if summ["true_mtd"].any() else "tier"
         table = view.to_string(float_format=lambda v: f"{v:.3f}", na_rep="")
-        return self.headline() + "\n" + table
+        return self.headline(both_questions) + "\n" + table
 
     def __repr__(self) -> str:
         extra = "exact" if self.is_exact else f"n_trials={self.n_trials}"

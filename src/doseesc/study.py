@@ -269,14 +269,18 @@ class Study:
         """Stop reasons and rules fired of every result."""
         return self._long("stop_report")
 
-    def comparison(self):
-        """Paired comparison of the designs (Monte Carlo runs share their patients per scenario)."""
+    def comparison(self, prefer_exact: bool = False):
+        """Paired comparison of the designs (Monte Carlo runs share their patients per scenario).
+
+        ``prefer_exact``: each design's exact run in place of its Monte Carlo run where the study holds one
+        (method ``"auto"``); differences involving an exact run are differences of the estimates, with the
+        Monte Carlo side's MCSE (:meth:`doseesc.compare.Comparison.table`)."""
         if self.method not in ("simulate", "auto"):
             raise DoseescError("a paired comparison needs Monte Carlo results (method 'simulate' or 'auto')")
         results, designs, scenarios = {}, [], []
         for r in self.results:
             d, s = self.name_of(r), r.scenario.name
-            results[(s, d)] = r
+            results[(s, d)] = (self.exact_of(r) or r) if prefer_exact else r
             designs.append(d) if d not in designs else None
             scenarios.append(s) if s not in scenarios else None
         return Comparison(results=results, designs=tuple(designs), scenarios=tuple(scenarios),
@@ -476,19 +480,25 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                  exact_results=exact_results, exact_skipped=skipped)
 
 
+#: Live states within which the command line and the report use exact enumeration beside the simulations
+#: (a few seconds per design and scenario on the bundled files; larger state spaces stay Monte Carlo).
+PREFER_EXACT_STATES = 100_000
+
+
 def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",
-                     progress: Callable[[int], None] | None = None, method: str = "simulate",
-                     **kwargs) -> CommitteeReport:
+                     progress: Callable[[int], None] | None = None, method: str = "auto",
+                     max_states: int | None = PREFER_EXACT_STATES, **kwargs) -> CommitteeReport:
     """Simulate every design under every scenario of ``protocol`` and build the committee report
     (:func:`run_protocol`, then :func:`doseesc.report.committee.build_report` with ``kwargs``).
 
     ``n_trials`` defaults to the file's ``[run] n_trials``, ``seed`` to its ``[run] seed`` (else
     fresh entropy, recorded in the report). ``command`` is the command line shown as the way to
-    reproduce the report. ``method`` is ``"simulate"`` or ``"auto"`` (the same simulations, with exact runs
-    beside them in ``study.exact_results`` for the report to show; see :func:`run_protocol`).
+    reproduce the report. ``method`` is ``"auto"`` (default: the simulations, with exact runs beside them
+    within ``max_states`` live states, which the report's key and by-tier tables show in place of the
+    Monte Carlo estimates, marked exact; see :func:`run_protocol`) or ``"simulate"`` (Monte Carlo only).
     """
     if method not in ("simulate", "auto"):
         raise DoseescError(f"method = {method!r} must be 'simulate' or 'auto' for a committee report")
     study = run_protocol(protocol, method=method, n_trials=n_trials, seed=seed, command=command,
-                         progress=progress)
+                         progress=progress, max_states=max_states if method == "auto" else None)
     return build_report(study, **kwargs)

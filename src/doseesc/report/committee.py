@@ -55,19 +55,28 @@ def scenario_results(study, scenario: str) -> dict:
     return out
 
 
+def preferred_results(study, res: dict) -> dict:
+    """``res`` (design -> Monte Carlo result) with the exact run in place of each result that has one (a study
+    run with method ``"auto"``, :attr:`doseesc.study.Study.exact_results`); ``res`` itself otherwise."""
+    exact_of = getattr(study, "exact_of", None)
+    if exact_of is None or not getattr(study, "exact_results", None):
+        return res
+    return {name: exact_of(r) or r for name, r in res.items()}
+
+
 def _scenario_names(study) -> list[str]:
     return list(dict.fromkeys(r.scenario.name for r in study.results))
 
 
-def _est_se(r, name: str, pct_scale: bool, mixed: bool = False) -> str:
-    """Estimate (MCSE) of a metric; exact results show no MCSE, or "(exact)" beside Monte Carlo ones (``mixed``)."""
+def _est_se(r, name: str, pct_scale: bool) -> str:
+    """Estimate (MCSE) of a metric; exact results show no MCSE."""
     est, se = r.metric(name)
     if not math.isfinite(est):
         return "n/a"
     f = 100 if pct_scale else 1
     dec = 1
     if r.is_exact:
-        return f"{f * est:.{dec}f}" + (" (exact)" if mixed else "")
+        return f"{f * est:.{dec}f}"
     return f"{f * est:.{dec}f} ({f * se:.{dec}f})"
 
 
@@ -95,7 +104,7 @@ def conduct_footnote(notes: dict) -> str | None:
 
 
 def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = None, both_questions: bool = False,
-                      notes: dict | None = None) -> Table:
+                      notes: dict | None = None, timing: dict | None = None) -> Table:
     """One row per design: P(correct) on the design's own question, mean N, its 10-90% range, share above the
     MTD, mean DLTs, P(no dose), each with its MCSE in brackets (none for exact results).
 
@@ -104,7 +113,10 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
     headed by it ("P(true MTD), %"); when they mix, a "question" column names each design's question and the
     column is "P(correct), %". ``both_questions`` adds P(true MTD) and P(true OBD) for every design.
     ``notes`` (design -> conduct notes, :func:`doseesc.compare.conduct_notes`) mark the design names.
+    ``timing`` (design -> Monte Carlo result with a calendar) supplies the duration column where ``results``
+    holds exact runs (which have no calendar).
     """
+    timing = timing or results
     questions = {name: r.design.question for name, r in results.items()}
     asked = list(dict.fromkeys(questions.values()))
     mixed = len(asked) > 1
@@ -120,25 +132,29 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
         extra = [q for q in extra if q == "MTD" or any_obd]
         cols += [f"{QUESTION_COLUMNS[q][1]}, %{se}" for q in extra]
     cols += [f"mean N{se}", "N, 10%-90%", f"above MTD, %{se}", f"mean DLTs{se}", f"P(no dose), %{se}"]
-    timed = all("duration_days" in r.extra for r in results.values())
+    timed = all("duration_days" in timing[name].extra for name in results)
     if timed:
         cols.append("duration, months: median (10%-90%)")
     marks = conduct_markers(notes or {})
     rows = []
     for name, r in results.items():
         q = questions[name]
-        row = [name + (f" {marks[name]}" if name in marks else "")] + ([q] if mixed else [])
-        row.append(_est_se(r, QUESTION_COLUMNS[q][0], True, some_exact))
-        row += [_est_se(r, QUESTION_COLUMNS[x][0], True, some_exact) for x in extra]
-        row += [_est_se(r, "expected_n", False, some_exact), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
-                _est_se(r, "share_above_mtd", True, some_exact), _est_se(r, "mean_dlt", False, some_exact),
-                _est_se(r, "p_no_dose", True, some_exact)]
+        # beside Monte Carlo rows, an exact row says so once, after the design's name (its cells have no MCSE)
+        row = [name + (f" {marks[name]}" if name in marks else "") + (" (exact)" if some_exact and r.is_exact
+                                                                       else "")] + ([q] if mixed else [])
+        row.append(_est_se(r, QUESTION_COLUMNS[q][0], True))
+        row += [_est_se(r, QUESTION_COLUMNS[x][0], True) for x in extra]
+        row += [_est_se(r, "expected_n", False), f"{r.quantile_n(0.1):g}-{r.quantile_n(0.9):g}",
+                _est_se(r, "share_above_mtd", True), _est_se(r, "mean_dlt", False),
+                _est_se(r, "p_no_dose", True)]
         if timed:
-            q = np.quantile(r.extra["duration_days"][0], [0.1, 0.5, 0.9]) / DAYS_PER_MONTH
+            q = np.quantile(timing[name].extra["duration_days"][0], [0.1, 0.5, 0.9]) / DAYS_PER_MONTH
             row.append(f"{q[1]:.1f} ({q[0]:.1f}-{q[2]:.1f})")
         rows.append(row)
+    # the design names (and the duration column) wrap where the table is wider than the page
     return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=list(results),
-                 align=["l"] * (1 + mixed) + ["r"] * (len(cols) - 1 - mixed))
+                 align=["l"] * (1 + mixed) + ["r"] * (len(cols) - 1 - mixed),
+                 wrap=(0, len(cols) - 1) if timed else (0,))
 
 
 def selection_table(r, caption: str = "", attrs: dict | None = None) -> Table:
@@ -295,6 +311,19 @@ class CommitteeReport:
         return {"html": str(final["html"]), "pdf": str(final["pdf"]), "pages": pages}
 
 
+def _method_text(study) -> str:
+    """How the numbers were computed: exact, Monte Carlo, or Monte Carlo with exact values where they apply."""
+    if study.method == "exact":
+        return "exact enumeration"
+    exact = getattr(study, "exact_results", None) or {}
+    if not exact:
+        return "Monte Carlo"
+    names = sorted({name for (_, name) in exact}, key=list(study.protocol.designs).index) \
+        if all(name in study.protocol.designs for (_, name) in exact) else sorted({n for (_, n) in exact})
+    return ("Monte Carlo, with exact enumeration (no MCSE) in the key tables and by-tier tables where it applies: "
+            + ", ".join(names) + "; durations and waiting are always simulated")
+
+
 def _provenance(study, created: str) -> dict:
     import matplotlib
 
@@ -311,7 +340,7 @@ def _provenance(study, created: str) -> dict:
         "created (UTC)": created,
         "scenario file": proto.path or "(built in Python)",
         "scenario file SHA-256": proto.sha256 or "(no file)",
-        "method": "exact enumeration" if study.method == "exact" else "Monte Carlo",
+        "method": _method_text(study),
         "simulated trials per design and scenario": "" if n is None else str(n),
         "seed entropy": "" if seed.get("entropy") is None else str(seed["entropy"]),
         "seed spawn key": "" if not seed else str(list(seed.get("spawn_key", []))),
@@ -536,7 +565,7 @@ def _scenario_section(b: _Builder, s: str) -> None:
     tie = near_tie_warning(res, tier_labels(b.proto.tiers))
     if tie is not None:
         b.add(Paragraph("Warning: " + tie + ".", "lead"))
-    for sentence in scenario_summary(res, both_questions=b.both_questions):
+    for sentence in scenario_summary(preferred_results(b.study, res), both_questions=b.both_questions, timing=res):
         b.add(Paragraph(sentence, "bullet"))
     _scenario_figures(b, s, res)
     dosed = next((r for r in res.values() if r.dose_model is not None and r.patients is not None
@@ -544,11 +573,16 @@ def _scenario_section(b: _Builder, s: str) -> None:
     if dosed is not None:
         _actual_doses(b, s, res, dosed)
     b.add(Heading(2, "Details by design"))
+    pref = preferred_results(b.study, res)
     for name, r in res.items():
         b.add(Heading(3, f"{name}, scenario '{s}'"))
-        b.add(Row([selection_table(r, caption="By tier (truth: the true MTD and OBD)",
+        by_tier = "By tier (truth: the true MTD and OBD)" + (
+            "; exact" if pref[name].is_exact and not r.is_exact else "")
+        b.add(Row([selection_table(pref[name], caption=by_tier,
                                    attrs={"kind": "select", "design": name, "scenario": s}),
-                   metrics_table(r, caption="Operating characteristics",
+                   metrics_table(r, caption="Operating characteristics" + (
+                       " (Monte Carlo; the table beside it is exact)" if pref[name].is_exact and not r.is_exact
+                       else ""),
                                  attrs={"kind": "metrics", "design": name, "scenario": s})]))
 
 
@@ -568,9 +602,13 @@ def _scenario_figures(b: _Builder, s: str, res: dict) -> None:
                                           and sc.true_eff is not None else "") + ".",
           f"dose-response curves of scenario {s}", f"dose-response/{s}")
     b.add(Heading(2, "Key results by design"))
-    b.add(key_metrics_table(res, caption=f"Key results, scenario '{s}'" + ("" if exact else
-                            " (MCSE in brackets)") + _question_caption(res), attrs={"kind": "key", "scenario": s},
-                            both_questions=b.both_questions, notes=b.notes))
+    pref = preferred_results(b.study, res)
+    some = any(r.is_exact for r in pref.values()) and not exact
+    b.add(key_metrics_table(pref, caption=f"Key results, scenario '{s}'" + ("" if exact else
+                            " (MCSE in brackets)") + _question_caption(res)
+                            + ("; designs marked (exact): exact enumeration, no MCSE (durations simulated)"
+                               if some else ""), attrs={"kind": "key", "scenario": s},
+                            both_questions=b.both_questions, notes=b.notes, timing=res))
     foot = conduct_footnote(b.notes)
     if foot is not None:
         b.add(Paragraph(foot, "small"))

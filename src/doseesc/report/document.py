@@ -382,7 +382,8 @@ class PdfLayout:
                 cell = max([self.m.width(r[j], size, "bold" if t.highlight and t.highlight[i] else "normal")
                             for i, r in enumerate(rows)] + [0.0])
                 word = max([self.m.width(w, size, "bold") for w in c.split(" ")]
-                           + [min(self.m.width(c, size, "bold"), 62.0)])  # headers wrap to at most ~3 lines
+                           # headers wrap to at most ~3 lines (more once the font has had to shrink)
+                           + [min(self.m.width(c, size, "bold"), 62.0 if size > 6.6 else 40.0)])
                 widths.append(max(cell, word) + 2 * pad)
             total = sum(widths)
             wrap = tuple(t.wrap) or (max(range(len(widths)), key=lambda j: widths[j]),)
@@ -393,7 +394,8 @@ class PdfLayout:
                     natural = sum(widths[j] for j in wrap)
                     for j in wrap:
                         widths[j] = max(room * widths[j] / natural, 70.0)
-                    break
+                    if sum(widths) <= avail + 0.5 or size <= 6.0:   # fits (or the smallest legible font)
+                        break
                 size -= 0.4
                 continue
             break

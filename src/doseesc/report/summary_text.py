@@ -9,27 +9,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
+from ..compare import paired_difference
 from .labels import metric_name, metric_unit, metric_value, tier_label
-
-
-def paired_difference(a, b, metric: str) -> tuple[float, float]:
-    """``(mean, mcse)`` of metric(a) - metric(b) over the same trials (0 MCSE for exact results).
-
-    Monte Carlo results of one scenario from :func:`doseesc.study.run_protocol` share their patients
-    trial by trial, so the difference is paired; otherwise the MCSE is that of independent runs.
-    """
-    xa, xb = a._per_trial(metric), b._per_trial(metric)
-    if xa is None or xb is None:
-        return math.nan, math.nan
-    if a.is_exact or b.is_exact:
-        return a.metric(metric)[0] - b.metric(metric)[0], 0.0
-    if xa.shape == xb.shape:
-        d = np.asarray(xa, float) - np.asarray(xb, float)
-        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
-    (ea, sa), (eb, sb) = a.metric(metric), b.metric(metric)
-    return ea - eb, math.hypot(sa, sb)
 
 
 def near_tie_warning(results: dict, labels=None) -> str | None:
@@ -63,14 +45,16 @@ def _asking(results: dict, names: list[str], ref: str, question: str, both: bool
     return chosen, (ref if ref in chosen else (chosen[0] if chosen else None))
 
 
-def scenario_summary(results: dict, reference: str | None = None, both_questions: bool = False) -> list[str]:
+def scenario_summary(results: dict, reference: str | None = None, both_questions: bool = False,
+                     timing: dict | None = None) -> list[str]:
     """Short sentences for a protocol committee about one scenario.
 
     ``results``: design name -> :class:`~doseesc.results.OperatingCharacteristics`, all under the
     same scenario, in the protocol's order; ``reference`` (default: the first design, usually the
     registered one) is the design the others are compared with. Which design finds the true MTD most
     often is said of the MTD designs only, which names the true OBD of the OBD designs only (each design
-    on the question it answers), unless ``both_questions``.
+    on the question it answers), unless ``both_questions``. ``timing`` (design name -> Monte Carlo result
+    with a calendar) gives the durations where ``results`` holds exact runs.
     """
     names = list(results)
     if not names:
@@ -84,7 +68,7 @@ def scenario_summary(results: dict, reference: str | None = None, both_questions
     if obd is not None:
         out.append(obd)
     out.append(_sample_size_sentence(results, names))
-    out += _duration_sentences(results, names, ref)
+    out += _duration_sentences(timing or results, names, ref)
     return out
 
 
