@@ -44,10 +44,12 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     k, max_n = design.n_tiers, design.max_n
     if u_tox.shape[1] < max_n:
         raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
-    u_flat = np.ascontiguousarray(u_tox[:, :max_n]).ravel()
+    u_2d = np.ascontiguousarray(u_tox[:, :max_n])
+    u_flat = u_2d.ravel()
     eff_on = u_eff is not None
     if eff_on:
-        e_flat = np.ascontiguousarray(u_eff[:, :max_n]).ravel()
+        e_2d = np.ascontiguousarray(u_eff[:, :max_n])
+        e_flat = e_2d.ravel()
         pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
     pt_eff = np.zeros((n_trials, max_n), dtype=bool)
     state = TrialState.empty(n_trials, k, design.start, size=design.first_size)
@@ -68,8 +70,32 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         if act.size == 0:
             break
         cur = state.current[act]
-        # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
         base = total[act]
+        b0 = int(base[0])
+        if b0 + width <= max_n and base.min() == base.max() and state.size[act].min() == width:
+            # every trial's cohort fills the same patient slots b0..b0+width-1 (the usual case): slices
+            rows = slice(None) if act.size == n_trials else act
+            cells = (rows, slice(b0, b0 + width))
+            dlt = u_2d[cells] < p[cur][:, None]
+            n_dlt = dlt.sum(axis=1, dtype=np.int32)
+            n_resp = n_both = None
+            if eff_on:
+                pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
+                resp = e_2d[cells] < pe
+                n_resp = resp.sum(axis=1, dtype=np.int32)
+                n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
+                pt_eff[cells] = resp
+            pt_tier[cells] = cur[:, None]
+            pt_tox[cells] = dlt
+            pt_new[rows, b0] = True
+            cnt = np.full(act.size, width, dtype=np.int32)
+            total[rows] = b0 + width
+            state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
+            decided = decide_distinct(design, state, act)
+            conclude_decided(design, decided, selected, reason)
+            state.advance(decided.dec, design.cohort_size, rows=act)
+            continue
+        # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
         slots = base[:, None] + cols
         take = (cols < state.size[act][:, None]) & (slots < max_n)
         full = bool(take.all())
