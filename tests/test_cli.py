@@ -258,3 +258,23 @@ def test_single_design_run_warns_near_ties_and_check_too(mixed):
 
 def test_no_near_tie_no_warning(proto):
     assert "warning:" not in run("check", proto).stdout
+
+
+def test_simulate_averages_over_scenarios(tmp_path):
+    """With several scenarios, simulate ends with each design averaged over them (worst scenario in brackets),
+    the numbers of Study.averages() on the same seed (exact values where the exact engine applies)."""
+    f = tmp_path / "two.toml"
+    f.write_text(GOOD + '\n[[scenario]]\nname = "low"\ntrue_tox = [0.3, 0.4, 0.5]\n'
+                 '\n[[design]]\nname = "BOIN"\ntype = "BOIN"\nmax_n = 18\n')
+    r = run("simulate", f, "-n", 300, "--seed", 4)
+    assert r.exit_code == 0, r.output
+    text = r.stdout.split("Averaged over the 2 scenarios")[1]
+    from doseesc.study import PREFER_EXACT_STATES, run_protocol
+    study = run_protocol(doseesc.load_protocol(f), method="auto", n_trials=300, seed=4,
+                         max_states=PREFER_EXACT_STATES)
+    av = study.averages().set_index(["design", "metric"])
+    row = next(line for line in text.splitlines() if line.strip().startswith("BOIN "))
+    est, worst = av.loc[("BOIN", "p_above_mtd"), "estimate"], av.loc[("BOIN", "p_above_mtd"), "worst"]
+    assert f"{100 * est:.1f}% ({100 * worst:.1f}%)" in row
+    est = av.loc[("BOIN", "p_correct"), "estimate"]
+    assert row.split()[1] == f"{100 * est:.1f}%"

@@ -587,3 +587,16 @@ def test_report_prefers_exact_values_and_says_which(tmp_path):
     said = re.search(r"with exact enumeration \(no MCSE\) in the key tables and by-tier tables where it applies: "
                      r"([^;]+);", text)
     assert said and set(said.group(1).split(", ")) == set(ex)
+
+
+def test_averages_over_scenarios_table(built):
+    """'All scenarios together': each design's averages over the scenarios with the worst scenario in brackets,
+    equal to Study.averages() of the same runs."""
+    t = table(built["page"], kind="averages")
+    av = built["study"].averages().set_index(["design", "metric"])
+    for design in ("3+3", "BOIN12"):
+        own = "p_correct" if design == "3+3" else "p_select_obd"
+        est, worst = av.loc[(design, own), "estimate"], av.loc[(design, own), "worst"]
+        assert cell(t, design, "P(correct), %") == f"{100 * est:.1f} ({100 * worst:.1f})"
+        est, worst = av.loc[(design, "p_above_mtd"), "estimate"], av.loc[(design, "p_above_mtd"), "worst"]
+        assert cell(t, design, "P(above MTD), %") == f"{100 * est:.1f} ({100 * worst:.1f})"

@@ -27,7 +27,7 @@ from .engines.paths import paths as _paths
 from .grid import progress_text
 from .protocol import load_protocol
 from .obd import resolve_obd
-from .report.committee import scenario_results
+from .report.committee import averages_table, scenario_results
 from .report.summary_text import near_tie_warning
 from .study import PREFER_EXACT_STATES, Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table, pending_table
@@ -143,6 +143,9 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
         if compared:
             parts.append("")
             parts.append(_comparison_text(study.comparison(prefer_exact=True), both_questions, warnings))
+            if len(warnings) > 1:
+                parts.append("")
+                parts.append(_averages_text(study))
         if study.method in ("simulate", "auto") and proto.dose_model is not None:
             parts.append("")
             parts.append(_impact_text(study))
@@ -275,6 +278,24 @@ def _comparison_text(comp, both_questions: bool = False, warnings: dict | None =
         for m in dict.fromkeys(marks.values()):
             ds = [d for d in comp.designs if marks.get(d) == m]
             lines.append(f"    {m} {', '.join(ds)}: " + "; ".join(notes[ds[0]]))
+    return "\n".join(lines)
+
+
+def _averages_text(study: Study) -> str:
+    """Each design averaged over the scenarios (:func:`~doseesc.report.committee.averages_table`) as text."""
+    t = averages_table(study)
+    head = [c.replace(", %", "") for c in t.columns]
+    pct = [", %" in c for c in t.columns]
+    body = [[c if j == 0 or not pct[j] or c == "n/a" else
+             " ".join(v + "%" if not v.startswith("(") else v[:-1] + "%)" for v in c.split(" "))
+             for j, c in enumerate(r)] for r in t.rows]
+    width = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
+    exact = bool(getattr(study, "exact_results", None))
+    lines = [f"Averaged over the {len({r.scenario.name for r in study.results})} scenarios (in brackets the worst "
+             f"scenario; P(correct) on each design's own question{'; exact values where computed' if exact else ''}):"]
+    for r in [head] + body:
+        lines.append("    " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                                       for j, (c, w) in enumerate(zip(r, width))).rstrip())
     return "\n".join(lines)
 
 

@@ -157,6 +157,40 @@ def key_metrics_table(results: dict, caption: str = "", attrs: dict | None = Non
                  wrap=(0, len(cols) - 1) if timed else (0,))
 
 
+#: The columns of the averages over scenarios beside P(correct): (metric, heading, percent).
+AVERAGE_COLUMNS = (("p_above_mtd", "P(above MTD)", True), ("p_overdose_60", ">60% above", True),
+                   ("p_overdose_80", ">80% above", True), ("p_poor_allocation", "poor alloc.", True),
+                   ("p_two_dlt_cohort", "2+ DLT cohort", True), ("mean_dlt", "DLTs", False),
+                   ("expected_n", "mean N", False), ("expected_screened", "screened", False))
+
+
+def averages_table(study, caption: str = "", notes: dict | None = None) -> Table:
+    """Each design averaged over the study's scenarios (:meth:`~doseesc.study.Study.averages`, exact values
+    where the study holds them): P(correct) on the design's own question, then the standard safety metrics
+    (:data:`AVERAGE_COLUMNS`), each as "average (worst scenario)". ``notes`` (design -> conduct notes) mark the
+    design names as in the key tables."""
+    av = study.averages()
+    marks = conduct_markers(notes or {})
+    names = list(dict.fromkeys(av["design"]))
+    cols = ["Design", "P(correct), %"] + [h + (", %" if pct else "") for _, h, pct in AVERAGE_COLUMNS]
+    rows = []
+    for d in names:
+        mine = av[av["design"] == d].set_index("metric")
+        r = next(x for x in study.results if study.name_of(x) == d)
+        own = QUESTION_COLUMNS[r.design.question][0]
+        row = [d + (f" {marks[d]}" if d in marks else "")]
+        for m, pct in [(own, True)] + [(m, pct) for m, _, pct in AVERAGE_COLUMNS]:
+            if m not in mine.index or not math.isfinite(mine.at[m, "estimate"]):
+                row.append("n/a")
+                continue
+            f = 100 if pct else 1
+            est, worst = mine.at[m, "estimate"], mine.at[m, "worst"]
+            row.append(f"{f * est:.1f}" + (f" ({f * worst:.1f})" if math.isfinite(worst) else ""))
+        rows.append(row)
+    return Table(columns=cols, rows=rows, caption=caption, attrs={"kind": "averages"}, row_keys=names,
+                 wrap=(0,))
+
+
 def selection_table(r, caption: str = "", attrs: dict | None = None) -> Table:
     """Per-tier table of one result: true probabilities, P(select) with MCSE, mean patients and DLTs."""
     summ = r.summary()
@@ -415,6 +449,8 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     _title_section(b)
     _how_to_read_section(b)
     _protocol_section(b)
+    if len(b.snames) > 1:
+        _averages_section(b)
     for s in b.snames:
         _scenario_section(b, s)
     _rules_section(b)
@@ -433,6 +469,23 @@ def _title_section(b: _Builder) -> None:
                     f"{b.runs} for each design and scenario"
                     + ("" if b.exact else f", seed entropy {prov['seed entropy']}") +
                     ". The Provenance section gives the command that reproduces every number.", "small"))
+
+
+def _averages_section(b: _Builder) -> None:
+    """Every design over all the scenarios: the average and the worst scenario of each key figure."""
+    b.add(Heading(1, "All scenarios together", "averages"))
+    k = len(b.snames)
+    some = any(getattr(b.study, "exact_results", None) or {})
+    b.add(averages_table(b.study, caption=f"Each design averaged over the {k} scenarios (equal weights), in brackets "
+                         "the worst scenario: P(correct) on the design's own question (the true MTD or OBD), the "
+                         "probability of selecting a tier above the true MTD, of treating more than 60% or 80% of "
+                         "patients above it, of poor allocation (fewer patients at the true MTD than at another "
+                         "tier), of a cohort with two or more DLTs, and mean DLTs, patients treated and patients "
+                         "screened per trial" + ("; exact values where computed" if some else "") + ".",
+                         notes=b.notes))
+    foot = conduct_footnote(b.notes)
+    if foot is not None:
+        b.add(Paragraph(foot, "small"))
 
 
 def _how_to_read_section(b: _Builder) -> None:
