@@ -600,3 +600,22 @@ def test_averages_over_scenarios_table(built):
         assert cell(t, design, "P(correct), %") == f"{100 * est:.1f} ({100 * worst:.1f})"
         est, worst = av.loc[(design, "p_above_mtd"), "estimate"], av.loc[(design, "p_above_mtd"), "worst"]
         assert cell(t, design, "P(above MTD), %") == f"{100 * est:.1f} ({100 * worst:.1f})"
+
+
+def test_worked_example_reads_a_simulated_trial_with_recommend(built):
+    """Each design (not time-to-event) gets a worked example: the first simulated trial of the first scenario,
+    as doseesc recommend reads it, with its isotonic estimates; OBD designs add response rate and utility."""
+    page, study = built["page"], built["study"]
+    for name, obd in (("3+3", False), ("BOIN12", True)):
+        r = next(x for x in study.results if study.name_of(x) == name)
+        log = str(r.trials()["log"].iloc[0])
+        if not obd:
+            log = log.replace("E", "N").replace("B", "T")
+        rec = doseesc.recommend(r.design, log, ladder=built["proto"].tiers, warn=False)
+        t = table(page, kind="estimates", design=name)
+        est = rec.estimates()
+        tried = est[est["n"] > 0].iloc[0]
+        shown = cell(t, str(int(tried["tier"])), "P(DLT), isotonic (95% CrI)")
+        assert shown == f"{tried['p_dlt_isotonic']:.2f} ({tried['ci_low']:.2f}-{tried['ci_high']:.2f})"
+        assert ("utility" in t["header"]) == obd
+        assert log in page.all_text

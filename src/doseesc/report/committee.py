@@ -27,6 +27,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..compare import conduct_notes
+from ..engines.live import recommend
 from ..engines.paths import paths
 from ..errors import DoseescError
 from ..tables import decision_table, pending_table
@@ -741,6 +742,7 @@ def _rules_section(b: _Builder) -> None:
         b.add(Paragraph(d.describe()))
         _decision_table_blocks(b, name, d)
         _paths_blocks(b, name, d)
+        _worked_example_blocks(b, name, d)
 
 
 def _decision_table_blocks(b: _Builder, name: str, d) -> None:
@@ -813,6 +815,47 @@ def _paths_blocks(b: _Builder, name: str, d) -> None:
         b.add(Paragraph(f"{len(table):,} distinct paths (too many to list here; the figure summarises "
                         f"them). List them with: doseesc paths {proto.path or 'FILE'} --design '{name}' "
                         f"--cohorts {k}", "small"))
+
+
+def _worked_example_blocks(b: _Builder, name: str, d) -> None:
+    """A worked example: the first simulated trial of the first scenario, read by ``doseesc recommend`` as a
+    finished trial, with the end-of-trial estimates per tier (isotonic P(DLT) and its 95% credible interval;
+    observed response rate and utility for designs that use response). Not for time-to-event designs, whose
+    answer depends on each patient's follow-up."""
+    if d.time_to_event:
+        return
+    r = next((x for x in b.study.results if b.study.name_of(x) == name and not x.is_exact), None)
+    if r is None or r.patients is None:
+        return
+    log = str(r.trials()["log"].iloc[0])
+    if not d.uses_efficacy:      # a toxicity-only design reads DLTs only: responses (E, B) as N, T
+        log = log.replace("E", "N").replace("B", "T")
+    try:
+        rec = recommend(d, log, ladder=b.proto.tiers, warn=False)
+    except DoseescError:     # a log the replay cannot read (e.g. an expansion the design adds): no example
+        return
+    b.add(Paragraph(f"Worked example: the first simulated trial of scenario '{r.scenario.name}' treated "
+                    f"{log} (tier number, then N no DLT, T DLT" + (", E response, B both" if rec.responses
+                                                                  is not None else "")
+                    + f"). doseesc recommend, given this log, says: {rec.message}.", "small"))
+    est = rec.estimates()
+    cols = ["Dose", "n", "DLT", "P(DLT), isotonic (95% CrI)"]
+    has_eff = "utility" in est.columns
+    if has_eff:
+        cols += ["response rate", "utility"]
+    rows = []
+    for row in est.itertuples(index=False):
+        if not row.n:
+            rows.append([row.dose, "0", "", "not tried"] + (["", ""] if has_eff else []))
+            continue
+        cells = [row.dose, str(row.n), str(row.dlt),
+                 f"{row.p_dlt_isotonic:.2f} ({row.ci_low:.2f}-{row.ci_high:.2f})"]
+        if has_eff:
+            cells += [f"{row.responses}/{row.n} = {row.response_rate:.2f}", f"{row.utility:.1f}"]
+        rows.append(cells)
+    b.add(Table(columns=cols, rows=rows, caption=f"{name}: end-of-trial estimates of the worked example",
+                attrs={"kind": "estimates", "design": name}, align=["l"] + ["r"] * (len(cols) - 1),
+                row_keys=[str(t) for t in est["tier"]]))
 
 
 def _provenance_section(b: _Builder) -> None:
