@@ -619,3 +619,22 @@ def test_worked_example_reads_a_simulated_trial_with_recommend(built):
         assert shown == f"{tried['p_dlt_isotonic']:.2f} ({tried['ci_low']:.2f}-{tried['ci_high']:.2f})"
         assert ("utility" in t["header"]) == obd
         assert log in page.all_text
+
+
+def test_calibration_section_shows_each_grid(tmp_path):
+    """A file with a [[grid]]: committee_report runs it and the report lists every point (best first, objective
+    with MCSE as GridResult.points()), the best feasible point and the Pareto figure."""
+    from doseesc.study import committee_report
+    f = tmp_path / "g.toml"
+    f.write_text(MIXED + '\n[[grid]]\nname = "size"\ndesign = "3+3"\nn_trials = 200\nsample_size = [9, 18]\n')
+    proto = doseesc.load_protocol(f)
+    rep = committee_report(proto, n_trials=50, seed=3, path_cohorts=1)
+    page = parse(rep.html())
+    t = table(page, kind="grid", grid="size")
+    pts = proto.grids["size"].run().points()
+    for p, row in pts.iterrows():
+        shown = f"{100 * row['objective']:.1f} ({100 * row['objective_mcse']:.1f})"
+        assert cell(t, str(p), "P(correct), % (MCSE)") == shown
+    assert [r[0] for r in t["rows"]][0].startswith("max_n = ")
+    assert "Best point meeting the constraints: max_n = " in page.all_text
+    assert "grid/size" in rep.figures

@@ -487,7 +487,7 @@ PREFER_EXACT_STATES = 100_000
 
 def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",
                      progress: Callable[[int], None] | None = None, method: str = "auto",
-                     max_states: int | None = PREFER_EXACT_STATES, **kwargs) -> CommitteeReport:
+                     max_states: int | None = PREFER_EXACT_STATES, grids: bool = True, **kwargs) -> CommitteeReport:
     """Simulate every design under every scenario of ``protocol`` and build the committee report
     (:func:`run_protocol`, then :func:`doseesc.report.committee.build_report` with ``kwargs``).
 
@@ -496,9 +496,11 @@ def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=No
     reproduce the report. ``method`` is ``"auto"`` (default: the simulations, with exact runs beside them
     within ``max_states`` live states, which the report's key and by-tier tables show in place of the
     Monte Carlo estimates, marked exact; see :func:`run_protocol`) or ``"simulate"`` (Monte Carlo only).
+    ``grids``: run the file's ``[[grid]]`` tables (in this process) and add the calibration section.
     """
     if method not in ("simulate", "auto"):
         raise DoseescError(f"method = {method!r} must be 'simulate' or 'auto' for a committee report")
     study = run_protocol(protocol, method=method, n_trials=n_trials, seed=seed, command=command,
                          progress=progress, max_states=max_states if method == "auto" else None)
-    return build_report(study, **kwargs)
+    ran = {name: g.run() for name, g in protocol.grids.items()} if grids else None
+    return build_report(study, grids=ran, **kwargs)

@@ -30,6 +30,7 @@ from ..compare import conduct_notes
 from ..engines.live import recommend
 from ..engines.paths import paths
 from ..errors import DoseescError
+from ..grid import plot_pareto
 from ..tables import decision_table, pending_table
 from ..tiers import DAYS_PER_MONTH
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
@@ -431,7 +432,7 @@ class _Builder:
 
 
 def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_COHORTS,
-                 dpi: int = 150, both_questions: bool = False) -> CommitteeReport:
+                 dpi: int = 150, both_questions: bool = False, grids: dict | None = None) -> CommitteeReport:
     """Build the committee report of ``study`` (a :class:`~doseesc.study.Study`).
 
     Sections: how to read it; the protocol at a glance; per scenario a plain-language summary,
@@ -441,7 +442,9 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
 
     Each design is reported on the question it answers (MTD designs on the true MTD, OBD designs on the
     true OBD); ``both_questions`` adds both P(true MTD) and P(true OBD) for every design to the key tables.
-    Designs that differ in maximum N, safety stopping or expansion carry a marker and a note.
+    Designs that differ in maximum N, safety stopping or expansion carry a marker and a note. ``grids``
+    (name -> :class:`~doseesc.grid.GridResult`, e.g. of the file's ``[[grid]]`` tables) adds a section
+    "Calibration" with each grid's points, best point and Pareto figure.
     """
     if not study.results:
         raise DoseescError("the study has no results to report")
@@ -454,6 +457,8 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
         _averages_section(b)
     for s in b.snames:
         _scenario_section(b, s)
+    if grids:
+        _grid_section(b, grids)
     _rules_section(b)
     _provenance_section(b)
     return CommitteeReport(study=study, blocks=b.blocks, title=b.title, provenance=b.prov, figures=b.figs)
@@ -725,6 +730,42 @@ def _actual_doses(b: _Builder, s: str, res: dict, dosed) -> None:
     b.fig(ax.figure, f"Scenario '{s}', design {name0}: distribution of the actual infused dose "
           "of every infused patient by assigned tier (violins, log scale), the release band "
           "(shaded) and the nominal dose (dashed).", f"actual doses, scenario {s}", f"actual-dose/{s}")
+
+
+def _grid_section(b: _Builder, grids: dict) -> None:
+    """Each calibration grid: what was swept, every point (objective with MCSE, mean N, feasibility), the best
+    feasible point and the Pareto figure."""
+    b.add(PageBreak())
+    b.add(Heading(1, "Calibration", "calibration"))
+    b.add(Paragraph("Each grid simulates every parameter point of one design under the scenarios on the same "
+                    "simulated patients (paired), and scores it by P(select the true MTD or OBD, the design's own "
+                    "question) averaged over the scenarios; points that break a constraint are marked."))
+    for name, res in grids.items():
+        g = res.grid
+        pts = res.points()
+        params = [c for c in pts.columns if c in g.points[0]]
+        b.add(Heading(2, name, f"grid-{_slug(name)}"))
+        what = "the true MTD" if g.objective == "p_correct" else "the true OBD"
+        cons = "; constraints: " + "; ".join(c.text for c in g.constraints) if g.constraints else ""
+        b.add(Paragraph(f"{g.designs[0].label} over {', '.join(params)}: {len(pts)} points x {len(g.scenarios)} "
+                        f"scenarios x {g.n_trials:,} trials; objective P(select {what}) averaged over the "
+                        f"scenarios{cons}.", "small"))
+        order = pts.sort_values("objective", ascending=False, kind="stable")
+        rows = [[", ".join(f"{k} = {row[k]}" for k in params), f"{100 * row['objective']:.1f} "
+                 f"({100 * row['objective_mcse']:.1f})", f"{row['expected_n']:.1f}",
+                 "yes" if row["feasible"] else f"no: {row['violated']}"] for _, row in order.iterrows()]
+        b.add(Table(columns=["Point", "P(correct), % (MCSE)", "mean N", "meets the constraints"], rows=rows,
+                    caption=f"{name}: every point, best first", attrs={"kind": "grid", "grid": name},
+                    row_keys=[str(p) for p in order.index], align=["l", "r", "r", "l"], wrap=(0, 3)))
+        best = res.best()
+        b.add(Paragraph("Best point meeting the constraints: " + (
+            "none" if best is None else ", ".join(f"{k} = {best[k]}" for k in params)
+            + f", P(correct) {100 * best['objective']:.1f}% ({100 * best['objective_mcse']:.1f})") + "."))
+        y = g.constraints[0].metric if g.constraints else "mean_dlt"
+        ax = plot_pareto(res, "objective", y)
+        b.fig(ax.figure, f"{name}: each point's objective against {metric_name(y)} (mean over scenarios), "
+              "±1.96 MCSE bars; the Pareto front joined, the best feasible point starred.",
+              f"calibration grid {name}", f"grid/{name}", max_height=4.5)
 
 
 def _rules_section(b: _Builder) -> None:
