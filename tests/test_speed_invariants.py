@@ -107,6 +107,21 @@ def test_decide_distinct_broadcasts_each_state_decision():
     np.testing.assert_array_equal(decided.dec.next, design.step(state).next)
 
 
+def test_decide_distinct_falls_back_when_states_are_crowded():
+    """4 trials, 3 distinct states (3 > 0.5 * 4): decided trial by trial, and the caller is told."""
+    design = doseesc.BOIN(0.25, 3, max_n=12)
+    n = np.array([[3, 0, 0]] * 4)
+    y = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 0, 0]])
+    state = TrialState.from_counts(n, y, np.zeros(4, int))
+    decided = run_engine.decide_distinct(design, state, np.arange(4))
+    assert decided.distinct is None and decided.crowded
+    # 0/3 escalates (next tier 2); 1/3 = 0.33 > 0.298 de-escalates, so stays at the lowest tier; 2/3 likewise,
+    # not eliminated: P(p > 0.25 | Beta(3, 2)) = 1 - (4 * 0.25^3 * 0.75 + 0.25^4) = 0.949 <= 0.95
+    np.testing.assert_array_equal(decided.dec.next, [1, 0, 0, 1])
+    off = run_engine.decide_distinct(design, state, np.arange(4), distinct=False)
+    assert off.distinct is None and not off.crowded
+
+
 # -- exact engine ------------------------------------------------------------------------------------------
 EXACT_DESIGNS = {
     "3+3": doseesc.ThreePlusThree(4),

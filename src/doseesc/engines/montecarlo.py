@@ -64,6 +64,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     width = min(design.max_size, max_n)
     cols = np.arange(width)
     pt_tier_flat, pt_tox_flat, pt_new_flat, pt_eff_flat = (a.ravel() for a in (pt_tier, pt_tox, pt_new, pt_eff))
+    distinct = True        # look for distinct states until a cohort has too many (later ones have more)
 
     for _ in range(max_n + 1):
         act = np.flatnonzero(state.active)
@@ -91,7 +92,8 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
             cnt = np.full(act.size, width, dtype=np.int32)
             total[rows] = b0 + width
             state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
-            decided = decide_distinct(design, state, act)
+            decided = decide_distinct(design, state, act, distinct)
+            distinct = distinct and not decided.crowded
             conclude_decided(design, decided, selected, reason)
             state.advance(decided.dec, design.cohort_size, rows=act)
             continue
@@ -128,7 +130,8 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         pt_new_flat[flat[first, 0] if not full else flat[:, 0]] = True
         total[act] = base + cnt
         state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
-        decided = decide_distinct(design, state, act)
+        decided = decide_distinct(design, state, act, distinct)
+        distinct = distinct and not decided.crowded
         conclude_decided(design, decided, selected, reason)
         state.advance(decided.dec, design.cohort_size, rows=act)
     else:  # pragma: no cover - guarded by max_n in Design.step

@@ -264,6 +264,8 @@ class Decided:
     inverse: np.ndarray | None = None
     #: The state of the trials ``act`` where the decisions were made trial by trial.
     sub: TrialState | None = None
+    #: True where the distinct states were looked for and were too many (above :data:`DISTINCT_SHARE`).
+    crowded: bool = False
 
 
 def group_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -289,21 +291,25 @@ def group_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, inverse
 
 
-def decide_distinct(design, state: TrialState, act: np.ndarray) -> Decided:
+def decide_distinct(design, state: TrialState, act: np.ndarray, distinct: bool = True) -> Decided:
     """``design.step`` on the trials ``act`` of ``state``: once per distinct state (:meth:`TrialState.key`) and
-    broadcast, where the distinct states are at most :data:`DISTINCT_SHARE` of the trials; otherwise on every
-    trial. A kernel is a function of the state alone, so both give the same decisions."""
+    broadcast, where the distinct states are at most :data:`DISTINCT_SHARE` of the trials; otherwise (or with
+    ``distinct`` False) on every trial. A kernel is a function of the state alone, so both give the same
+    decisions. ``crowded`` in the answer tells a caller that the distinct states were too many (later cohorts
+    of the same trials will have more: the caller may stop looking)."""
     full = act.size == state.n_trials
-    if DISTINCT_STATES and act.size > 1:
+    crowded = False
+    if DISTINCT_STATES and distinct and act.size > 1:
         key = state.key()
         if key is not None:
             first, inverse = group_keys(key if full else key[act])
             if first.size <= DISTINCT_SHARE * act.size:
-                distinct = state.take(act[first])
-                ddec = design.step(distinct)
-                return Decided(act, _spread(ddec, inverse), distinct, ddec, inverse)
+                rep = state.take(act[first])
+                ddec = design.step(rep)
+                return Decided(act, _spread(ddec, inverse), rep, ddec, inverse)
+        crowded = True
     sub = state if full else state.take(act)
-    return Decided(act, design.step(sub), sub=sub)
+    return Decided(act, design.step(sub), sub=sub, crowded=crowded)
 
 
 def conclude_decided(design, decided: Decided, selected, reason) -> None:
