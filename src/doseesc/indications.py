@@ -576,7 +576,8 @@ def indication_metrics_frame(results: dict, labels, shares=None, pooled=None) ->
         label = (lambda t: "No dose" if t < 0 else labels[t])
         mtd, obd = oc.true_mtd, oc.true_obd
         row = {"indication": name,
-               "share": math.nan if shares is None or i >= len(shares) else float(shares[i]),
+               "share": (1.0 if name == "pooled" and i == len(results) else
+                         math.nan if shares is None or i >= len(shares) else float(shares[i])),
                "true_mtd": None if mtd is None else label(mtd)}
         for key in ("p_correct", "p_above_mtd", "p_no_dose", "expected_n", "mean_dlt"):
             m, se = oc.metric(key)
