@@ -58,7 +58,7 @@ SHARE_TOLERANCE = 1e-6
 
 _INDICATION_KEYS = {"name", "share", "accrual_per_month", "eligibility", "age"}
 _TRUTH_KEYS = {"true_tox", "true_eff", "association"}
-_CONDUCT_KEYS = {"policy", "first", "offset", "indication"}
+_CONDUCT_KEYS = {"policy", "first", "offset", "opens_after", "indication"}
 _OVERRIDE_KEYS = {"design", "max_n", "start"}
 
 
@@ -407,12 +407,16 @@ class Conduct:
         Staggered: the stratum that escalates first (default the first declared indication).
     offset
         Staggered: tiers below the first stratum's current tier at which the second stratum starts (>= 0).
+    opens_after
+        Staggered: the second stratum opens once the first has cleared this tier (0-based; 1-based in files).
     """
 
     policy: str = "pooled"
     overrides: tuple[IndicationConduct, ...] = ()
     first: str | None = None
     offset: int = 1
+    #: Staggered: the first stratum's tier (0-based) whose clearance opens the second stratum (default the lowest).
+    opens_after: int = 0
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -420,6 +424,9 @@ class Conduct:
         o = self.offset
         if isinstance(o, bool) or not isinstance(o, (int, np.integer)) or o < 0:
             raise DesignError(f"conduct offset = {o!r} must be a whole number of tiers >= 0")
+        w = self.opens_after
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
+            raise DesignError(f"conduct opens_after = {w!r} must be a tier (0-based here, 1-based in files)")
         if self.policy == "pooled" and self.overrides:
             raise DesignError("conduct policy = 'pooled' runs one escalation: per-indication design, max_n and "
                               f"start (given for {self.overrides[0].name!r}) apply to 'parallel' or 'staggered'")
@@ -438,6 +445,9 @@ class Conduct:
                                   f"{indications.n_indications} ({', '.join(indications.names)})")
             if self.first is not None:
                 indications.index(self.first, f"{where}: first")
+            if self.opens_after >= n_tiers:
+                raise DesignError(f"{where}: opens_after = {self.opens_after + 1} (1-based) is not a tier of the "
+                                  f"ladder (1..{n_tiers})")
             if self.offset >= n_tiers:
                 raise DesignError(f"{where}: offset = {self.offset} puts the second stratum below the lowest tier "
                                   f"of a {n_tiers}-tier ladder (at most {n_tiers - 1})")
@@ -466,13 +476,15 @@ class Conduct:
 
     def text(self) -> str:
         if self.policy == "staggered":
-            return f"staggered strata (second opens {self.offset} tier(s) below the first's current tier)"
+            return (f"staggered strata: the second opens once the first has cleared tier {self.opens_after + 1}, "
+                    f"{self.offset} tier(s) below the first's current tier")
         return self.policy
 
     def to_dict(self) -> dict:
         out: dict = {"policy": self.policy}
         if self.policy == "staggered":
             out["offset"] = self.offset
+            out["opens_after"] = self.opens_after + 1
             if self.first is not None:
                 out["first"] = self.first
         if self.overrides:
@@ -523,9 +535,12 @@ def conduct_from_toml(value, indications: Indications | None, designs: dict, n_t
         if start is not None and (isinstance(start, bool) or not isinstance(start, int) or not 1 <= start <= n_tiers):
             raise DesignError(f"{at}: conduct.indication.{name}.start = {start!r} must be a tier 1..{n_tiers}")
         overrides.append(IndicationConduct(name, d, max_n, None if start is None else start - 1))
+    opens = table.get("opens_after", 1)
+    if isinstance(opens, bool) or not isinstance(opens, int) or not 1 <= opens <= n_tiers:
+        raise DesignError(f"{at}: conduct.opens_after = {opens!r} must be a tier 1..{n_tiers}")
     try:
         c = Conduct(policy=table.get("policy", "pooled"), overrides=tuple(overrides), first=table.get("first"),
-                    offset=table.get("offset", 1))
+                    offset=table.get("offset", 1), opens_after=opens - 1)
         c.check(indications, n_tiers, where="conduct")
     except DesignError as exc:
         raise DesignError(f"{at}: {exc}") from None

@@ -35,7 +35,7 @@ from ..indications import (INDICATION_KEY, INDICATION_STREAM, POLICIES, Conduct,
 from ..results import OperatingCharacteristics, resolve_target
 from ..rng import Stream, patient_uniforms, root_seed
 from ..scenario import Scenario
-from ..state import TrialState
+from ..state import StopReason, TrialState
 from ..tiers import DoseLadder
 from .run import (PATIENT_KEYS, check_simulation, conclude_decided, decide_distinct, in_batches,
                   monte_carlo_result, run_result)
@@ -102,7 +102,7 @@ class Escalation:
 
     def step(self, allowed: np.ndarray | None = None, cap: np.ndarray | None = None):
         """Treat one cohort in every active trial (where ``allowed``, if given) and decide; ``cap`` (per trial,
-        over all trials) bounds the tier treated and the next tier. Returns the
+        over all trials), where given, is recorded per patient treated (:attr:`cap_record`). Returns the
         :class:`~doseesc.engines.run.Decided` decisions, or None where no trial was treated."""
         design, state = self.design, self.state
         live = state.active if allowed is None else state.active & allowed
@@ -113,8 +113,6 @@ class Escalation:
         if self.steps > design.max_n + 1:  # pragma: no cover - guarded by max_n in Design.step
             raise RuntimeError(f"{design.label}: trials did not stop within max_n = {design.max_n} cohorts")
         max_n = design.max_n
-        if cap is not None:
-            state.current[act] = np.minimum(state.current[act], cap[act])
         cur = state.current[act]
         self.treated = cur
         base = self.total[act]
@@ -144,11 +142,7 @@ class Escalation:
         decided = decide_distinct(design, state, act, self.distinct)
         self.distinct = self.distinct and not decided.crowded
         conclude_decided(design, decided, self.selected, self.reason)
-        dec = decided.dec
-        if cap is not None:
-            go = ~dec.stop
-            dec.next[go] = np.minimum(dec.next[go], cap[act][go])
-        state.advance(dec, design.cohort_size, rows=act)
+        state.advance(decided.dec, design.cohort_size, rows=act)
         return decided
 
     def run(self) -> None:
@@ -216,14 +210,18 @@ def single_batch(design: Design, truth: Scenario, seq, start: int, stop: int, st
     return esc.out()
 
 
-def staggered_batch(designs, truths, seqs, starts, offset: int, start: int, stop: int) -> tuple[dict, dict, dict]:
+def staggered_batch(designs, truths, seqs, starts, offset: int, opens_after: int, start: int,
+                    stop: int) -> tuple[dict, dict, dict]:
     """Staggered strata on trials ``start..stop-1``: (first stratum's arrays, second's, per-trial extras).
 
-    Rounds: the first stratum treats a cohort and decides; its cleared tier (:func:`_cleared`) is updated; the
-    second stratum opens where it has not yet and the first has cleared a tier and has not stopped with no
-    dose, at ``min(first's current tier (its selected tier once stopped) - offset, cleared)`` (0 at least);
-    then every open second-stratum trial treats a cohort at ``min(its tier, cleared)`` and decides, its next
-    tier capped the same way. Where the first stratum ends with no dose the second closes."""
+    Rounds: the first stratum treats a cohort and decides, and its cleared tier is updated (:func:`_cleared`).
+    The second stratum opens where it has not yet, the first has cleared tier ``opens_after`` (0-based) and has
+    not stopped with no dose, at ``max(min(base - offset, cleared), 0)``, ``base`` being the first stratum's
+    current tier (its selected tier once stopped). Then every open second-stratum trial whose next tier is at
+    most the cleared tier treats a cohort and decides; one whose design asks for a higher tier waits for the
+    first stratum. Once the first stratum has stopped, a second-stratum trial still asking for a tier above the
+    cleared tier stops there (selected = cleared tier, reason ``TIER_CAP``); where the first stratum ends with no
+    dose the second closes (no dose). The second stratum's selection is never above the final cleared tier."""
     esc = []
     for d, t, seq, s0 in zip(designs, truths, seqs, starts):
         u, ue = _uniforms(d, t.true_eff is not None, seq, start, stop)
@@ -239,21 +237,25 @@ def staggered_batch(designs, truths, seqs, starts, offset: int, start: int, stop
         decided = a.step()
         if decided is not None:
             _cleared(decided, a, cleared)
-        closed = ~a.state.active & (a.selected < 0)
-        shut = opened & closed & b.state.active
-        b.state.active[shut] = False
-        new = ~opened & (cleared >= 0) & ~closed
+        closed = ~a.state.active & (cleared < 0)
+        b.state.active[opened & closed] = False
+        new = ~opened & (cleared >= opens_after) & ~closed
         if new.any():
             base = np.where(a.state.active, a.state.current, a.selected)
             b.state.current[new] = np.maximum(np.minimum(base[new] - offset, cleared[new]), 0)
             b.state.active[new] = True
             opened |= new
             open_n[new] = a.total[new]
-        b.step(cap=cleared)
-        if not a.state.active.any() and not b.state.active.any():
+        waiting = b.state.active & (b.state.current > cleared)
+        blocked = waiting & ~a.state.active
+        if blocked.any():
+            b.state.active[blocked] = False
+            b.selected[blocked] = cleared[blocked]
+            b.reason[blocked] = StopReason.TIER_CAP
+        stepped = b.step(allowed=~waiting, cap=cleared)
+        if decided is None and stepped is None and not blocked.any():
             break
-    final = np.where(opened, cleared, -1)
-    b.selected[:] = np.where(b.selected >= 0, np.minimum(b.selected, final), -1)
+    b.selected[:] = np.where(opened, np.minimum(b.selected, cleared), -1)
     extra = {"opened": opened, "open_n": open_n, "cleared": cleared, "cap": b.cap_record}
     return a.out(), b.out(), extra
 
@@ -422,7 +424,8 @@ def _staggered(design, scenario, conduct, n_trials, seq, target, ladder, obd, ba
     t0 = time.perf_counter()
 
     def batch(a: int, b: int) -> dict:
-        first, second, extra = staggered_batch(designs, truths, seqs, starts, conduct.offset, a, b)
+        first, second, extra = staggered_batch(designs, truths, seqs, starts, conduct.offset,
+                                               conduct.opens_after, a, b)
         return {**{f"a_{k}": v for k, v in first.items()}, **{f"b_{k}": v for k, v in second.items()},
                 **{f"x_{k}": v for k, v in extra.items()}}
 
