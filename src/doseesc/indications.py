@@ -30,12 +30,13 @@ import pandas as pd
 
 from .designs.base import Design
 from .errors import DesignError, ScenarioError
+from .rng import Stream
 from .scenario import Scenario
 
 #: Stream number of each patient's indication (pooled conduct draws it from the trial's seed; see
 #: :mod:`doseesc.rng`: fixed numbers, so the other quantities' numbers never change). The next free number
 #: after :attr:`doseesc.rng.Stream.SCREEN` (11).
-INDICATION_STREAM = 12
+INDICATION_STREAM = int(Stream.INDICATION)
 
 #: Spawn-key element of the seed streams of indications after the first in parallel and staggered conduct:
 #: indication ``j >= 1`` runs on ``SeedSequence(entropy, spawn_key=root_key + (INDICATION_KEY, j))``; the first

@@ -41,6 +41,8 @@ class Stream(IntEnum):
     EFF_TIME = 9
     DROPOUT = 10
     SCREEN = 11
+    #: Several indications (doseesc.indications): each patient's indication, drawn by the shares of accrual.
+    INDICATION = 12
 
 
 def root_seed(rng=None) -> np.random.SeedSequence:
