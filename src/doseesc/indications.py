@@ -33,9 +33,8 @@ from .errors import DesignError, ScenarioError
 from .rng import Stream
 from .scenario import Scenario
 
-#: Stream number of each patient's indication (pooled conduct draws it from the trial's seed; see
-#: :mod:`doseesc.rng`: fixed numbers, so the other quantities' numbers never change). The next free number
-#: after :attr:`doseesc.rng.Stream.SCREEN` (11).
+#: Stream number of each patient's indication (pooled conduct draws it from the trial's seed):
+#: :attr:`doseesc.rng.Stream.INDICATION`, a fixed number, so no other quantity's stream changes.
 INDICATION_STREAM = int(Stream.INDICATION)
 
 #: Spawn-key element of the seed streams of indications after the first in parallel and staggered conduct:
