@@ -19,6 +19,7 @@ from .calendar import Calendar
 from .compare import Comparison, calibrate_halfwidth, compare
 from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
+from .grid import Grid, GridResult, span
 from .outcomes import format_outcomes, parse_outcomes
 from .protocol import Protocol, load_protocol
 from .results import OperatingCharacteristics
@@ -34,4 +35,5 @@ __all__ = [
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
     "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix",
+    "Grid", "GridResult", "span",
 ]
