@@ -26,9 +26,12 @@ from math import comb, factorial
 import numpy as np
 
 from .errors import OutcomeError
+from .limits import MAX_TIER_DIGITS as _MAX_TIER_DIGITS
 
 _LETTERS = {"N": (False, False), "T": (True, False), "E": (False, True), "B": (True, True)}
-_COHORT = re.compile(r"^(\d+)([A-Za-z]*)$")
+_COHORT = re.compile(r"^([0-9]+)([A-Za-z]*)$", re.ASCII)
+#: Longest trial log read, in characters.
+MAX_LOG = 100_000
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,20 @@ def parse_outcomes(text: str, n_tiers: int | None = None) -> list[Cohort]:
     """
     if not isinstance(text, str):
         raise OutcomeError(f"outcomes = {text!r}: expected a string such as '1NNN 2NTN'")
+    if len(text) > MAX_LOG:
+        raise OutcomeError(f"outcomes: {len(text):,} characters; the limit is {MAX_LOG:,}")
     cohorts: list[Cohort] = []
     for i, token in enumerate(text.split()):
         m = _COHORT.match(token)
+        if m is None and token[:1] == "-" and token[1:2].isdigit():
+            raise OutcomeError(f"outcomes {text[:60]!r}: cohort {i + 1} {token[:20]!r}: tiers are numbered from 1 "
+                               "(no negative tier numbers)")
+        if m is None and any(c.isdigit() and not c.isascii() for c in token):
+            raise OutcomeError(f"outcomes {text[:60]!r}: cohort {i + 1} {token[:20]!r}: the tier number must be "
+                               "written with the digits 0-9")
+        if m is not None and len(m.group(1).lstrip("0")) > _MAX_TIER_DIGITS:
+            raise OutcomeError(f"outcomes {text[:60]!r}: cohort {i + 1}: tier number of {len(m.group(1))} digits "
+                               f"does not exist (at most {_MAX_TIER_DIGITS} digits; the ladders have at most 20 tiers)")
         if m is None:
             raise OutcomeError(
                 f"outcomes {text!r}: cohort {i + 1} {token!r} must be a tier number followed "

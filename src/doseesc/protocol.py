@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ from .calendar import calendar_from_toml
 from .designs.base import REGISTRY, Design, design_from_dict
 from .errors import DesignError, DoseescError, ScenarioError
 from .grid import grid_from_dict
+from .limits import (ACCRUAL_RANGE, DAYS_RANGE, MAX_COHORT, MAX_DESIGN_INT, MAX_FILE_BYTES, MAX_ITEMS, MAX_N,
+                     MAX_TIERS, MAX_TRIALS, check_count, check_name, check_range, check_text, kind, long_number, short, walk)
 from .obd import OBDDefinition
 from .scenario import Scenario, check_target
 from .tiers import DoseLadder
@@ -128,44 +132,158 @@ def _check_defaults_apply(design: Design, entry: dict, proto: dict, at: str) -> 
 
 
 def load_protocol(path) -> Protocol:
-    """Read and validate a scenario file. Raises :class:`DoseescError` with file and key on error."""
+    """Read and validate a scenario file. Raises :class:`DoseescError` with file and key on error.
+
+    This is the one validation layer: every key's type, range and size is checked here (limits in
+    :mod:`doseesc.limits`), so a file that loads (``doseesc check``) runs without a validation error later.
+    Only regular files of at most :data:`~doseesc.limits.MAX_FILE_BYTES` are read (not a device or a pipe).
+    """
     p = Path(path)
     where = str(path)
     try:
-        raw = p.read_bytes()
+        info = os.stat(p)
     except FileNotFoundError:
         raise DoseescError(f"{where}: no such file") from None
+    except OSError as exc:
+        raise DoseescError(f"{where}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DoseescError(f"{where}: is a directory, not a scenario file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DoseescError(f"{where}: is not a regular file (a device, pipe or socket); give a scenario file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise DoseescError(f"{where}: {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} (MAX_FILE_BYTES)")
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except IsADirectoryError:
         raise DoseescError(f"{where}: is a directory, not a scenario file") from None
     except OSError as exc:
         raise DoseescError(f"{where}: cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DoseescError(f"{where}: more than {MAX_FILE_BYTES:,} bytes (MAX_FILE_BYTES)")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise DoseescError(f"{where}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise DoseescError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise DoseescError(f"{where}: arrays or inline tables nested too deeply to read "
+                           "(the limit is 12 levels, MAX_DEPTH)") from None
+    except ValueError as exc:   # e.g. an integer of more than 4,300 digits
+        place = long_number(raw)
+        if place is not None:
+            raise DoseescError(f"{where}: {place}: an integer of more than 4,000 digits (integers are limited to "
+                               "2^63 in absolute value)") from None
+        raise DoseescError(f"{where}: not valid TOML: {exc}") from None
     return _build(data, where, hashlib.sha256(raw).hexdigest())
 
 
 def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
-    """The :class:`Protocol` of a parsed scenario file, table by table."""
+    """The :class:`Protocol` of a parsed scenario file, table by table.
+
+    Sizes first (:func:`doseesc.limits.walk`: integers, texts, arrays, nesting), then each table's keys by
+    type and range before its objects are built, then the checks across tables (:func:`_cross_checks`).
+    Any error a constructor raises on a value that slipped past these checks (TypeError, OverflowError,
+    ...) is still turned into a :class:`ScenarioError` naming the file and the table."""
+    walk(data, where)
     _unknown(where, data, _TOP_KEYS)
-    proto, target = _protocol_table(data, where)
-    ladder = _tiers_table(data, where)
-    designs = _design_tables(data, proto, ladder.n_tiers, where)
-    dose_model = _actual_dose_table(data, ladder, designs, where)
-    scenarios = _scenario_tables(data, ladder, target, dose_model, where)
-    obd_def = _obd_table(data, where)
+    proto, target = _net(where, "[protocol]", _protocol_table, data, where)
+    ladder = _net(where, "[tiers]", _tiers_table, data, where)
+    designs = _net(where, "[[design]]", _design_tables, data, proto, ladder.n_tiers, where)
+    dose_model = _net(where, "[actual_dose]", _actual_dose_table, data, ladder, designs, where)
+    scenarios = _net(where, "[[scenario]]", _scenario_tables, data, ladder, target, dose_model, where)
+    obd_def = _net(where, "[obd]", _obd_table, data, where)
     windows = _window_keys(proto, where)
-    calendar = _calendar_table(data, windows, designs, where)
+    calendar = _net(where, "[calendar]", _calendar_table, data, windows, designs, where)
     n_trials, seed = _run_table(data, where)
-    grids = _grid_tables(data, designs, scenarios, n_trials, seed, target, obd_def, ladder, where)
+    _cross_checks(designs, calendar, where)
+    _grid_limits(data, where)
+    grids = _net(where, "[[grid]]", _grid_tables, data, designs, scenarios, n_trials, seed, target, obd_def,
+                 ladder, where)
     return Protocol(grids=grids, dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
                     designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
                     sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar, **windows)
+
+
+def _net(where: str, table: str, build, *args):
+    """``build(*args)``, with a non-domain error from a constructor turned into a :class:`ScenarioError`
+    naming the file and the table (the checks before should leave none; this is the last guard)."""
+    try:
+        return build(*args)
+    except DoseescError:
+        raise
+    except (TypeError, ValueError, OverflowError, ArithmeticError, KeyError, IndexError, AttributeError,
+            RecursionError, MemoryError) as exc:
+        raise ScenarioError(f"{where}: {table}: a value is of the wrong kind or size "
+                            f"({type(exc).__name__}: {short(str(exc), 160)})") from None
+
+
+def _cross_checks(designs: dict[str, Design], calendar, where: str) -> None:
+    """Checks across keys and tables: each design's max_n and cohort size within the limits and the cohort
+    within max_n; a time-to-event design that decides on partial follow-up needs a [calendar]."""
+    for dname, d in designs.items():
+        at = f"{where}: [[design]] {dname!r}"
+        for part, sub in ((at, d), (at + " base", getattr(d, "base", None))):
+            if not isinstance(sub, Design):
+                continue
+            max_n = getattr(sub, "max_n", None)
+            cohort = getattr(sub, "cohort_size", None)
+            if isinstance(max_n, int) and not isinstance(max_n, bool):
+                check_count(max_n, part, "max_n", low=1, high=MAX_N, limit="MAX_N", what="patients per trial")
+            if isinstance(cohort, int) and not isinstance(cohort, bool):
+                check_count(cohort, part, "cohort_size", low=1, high=MAX_COHORT, limit="MAX_COHORT",
+                            what="patients per cohort")
+                if isinstance(max_n, int) and cohort > max_n:
+                    raise DesignError(f"{part}: cohort_size = {cohort} is larger than max_n = {max_n}: the whole "
+                                      "trial would be one cohort at the first tier; give a cohort_size of at most "
+                                      "max_n")
+        if d.time_to_event and not d.complete_data and calendar is None:
+            raise DesignError(f"{at}: a {d.kind} design decides on partial follow-up and needs a [calendar] "
+                              "table (accrual_rate, dlt_window_days, ...); without it the run would be a design "
+                              "that waits for complete data under the name of a time-to-event design")
+
+
+def _grid_limits(data: dict, where: str) -> None:
+    """Sizes in [[grid]] tables: trials per point, number of values of a range, sample sizes."""
+    entries = data.get("grid", [])
+    if not isinstance(entries, list):
+        return
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name", f"grid {i + 1}")
+        at = f"{where}: [[grid]] {short(name)}" if isinstance(name, str) else f"{where}: [[grid]] {i + 1}"
+        for key in ("n_trials", "unit_trials"):
+            if key in entry:
+                check_count(entry[key], at, key, low=1, high=MAX_TRIALS, limit="MAX_TRIALS",
+                            what="trials per design and scenario")
+        values = {"sample_size": entry.get("sample_size")}
+        params = entry.get("params")
+        if isinstance(params, dict):
+            values.update({f"params.{k}": v for k, v in params.items()})
+        for key, v in values.items():
+            if isinstance(v, dict):
+                lo, hi, step = v.get("start"), v.get("stop"), v.get("step")
+                if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi, step)) and step:
+                    count = (hi - lo) / step
+                    if not math.isfinite(count) or count > MAX_ITEMS:
+                        raise ScenarioError(f"{at}: {key} = {short(v)} gives more than {MAX_ITEMS:,} values "
+                                            "(MAX_ITEMS)")
+                    v = [lo, hi]
+            if not isinstance(v, list):
+                continue
+            limit = {"sample_size": (MAX_N, "MAX_N", "patients per trial"),
+                     "params.max_n": (MAX_N, "MAX_N", "patients per trial"),
+                     "params.cohort_size": (MAX_COHORT, "MAX_COHORT", "patients per cohort")}.get(key)
+            for j, x in enumerate(v):
+                if isinstance(x, int) and not isinstance(x, bool):
+                    high = limit[0] if limit else MAX_DESIGN_INT
+                    if abs(x) > high:
+                        raise ScenarioError(f"{at}: {key}[{j}] = {short(x)} is above the limit of {high:,}"
+                                            + (f" {limit[2]} ({limit[1]})" if limit else " (MAX_DESIGN_INT)"))
 
 
 def _grid_tables(data: dict, designs, scenarios, n_trials, seed, target, obd_def, ladder, where: str) -> dict:
@@ -176,8 +294,7 @@ def _grid_tables(data: dict, designs, scenarios, n_trials, seed, target, obd_def
     grids = {}
     for i, entry in enumerate(entries):
         name = entry.get("name", f"grid {i + 1}") if isinstance(entry, dict) else f"grid {i + 1}"
-        if not isinstance(name, str) or not name.strip():
-            raise ScenarioError(f"{where}: [[grid]] {i + 1}: name = {name!r} must be a non-empty text")
+        check_name(name, f"{where}: [[grid]] {i + 1}")
         if name in grids:
             raise ScenarioError(f"{where}: two [[grid]] tables are named {name!r}")
         grids[name] = grid_from_dict(entry, designs, scenarios, where=f"{where}: [[grid]] {name!r}",
@@ -193,12 +310,14 @@ def _window_keys(proto: dict, where: str) -> dict:
         value = proto.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value <= 0):
-            raise ScenarioError(f"{where}: [protocol] {key} = {value!r} must be a positive number of days")
+            raise ScenarioError(f"{where}: [protocol] {key} = {short(value)} must be a positive number of days")
+        check_range(value, f"{where}: [protocol]", key, DAYS_RANGE, "days", open_low=True, none=True)
         out[key] = None if value is None else float(value)
     for key in _DEFINITION_KEYS:
         value = proto.get(key, "")
         if not isinstance(value, str):
-            raise ScenarioError(f"{where}: [protocol] {key} = {value!r} must be text (a quoted string)")
+            raise ScenarioError(f"{where}: [protocol] {key} = {short(value)} must be text (a quoted string)")
+        check_text(value, f"{where}: [protocol]", key)
         out[key] = value.strip()
     return out
 
@@ -215,6 +334,7 @@ def _calendar_table(data: dict, windows: dict, designs: dict[str, Design], where
     if "calendar" not in data:
         return None
     table = data["calendar"]
+    _calendar_ranges(table, where)
     calendar = calendar_from_toml(table, where)
     pairs = (("dlt_window_days", "dlt_window_days"), ("response_window_days", "eff_window_days"))
     for pkey, ckey in pairs:
@@ -239,12 +359,44 @@ def _calendar_table(data: dict, windows: dict, designs: dict[str, Design], where
     return calendar
 
 
+#: [calendar] keys in days (checked against :data:`~doseesc.limits.DAYS_RANGE`); windows must be positive.
+_CALENDAR_DAYS = ("vein_to_vein_days", "vein_to_vein_sd", "dlt_window_days", "eff_window_days", "sentinel_days",
+                  "min_gap_days", "review_days", "max_wait_days", "follow_up_days")
+_POSITIVE_DAYS = ("dlt_window_days", "eff_window_days", "follow_up_days")
+
+
+def _calendar_ranges(table, where: str) -> None:
+    """[calendar] values within plausible ranges (named in the message): accrual in patients per month,
+    durations in days; text keys as text."""
+    if not isinstance(table, dict):
+        return
+    at = f"{where}: [calendar]"
+    if "accrual_rate" in table:
+        check_range(table["accrual_rate"], at, "accrual_rate", ACCRUAL_RANGE, "patients per month")
+    for key in _CALENDAR_DAYS:
+        if key in table:
+            check_range(table[key], at, key, DAYS_RANGE, "days", open_low=key in _POSITIVE_DAYS)
+    for key in ("accrual", "tox_time", "eff_time"):
+        if key in table and not isinstance(table[key], str):
+            raise ScenarioError(f"{at}: {key} = {short(table[key])} must be text, not {kind(table[key])}")
+
+
 def _protocol_table(data: dict, where: str) -> tuple[dict, float | None]:
     """The [protocol] table and its checked target."""
     proto = data.get("protocol", {})
     if not isinstance(proto, dict):
         raise ScenarioError(f"{where}: 'protocol' must be a table [protocol]")
     _unknown(f"{where}: [protocol]", proto, _PROTOCOL_KEYS)
+    if "name" in proto:
+        check_name(proto["name"], f"{where}: [protocol]")
+    for key in ("title", "registry", "source", "design_note"):
+        if key in proto:
+            check_text(proto[key], f"{where}: [protocol]", key)
+    for key in ("max_n", "cohort_size"):
+        if key in proto:
+            high, limit, what = ((MAX_N, "MAX_N", "patients per trial") if key == "max_n"
+                                 else (MAX_COHORT, "MAX_COHORT", "patients per cohort"))
+            check_count(proto[key], f"{where}: [protocol]", key, low=1, high=high, limit=limit, what=what)
     target = proto.get("target")
     if target is not None:
         try:
@@ -261,6 +413,25 @@ def _tiers_table(data: dict, where: str) -> DoseLadder:
     _unknown(f"{where}: [tiers]", tiers, _TIER_KEYS)
     if "doses" not in tiers:
         raise ScenarioError(f"{where}: [tiers] missing key 'doses'")
+    doses = tiers["doses"]
+    if not isinstance(doses, list):
+        raise ScenarioError(f"{where}: [tiers] doses = {short(doses)} must be a list of numbers, not {kind(doses)}")
+    if len(doses) > MAX_TIERS:
+        raise ScenarioError(f"{where}: [tiers] doses has {len(doses)} tiers; the limit is {MAX_TIERS} (MAX_TIERS)")
+    for i, d in enumerate(doses):
+        if isinstance(d, bool) or not isinstance(d, (int, float)):
+            raise ScenarioError(f"{where}: [tiers] doses[{i}] = {short(d)} must be a number, not {kind(d)}")
+    if "unit" in tiers:
+        check_text(tiers["unit"], f"{where}: [tiers]", "unit")
+    labels = tiers.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list):
+            raise ScenarioError(f"{where}: [tiers] labels = {short(labels)} must be a list of names")
+        for i, lab in enumerate(labels):
+            check_name(lab, f"{where}: [tiers]", f"labels[{i}]")
+    tol = tiers.get("tolerance")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))):
+        raise ScenarioError(f"{where}: [tiers] tolerance = {short(tol)} must be a number, not {kind(tol)}")
     try:
         return DoseLadder(doses=tiers["doses"], unit=tiers.get("unit", ""), labels=tiers.get("labels"),
                           tolerance=tiers.get("tolerance"))
@@ -273,8 +444,12 @@ def _named_entries(data: dict, table: str, where: str):
     entries = data.get(table, [])
     if not isinstance(entries, list) or not entries:
         raise ScenarioError(f"{where}: at least one [[{table}]] table is needed")
+    if len(entries) > 100:
+        raise ScenarioError(f"{where}: {len(entries)} [[{table}]] tables; the limit is 100")
     for i, entry in enumerate(entries):
         label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        if not isinstance(label, str) or len(label) > 100:
+            label = f"#{i + 1}"
         at = f"{where}: [[{table}]] {label!r}"
         if not isinstance(entry, dict):
             raise ScenarioError(f"{at}: must be a table")
@@ -285,11 +460,12 @@ def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Des
     designs: dict[str, Design] = {}
     for at, entry in _named_entries(data, "design", where):
         entry = dict(entry)
-        dname = entry.pop("name", None)
-        if not isinstance(dname, str) or not dname:
+        if "name" not in entry:
             raise ScenarioError(f"{at}: missing key 'name'")
+        dname = check_name(entry.pop("name"), at)
         if dname in designs:
             raise ScenarioError(f"{at}: name {dname!r} is used twice")
+        _design_keys(entry, at, types=False)
         _fill_defaults(entry, proto, k, at)
         if isinstance(entry.get("table_file"), str) and not Path(entry["table_file"]).is_absolute():
             entry["table_file"] = str(Path(where).parent / entry["table_file"])   # beside the protocol file
@@ -300,12 +476,81 @@ def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Des
             designs[dname] = design_from_dict(entry)
         except DoseescError as exc:
             raise type(exc)(f"{at}: {exc}") from None
-        except TypeError as exc:
-            raise ScenarioError(f"{at}: {exc}") from None
+        except (TypeError, ValueError, OverflowError, ArithmeticError, KeyError, IndexError, AttributeError):
+            _design_keys(entry, at)   # names the key of the wrong kind
+            raise
+        _design_keys(entry, at)
         _check_defaults_apply(designs[dname], entry, proto, at)
         if isinstance(entry.get("base"), dict) and isinstance(getattr(designs[dname], "base", None), Design):
             _check_defaults_apply(designs[dname].base, entry["base"], proto, at + " base")
     return designs
+
+
+#: Design option types (the dataclass annotations) -> the TOML kinds they accept.
+_NUMBER = (int, float)
+
+
+def _design_keys(entry: dict, at: str, types: bool = True) -> None:
+    """Each key of a [[design]] table (and of its ``base`` table) by the type its design declares: text,
+    integer, number, true/false or list of numbers; integers within :data:`~doseesc.limits.MAX_DESIGN_INT`
+    (``max_n`` within MAX_N, ``cohort_size`` within MAX_COHORT). Keys the design does not declare are left
+    to :func:`~doseesc.designs.base.design_from_dict`, which names them. With ``types`` False only the
+    sizes are checked (before the design is built; the design's own message on a wrong kind is often the
+    more helpful one, so the kinds are checked after it, or where it fails with a non-domain error)."""
+    kind_ = entry.get("type")
+    if "type" not in entry:
+        return
+    if not isinstance(kind_, str):
+        raise DesignError(f"{at}: type = {short(kind_)} must be text naming a design "
+                          f"(one of: {', '.join(sorted(REGISTRY))}), not {kind(kind_)}")
+    if kind_ not in REGISTRY:
+        return
+    declared = {f.name: str(f.type) for f in dataclasses.fields(REGISTRY[kind_]) if f.init}
+    for key, value in entry.items():
+        if key == "type" or key not in declared:
+            continue
+        t = declared[key].replace(" | None", "")
+        if t == "Design":
+            if not isinstance(value, dict):
+                raise DesignError(f"{at}: {key} = {short(value)} must be a table such as {{ type = \"3+3\" }}")
+            _design_keys(value, f"{at} {key}", types)
+            continue
+        bad = None
+        if t == "str":
+            if not isinstance(value, str):
+                bad = "text (a quoted string)"
+            else:
+                check_text(value, at, key)
+        elif t == "bool":
+            if not isinstance(value, bool):
+                bad = "true or false"
+        elif t == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                bad = "an integer"
+            else:
+                high, limit, what = {"max_n": (MAX_N, "MAX_N", "patients per trial"),
+                                     "cohort_size": (MAX_COHORT, "MAX_COHORT", "patients per cohort")}.get(
+                    key, (MAX_DESIGN_INT, "MAX_DESIGN_INT", ""))
+                if abs(value) > high:
+                    raise DesignError(f"{at}: {key} = {short(value)} is above the limit of {high:,}"
+                                      + (f" {what}" if what else "") + f" ({limit})")
+        elif t == "float":
+            if isinstance(value, bool) or not isinstance(value, _NUMBER):
+                bad = "a number"
+        elif t.startswith("tuple[") and t != "tuple":
+            if not isinstance(value, list):
+                bad = "a list"
+            else:
+                want_int = t.startswith("tuple[int")
+                for i, v in enumerate(value):
+                    if isinstance(v, bool) or not isinstance(v, int if want_int else _NUMBER):
+                        raise DesignError(f"{at}: {key}[{i}] = {short(v)} must be "
+                                          f"{'an integer' if want_int else 'a number'}, not {kind(v)}")
+                    if want_int and abs(v) > MAX_DESIGN_INT:
+                        raise DesignError(f"{at}: {key}[{i}] = {short(v)} is above the limit of "
+                                          f"{MAX_DESIGN_INT:,} (MAX_DESIGN_INT)")
+        if bad is not None and types:
+            raise DesignError(f"{at}: {key} = {short(value)} must be {bad}, not {kind(value)}")
 
 
 def _actual_dose_table(data: dict, ladder: DoseLadder, designs: dict, where: str):
@@ -330,6 +575,18 @@ def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: 
     for at, entry in _named_entries(data, "scenario", where):
         if "name" not in entry:
             raise ScenarioError(f"{at}: missing key 'name'")
+        check_name(entry["name"], at)
+        if "description" in entry:
+            check_text(entry["description"], at, "description")
+        for key in ("tox_curve", "eff_curve"):
+            curve = entry.get(key)
+            if isinstance(curve, dict) and "model" in curve and not isinstance(curve["model"], str):
+                raise ScenarioError(f"{at}: {key}.model = {short(curve['model'])} must be text naming a curve "
+                                    f"(e.g. \"logistic\"), not {kind(curve['model'])}")
+        for key in ("true_tox", "true_eff"):
+            if key in entry and not isinstance(entry[key], list):
+                raise ScenarioError(f"{at}: {key} = {short(entry[key])} must be a list of probabilities, one per "
+                                    f"tier, not {kind(entry[key])}")
         if entry["name"] in scenarios:
             raise ScenarioError(f"{at}: name {entry['name']!r} is used twice")
         entry = dict(entry)
@@ -370,10 +627,12 @@ def _run_table(data: dict, where: str) -> tuple[int, int | None]:
     _unknown(f"{where}: [run]", run, _RUN_KEYS)
     n_trials = run.get("n_trials", 10_000)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 2:
-        raise ScenarioError(f"{where}: [run] n_trials = {n_trials!r} must be an integer of at least 2")
+        raise ScenarioError(f"{where}: [run] n_trials = {short(n_trials)} must be an integer of at least 2")
+    check_count(n_trials, f"{where}: [run]", "n_trials", low=2, high=MAX_TRIALS, limit="MAX_TRIALS",
+                what="trials per design and scenario")
     seed = run.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ScenarioError(f"{where}: [run] seed = {seed!r} must be a non-negative integer")
+        raise ScenarioError(f"{where}: [run] seed = {short(seed)} must be a non-negative integer")
     return n_trials, seed
 
 
