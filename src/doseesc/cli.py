@@ -8,9 +8,12 @@ line and exit with code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -25,18 +28,34 @@ from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
 from .grid import progress_text
+from .limits import DAYS_RANGE, MAX_TRIALS
 from .protocol import load_protocol
 from .obd import resolve_obd
 from .report.committee import averages_table, scenario_results
+from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
-from .study import PREFER_EXACT_STATES, Study, committee_report, run_protocol
+from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table, pending_table
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception so that every ``finally`` runs (temporary folders are removed, the
+    checkpoint is kept) before the command ends."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
+        previous = None
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:   # not the main thread: leave signals alone
+            pass
         try:
             return super().invoke(ctx)
         except DoseescError as exc:
@@ -44,6 +63,14 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt as exc:
+            if ctx.meta.get("debug"):
+                raise
+            click.echo(str(ctx.meta.get("interrupted") or "interrupted: nothing was written"), err=True)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=_Group)
@@ -87,45 +114,131 @@ def _csv_header(study: Study) -> str:
     return "".join(f"# {k}: {json.dumps(v)}\n" for k, v in prov.items())
 
 
-def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
-    """Write every output file into a temporary folder, then move them into ``out``."""
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise DoseescError(f"--out {out}: exists and is not a folder")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.exists():
-        raise DoseescError(f"--out {out}: folder {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=".doseesc-", dir=parent))
+#: The files doseesc writes into an --out folder. A reused folder loses those of an earlier run that this
+#: run does not write (a trials.csv of ``simulate`` beside the files of ``exact``); other files stay.
+OWN_FILES = ("summary.csv", "metrics.csv", "stop_report.csv", "trials.csv", "results.json", "provenance.json",
+             "paths.csv", "path_nodes.csv")
+_TMP_PREFIX = ".doseesc-"
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove temporary folders ``.doseesc-<pid>-*`` left in ``parent`` by a doseesc process that no longer
+    runs (one killed with SIGKILL, which no handler sees)."""
     try:
-        header = _csv_header(study)
-        files = {
-            "summary.csv": study.summary(),
-            "metrics.csv": study.metrics(),
-            "stop_report.csv": study.stop_report(),
-        }
-        if include_trials:
-            files["trials.csv"] = study.trials()
-        for name, df in files.items():
-            with open(tmp / name, "w", newline="") as fh:
-                fh.write(header)
-                df.to_csv(fh, index=False)
-        (tmp / "results.json").write_text(study.to_json() + "\n")
-        (tmp / "provenance.json").write_text(json.dumps(study.provenance(), indent=2) + "\n")
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        m = re.fullmatch(re.escape(_TMP_PREFIX) + r"(\d+)-.*", entry.name)
+        if m is None or not entry.is_dir():
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except (PermissionError, OverflowError, OSError):
+            pass
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Refuse, before any work, a folder this process cannot write in."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise DoseescError(f"{what}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def _prepare_folder(out: str, option: str = "--out") -> Path:
+    """The --out folder, created (its parent must exist) and tested for writing before the work starts."""
+    target = Path(out)
+    what = f"{option} {out}"
+    if target.exists() and not target.is_dir():
+        raise DoseescError(f"{what}: exists and is not a folder")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise DoseescError(f"{what}: folder {parent} does not exist")
+    try:
+        target.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DoseescError(f"{what}: cannot be created ({exc.strerror})") from None
+    _probe(target, what)
+    _remove_stale(parent)
+    return target
+
+
+def _prepare_file(path: str, option: str) -> None:
+    """An output file's folder exists and can be written in; the file is not a folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise DoseescError(f"{option} {path}: is a folder; give a file name")
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise DoseescError(f"{option} {path}: folder {parent} does not exist")
+    _probe(parent, f"{option} {path}")
+
+
+def _write_folder(target: Path, files: dict) -> list[str]:
+    """Write ``files`` (name -> function writing that file's path) into a temporary folder beside
+    ``target``, then move each into ``target`` (one rename each, so a reader never sees half a file), and
+    remove doseesc's own files of an earlier run that this one did not write (:data:`OWN_FILES`). The
+    temporary folder is removed on any exit (SIGTERM included: it is raised as an exception)."""
+    parent = target.resolve().parent
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        for name, write in files.items():
+            write(tmp / name)
         target.mkdir(exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
             os.replace(f, target / f.name)
             written.append(str(target / f.name))
+        for name in OWN_FILES:
+            if name not in files and (target / name).is_file():
+                (target / name).unlink()
         return written
+    except OSError as exc:
+        raise DoseescError(f"--out {target}: cannot write ({exc.strerror})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _csv_writer(df, header: str = "", index: bool = False):
+    def write(path):
+        with open(path, "w", newline="") as fh:
+            fh.write(header)
+            csv_safe(df).to_csv(fh, index=index)
+    return write
+
+
+def _text_writer(text: str):
+    def write(path):
+        Path(path).write_text(text)
+    return write
+
+
+def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
+    """Write every output file into a temporary folder, then move them into ``out``."""
+    target = _prepare_folder(out)
+    header = _csv_header(study)
+    frames = {"summary.csv": study.summary, "metrics.csv": study.metrics, "stop_report.csv": study.stop_report}
+    if include_trials:
+        frames["trials.csv"] = study.trials
+    files = {name: _csv_writer(get(), header) for name, get in frames.items()}
+    files["results.json"] = _text_writer(study.to_json() + "\n")
+    files["provenance.json"] = _text_writer(json.dumps(study.provenance(), indent=2) + "\n")
+    return _write_folder(target, files)
 
 
 def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_questions: bool = False) -> None:
     if fmt == "json":
         text = study.to_json()
     elif fmt == "csv":
-        text = _csv_header(study) + study.summary().to_csv(index=False)
+        text = _csv_header(study) + csv_safe(study.summary()).to_csv(index=False)
     else:
         proto = study.protocol
         parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
@@ -179,9 +292,7 @@ def _result_text(study: Study, r, both_questions: bool = False) -> str:
 
 
 def _check_output_file(path: str, option: str) -> None:
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise DoseescError(f"{option} {path}: folder {parent} does not exist")
+    _prepare_file(path, option)
 
 
 #: Short column heads of the paired comparison: metric -> (head, shown as a percentage).
@@ -341,18 +452,28 @@ _scenario_opt = click.option("--scenario", "-s", "scenarios", multiple=True, met
 _format_opt = click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
                            help="Output on the terminal.")
 _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
-                        help="Folder for CSV/JSON outputs with provenance.")
+                        help="Folder for CSV/JSON outputs with provenance; created (its parent must exist) and "
+                             "tested for writing before the run starts. Results are moved in whole once written. "
+                             "A reused folder: doseesc's own files of an earlier run (summary.csv, metrics.csv, "
+                             "stop_report.csv, trials.csv, results.json, provenance.json, paths.csv, "
+                             "path_nodes.csv) are replaced, or removed where this run does not write them; "
+                             "other files are left alone.")
 
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @_design_opt
 @_scenario_opt
-@click.option("--n-trials", "-n", type=click.IntRange(min=2), default=None,
-              help="Simulated trials per design and scenario (default: the file's [run] n_trials).")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--n-trials", "-n", type=click.IntRange(min=2, max=MAX_TRIALS), default=None,
+              help=f"Simulated trials per design and scenario (default: the file's [run] n_trials; at most "
+                   f"{MAX_TRIALS:,}).")
+@click.option("--seed", type=click.IntRange(min=0, max=2 ** 128 - 1), default=None,
               help="Random seed (default: the file's [run] seed, else fresh entropy, printed).")
 @_out_opt
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue an interrupted run from its checkpoint OUT.partial (each finished design x scenario "
+                   "is kept there as the run goes; the folder is removed once the results are written). Give the "
+                   "same FILE and options; the result is identical to an uninterrupted run.")
 @_format_opt
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
 @click.option("--both-questions", is_flag=True, default=False,
@@ -362,7 +483,7 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
               help="Show exact values (exact enumeration, no MCSE) in place of the Monte Carlo estimates wherever "
                    "the exact engine applies (no actual-dose model, at most 100,000 live states); the simulations "
                    "still give durations, waiting and the paired comparison's MCSEs.")
-def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact):
+def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact, resume):
     """Monte Carlo operating characteristics of every design under every scenario.
 
     All designs see the same simulated patients in a scenario (paired comparison). Each design is
@@ -370,20 +491,69 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     select on response) on P(select the true OBD).
     """
     proto = load_protocol(file)
+    _check_names(proto, designs, scenarios)
     n = proto.n_trials if n_trials is None else n_trials
+    ckpt = None
+    if out:
+        _prepare_folder(out)
+        ckpt = _partial(out)
+        if resume:
+            if not ckpt.is_dir():
+                raise DoseescError(f"--resume: no checkpoint {ckpt} to resume (it is kept beside --out when a run "
+                                   "is interrupted)")
+            if seed is None:   # the interrupted run's seed, fresh entropy included
+                seed = (RunCheckpoint.read_manifest(ckpt).get("seed") or {}).get("entropy")
+        elif ckpt.exists():
+            raise DoseescError(f"--out {out}: {ckpt} holds an interrupted run; add --resume to continue it, or "
+                               "delete that folder to start again")
+    elif resume:
+        raise DoseescError("--resume needs --out (the checkpoint is kept beside the --out folder)")
     if seed is None:
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
-    total = n * (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
-    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
+    n_units = (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
+    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress)
+    command = _command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed)
+    if ckpt is not None:
+        ctx = click.get_current_context()
+        ctx.meta["interrupted"] = _Interrupted(ckpt, n_units, f"{command} --out {shlex.quote(out)}"
+                                               + ("" if prefer_exact else " --no-exact") + " --resume")
     try:
         study = run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
                              scenarios=scenarios, n_trials=n,
                              max_states=PREFER_EXACT_STATES if prefer_exact else None,
-                             seed=seed, progress=bar,
-                             command=_command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed))
+                             seed=seed, progress=bar, command=command, checkpoint=ckpt)
     finally:
         bar.close()
     _emit(study, fmt, out, include_trials=True, both_questions=both_questions)
+    if ckpt is not None:
+        click.get_current_context().meta.pop("interrupted", None)
+        shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def _partial(out: str) -> Path:
+    """The checkpoint folder beside ``--out``: ``OUT.partial``."""
+    target = Path(out).resolve()
+    return target.parent / (target.name + ".partial")
+
+
+class _Interrupted:
+    """The one line said when a run with a checkpoint is stopped (SIGINT or SIGTERM)."""
+
+    def __init__(self, ckpt: Path, n_units: int, command: str):
+        self.ckpt, self.n_units, self.command = ckpt, n_units, command
+
+    def __str__(self) -> str:
+        kept = sum(1 for _ in self.ckpt.glob("mc-*.pkl")) if self.ckpt.is_dir() else 0
+        return (f"interrupted: kept {kept} of {self.n_units} design x scenario results in {self.ckpt}; "
+                f"continue with: {self.command}")
+
+
+def _check_names(proto, designs=(), scenarios=()) -> None:
+    """Refuse unknown design and scenario names before any output is prepared."""
+    for d in designs:
+        proto.design(d)
+    for sc in scenarios:
+        proto.scenario(sc)
 
 
 @main.command()
@@ -395,6 +565,9 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
 def exact(file, designs, scenarios, out, fmt):
     """Exact operating characteristics (every reachable trial state, no Monte Carlo error)."""
     proto = load_protocol(file)
+    _check_names(proto, designs, scenarios)
+    if out:
+        _prepare_folder(out)
     study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios,
                          command=_command_line("exact", file, designs, scenarios))
     _emit(study, fmt, out, include_trials=False)
@@ -426,7 +599,7 @@ def table(file, design, max_n, grid, fmt, plot):
         click.echo(json.dumps({"design": design, "description": d.describe(),
                                "table": json.loads(df.reset_index().to_json(orient="records"))}, indent=2))
     elif fmt == "csv":
-        click.echo(f"# {design}: {d.describe()}\n" + df.to_csv().rstrip("\n"))
+        click.echo(f"# {design}: {d.describe()}\n" + csv_safe(df).to_csv().rstrip("\n"))
     else:
         click.echo(f"{design}: {d.describe()}")
         if pending:
@@ -464,11 +637,7 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     if plot is not None:
         _check_output_file(plot, "--plot")
     if out:
-        target = Path(out)
-        if target.exists() and not target.is_dir():
-            raise DoseescError(f"--out {out}: exists and is not a folder")
-        if not target.resolve().parent.is_dir():
-            raise DoseescError(f"--out {out}: folder {target.resolve().parent} does not exist")
+        _prepare_folder(out)
     limit = MAX_NODES if max_nodes is None else max_nodes
     counts = count_nodes(d, cohorts, start, limit=limit)
     more = "more than " if sum(counts) > limit else ""
@@ -480,7 +649,7 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
                                "scenario": scenario, "nodes": json.loads(dp.nodes().to_json(orient="records")),
                                "paths": json.loads(table.to_json(orient="records"))}, indent=2))
     elif fmt == "csv":
-        click.echo(table.to_csv(index=False).rstrip("\n"))
+        click.echo(csv_safe(table).to_csv(index=False).rstrip("\n"))
     else:
         click.echo(f"{design}: {dp.n_nodes} nodes, {len(table)} complete paths of the next {cohorts} cohorts"
                    + (f" after {start}" if start else " from the start")
@@ -488,11 +657,7 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
         click.echo(table.to_string(index=False))
     if out:
         target = Path(out)
-        if target.exists() and not target.is_dir():
-            raise DoseescError(f"--out {out}: exists and is not a folder")
-        target.mkdir(parents=False, exist_ok=True)
-        table.to_csv(target / "paths.csv", index=False)
-        dp.nodes().to_csv(target / "path_nodes.csv", index=False)
+        _write_folder(target, {"paths.csv": _csv_writer(table), "path_nodes.csv": _csv_writer(dp.nodes())})
         click.echo(f"wrote {target / 'paths.csv'} and {target / 'path_nodes.csv'}", err=True)
     if plot is not None:
         ax = dp.plot()
@@ -534,7 +699,7 @@ def check(file):
     click.echo(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("outcomes", default="")
 @click.option("--design", "-d", "design", required=True, metavar="NAME", help="Design name from the file.")
@@ -568,9 +733,19 @@ def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff
 
     def parse_days(text, option):
         try:
-            return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+            days = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
         except ValueError:
-            raise DoseescError(f"{option} {text!r}: give numbers of days separated by commas") from None
+            raise DoseescError(f"{option} {text[:60]!r}: give numbers of days separated by commas") from None
+        for i, v in enumerate(days):
+            if not math.isfinite(v) or not DAYS_RANGE[0] <= v <= DAYS_RANGE[1]:
+                raise DoseescError(f"{option}: value {i + 1} = {v:g} must be a finite number of days from "
+                                   f"{DAYS_RANGE[0]:g} to {DAYS_RANGE[1]:g}")
+        return days
+
+    for option, value in (("--window", window), ("--eff-window", eff_window)):
+        if value is not None and (not math.isfinite(value) or not DAYS_RANGE[0] < value <= DAYS_RANGE[1]):
+            raise DoseescError(f"{option} {value:g}: must be a finite number of days above {DAYS_RANGE[0]:g} and at "
+                               f"most {DAYS_RANGE[1]:g}")
 
     days = eff_days = None
     if follow_up is not None:
@@ -657,12 +832,7 @@ def grid(file, out, names, workers, scheduler, dask_local, checkpoint, progress)
         if n not in proto.grids:
             raise DoseescError(f"{file}: no [[grid]] named {n!r} (grids: {', '.join(proto.grids)})")
     chosen = list(names) or list(proto.grids)
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise DoseescError(f"--out {out}: exists and is not a folder")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise DoseescError(f"--out {out}: folder {parent} does not exist")
+    target = _prepare_folder(out)
     show = sys.stderr.isatty() if progress is None else progress
     for n in chosen:
         sub = target / _safe_name(n) if len(chosen) > 1 else target
@@ -714,9 +884,10 @@ def _grid_text(name: str, result) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", "out", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for the report (FILE-report.html and FILE-report.pdf); created if missing.")
-@click.option("--n-trials", "-n", type=click.IntRange(min=2), default=None,
-              help="Simulated trials per design and scenario (default: the file's [run] n_trials).")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--n-trials", "-n", type=click.IntRange(min=2, max=MAX_TRIALS), default=None,
+              help=f"Simulated trials per design and scenario (default: the file's [run] n_trials; at most "
+                   f"{MAX_TRIALS:,}).")
+@click.option("--seed", type=click.IntRange(min=0, max=2 ** 128 - 1), default=None,
               help="Random seed (default: the file's [run] seed, else fresh entropy, recorded in the report).")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
 def report(file, out, n_trials, seed, progress):
@@ -727,11 +898,7 @@ def report(file, out, n_trials, seed, progress):
     command that reproduces it.
     """
     proto = load_protocol(file)
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise DoseescError(f"--out {out}: exists and is not a folder")
-    if not target.resolve().parent.is_dir():
-        raise DoseescError(f"--out {out}: folder {target.resolve().parent} does not exist")
+    _prepare_folder(out, "--out")
     n = proto.n_trials if n_trials is None else n_trials
     if seed is None:
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -413,9 +417,76 @@ def _json_default(o):
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
+class RunCheckpoint:
+    """A folder of the finished design x scenario units of :func:`run_protocol`, so that an interrupted run
+    can be resumed: ``manifest.json`` (what run the folder belongs to: the file's SHA-256, method, designs,
+    scenarios, trials, seed, version) and one pickle per finished unit, each written atomically.
+
+    Each unit of a run is seeded on its own (the scenario's blocks of latent uniforms come from the root seed
+    and the block number only, :mod:`doseesc.rng`), so units read back from the folder are the very objects
+    an uninterrupted run computes, and a resumed run gives bit-identical results. A folder of another run is
+    refused rather than mixed in. The pickles are doseesc's own files: read only folders you wrote."""
+
+    MANIFEST = "manifest.json"
+
+    def __init__(self, directory, key: dict):
+        self.dir = Path(directory)
+        self.key = json.loads(json.dumps(key, default=str))
+        manifest = self.dir / self.MANIFEST
+        if manifest.exists():
+            got = self.read_manifest(self.dir)
+            if got != self.key:
+                diff = sorted(k for k in set(got) | set(self.key) if got.get(k) != self.key.get(k))
+                raise DoseescError(f"checkpoint {str(self.dir)!r} belongs to another run (it differs in "
+                                   f"{', '.join(diff)}); delete it or run without --resume")
+        else:
+            self.dir.mkdir(parents=False, exist_ok=True)
+            _atomic_write(manifest, json.dumps(self.key, indent=2).encode())
+
+    @classmethod
+    def read_manifest(cls, directory) -> dict:
+        try:
+            return json.loads((Path(directory) / cls.MANIFEST).read_text())
+        except (OSError, ValueError) as exc:
+            raise DoseescError(f"checkpoint {str(directory)!r}: no readable {cls.MANIFEST} ({exc})") from None
+
+    def _path(self, kind: str, scenario: str, design: str) -> Path:
+        h = hashlib.sha256(f"{kind}\0{scenario}\0{design}".encode()).hexdigest()[:20]
+        return self.dir / f"{kind}-{h}.pkl"
+
+    def load(self, kind: str, scenario: str, design: str):
+        """The unit's stored value, or None when it has not finished."""
+        path = self._path(kind, scenario, design)
+        if not path.exists():
+            return None
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+
+    def save(self, kind: str, scenario: str, design: str, value) -> None:
+        _atomic_write(self._path(kind, scenario, design), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def count(self, kind: str = "mc") -> int:
+        """Finished units of ``kind`` in the folder."""
+        return sum(1 for _ in self.dir.glob(f"{kind}-*.pkl"))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,
                  n_trials: int | None = None, seed=None, command: str = "",
-                 progress: Callable[[int], None] | None = None, max_states: int | None = None) -> Study:
+                 progress: Callable[[int], None] | None = None, max_states: int | None = None,
+                 checkpoint=None) -> Study:
     """Evaluate the chosen designs under the chosen scenarios of ``protocol``.
 
     ``method`` is ``"simulate"`` (Monte Carlo; every design sees the same
@@ -430,6 +501,10 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     states it reaches depend on the truth only through outcomes of
     probability 0). ``progress(n)`` is called
     with the number of trials just finished.
+
+    ``checkpoint``: a folder (its parent must exist) where each finished design x scenario unit is kept
+    (:class:`RunCheckpoint`); a rerun with the same folder and the same arguments (seed included) reads the
+    finished units back and runs the others, with bit-identical results.
     """
     if method not in METHODS:
         raise DoseescError(f"method = {method!r} must be 'simulate', 'exact' or 'auto'")
@@ -440,12 +515,25 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     results = []
     seed_info = None
     exact_results, skipped = {}, {}
+    store = None
     if method in ("simulate", "auto"):
         n_trials = protocol.n_trials if n_trials is None else n_trials
         seq = root_seed(protocol.seed if seed is None else seed)
         seed_info = seed_record(seq)
+    if checkpoint is not None:
+        store = RunCheckpoint(checkpoint, {
+            "doseesc": __version__, "file_sha256": protocol.sha256, "method": method,
+            "designs": [n for n, _ in chosen_d], "scenarios": [sc.name for sc in chosen_s],
+            "n_trials": n_trials if method != "exact" else None, "seed": seed_info, "max_states": max_states})
+    if method in ("simulate", "auto"):
         for sc in chosen_s:
-            for _, d in chosen_d:
+            for name, d in chosen_d:
+                kept = store.load("mc", sc.name, name) if store is not None else None
+                if kept is not None:
+                    if progress is not None:
+                        progress(n_trials)
+                    results.append(kept)
+                    continue
                 last = [0]
 
                 def cb(done, total, last=last):
@@ -455,27 +543,47 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                 results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
                                         obd=protocol.obd, dose_model=protocol.dose_model,
                                         calendar=protocol.calendar))
+                if store is not None:
+                    store.save("mc", sc.name, name, results[-1])
         if method == "auto":
             limit = {} if max_states is None else {"max_states": max_states}
             refused: dict = {}   # design -> the exact engine's refusal (its states hardly depend on the truth)
             for sc in chosen_s:
                 for name, d in chosen_d:
+                    kept = store.load("exact", sc.name, name) if store is not None else None
+                    if kept is not None:   # (result, why, refusal for the other scenarios)
+                        res, why, ref = kept
+                        if res is not None:
+                            exact_results[(sc.name, name)] = res
+                        else:
+                            skipped[(sc.name, name)] = why
+                        if ref is not None:
+                            refused[name] = ref
+                        continue
                     why = exact_refusal(protocol, d) or refused.get(name)
+                    ref = None
                     if why is None:
                         try:
                             exact_results[(sc.name, name)] = exact(d, sc, ladder=protocol.tiers, obd=protocol.obd,
                                                                    **limit)
-                            continue
                         except DoseescError as err:
                             why = str(err)
-                            refused[name] = f"{why} (scenario {sc.name!r}; not tried again for the others)"
-                    skipped[(sc.name, name)] = why
+                            ref = refused[name] = f"{why} (scenario {sc.name!r}; not tried again for the others)"
+                    if why is not None:
+                        skipped[(sc.name, name)] = why
+                    if store is not None:
+                        store.save("exact", sc.name, name, (exact_results.get((sc.name, name)), why, ref))
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
             chosen_d = [(n, d) for n, d in chosen_d if not d.time_to_event] or chosen_d
         for sc in chosen_s:
-            for _, d in chosen_d:
-                results.append(exact(d, sc, ladder=protocol.tiers, obd=protocol.obd))
+            for name, d in chosen_d:
+                kept = store.load("exact", sc.name, name) if store is not None else None
+                if kept is None:
+                    kept = exact(d, sc, ladder=protocol.tiers, obd=protocol.obd)
+                    if store is not None:
+                        store.save("exact", sc.name, name, kept)
+                results.append(kept)
     return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command,
                  exact_results=exact_results, exact_skipped=skipped)
 
@@ -487,7 +595,8 @@ PREFER_EXACT_STATES = 100_000
 
 def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",
                      progress: Callable[[int], None] | None = None, method: str = "auto",
-                     max_states: int | None = PREFER_EXACT_STATES, grids: bool = True, **kwargs) -> CommitteeReport:
+                     max_states: int | None = PREFER_EXACT_STATES, grids: bool = True, checkpoint=None,
+                     **kwargs) -> CommitteeReport:
     """Simulate every design under every scenario of ``protocol`` and build the committee report
     (:func:`run_protocol`, then :func:`doseesc.report.committee.build_report` with ``kwargs``).
 
@@ -497,10 +606,12 @@ def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=No
     within ``max_states`` live states, which the report's key and by-tier tables show in place of the
     Monte Carlo estimates, marked exact; see :func:`run_protocol`) or ``"simulate"`` (Monte Carlo only).
     ``grids``: run the file's ``[[grid]]`` tables (in this process) and add the calibration section.
+    ``checkpoint``: a folder that keeps the finished design x scenario units (see :func:`run_protocol`).
     """
     if method not in ("simulate", "auto"):
         raise DoseescError(f"method = {method!r} must be 'simulate' or 'auto' for a committee report")
     study = run_protocol(protocol, method=method, n_trials=n_trials, seed=seed, command=command,
-                         progress=progress, max_states=max_states if method == "auto" else None)
+                         progress=progress, max_states=max_states if method == "auto" else None,
+                         checkpoint=checkpoint)
     ran = {name: g.run() for name, g in protocol.grids.items()} if grids else None
     return build_report(study, grids=ran, **kwargs)

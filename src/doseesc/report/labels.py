@@ -16,6 +16,35 @@ DESIGN_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E
                   "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#88CCEE", "#DDCC77"]
 
 
+def literal(text: str) -> str:
+    """``text`` drawn as written in a matplotlib figure: a ``$`` (which would start mathtext, and crash on an
+    unmatched or malformed formula) is escaped; names of designs, scenarios and tiers pass through this."""
+    return str(text).replace("$", r"\$")
+
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (=, +, -, @, tab, carriage return).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(df):
+    """A copy of DataFrame ``df`` whose text cells and column names that begin with a formula character
+    (:data:`FORMULA_START`) carry a leading apostrophe, the spreadsheet convention for "this is text"
+    (OWASP, CSV injection). Numbers are left alone, so a negative number stays a number."""
+    def fix(v):
+        return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("string", "str", "category"):
+            if str(out[col].dtype) == "category":
+                out[col] = out[col].astype(object)
+            out[col] = out[col].map(fix)
+    out.columns = [fix(c) if isinstance(c, str) else c for c in out.columns]
+    if out.index.dtype == object:
+        out.index = out.index.map(fix)
+    return out
+
+
 def design_colours(names) -> dict[str, str]:
     """A fixed colour per design name, by position in ``names`` (the protocol's design order).
 

@@ -10,7 +10,7 @@ import pandas as pd
 from ..designs.base import GRID_WORDS
 from ..tables import decision_grid
 from ..tiers import DAYS_PER_MONTH, DoseLadder
-from .labels import design_colours, dose_text
+from .labels import design_colours, dose_text, literal
 
 #: Okabe-Ito colour-blind-safe palette.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -61,7 +61,7 @@ def plot_decision_table(design, max_n: int | None = None, ax=None):
     ax.set_xticks(range(0, max_y + 1, step))
     ax.set_xlabel("number of DLTs at the current tier")
     ax.set_ylabel("patients treated at the current tier")
-    ax.set_title(f"{design.label} decision table" + (f" (target {design.target:g})" if design.target else ""))
+    ax.set_title(f"{literal(design.label)} decision table" + (f" (target {design.target:g})" if design.target else ""))
     words = design.decision_words()
     ax.legend(handles=[Patch(color=DECISION_COLOURS[c], label=f"{c}: {w}") for c, w in words.items()],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
@@ -163,7 +163,7 @@ def _draw_path_tree(ax, dp, items: dict, centre: dict, height: dict):
                           label="next tier after the last cohort"))
     handles.append(Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
                           label="trial stops"))
-    title = f"{dp.design.label}: every path of the next {dp.n_cohorts} cohorts"
+    title = f"{literal(dp.design.label)}: every path of the next {dp.n_cohorts} cohorts"
     xticks = [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)] + ["next"]
     return handles, title, xticks, range(1, dp.n_cohorts + 2)
 
@@ -211,7 +211,7 @@ def _draw_path_flow(ax, dp, start_tier: int):
     handles = [Line2D([], [], color=OKABE_ITO[0], lw=4, label=f"line width: {what}"),
                Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
                       label="trial stops after this cohort")]
-    title = f"{dp.design.label}: {len(f):,} paths of the next {dp.n_cohorts} cohorts (summary)"
+    title = f"{literal(dp.design.label)}: {len(f):,} paths of the next {dp.n_cohorts} cohorts (summary)"
     xticks = ["start" if not dp.start else "now"] + [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)]
     return handles, title, xticks, range(0, dp.n_cohorts + 1)
 
@@ -346,7 +346,7 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
     ax.set_ylim(0, min(1.0, ymax + 0.15) if ymax < 0.85 else 1.05)
     ax.set_ylabel("true probability")
     ax.set_xlabel("dose tier")
-    ax.set_title(f"Scenario {scenario.name!r}: true dose-response", fontsize=10)
+    ax.set_title(f"Scenario {literal(repr(scenario.name))}: true dose-response", fontsize=10)
     ax.grid(axis="y", color="0.92", lw=0.8)
     ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
@@ -374,7 +374,7 @@ def plot_selection(results, ax=None, colors=None):
     ax.set_xticks(x, labels, fontsize=8.5)
     ax.set_xlim(-0.55, k + 0.55)
     ax.set_ylim(0, 100)
-    _finish_design_bars(ax, "P(select) (%)", f"Selection by design, scenario {first.scenario.name!r}")
+    _finish_design_bars(ax, "P(select) (%)", f"Selection by design, scenario {literal(repr(first.scenario.name))}")
     return ax
 
 
@@ -383,7 +383,7 @@ def _design_bars(ax, x, res, colors, height, error=None) -> None:
     width = 0.8 / len(res)
     for j, (name, r) in enumerate(res.items()):
         err = None if error is None else error(r)
-        ax.bar(x - 0.4 + width * (j + 0.5), height(r), width * 0.92, color=colors[name], label=name, zorder=2,
+        ax.bar(x - 0.4 + width * (j + 0.5), height(r), width * 0.92, color=colors[name], label=literal(name), zorder=2,
                yerr=err, error_kw=dict(lw=0.7, capsize=0, ecolor="0.3") if err is not None else None)
 
 
@@ -412,7 +412,7 @@ def plot_allocation(results, ax=None, colors=None):
     _truth_marks(ax, first, lambda t: t if t >= 0 else None)
     ax.set_xticks(x, _tier_ticks(first.ladder), fontsize=8.5)
     ax.set_xlim(-0.55, k - 0.45)
-    _finish_design_bars(ax, "mean patients treated", f"Patient allocation by tier, scenario {first.scenario.name!r}")
+    _finish_design_bars(ax, "mean patients treated", f"Patient allocation by tier, scenario {literal(repr(first.scenario.name))}")
     return ax
 
 
@@ -443,12 +443,12 @@ def plot_sample_size(results, ax=None, colors=None):
         ax.scatter(values, np.full(values.size, yrow), s=scale * prob, color=colors[name], alpha=0.85,
                    edgecolor="black", lw=0.4, zorder=2)
         ax.plot([r.expected_n], [yrow], marker="D", ms=6, mew=1.0, mfc="white", mec="black", ls="", zorder=3)
-    ax.set_yticks(range(m), list(res)[::-1])
+    ax.set_yticks(range(m), [literal(x) for x in list(res)[::-1]])
     ax.set_ylim(-0.7, m - 0.3)
     lo, hi = min(allv), max(allv)
     ax.set_xlim(lo - 1.5, hi + 1.5)
     ax.set_xlabel("number of patients per trial (N)")
-    ax.set_title(f"Sample size, scenario {first.scenario.name!r}", fontsize=10)
+    ax.set_title(f"Sample size, scenario {literal(repr(first.scenario.name))}", fontsize=10)
     ax.grid(axis="x", color="0.92", lw=0.8)
     ax.set_axisbelow(True)
     handles = [Line2D([], [], marker="o", ls="", color="0.6", mec="black", mew=0.4,
@@ -522,7 +522,7 @@ def plot_actual_doses(result, ax=None):
     ax.set_ylim(lo, band[:, 1].max() * 1.6)
     ax.set_xlabel("assigned tier")
     ax.set_ylabel(f"actual infused dose ({ladder.unit})" if ladder.unit else "actual infused dose")
-    ax.set_title(f"Actual dose per tier: {result.design.label}, scenario {result.scenario.name!r}")
+    ax.set_title(f"Actual dose per tier: {literal(result.design.label)}, scenario {literal(repr(result.scenario.name))}")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     return ax
 
@@ -595,8 +595,8 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=No
         ax.errorbar(row["median_months"], 100 * row["p_correct"], xerr=1.96 * row["median_months_mcse"],
                     yerr=196 * row["p_correct_mcse"], fmt=marker, color=colour, markersize=8, capsize=3,
                     markerfacecolor=face, markeredgewidth=1.5,
-                    label=f"{name} (mean N {row['expected_n']:.1f}{tag})")
-        ax.annotate(name + (f" ({q})" if mixed else ""), (row["median_months"], 100 * row["p_correct"]),
+                    label=f"{literal(name)} (mean N {row['expected_n']:.1f}{tag})")
+        ax.annotate(literal(name) + (f" ({q})" if mixed else ""), (row["median_months"], 100 * row["p_correct"]),
                     textcoords="offset points", xytext=(6, 5), fontsize=7, color=colour)
     ax.set_xlabel("median trial duration, months (line: 10-90% range)")
     if mixed:
@@ -604,7 +604,7 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=No
                       "P(select the true OBD) for OBD designs (open)", fontsize=8.5)
     else:
         ax.set_ylabel(f"P(select the true {kinds.pop()}), %")
-    ax.set_title(f"Trial duration against correct selection, scenario {df['scenario'].iloc[0]!r}")
+    ax.set_title(f"Trial duration against correct selection, scenario {literal(repr(df['scenario'].iloc[0]))}")
     lo = max(0.0, 100 * (df["p_correct"] - 3 * df["p_correct_mcse"]).min() - 5)
     hi = min(100.0, 100 * (df["p_correct"] + 3 * df["p_correct_mcse"]).max() + 5)
     ax.set_ylim(lo, hi)
