@@ -183,7 +183,7 @@ def walk(data: dict, at: str) -> None:
                 raise ScenarioError(f"{at}: {p} = {short(v)} is too large (integers are limited to "
                                     f"{'2^128' if top == MAX_SEED else '2^63'} in absolute value)")
         elif isinstance(v, float):
-            if not math.isfinite(v):
+            if not math.isfinite(v) and not p.startswith("[protocol]"):   # [protocol] keys say what they take
                 raise ScenarioError(f"{at}: {p} = {v!r} is not a finite number")
         elif isinstance(v, str):
             if len(v) > MAX_TEXT:

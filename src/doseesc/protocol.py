@@ -20,6 +20,7 @@ from pathlib import Path
 from .actual_dose import curve_from_dict, dose_model_from_toml, scenario_from_curves
 from .calendar import calendar_from_toml
 from .designs.base import REGISTRY, Design, design_from_dict
+from .engines.run import check_simulation
 from .errors import DesignError, DoseescError, ScenarioError
 from .grid import grid_from_dict
 from .limits import (ACCRUAL_RANGE, DAYS_RANGE, MAX_COHORT, MAX_DESIGN_INT, MAX_FILE_BYTES, MAX_ITEMS, MAX_N,
@@ -198,6 +199,8 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     calendar = _net(where, "[calendar]", _calendar_table, data, windows, designs, where)
     n_trials, seed = _run_table(data, where)
     _cross_checks(designs, calendar, where)
+    _net(where, "[[design]] x [[scenario]]", _pair_checks, designs, scenarios, ladder, obd_def, dose_model,
+         calendar, seed, where)
     _grid_limits(data, where)
     grids = _net(where, "[[grid]]", _grid_tables, data, designs, scenarios, n_trials, seed, target, obd_def,
                  ladder, where)
@@ -244,6 +247,19 @@ def _cross_checks(designs: dict[str, Design], calendar, where: str) -> None:
             raise DesignError(f"{at}: a {d.kind} design decides on partial follow-up and needs a [calendar] "
                               "table (accrual_rate, dlt_window_days, ...); without it the run would be a design "
                               "that waits for complete data under the name of a time-to-event design")
+
+
+def _pair_checks(designs, scenarios, ladder, obd_def, dose_model, calendar, seed, where: str) -> None:
+    """Every design under every scenario passes the simulation's own argument checks (a design that uses
+    response needs true_eff in each scenario, the calendar and actual-dose models must suit the design, ...),
+    so that a file that loads never fails them in ``simulate``."""
+    for dname, d in designs.items():
+        for sname, sc in scenarios.items():
+            try:
+                check_simulation(d, sc, 2, rng=seed, ladder=ladder, obd=obd_def, dose_model=dose_model,
+                                 calendar=calendar)
+            except DoseescError as exc:
+                raise ScenarioError(f"{where}: [[design]] {dname!r} under [[scenario]] {sname!r}: {exc}") from None
 
 
 def _grid_limits(data: dict, where: str) -> None:
