@@ -63,6 +63,19 @@ DEFINITIONS = {
 }
 
 
+def two_dlt_cohort(tier, tox, new_cohort) -> np.ndarray:
+    """Per trial, 1.0 where some cohort had 2 or more DLTs, else 0.0, from the per-patient arrays
+    ``(n_trials, slots)``: ``tier`` (-1: no patient), ``tox`` and ``new_cohort`` (the first patient of each
+    cohort)."""
+    tox = np.asarray(tox, dtype=bool) & (np.asarray(tier) >= 0)
+    new = np.asarray(new_cohort, dtype=bool)
+    rows, width = tox.shape
+    cohort = np.cumsum(new, axis=1)              # cohort number of each patient slot (0 before the first)
+    flat = (np.arange(rows)[:, None] * (width + 1) + cohort).ravel()
+    per_cohort = np.bincount(flat, weights=tox.ravel(), minlength=rows * (width + 1))
+    return (per_cohort.reshape(rows, width + 1).max(axis=1) >= 2).astype(float)
+
+
 def resolve_target(target, scenario: Scenario, design: Design) -> float | None:
     """Target DLT rate for the true MTD: explicit, else scenario's, else design's."""
     if target is not None:
@@ -175,6 +188,9 @@ class OperatingCharacteristics:
     #: through ``extra[SCREENED_KEY]``; it is kept apart from ``extra`` so that :meth:`trials` and the
     #: per-trial extras of existing runs are unchanged. Its mean is ``expected_screened`` in :meth:`metrics`.
     screened: np.ndarray | None = None
+    #: Per-trial 0/1 "some cohort had 2 or more DLTs" (float array ``(n_records,)``) of a Monte Carlo run that
+    #: kept no per-patient records (``simulate(..., keep_records=False)``); None where ``patients`` give it.
+    two_dlt: np.ndarray | None = None
 
     def __post_init__(self):
         if SCREENED_KEY in self.extra:
@@ -357,17 +373,13 @@ class OperatingCharacteristics:
         """1 for a trial in which some cohort (per-patient ``new_cohort`` boundaries) had 2 or more DLTs.
 
         None for exact results (their records merge paths with different cohort orders) and for runs
-        without per-patient records."""
+        without per-patient records (unless the run kept the per-trial flag, :attr:`two_dlt`)."""
         pt = self.patients
-        if self.is_exact or pt is None or "new_cohort" not in pt:
+        if self.is_exact:
             return None
-        tox = np.asarray(pt["tox"], dtype=bool) & (np.asarray(pt["tier"]) >= 0)
-        new = np.asarray(pt["new_cohort"], dtype=bool)
-        rows, width = tox.shape
-        cohort = np.cumsum(new, axis=1)              # cohort number of each patient slot (0 before the first)
-        flat = (np.arange(rows)[:, None] * (width + 1) + cohort).ravel()
-        per_cohort = np.bincount(flat, weights=tox.ravel(), minlength=rows * (width + 1))
-        return (per_cohort.reshape(rows, width + 1).max(axis=1) >= 2).astype(float)
+        if pt is None or "new_cohort" not in pt:
+            return self.two_dlt
+        return two_dlt_cohort(pt["tier"], pt["tox"], pt["new_cohort"])
 
     def metric(self, name: str) -> tuple[float, float]:
         """``(estimate, mcse)`` of a scalar metric (see :data:`DEFINITIONS`)."""

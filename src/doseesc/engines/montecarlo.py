@@ -8,19 +8,25 @@ time (:mod:`~doseesc.engines.timed`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from typing import Callable
 
 import numpy as np
 
 from ..designs.base import Design
-from ..rng import Stream, patient_uniforms
+from ..errors import DoseescError
+from ..limits import MAX_TRIALS
+from ..results import two_dlt_cohort
+from ..rng import BLOCK_SIZE, Stream, patient_uniforms
 from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
-from .actual import simulate_actual
+from .actual import (ACTUAL_DOSE_METRICS, PATIENT_RECORDS, _batch_actual, _LazyUniforms, _record_arrays, _records,
+                     _streams, simulate_actual)
 from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
-                  decide_distinct, in_batches, monte_carlo_result, run_result)
+                  decide_distinct, in_batches, monte_carlo_result, run_result, until_precise)
 from .timed import calendar_batch, calendar_extra, tite_batch
 
 __all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_run", "monte_carlo_result"]
@@ -151,14 +157,18 @@ def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) 
     return run_batch(design, p, u, ue, scenario.response_given_tox())
 
 
-def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=None,
+def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *, rng=None,
              target: float | None = None, ladder: DoseLadder | None = None, obd=None,
              batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
-             dose_model=None, calendar=None):
+             dose_model=None, calendar=None, workers: int = 1, precision: float | None = None,
+             keep_records: bool = True):
     """Simulate ``n_trials`` trials of ``design`` under ``scenario``.
 
     Parameters
     ----------
+    n_trials
+        Trials to simulate (default 10,000); with ``precision``, the most trials to simulate (default
+        :data:`~doseesc.limits.MAX_TRIALS`).
     rng
         Integer seed, :class:`numpy.random.SeedSequence`, Generator or None
         (fresh entropy, recorded in the result's provenance).
@@ -178,23 +188,88 @@ def simulate(design: Design, scenario: Scenario, n_trials: int = 10_000, *, rng=
         ``duration_days``, ``time_to_decision_days``, ``wait_days`` and
         ``lost_waiting`` in ``extra``); time-to-event designs are simulated
         in time, deciding with the pending patients' partial follow-up.
+    workers
+        Processes to split the batches across (1: this process). Results are
+        bit-identical for any number of workers: each batch draws from the
+        random blocks of its own trials.
+    precision
+        Simulate until the largest Monte Carlo standard error of P(select)
+        (over No dose and the tiers) is at or below ``precision``: the run
+        stops at the first multiple of :data:`PRECISION_STEP` trials where it
+        is (or at ``n_trials``), so the same seed and precision always give the
+        same trials, and the result equals a plain run of that many trials.
+        ``n_trials`` and ``provenance["precision"]`` of the result say how
+        many trials were used and the standard error reached.
+    keep_records
+        Keep the per-patient records (``patients``: each trial's log in
+        :meth:`~doseesc.results.OperatingCharacteristics.trials`, the actual
+        doses of ``dose_summary``). False keeps per-trial summaries only:
+        memory grows by tens of bytes per trial instead of a few per patient;
+        every metric, including ``p_two_dlt_cohort``, is unchanged.
 
     Returns
     -------
     OperatingCharacteristics
         With ``method == "monte carlo"`` and Monte Carlo standard errors.
     """
+    check_workers(workers)
+    if precision is not None:
+        check_precision(precision)
+    if n_trials is None:
+        n_trials = 10_000 if precision is None else MAX_TRIALS
     run = check_simulation(design, scenario, n_trials, rng=rng, target=target, ladder=ladder, obd=obd,
                            batch_size=batch_size, dose_model=dose_model, calendar=calendar)
     t0 = time.perf_counter()
-    if run.dose_model is not None:
-        runner = _actual_calendar if run.calendar is not None else _actual
-    elif run.calendar is not None:
-        runner = _tite if run.time_to_event else _plain_calendar
+    kind = _kind(run)
+    if workers == 1 and precision is None and keep_records:
+        out, patients, extra = _RUNNERS[kind](run, progress)
+        return run_result(run, out, patients, extra, time.perf_counter() - t0)
+    batch = RangeBatch(run, kind, keep_records)
+    reached = None
+    if precision is None:
+        out = in_batches(run.n_trials, run.batch_size, batch, progress, workers=workers)
     else:
-        runner = _plain
-    out, patients, extra = runner(run, progress)
-    return run_result(run, out, patients, extra, time.perf_counter() - t0)
+        out, reached = until_precise(batch, run.n_trials, run.batch_size, float(precision), PRECISION_STEP,
+                                     workers=workers, progress=progress)
+        run = dataclasses.replace(run, n_trials=int(out["selected"].shape[0]))
+    out, patients, extra = _finish(run, kind, out)
+    two = out.pop(TWO_DLT_KEY, None)
+    res = run_result(run, out, patients if keep_records else None, extra, time.perf_counter() - t0, two_dlt=two)
+    if workers > 1:
+        res.provenance["workers"] = int(workers)
+    if not keep_records:
+        res.provenance["keep_records"] = False
+    if reached is not None:
+        res.provenance["precision"] = {"target": float(precision), "reached": reached[0],
+                                       "max_p_select_mcse": reached[1], "n_trials": run.n_trials,
+                                       "step": PRECISION_STEP}
+    return res
+
+
+#: A precision-targeted run stops at a multiple of this many trials (a whole number of random blocks).
+PRECISION_STEP = BLOCK_SIZE
+#: Key of the per-trial "some cohort had 2 or more DLTs" flag in a run without per-patient records.
+TWO_DLT_KEY = "two_dlt_cohort"
+
+
+def check_workers(workers) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= 256:
+        raise DoseescError(f"workers = {workers!r} must be an integer from 1 to 256")
+
+
+def check_precision(precision) -> None:
+    if isinstance(precision, bool) or not isinstance(precision, (int, float, np.floating)) \
+            or not math.isfinite(precision) or not 0.0005 <= precision < 0.5:
+        raise DoseescError(f"precision = {precision!r} must be a Monte Carlo standard error from 0.0005 to "
+                           "below 0.5 (e.g. 0.005)")
+
+
+def _kind(run: Run) -> str:
+    if run.dose_model is not None:
+        return "actual_calendar" if run.calendar is not None else "actual"
+    if run.calendar is not None:
+        return "tite" if run.time_to_event else "plain_calendar"
+    return "plain"
 
 
 # -- the batch runners: each returns (per-trial arrays, per-patient arrays, extra per-trial metrics) ---------
@@ -239,3 +314,76 @@ def _actual_calendar(run: Run, progress) -> tuple[dict, dict, dict]:
     cal = in_batches(run.n_trials, run.batch_size, batch, progress)
     extra.update(calendar_extra(cal))
     return out, {**patients, "infusion_days": cal["infusion_days"]}, extra
+
+
+_RUNNERS = {"plain": _plain, "actual": _actual, "plain_calendar": _plain_calendar, "tite": _tite,
+            "actual_calendar": _actual_calendar}
+#: Per-patient arrays of each kind of run (besides the records an actual-dose run keeps).
+_CAL = "cal_"
+
+
+# -- any range of trials, in a process or a worker: workers, precision and runs without records --------------
+@dataclasses.dataclass(frozen=True)
+class RangeBatch:
+    """The batch function of a run on any trials ``start..stop-1`` (picklable, for the worker processes):
+    the same numbers as the runners above (:data:`_RUNNERS`) give those trials. Without ``keep_records`` the
+    per-patient arrays are dropped once the per-trial flag they feed (:data:`TWO_DLT_KEY`) is worked out."""
+
+    run: Run
+    kind: str
+    keep_records: bool = True
+
+    def __call__(self, start: int, stop: int) -> dict:
+        run, kind = self.run, self.kind
+        if kind in ("actual", "actual_calendar"):
+            b = _actual_range(run, start, stop)
+            if kind == "actual_calendar":
+                keys = ("status", "assigned", "cohort_start", "replacement")
+                cal = calendar_batch(run.calendar, run.design, {key: b[key] for key in keys}, run.seq, start, stop)
+                b.update({_CAL + key: v for key, v in cal.items()})
+            records = PATIENT_RECORDS + ((_CAL + "infusion_days",) if kind == "actual_calendar" else ())
+        elif kind == "tite":
+            b = tite_batch(run.design, run.scenario, run.calendar, run.seq, start, stop)
+            records = PATIENT_KEYS + ("infusion_days",)
+        else:
+            b = plain_batch(run.design, run.scenario, run.seq, start, stop)
+            if kind == "plain_calendar":
+                b.update(calendar_batch(run.calendar, run.design, b, run.seq, start, stop))
+            records = PATIENT_KEYS + (("infusion_days",) if kind == "plain_calendar" else ())
+        if self.keep_records:
+            return b
+        b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"])
+        for key in records + ("ye",):
+            b.pop(key, None)
+        return b
+
+
+def _actual_range(run: Run, start: int, stop: int) -> dict:
+    """The actual-dose trials ``start..stop-1`` with their own record buffers (as
+    :func:`~doseesc.engines.actual.simulate_actual` gives those trials)."""
+    design, scenario, ladder, model = run.design, run.scenario, run.ladder, run.dose_model
+    cap = model.enrolment_cap(design.max_n)
+    margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
+    u = _LazyUniforms(run.seq, start, stop, _streams(scenario, ladder, model), design.max_n + margin, cap)
+    rec = _records(stop - start, cap, design.n_tiers)
+    b = _batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, 0)
+    b.update(_record_arrays(rec, stop - start, cap))
+    return b
+
+
+def _finish(run: Run, kind: str, out: dict) -> tuple[dict, dict, dict]:
+    """The per-trial arrays, per-patient records and extra metrics of a run gathered by :class:`RangeBatch`
+    (what the runners of :data:`_RUNNERS` return)."""
+    if kind in ("actual", "actual_calendar"):
+        out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
+        extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
+        patients = {key: out[key] for key in PATIENT_RECORDS if key in out}
+        if kind == "actual_calendar":
+            cal = {key[len(_CAL):]: out.pop(key) for key in list(out) if key.startswith(_CAL)}
+            extra.update(calendar_extra(cal))
+            if "infusion_days" in cal:
+                patients["infusion_days"] = cal["infusion_days"]
+        return out, patients, extra
+    keys = PATIENT_KEYS + (() if kind == "plain" else ("infusion_days",))
+    patients = {key: out[key] for key in keys if key in out}
+    return out, patients, ({} if kind == "plain" else calendar_extra(out))

@@ -9,10 +9,16 @@ calendar, time-to-event), and resolves what the run needs (seed, target, OBD def
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import dataclasses
+import itertools
+import math
+import multiprocessing
 import os
+import pickle
 from typing import Callable
 
 import numpy as np
@@ -189,24 +195,193 @@ def one_blas_thread():
 
 # -- the batch loop ----------------------------------------------------------------------------------------
 def in_batches(n_trials: int, batch_size: int, batch: Callable[[int, int], dict],
-               progress: Callable[[int, int], None] | None = None) -> dict:
+               progress: Callable[[int, int], None] | None = None, *, workers: int = 1, start: int = 0,
+               total: int | None = None) -> dict:
     """``batch(start, stop)`` on trials ``start..stop-1`` of each batch, in order, calling
-    ``progress(stop, n_trials)`` after each; returns each per-trial array concatenated over the batches.
-    The batches run with one BLAS thread (:func:`one_blas_thread`)."""
-    n_trials, batch_size = int(n_trials), int(batch_size)
-    parts = []
-    with one_blas_thread():
-        for start in range(0, n_trials, batch_size):
-            stop = min(start + batch_size, n_trials)
-            parts.append(batch(start, stop))
+    ``progress(stop, total)`` after each (``total`` defaults to ``n_trials``); returns each per-trial array
+    over the batches, in trial order. The batches cover trials ``start..n_trials-1`` (``start`` 0: the whole
+    run) and run with one BLAS thread (:func:`one_blas_thread`).
+
+    With ``workers`` above 1 the batches run in that many processes (:func:`worker_pool`); ``batch`` must then
+    pickle (a module-level function or a dataclass instance, not a closure). Each batch draws its random
+    numbers from the blocks of its own trials (:mod:`doseesc.rng`), so the result is bit-identical for any
+    number of workers and any batch size.
+
+    Memory: the answer's arrays are allocated once, after the first batch, and each batch is copied in and
+    dropped (no list of batches concatenated at the end).
+    """
+    n_trials, batch_size, start = int(n_trials), int(batch_size), int(start)
+    total = n_trials if total is None else int(total)
+    bounds = [(a, min(a + batch_size, n_trials)) for a in range(start, n_trials, batch_size)]
+    out = _Gather(n_trials - start)
+    if workers > 1 and len(bounds) > 1:
+        for (a, b), part in zip(bounds, _in_workers(batch, bounds, workers)):
+            out.put(a - start, b - start, part)
             if progress is not None:
-                progress(stop, n_trials)
-    return {key: np.concatenate([b[key] for b in parts]) for key in parts[0]}
+                progress(b, total)
+        return out.arrays()
+    with one_blas_thread():
+        for a, b in bounds:
+            out.put(a - start, b - start, batch(a, b))
+            if progress is not None:
+                progress(b, total)
+    return out.arrays()
+
+
+class _Gather:
+    """Per-trial arrays of ``n`` trials filled batch by batch (allocated from the first batch's shapes and
+    types; a later batch of another shape or type falls back to concatenation, as before)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.buf: dict | None = None
+        self.parts: list | None = None
+
+    def put(self, a: int, b: int, part: dict) -> None:
+        if self.parts is not None:
+            self.parts.append(part)
+            return
+        if self.buf is None:
+            if b - a == self.n:               # one batch: its own arrays
+                self.buf = dict(part)
+                return
+            self.buf = {key: np.empty((self.n,) + v.shape[1:], dtype=v.dtype) for key, v in part.items()}
+        if part.keys() != self.buf.keys() or any(
+                v.shape[1:] != self.buf[key].shape[1:] or v.dtype != self.buf[key].dtype for key, v in part.items()):
+            self.parts = [{key: v[:a] for key, v in self.buf.items()}, part]
+            return
+        for key, v in part.items():
+            self.buf[key][a:b] = v
+
+    def arrays(self) -> dict:
+        if self.parts is not None:
+            return {key: np.concatenate([p[key] for p in self.parts]) for key in self.parts[0]}
+        return self.buf if self.buf is not None else {}
+
+
+# -- runs to a target precision ----------------------------------------------------------------------------
+def max_select_mcse(selected: np.ndarray, n_tiers: int, ends: np.ndarray) -> np.ndarray:
+    """The largest MCSE of P(select) (over No dose and the tiers) of the first ``ends[j]`` trials of
+    ``selected`` for each ``j``: ``sqrt(p (1 - p) / (m - 1))`` with ``p`` the share of the first ``m`` trials
+    selecting a tier (the sample standard deviation of the 0/1 indicator over ``sqrt(m)``, as
+    :attr:`~doseesc.results.OperatingCharacteristics.p_select_mcse`)."""
+    ends = np.asarray(ends, dtype=np.int64)
+    counts = np.zeros((ends.size, n_tiers + 1))
+    onehot = np.zeros((selected.size, n_tiers + 1), dtype=np.int32)
+    onehot[np.arange(selected.size), np.asarray(selected) + 1] = 1
+    cum = np.cumsum(onehot, axis=0)
+    counts[:] = cum[ends - 1]
+    m = ends[:, None].astype(float)
+    p = counts / m
+    return np.sqrt(p * (1 - p) / (m - 1)).max(axis=1)
+
+
+def until_precise(batch: Callable[[int, int], dict], cap: int, batch_size: int, precision: float, step: int, *,
+                  workers: int = 1, progress: Callable[[int, int], None] | None = None) -> tuple[dict, tuple]:
+    """The trials of ``batch`` up to the first multiple of ``step`` trials (at most ``cap``; ``cap`` itself when
+    no multiple reaches it) whose largest MCSE of P(select) (:func:`max_select_mcse`) is at or below
+    ``precision``, and ``(reached, that MCSE)``.
+
+    The stopping point depends only on the trials (the seed), never on how far the run looked ahead: the run
+    simulates in rounds, each as long as the standard errors so far say is needed (at least one ``step``
+    more), and keeps only the trials up to the first multiple of ``step`` that meets the target."""
+    n_tiers = None
+    parts: list[dict] = []
+    done = 0
+    nxt = min(cap, step)
+    while True:
+        parts.append(in_batches(nxt, batch_size, batch, progress, workers=workers, start=done, total=cap))
+        done = nxt
+        selected = np.concatenate([p["selected"] for p in parts]) if len(parts) > 1 else parts[0]["selected"]
+        if n_tiers is None:
+            n_tiers = int(parts[0]["n"].shape[1])
+        ends = np.arange(step, done + 1, step)
+        if done % step or ends.size == 0:
+            ends = np.r_[ends, done]
+        ends = ends[ends >= 2]
+        se = max_select_mcse(selected, n_tiers, ends)
+        ok = np.flatnonzero(se <= precision)
+        if ok.size or done >= cap:
+            j = int(ok[0]) if ok.size else ends.size - 1
+            n = int(ends[j])
+            out = {key: np.concatenate([p[key] for p in parts])[:n] if len(parts) > 1 else parts[0][key][:n]
+                   for key in parts[0]}
+            return out, (bool(ok.size), float(se[j]))
+        p_now = np.bincount(selected + 1, minlength=n_tiers + 1) / selected.size
+        need = float((p_now * (1 - p_now)).max()) / precision ** 2 + 1
+        nxt = min(cap, max(done + step, -(-int(math.ceil(need)) // step) * step))
+
+
+# -- workers -------------------------------------------------------------------------------------------------
+_pool: tuple[int, object] | None = None
+_tokens = itertools.count()
+#: The batch function each worker process last unpickled: (token, function); tasks of one run share it.
+_worker_batch: tuple | None = None
+
+
+def worker_pool(workers: int):
+    """A process pool of ``workers`` processes (forkserver where the platform has it, else spawn; never fork,
+    which copies the parent's threads and locks), kept for later runs of the same size. The forkserver
+    imports doseesc's engines once, so each worker starts without importing them again."""
+    global _pool
+    if _pool is not None and _pool[0] == workers:
+        return _pool[1]
+    if _pool is not None:
+        _pool[1].shutdown(wait=True)
+        _pool = None
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload(["doseesc.engines.montecarlo"])
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    _pool = (workers, pool)
+    return pool
+
+
+def shutdown_workers() -> None:
+    """Stop the worker processes of :func:`worker_pool` (they also stop when the interpreter exits)."""
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=True)
+        _pool = None
+
+
+def _worker_task(token: str, payload: bytes, a: int, b: int) -> dict:
+    """One batch in a worker process: the run's batch function (unpickled once per run and worker, so that
+    what a design remembers within a run, such as CRM's posterior memo, carries from batch to batch as in
+    one process) on trials ``a..b-1``, with one BLAS thread."""
+    global _worker_batch
+    if _worker_batch is None or _worker_batch[0] != token:
+        _worker_batch = (token, pickle.loads(payload))
+    with one_blas_thread():
+        return _worker_batch[1](a, b)
+
+
+def _in_workers(batch, bounds: list, workers: int):
+    """The answers of ``batch`` on each ``(start, stop)`` of ``bounds`` from the worker processes, in order;
+    at most two batches per worker are pending at a time (bounded memory)."""
+    pool = worker_pool(workers)
+    token = f"{os.getpid()}-{next(_tokens)}"
+    payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    pending: collections.deque = collections.deque()
+    todo = iter(bounds)
+    try:
+        for a, b in itertools.islice(todo, 2 * workers):
+            pending.append(pool.submit(_worker_task, token, payload, a, b))
+        while pending:
+            part = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_worker_task, token, payload, *nxt))
+            yield part
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 # -- the result ----------------------------------------------------------------------------------------------
 def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, patients: dict, prov: dict,
-                       extra: dict, dose_model=None) -> OperatingCharacteristics:
+                       extra: dict, dose_model=None, two_dlt=None) -> OperatingCharacteristics:
     """The :class:`~doseesc.results.OperatingCharacteristics` of simulated trials ``out`` (per-trial arrays
     ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials``."""
     n_trials = out["n"].shape[0]
@@ -216,7 +391,7 @@ def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, pat
         target=target, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
         fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
         weight=np.full(n_trials, 1.0 / n_trials), n_trials=n_trials,
-        patients=patients, provenance=prov, extra=extra, dose_model=dose_model)
+        patients=patients, provenance=prov, extra=extra, dose_model=dose_model, two_dlt=two_dlt)
 
 
 def run_provenance(run: Run, seconds: float) -> dict:
@@ -232,11 +407,13 @@ def run_provenance(run: Run, seconds: float) -> dict:
     return prov
 
 
-def run_result(run: Run, out: dict, patients: dict, extra: dict, seconds: float) -> OperatingCharacteristics:
+def run_result(run: Run, out: dict, patients: dict | None, extra: dict, seconds: float,
+               two_dlt: np.ndarray | None = None) -> OperatingCharacteristics:
     """The result of the checked run ``run`` from its per-trial arrays ``out``, per-patient arrays
-    ``patients`` and per-trial ``extra`` metrics (``{key: (values, definition)}``)."""
+    ``patients`` (None: not kept, then ``two_dlt`` is the per-trial flag they would give to
+    ``p_two_dlt_cohort``) and per-trial ``extra`` metrics (``{key: (values, definition)}``)."""
     return monte_carlo_result(run.design, run.scenario, run.ladder, run.target, run.obd, out, patients,
-                              run_provenance(run, seconds), extra, dose_model=run.dose_model)
+                              run_provenance(run, seconds), extra, dose_model=run.dose_model, two_dlt=two_dlt)
 
 
 #: Decide once per distinct state (:func:`decide_distinct`); False: every trial apart (tests compare the two).
