@@ -202,6 +202,7 @@ def test_every_expected_figure_is_present(built):
             expected.add(f"paths/{name}")
         except doseesc.DoseescError:
             pass
+    expected |= {f"grid/{name}" for name in proto.grids}   # the Calibration section: one Pareto figure per grid
     got = built["page"].figures
     assert len(got) == len(set(got)), "a figure appears twice"
     assert set(got) == expected
@@ -430,15 +431,16 @@ def test_pdf_pages_and_text(built):
         assert f"page {i} of {n}" in t
     proto, study = built["proto"], built["study"]
     # every section that starts on a new page starts its page, in order
-    starts = ["How to read this report", "The protocol at a glance"] + [f"Scenario '{s}'" for s in proto.scenarios] \
-        + ["Decision rules and escalation paths", "Provenance"]
+    starts = ["Summary for the committee", "Appendix", "The protocol at a glance"] \
+        + [f"Scenario '{s}'" for s in proto.scenarios] + ["Calibration", "Decision rules and escalation paths",
+                                                        "Provenance"]
     first_lines = [t.strip().splitlines()[0] for t in texts]
     where = []
-    for s in starts[1:]:
+    for s in starts[1:]:   # the summary follows the title on page 1; the appendix and its sections start pages
         assert s in first_lines, f"section {s!r} does not start a page"
         where.append(first_lines.index(s))
     assert where == sorted(where)
-    assert "How to read this report" in texts[0] and texts[0].startswith("ECAR01")
+    assert "Summary for the committee" in texts[0] and texts[0].startswith("ECAR01")
     # the content fixes a floor: title, protocol, then per scenario its text, 4 figures and a table per design
     assert n >= 2 + 2 * len(proto.scenarios) + 2
     full = "\n".join(texts)
@@ -638,3 +640,46 @@ def test_calibration_section_shows_each_grid(tmp_path):
     assert [r[0] for r in t["rows"]][0].startswith("max_n = ")
     assert "Best point meeting the constraints: max_n = " in page.all_text
     assert "grid/size" in rep.figures
+
+
+def test_summary_table_and_verdict_from_the_numbers(built):
+    """The summary's cross-scenario table: each design's P(correct) on its own question per scenario (S1, S2...),
+    the average and the worst; the verdict names the design with the best average of each question."""
+    page, study = built["page"], built["study"]
+    t = table(page, kind="cross")
+    snames = list(dict.fromkeys(r.scenario.name for r in study.results))
+    assert t["header"] == ["Design", "Q"] + [f"S{i + 1}" for i in range(len(snames))] + ["average", "worst"]
+    avg = {}
+    for name in ("3+3", "BOIN", "BOIN12", "BOIN-ET"):
+        rs = [x for x in study.results if study.name_of(x) == name]
+        own = "p_correct" if rs[0].design.question == "MTD" else "p_select_obd"
+        vals = [x.metric(own)[0] for x in rs]
+        for i, v in enumerate(vals):
+            assert cell(t, name, f"S{i + 1}").rstrip("*") == f"{100 * v:.1f}"
+        assert cell(t, name, "average") == f"{100 * sum(vals) / len(vals):.1f}"
+        assert cell(t, name, "worst") == f"{100 * min(vals):.1f}"
+        avg[name] = (rs[0].design.question, sum(vals) / len(vals))
+    text = re.sub(r"\s+", " ", page.all_text)
+    # the named best MTD design has the highest average among every MTD design of the table
+    said = re.search(r"MTD question: (.+?) selects the true MTD most often on average", text).group(1)
+    best = max((float(cell(t, r[0].split(" [")[0], "average")), r[0].split(" [")[0]) for r in t["rows"]
+               if r[1] == "MTD")
+    assert said == best[1]
+    assert avg["3+3"][0] == "MTD" and avg["BOIN12"][0] == "OBD"
+
+
+def test_summary_detail_is_at_most_two_pages_for_every_bundled_file(tmp_path):
+    """detail='summary': the summary for the committee and the provenance; the summary ends by page 2 (the
+    provenance starts on page 2 or 3) for every bundled file."""
+    from pypdf import PdfReader
+    from doseesc.study import committee_report
+    for f in sorted((ROOT / "scenarios").glob("*.toml")):
+        rep = committee_report(doseesc.load_protocol(f), n_trials=40, seed=1, method="simulate", grids=False,
+                               detail="summary", path_cohorts=1)
+        out = rep.write(tmp_path / f.stem)
+        reader = PdfReader(out["pdf"])
+        texts = [p.extract_text() for p in reader.pages]
+        assert "Summary for the committee" in texts[0], f.name
+        first_prov = next(i for i, tx in enumerate(texts) if "Run this command with the same doseesc" in tx)
+        assert first_prov <= 2, f"{f.name}: summary runs to page {first_prov + 1}"
+        assert len(texts) <= 3, f.name

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..compare import conduct_notes
+from ..compare import conduct_notes, paired_difference
 from ..engines.live import recommend
 from ..engines.paths import paths
 from ..errors import DoseescError
@@ -166,7 +166,7 @@ AVERAGE_COLUMNS = (("p_above_mtd", "P(above MTD)", True), ("p_overdose_60", ">60
                    ("expected_n", "mean N", False), ("expected_screened", "screened", False))
 
 
-def averages_table(study, caption: str = "", notes: dict | None = None) -> Table:
+def averages_table(study, caption: str = "", notes: dict | None = None, kind: str = "averages") -> Table:
     """Each design averaged over the study's scenarios (:meth:`~doseesc.study.Study.averages`, exact values
     where the study holds them): P(correct) on the design's own question, then the standard safety metrics
     (:data:`AVERAGE_COLUMNS`), each as "average (worst scenario)". ``notes`` (design -> conduct notes) mark the
@@ -189,7 +189,7 @@ def averages_table(study, caption: str = "", notes: dict | None = None) -> Table
             est, worst = mine.at[m, "estimate"], mine.at[m, "worst"]
             row.append(f"{f * est:.1f}" + (f" ({f * worst:.1f})" if math.isfinite(worst) else ""))
         rows.append(row)
-    return Table(columns=cols, rows=rows, caption=caption, attrs={"kind": "averages"}, row_keys=names,
+    return Table(columns=cols, rows=rows, caption=caption, attrs={"kind": kind}, row_keys=names,
                  wrap=(0,))
 
 
@@ -431,11 +431,20 @@ class _Builder:
                                                     if self.study.name_of(r) == name)
 
 
+#: What a report holds: ``"summary"`` (the two-page summary for the committee and the provenance) or
+#: ``"full"`` (the summary, then every section as an appendix).
+DETAILS = ("summary", "full")
+
+
 def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_COHORTS,
-                 dpi: int = 150, both_questions: bool = False, grids: dict | None = None) -> CommitteeReport:
+                 dpi: int = 150, both_questions: bool = False, grids: dict | None = None,
+                 detail: str = "full") -> CommitteeReport:
     """Build the committee report of ``study`` (a :class:`~doseesc.study.Study`).
 
-    Sections: how to read it; the protocol at a glance; per scenario a plain-language summary,
+    Sections: a summary for the committee (the protocol in five lines, every design under every scenario on
+    its own question with the average and the worst scenario, the standard safety figures and a paragraph
+    naming the design that does best on average and where it does worse); then, with ``detail="full"``
+    (default), as appendices: how to read it; the protocol at a glance; per scenario a plain-language summary,
     the dose-response curves, the key results by design, selection / allocation / sample-size
     figures and a table per design; the decision table and first escalation paths of each
     design; provenance.
@@ -448,9 +457,20 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     """
     if not study.results:
         raise DoseescError("the study has no results to report")
+    if detail not in DETAILS:
+        raise DoseescError(f"detail = {detail!r} must be one of {', '.join(DETAILS)}")
     created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     b = _Builder(study, created, path_cohorts, dpi, both_questions)
     _title_section(b)
+    _executive_summary(b)
+    if detail == "summary":
+        _provenance_section(b)
+        return CommitteeReport(study=study, blocks=b.blocks, title=b.title, provenance=b.prov, figures=b.figs)
+    b.add(PageBreak())
+    b.add(Heading(1, "Appendix", "appendix"))
+    b.add(Paragraph("The sections below give the detail behind the summary: how to read the numbers, the protocol "
+                    "at a glance, every scenario with its figures and every design's tables, the decision rules "
+                    "and escalation paths, and the provenance."))
     _how_to_read_section(b)
     _protocol_section(b)
     if len(b.snames) > 1:
@@ -475,6 +495,162 @@ def _title_section(b: _Builder) -> None:
                     f"{b.runs} for each design and scenario"
                     + ("" if b.exact else f", seed entropy {prov['seed entropy']}") +
                     ". The Provenance section gives the command that reproduces every number.", "small"))
+
+
+def _executive_summary(b: _Builder) -> None:
+    """At most two pages: the protocol in five lines, every design under every scenario on its own question
+    (average and worst scenario), the safety figures averaged over scenarios, and a paragraph from the
+    numbers."""
+    proto = b.proto
+    b.add(Heading(1, "Summary for the committee", "summary"))
+    for line in protocol_lines(b):
+        b.add(Paragraph(line, "bullet"))
+    b.add(cross_scenario_table(b.study, notes=b.notes,
+                               caption="P(correct) of each design under each scenario, on the question it answers "
+                                       "(P(select the true MTD) for MTD designs, P(select the true OBD) for OBD "
+                                       "designs), %, with its average and worst scenario."))
+    for sentence in verdict_sentences(b.study):
+        b.add(Paragraph(sentence))
+    if len(b.snames) > 1:
+        b.add(averages_table(b.study, notes=b.notes, kind="summary-averages",
+                             caption="Safety and size, averaged over the scenarios (worst "
+                             "scenario in brackets): P(select a tier above the true MTD), P(more than 60% / 80% of "
+                             "patients treated above it), P(poor allocation), P(a cohort with 2 or more DLTs), and "
+                             "mean DLTs, patients treated and patients screened per trial."))
+    foot = conduct_footnote(b.notes)
+    if foot is not None:
+        b.add(Paragraph(foot, "small"))
+    if proto.obd is not None:
+        ties = [t for s in b.snames if (t := near_tie_warning(scenario_results(b.study, s),
+                                                               tier_labels(proto.tiers))) is not None]
+        if ties:
+            b.add(Paragraph(f"Near-ties of the true OBD in {len(ties)} scenario(s): read P(true OBD) there with "
+                            "the expected utility and P(within 5 points) of the appendix.", "small"))
+
+
+def protocol_lines(b: _Builder) -> list[str]:
+    """The protocol in five lines: population, product and tiers, DLT, response, sample size."""
+    proto, lad = b.proto, b.proto.tiers
+    who = proto.title or proto.name
+    lines = [f"Protocol: {who}" + (f" ({proto.registry})." if proto.registry else ".")]
+    band = f", release band ±{100 * lad.tolerance:g}%" if lad.tolerance else ""
+    lines.append(f"Tiers: {', '.join(tier_labels(lad))}{band}.")
+    dlt = getattr(proto, "dlt_definition", "") or "not stated in the file"
+    win = getattr(proto, "dlt_window_days", None)
+    win = win if win is not None else (proto.calendar.dlt_window_days if proto.calendar is not None else None)
+    dlt = dlt.rstrip(". ")
+    lines.append(f"DLT: {dlt}" + ("" if win is None else f"; window {win / DAYS_PER_MONTH:.1f} months "
+                                  f"({win:g} days)") + (f"; target DLT rate {proto.target:g}." if proto.target
+                                                        is not None else "."))
+    resp = (getattr(proto, "response_definition", "") or "").rstrip(". ")
+    rwin = getattr(proto, "response_window_days", None)
+    if resp or rwin is not None:
+        lines.append(f"Response: {resp or 'not defined in the file'}"
+                     + ("" if rwin is None else f"; judged at {rwin / DAYS_PER_MONTH:.1f} months ({rwin:g} days)")
+                     + ".")
+    else:
+        lines.append("Response: not modelled (no response window in the file).")
+    maxn = sorted({d.largest_n() for d in proto.designs.values()})
+    lines.append("Sample size: " + (f"at most {maxn[0]} patients" if len(maxn) == 1 else
+                                    f"at most {maxn[0]} to {maxn[-1]} patients, by design") + "; "
+                 + b.runs + " per design and scenario.")
+    return lines
+
+
+def _own(r) -> str:
+    return QUESTION_COLUMNS[r.design.question][0]
+
+
+def cross_scenario_table(study, caption: str = "", notes: dict | None = None) -> Table:
+    """Designs as rows; per scenario each design's P(correct) on its own question (exact where the study holds
+    the exact run), then the average over scenarios and the worst scenario."""
+    snames = _scenario_names(study)
+    marks = conduct_markers(notes or {})
+    per = {s: preferred_results(study, scenario_results(study, s)) for s in snames}
+    names = list(per[snames[0]])
+    cols = ["Design", "Q"] + [f"S{i + 1}" for i in range(len(snames))] + ["average", "worst"]
+    rows, ses = [], []
+    for d in names:
+        cells = [d + (f" {marks[d]}" if d in marks else ""), per[snames[0]][d].design.question]
+        vals = []
+        for s in snames:
+            r = per[s][d]
+            est, se = r.metric(_own(r))
+            vals.append(est)
+            if math.isfinite(se) and not r.is_exact:
+                ses.append(se)
+            cells.append("n/a" if not math.isfinite(est) else f"{100 * est:.1f}" + ("*" if r.is_exact and not
+                                                                                      b_exact(per) else ""))
+        ok = [v for v in vals if math.isfinite(v)]
+        cells += [f"{100 * sum(ok) / len(ok):.1f}" if ok else "n/a", f"{100 * min(ok):.1f}" if ok else "n/a"]
+        rows.append(cells)
+    legend = "; ".join(f"S{i + 1} {s}" for i, s in enumerate(snames))
+    tail = f" Scenarios: {legend}."
+    if ses:
+        tail += f" Monte Carlo values have an MCSE of at most {100 * max(ses):.1f} points"
+        tail += "; * exact." if any(r.is_exact for s in snames for r in per[s].values()) and not b_exact(per) \
+            else "."
+    return Table(columns=cols, rows=rows, caption=caption + tail, attrs={"kind": "cross"}, row_keys=names,
+                 align=["l", "l"] + ["r"] * (len(cols) - 2), wrap=(0,))
+
+
+def b_exact(per: dict) -> bool:
+    """Whether every result of a cross-scenario table is exact (then no result needs marking)."""
+    return all(r.is_exact for res in per.values() for r in res.values())
+
+
+def verdict_sentences(study) -> list[str]:
+    """From the numbers: per question, the design with the best average P(correct) over the scenarios, the
+    scenarios where another design of that question does clearly better (by more than 2 MCSE of the paired
+    difference), and its safety against the others."""
+    snames = _scenario_names(study)
+    per = {s: preferred_results(study, scenario_results(study, s)) for s in snames}
+    names = list(per[snames[0]])
+    out = []
+    for q in ("MTD", "OBD"):
+        mine = [d for d in names if per[snames[0]][d].design.question == q]
+        if not mine:
+            continue
+        avg = {}
+        for d in mine:
+            v = [per[s][d].metric(_own(per[s][d]))[0] for s in snames]
+            v = [x for x in v if math.isfinite(x)]
+            avg[d] = sum(v) / len(v) if v else -1.0
+        best = max(mine, key=lambda d: avg[d])
+        what = "selects the true MTD" if q == "MTD" else "selects the true OBD"
+        text = (f"{q} question: {best} {what} most often on average over the {len(snames)} scenarios "
+                f"({100 * avg[best]:.1f}%")
+        others = sorted((d for d in mine if d != best), key=lambda d: -avg[d])
+        text += (f"; next {others[0]}, {100 * avg[others[0]]:.1f}%)." if others else ").")
+        worse = []
+        for s in snames:
+            rb = per[s][best]
+            for d in others:
+                diff, se = paired_difference(per[s][d], rb, _own(rb))
+                if math.isfinite(diff) and diff > 0.005 and (se == 0 or diff > 2 * se):
+                    worse.append((s, d, diff))
+        if worse:
+            by_s = {}
+            for s, d, diff in worse:
+                if s not in by_s or diff > by_s[s][1]:
+                    by_s[s] = (d, diff)
+            text += " It does worse in " + "; ".join(f"'{s}' ({d} {100 * diff:+.1f} points)"
+                                                     for s, (d, diff) in by_s.items()) + "."
+        else:
+            text += " No other design answering this question does clearly better in any scenario."
+        above = {d: [per[s][d].metric("p_above_mtd")[0] for s in snames] for d in mine}
+        above = {d: sum(v) / len(v) for d, v in above.items() if all(math.isfinite(x) for x in v)}
+        if best in above and len(above) > 1:
+            rank = sorted(above, key=above.get).index(best) + 1
+            text += (f" It selects a tier above the true MTD in {100 * above[best]:.1f}% of trials on average "
+                     f"({_ordinal(rank)} lowest of {len(above)}).")
+        out.append(text)
+    return out
+
+
+def _ordinal(n: int) -> str:
+    """``the`` for 1 (as in "the lowest"), else 2nd, 3rd, 4th..."""
+    return {1: "the", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def _averages_section(b: _Builder) -> None:
