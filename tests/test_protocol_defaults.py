@@ -9,7 +9,8 @@ import pytest
 import doseesc
 from doseesc.errors import DesignError
 
-SCENARIO = '[[scenario]]\nname = "s"\ntrue_tox = [0.05, 0.15, 0.3, 0.5]\n'
+# true_eff too: a file with an OBD design is refused at load without response truths (its runs need them)
+SCENARIO = '[[scenario]]\nname = "s"\ntrue_tox = [0.05, 0.15, 0.3, 0.5]\ntrue_eff = [0.2, 0.4, 0.5, 0.6]\n'
 
 
 def _load(tmp_path, protocol: str, designs: str):
