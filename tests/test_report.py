@@ -683,3 +683,17 @@ def test_summary_detail_is_at_most_two_pages_for_every_bundled_file(tmp_path):
         first_prov = next(i for i, tx in enumerate(texts) if "Run this command with the same doseesc" in tx)
         assert first_prov <= 2, f"{f.name}: summary runs to page {first_prov + 1}"
         assert len(texts) <= 3, f.name
+
+
+def test_cli_report_detail_summary(tmp_path):
+    f = tmp_path / "mixed.toml"
+    f.write_text(MIXED)
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r"), "-n", "40", "--seed", "1",
+                                  "--detail", "summary", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "r" / "mixed-report.html").read_text(encoding="utf-8")
+    page = parse(html)
+    heads = [h for _, h in page.headings]
+    assert "Summary for the committee" in heads and "Provenance" in heads and "Appendix" not in heads
+    assert int(re.search(r"\((\d+) pages\)", r.output).group(1)) <= 3
+    assert "--detail summary" in page.all_text

@@ -890,12 +890,18 @@ def _grid_text(name: str, result) -> str:
 @click.option("--seed", type=click.IntRange(min=0, max=2 ** 128 - 1), default=None,
               help="Random seed (default: the file's [run] seed, else fresh entropy, recorded in the report).")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
-def report(file, out, n_trials, seed, progress):
+@click.option("--detail", type=click.Choice(["summary", "full"]), default="full", show_default=True,
+              help="summary: the summary for the committee (at most two pages) and the provenance; full: the "
+                   "summary, then every section as an appendix.")
+def report(file, out, n_trials, seed, progress, detail):
     """Committee report: every design under every scenario, as self-contained HTML and as PDF.
 
-    The report states the protocol, summarises each scenario in plain words, shows the figures and
-    tables with Monte Carlo standard errors, the decision tables and first escalation paths, and the
-    command that reproduces it.
+    It opens with a summary for the committee (the protocol in five lines, every design under every
+    scenario on the question it answers, the safety figures, and which design does best on average and
+    where it does worse); the appendix summarises each scenario in plain words, shows the figures and
+    tables (exact values where the exact engine applies, else Monte Carlo standard errors), the
+    calibration grids of the file, the decision tables, first escalation paths and a worked example per
+    design, and the command that reproduces it.
     """
     proto = load_protocol(file)
     _prepare_folder(out, "--out")
@@ -904,9 +910,11 @@ def report(file, out, n_trials, seed, progress):
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
     total = n * len(proto.designs) * len(proto.scenarios)
     bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
-    command = _command_line("report", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}"
+    command = _command_line("report", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}" \
+        + ("" if detail == "full" else f" --detail {detail}")
     try:
-        rep = committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar)
+        rep = committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar, detail=detail,
+                               grids=detail == "full")
     finally:
         bar.close()
     written = rep.write(out)
