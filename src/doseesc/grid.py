@@ -42,7 +42,7 @@ from .designs.base import Design
 from .engines.grid_run import Checkpoint, Context, make_units, run_units, runner_name
 from .engines.run import check_simulation, monte_carlo_result
 from .errors import DesignError, DoseescError
-from .report.labels import metric_name
+from .report.labels import csv_safe, metric_name
 from .results import DEFINITIONS, QUANTILES, SAFETY_METRICS, UTILITY_METRICS, provenance
 from .rng import root_seed, seed_record
 from .scenario import Scenario
@@ -591,8 +591,8 @@ class GridResult:
         y = y or (self.grid.constraints[0].metric if self.grid.constraints else "mean_dlt")
         paths = {"grid.csv": out / "grid.csv", "points.csv": out / "points.csv", "best.json": out / "best.json",
                  "pareto.png": out / "pareto.png", "provenance.json": out / "provenance.json"}
-        self.table().to_csv(paths["grid.csv"], index=False)
-        self.points().to_csv(paths["points.csv"])
+        csv_safe(self.table()).to_csv(paths["grid.csv"], index=False)   # names starting with = + - @ as text
+        csv_safe(self.points()).to_csv(paths["points.csv"])
         paths["best.json"].write_text(json.dumps(self.best_dict(), indent=2, default=str) + "\n")
         paths["provenance.json"].write_text(json.dumps({**self.provenance(), **(provenance or {})}, indent=2,
                                                        default=str) + "\n")
