@@ -43,7 +43,7 @@ from .engines.grid_run import Checkpoint, Context, make_units, run_units, runner
 from .engines.run import check_simulation, monte_carlo_result
 from .errors import DesignError, DoseescError
 from .report.labels import csv_safe, metric_name
-from .results import DEFINITIONS, QUANTILES, SAFETY_METRICS, UTILITY_METRICS, provenance
+from .results import QUANTILES, SAFETY_METRICS, UTILITY_METRICS, provenance
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder
