@@ -497,15 +497,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     if out:
         _prepare_folder(out)
         ckpt = _partial(out)
-        if resume:
-            if not ckpt.is_dir():
-                raise DoseescError(f"--resume: no checkpoint {ckpt} to resume (it is kept beside --out when a run "
-                                   "is interrupted)")
-            if seed is None:   # the interrupted run's seed, fresh entropy included
-                seed = (RunCheckpoint.read_manifest(ckpt).get("seed") or {}).get("entropy")
-        elif ckpt.exists():
-            raise DoseescError(f"--out {out}: {ckpt} holds an interrupted run; add --resume to continue it, or "
-                               "delete that folder to start again")
+        seed = _resume_seed(ckpt, resume, seed, "--out", out)
     elif resume:
         raise DoseescError("--resume needs --out (the checkpoint is kept beside the --out folder)")
     if seed is None:
@@ -528,6 +520,21 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     if ckpt is not None:
         click.get_current_context().meta.pop("interrupted", None)
         shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def _resume_seed(ckpt: Path, resume: bool, seed, option: str, out: str):
+    """The seed of a run with the checkpoint ``ckpt``: with ``--resume``, the interrupted run's seed where none
+    is given (refused when there is no checkpoint); without it, a left-over checkpoint is refused."""
+    if resume:
+        if not ckpt.is_dir():
+            raise DoseescError(f"--resume: no checkpoint {ckpt} to resume (it is kept beside {option} when a run "
+                               "is interrupted)")
+        if seed is None:   # the interrupted run's seed, fresh entropy included
+            seed = (RunCheckpoint.read_manifest(ckpt).get("seed") or {}).get("entropy")
+    elif ckpt.exists():
+        raise DoseescError(f"{option} {out}: {ckpt} holds an interrupted run; add --resume to continue it, or "
+                           "delete that folder to start again")
+    return seed
 
 
 def _partial(out: str) -> Path:
@@ -893,7 +900,10 @@ def _grid_text(name: str, result) -> str:
 @click.option("--detail", type=click.Choice(["summary", "full"]), default="full", show_default=True,
               help="summary: the summary for the committee (at most two pages) and the provenance; full: the "
                    "summary, then every section as an appendix.")
-def report(file, out, n_trials, seed, progress, detail):
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue an interrupted report from its checkpoint (OUT/.FILE-report.partial, kept when a run "
+                   "is stopped); the result is identical to an uninterrupted run.")
+def report(file, out, n_trials, seed, progress, detail, resume):
     """Committee report: every design under every scenario, as self-contained HTML and as PDF.
 
     It opens with a summary for the committee (the protocol in five lines, every design under every
@@ -906,17 +916,22 @@ def report(file, out, n_trials, seed, progress, detail):
     proto = load_protocol(file)
     _prepare_folder(out, "--out")
     n = proto.n_trials if n_trials is None else n_trials
+    ckpt = Path(out).resolve() / f".{Path(file).stem}-report.partial"
+    seed = _resume_seed(ckpt, resume, seed, "--out", out)
     if seed is None:
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
-    total = n * len(proto.designs) * len(proto.scenarios)
-    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress)
+    n_units = len(proto.designs) * len(proto.scenarios)
+    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress)
     command = _command_line("report", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}" \
         + ("" if detail == "full" else f" --detail {detail}")
+    click.get_current_context().meta["interrupted"] = _Interrupted(ckpt, n_units, command + " --resume")
     try:
         rep = committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar, detail=detail,
-                               grids=detail == "full")
+                               grids=detail == "full", checkpoint=ckpt)
     finally:
         bar.close()
     written = rep.write(out)
+    click.get_current_context().meta.pop("interrupted", None)
+    shutil.rmtree(ckpt, ignore_errors=True)
     click.echo(f"wrote {written['html']}")
     click.echo(f"wrote {written['pdf']} ({written['pages']} pages)")
