@@ -188,7 +188,7 @@ class OperatingCharacteristics:
     #: through ``extra[SCREENED_KEY]``; it is kept apart from ``extra`` so that :meth:`trials` and the
     #: per-trial extras of existing runs are unchanged. Its mean is ``expected_screened`` in :meth:`metrics`.
     screened: np.ndarray | None = None
-    #: Per-trial 0/1 "some cohort had 2 or more DLTs" (float array ``(n_records,)``) of a Monte Carlo run that
+    #: Per-trial "some cohort had 2 or more DLTs" (bool or 0/1 array ``(n_records,)``) of a Monte Carlo run that
     #: kept no per-patient records (``simulate(..., keep_records=False)``); None where ``patients`` give it.
     two_dlt: np.ndarray | None = None
 
@@ -378,7 +378,7 @@ class OperatingCharacteristics:
         if self.is_exact:
             return None
         if pt is None or "new_cohort" not in pt:
-            return self.two_dlt
+            return None if self.two_dlt is None else np.asarray(self.two_dlt, dtype=float)
         return two_dlt_cohort(pt["tier"], pt["tox"], pt["new_cohort"])
 
     def metric(self, name: str) -> tuple[float, float]:

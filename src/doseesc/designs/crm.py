@@ -205,6 +205,12 @@ class CRM(Design):
     #: the memo starts again.
     MEMO_LIMIT = 1_000_000
 
+    def __getstate__(self) -> dict:
+        """The design without its posterior memo (a copy sent to a worker process starts its own)."""
+        state = dict(self.__dict__)
+        state.pop("_memo", None)
+        return state
+
     @cached_property
     def _memo(self) -> list:
         """Posterior means already computed: [sorted int64 keys of the sufficient statistics, beta]."""

@@ -205,7 +205,8 @@ def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *,
         :meth:`~doseesc.results.OperatingCharacteristics.trials`, the actual
         doses of ``dose_summary``). False keeps per-trial summaries only:
         memory grows by tens of bytes per trial instead of a few per patient;
-        every metric, including ``p_two_dlt_cohort``, is unchanged.
+        every metric, including ``p_two_dlt_cohort``, is unchanged (the counts
+        ``n``, ``y``, ``e`` are kept as 16-bit integers).
 
     Returns
     -------
@@ -352,9 +353,12 @@ class RangeBatch:
             records = PATIENT_KEYS + (("infusion_days",) if kind == "plain_calendar" else ())
         if self.keep_records:
             return b
-        b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"])
-        for key in records + ("ye",):
+        b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"]).astype(bool)
+        for key in records + ("ye",) + (("e",) if run.scenario.true_eff is None else ()):
             b.pop(key, None)
+        for key in ("n", "y", "e"):   # counts of at most max_n patients: 2 bytes each
+            if key in b and run.design.max_n < 2 ** 15:
+                b[key] = b[key].astype(np.int16)
         return b
 
 
