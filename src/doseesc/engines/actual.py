@@ -188,16 +188,24 @@ class _Model:
 
     def outcomes(self, u, dose, cur, cell, infused):
         """DLT (and response, with efficacy) of each examined enrolee at their actual dose."""
+        _, dlt, _, resp = self.risks(u, dose, cur, cell, infused)
+        return dlt, resp
+
+    def risks(self, u, dose, cur, cell, infused):
+        """:meth:`outcomes` with the probabilities they were drawn from: ``(ptox, dlt, pe, resp)``, ``ptox``
+        the enrolee's P(DLT) (the curve at the actual dose, or the assigned tier's truth) and ``pe`` their
+        P(response) given their DLT outcome (None without efficacy). The timed engine draws the event times
+        within the window from them (:meth:`~doseesc.calendar.Calendar.event_time`)."""
         ptox = self.curve(dose) if self.curve is not None else self.p_tier[cur]
         dlt = (np.take(u["tox"], cell) < ptox) & infused
-        resp = None
+        resp = pe_use = None
         if self.eff_on:
             if self.curve is not None:
                 pe_use = _response_probability(self.scenario, ptox, self.scenario.eff_curve(dose), dlt)
             else:
                 pe_use = np.where(dlt, self.pe_t_tier[cur], self.pe_n_tier[cur])
             resp = (np.take(u["eff"], cell) < pe_use) & infused
-        return dlt, resp
+        return ptox, dlt, pe_use, resp
 
 
 class _ActualBatch:

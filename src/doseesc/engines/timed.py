@@ -10,6 +10,7 @@ patients' partial follow-up (:func:`tite_batch`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -21,6 +22,8 @@ from ..errors import DoseescError
 from ..results import DEFINITIONS, SCREENED_KEY
 from ..rng import Stream, patient_uniforms
 from ..state import StopReason, TrialState
+from .actual import ACTUAL_DOSE_METRICS, PATIENT_RECORDS, _Model, _streams
+from .run import in_batches
 
 
 # -- arrivals ---------------------------------------------------------------------------------------
@@ -282,9 +285,22 @@ def _enrol_cap(max_n: int, cal: Calendar) -> int:
 
 
 # -- the timed engine of time-to-event designs -------------------------------------------------------
+def _tier_at(t: np.ndarray, rows: np.ndarray, pt: dict) -> np.ndarray:
+    """The tier each patient of trials ``rows`` counts at, at times ``t`` (per row); -1: not counted.
+
+    Without the actual-dose model a patient counts at the assigned tier from enrolment. With it (``pt`` has
+    ``"counted"`` and ``"known"``), a patient counts at the assigned tier, pending, until the product's fate is
+    known (``"known"``: when a failed or withheld product was due, else the infusion), then at the tier the
+    policy counts them at (``"counted"``: -1 where not evaluable)."""
+    tier = pt["tier"][rows]
+    if "counted" not in pt:
+        return tier
+    return np.where(t[:, None] >= pt["known"][rows], pt["counted"][rows], tier)
+
+
 def _state_at(t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, uses_eff: bool) -> TrialState:
     """The data of trials ``rows`` at times ``t`` (per row): assigned patients, DLTs so far, follow-up."""
-    tier = pt["tier"][rows]
+    tier = _tier_at(t, rows, pt)
     assigned = tier >= 0
     inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
 
@@ -329,8 +345,9 @@ def _state_at(t: np.ndarray, rows: np.ndarray, pt: dict, cal, k: int, current, u
 def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndarray,
                 uses_eff: bool = False) -> np.ndarray:
     """Next time a pending patient at the current tier has a DLT (or a response, for designs that use
-    it) or completes the window (after ``t``)."""
-    tier = pt["tier"][rows]
+    it) or completes the window (after ``t``); with the actual-dose model also when a product's fate becomes
+    known and moves a patient to or from the current tier (:func:`_tier_at`)."""
+    tier = _tier_at(t, rows, pt)
     inf = np.nan_to_num(pt["inf"][rows], nan=np.inf)
     w = cal.dlt_window_days
     ev = np.where(pt["tox"][rows], inf + pt["tox_frac"][rows] * w, inf + w)
@@ -341,6 +358,11 @@ def _next_event(t: np.ndarray, rows: np.ndarray, pt: dict, cal, current: np.ndar
         ev_e = np.where(pt["eff"][rows], inf + pt["eff_frac"][rows] * we, inf + we)
         ev = np.minimum(ev, np.where(ev_e > later, ev_e, np.inf))
     ev = np.where(tier == current[:, None], ev, np.inf)
+    if "counted" in pt:
+        before, after = pt["tier"][rows], pt["counted"][rows]
+        kn = pt["known"][rows]
+        moves = (before != after) & ((before == current[:, None]) | (after == current[:, None])) & (kn > later)
+        ev = np.minimum(ev, np.where(moves, kn, np.inf))
     nxt = ev.min(axis=1)
     return np.where(np.isfinite(nxt), nxt, t + 1.0)
 
@@ -409,24 +431,27 @@ def tite_batch(design, scenario, cal, seq, start: int, stop: int) -> dict:
 class _TiteBatch:
     """One batch of :func:`tite_batch`: the trials' latent numbers, clock, per-patient data and state."""
 
-    def __init__(self, design, scenario, cal, seq, start: int, stop: int):
+    def __init__(self, design, scenario, cal, seq, start: int, stop: int, width: int | None = None):
         self.design, self.scenario, self.cal = design, scenario, cal
         self.n = n = stop - start
         self.k, self.max_n = k, max_n = design.n_tiers, design.max_n
+        #: patients per trial the arrays hold (the actual-dose model: every enrolee, up to the enrolment cap)
+        self.width = w = max_n if width is None else int(width)
+        self.max_cohorts = max_n + 1
         self.uses_eff = design.uses_efficacy
         self.eff_on = scenario.true_eff is not None
         self.p = np.asarray(scenario.true_tox, float)
-        self.u_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX)
-        self.v_tox = patient_uniforms(seq, start, stop, max_n, Stream.TOX_TIME)
+        self.u_tox = patient_uniforms(seq, start, stop, w, Stream.TOX)
+        self.v_tox = patient_uniforms(seq, start, stop, w, Stream.TOX_TIME)
         if self.eff_on:
-            self.u_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF)
-            self.v_eff = patient_uniforms(seq, start, stop, max_n, Stream.EFF_TIME)
+            self.u_eff = patient_uniforms(seq, start, stop, w, Stream.EFF)
+            self.v_eff = patient_uniforms(seq, start, stop, w, Stream.EFF_TIME)
             self.pe_t, self.pe_n = scenario.response_given_tox()
-        self.clock = _Clock(cal, seq, start, stop, k, _enrol_cap(max_n, cal))
-        self.pt = {"tier": np.full((n, max_n), -1, dtype=np.int64), "inf": np.full((n, max_n), np.nan),
-                   "tox": np.zeros((n, max_n), dtype=bool), "tox_frac": np.full((n, max_n), np.inf),
-                   "eff": np.zeros((n, max_n), dtype=bool), "eff_frac": np.full((n, max_n), np.inf),
-                   "cohort": np.full((n, max_n), -1, dtype=np.int64), "new": np.zeros((n, max_n), dtype=bool)}
+        self.clock = _Clock(cal, seq, start, stop, k, _enrol_cap(w, cal))
+        self.pt = {"tier": np.full((n, w), -1, dtype=np.int64), "inf": np.full((n, w), np.nan),
+                   "tox": np.zeros((n, w), dtype=bool), "tox_frac": np.full((n, w), np.inf),
+                   "eff": np.zeros((n, w), dtype=bool), "eff_frac": np.full((n, w), np.inf),
+                   "cohort": np.full((n, w), -1, dtype=np.int64), "new": np.zeros((n, w), dtype=bool)}
         self.total = np.zeros(n, dtype=np.int64)
         self.current = np.full(n, design.start, dtype=np.int64)
         self.size = np.full(n, design.first_size, dtype=np.int64)
@@ -439,7 +464,7 @@ class _TiteBatch:
         self.last_slot = np.zeros(n)
 
     def run(self) -> dict:
-        for c in range(self.max_n + 1):
+        for c in range(self.max_cohorts):
             act = np.flatnonzero(self.active)
             if act.size == 0:
                 break
@@ -451,7 +476,7 @@ class _TiteBatch:
                     break
             self._enrol_cohort(c, act, t_all[act])
         else:  # pragma: no cover - max_n bounds the cohorts
-            raise RuntimeError(f"{self.design.label}: trials did not stop within max_n = {self.max_n} cohorts")
+            raise RuntimeError(f"{self.design.label}: trials did not stop within {self.max_cohorts} cohorts")
         return self._finish()
 
     def _decide(self, act: np.ndarray, t_all: np.ndarray) -> None:
@@ -524,20 +549,10 @@ class _TiteBatch:
 
     def _finish(self) -> dict:
         """Complete data and the final choice; the calendar metrics and per-patient arrays of the batch."""
-        n, pt, cal, reason = self.n, self.pt, self.cal, self.reason
-        rows = np.arange(n)
+        pt, reason = self.pt, self.reason
         inf = pt["inf"]
         assigned = pt["tier"] >= 0
-        ends = np.where(assigned, inf + cal.observation_window(self.uses_eff), -np.inf).max(axis=1)
-        final = _state_at(np.full(n, np.inf), rows, pt, cal, self.k, self.current, self.eff_on)
-        complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=self.current.astype(np.int32),
-                              active=np.zeros(n, dtype=bool))
-        no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
-        sel = self.design.conclude(complete, reason)
-        self.selected[:] = np.where(no_dose, -1, sel)
-        decision = np.where(no_dose, self.stop_t, np.maximum(self.stop_t, ends))
-        duration = np.where(assigned, inf + cal.follow_window(self.uses_eff), -np.inf).max(axis=1)
-        self.clock.settle(self.stop_t)
+        complete, decision, duration = self._final(assigned, assigned)
         tier_dtype = np.int8 if self.k < 127 else np.int16
         return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": self.selected,
                 "reason": reason, "fired": self.fired, "tier": pt["tier"].astype(tier_dtype), "tox": pt["tox"],
@@ -545,6 +560,26 @@ class _TiteBatch:
                 "time_to_decision_days": decision, "wait_days": self.clock.wait,
                 "lost_waiting": self.clock.lost.astype(float), "n_screened": self.clock.screened.astype(float),
                 "infusion_days": inf}
+
+    def _final(self, evaluable: np.ndarray, infused: np.ndarray):
+        """The final choice on complete data (into :attr:`selected`), the time of the decision and the end of
+        the follow-up of each trial: the decision waits for the observation window of the patients
+        ``evaluable`` (whose data it rests on), the follow-up ends with that of the patients ``infused``.
+        Settles the clock. Returns ``(complete state, decision time, duration)``."""
+        n, pt, cal, reason = self.n, self.pt, self.cal, self.reason
+        rows = np.arange(n)
+        inf = pt["inf"]
+        ends = np.where(evaluable, inf + cal.observation_window(self.uses_eff), -np.inf).max(axis=1)
+        final = _state_at(np.full(n, np.inf), rows, pt, cal, self.k, self.current, self.eff_on)
+        complete = TrialState(n=final.n, y=final.y, e=final.e, ye=final.ye, current=self.current.astype(np.int32),
+                              active=np.zeros(n, dtype=bool))
+        no_dose = np.isin(reason, [StopReason.LOWEST_TIER_TOXIC] + [r for r in StopReason if r.no_dose])
+        sel = self.design.conclude(complete, reason)
+        self.selected[:] = np.where(no_dose, -1, sel)
+        decision = np.where(no_dose, self.stop_t, np.maximum(self.stop_t, ends))
+        duration = np.where(infused, inf + cal.follow_window(self.uses_eff), -np.inf).max(axis=1)
+        self.clock.settle(self.stop_t)
+        return complete, decision, duration
 
 
 def calendar_extra(out: dict) -> dict:
@@ -554,3 +589,171 @@ def calendar_extra(out: dict) -> dict:
     extra = {key: (out[key].astype(float), text) for key, text in CALENDAR_METRICS.items()}
     extra[SCREENED_KEY] = (out[SCREENED_KEY].astype(float), DEFINITIONS["expected_screened"])
     return extra
+
+
+# -- time-to-event designs with the actual-dose model ---------------------------------------------------------
+#: Per-patient records of a time-to-event run with the actual-dose model: those of an actual-dose run
+#: (:data:`~doseesc.engines.actual.PATIENT_RECORDS`, one column per enrolee) and the infusion days.
+TITE_ACTUAL_RECORDS = PATIENT_RECORDS + ("infusion_days",)
+
+
+def tite_actual_batch(run, start: int, stop: int) -> dict:
+    """Trials ``start..stop-1`` of the checked run ``run`` (:class:`~doseesc.engines.run.Run`: a time-to-event
+    design with a calendar and an actual-dose model) in calendar time.
+
+    The time-to-event engine (:func:`tite_batch`) with every enrolee's product drawn as the actual-dose engine
+    draws it (:mod:`doseesc.engines.actual`): conforming within the band, short of it (the protocol's
+    ``below_band`` policy) or failed (``on_failure``). Enrolee ``j`` of a trial reads column ``j`` of the TOX,
+    TOX_TIME, EFF, EFF_TIME, PRODUCT and WEIGHT streams (replacements included; calendar drop-outs, who never
+    receive a product, are not enrolees of the model and use the MANUFACTURE and DROPOUT streams only, as in
+    :func:`calendar_batch`). The DLT (and response) comes from the enrolee's actual dose where the truth is a
+    dose curve, else from the assigned tier's truth, and its time within the window from that probability.
+
+    Time line of a cohort: its first patient is enrolled when the design decides, the others as they come; a
+    patient whose product fails (or is withheld, or is infused but not evaluable) is replaced, and the
+    replacement's place opens only when that news is known (the product's due date, or the infusion), as in
+    :func:`calendar_batch`. Until then the patient counts as pending at the assigned tier with no follow-up,
+    as any patient not yet infused; from then on at the tier the policy counts them at, or not at all
+    (:func:`_tier_at`), and the design, if it waits, wakes at that moment. A cohort is complete when it has its
+    evaluable patients (``on_failure = "lost"``: lost patients count toward it); a trial that reaches the
+    enrolment cap first stops (``ENROLMENT_CAP``) and selects on its complete data.
+
+    With a model that changes nothing (no tolerance, shortfall, failure or cap) every enrolee is infused at the
+    nominal dose and the trials are those of :func:`tite_batch` bit for bit.
+    """
+    return _TiteActualBatch(run, start, stop).run()
+
+
+class _TiteActualBatch(_TiteBatch):
+    """One batch of :func:`tite_actual_batch`: :class:`_TiteBatch` with a column per enrolee (up to the enrolment
+    cap), the products of the actual-dose model and its records."""
+
+    def __init__(self, run, start: int, stop: int):
+        design, scenario, ladder, model = run.design, run.scenario, run.ladder, run.dose_model
+        self.cap = cap = model.enrolment_cap(design.max_n)
+        super().__init__(design, scenario, run.calendar, run.seq, start, stop, width=cap)
+        self.max_cohorts = cap + 1           # a cohort whose patients were all lost (not replaced) repeats
+        self.m = m = _Model(design, scenario, ladder, model, self.eff_on)
+        # per-enrolee latent numbers, flat (trial, enrolee) as the model's methods read them (np.take)
+        u = {"tox": self.u_tox.ravel()}
+        if self.eff_on:
+            u["eff"] = self.u_eff.ravel()
+        for key, stream in _streams(scenario, ladder, model).items():
+            if key not in u:
+                u[key] = patient_uniforms(run.seq, start, stop, cap, stream).ravel()
+        self.u = u
+        n = self.n
+        if m.split:
+            self.pt["counted"] = np.full((n, cap), -1, dtype=np.int64)
+            self.pt["known"] = np.full((n, cap), np.inf)
+        self.enrolled = np.zeros(n, dtype=np.int64)
+        self.n_out = np.zeros(n, dtype=np.int64)
+        self.rec = {"status": np.full((n, cap), int(PatientStatus.NOT_ENROLLED), dtype=np.int8),
+                    "dose": np.full((n, cap), np.nan), "cohort_start": np.zeros((n, cap), dtype=bool),
+                    "replacement": np.zeros((n, cap), dtype=bool)}
+
+    def _enrol_cohort(self, c: int, act: np.ndarray, t_dec: np.ndarray) -> None:
+        """Enrol cohort ``c`` of trials ``act`` at the current tier until it has its evaluable patients: the
+        first at the decision time ``t_dec``, the rest as they come, a replacement once the news it waits for
+        is known."""
+        m, pt, cal, cap, rec = self.m, self.pt, self.cal, self.cap, self.rec
+        need = np.minimum(self.size[act], self.max_n - self.total[act]).astype(np.int64)
+        size0 = need.copy()                               # the cohort's own places; enrolees past them replace
+        j_in = np.zeros(act.size, dtype=np.int64)         # enrolees of this cohort so far
+        found = np.full(act.size, -np.inf)                # latest news of a replaced patient of the cohort
+        logged = np.zeros(act.size, dtype=bool)           # the cohort's first evaluable patient is recorded
+        cohort_slot = np.zeros(act.size)
+        pos = np.flatnonzero((need > 0) & (self.enrolled[act] < cap))
+        rec["cohort_start"][act[pos], self.enrolled[act[pos]]] = True
+        while pos.size:
+            rows = act[pos]
+            cur = self.current[rows]
+            j = self.enrolled[rows]
+            cell = (rows * cap + j)[None, :]
+            failed, dose = m.dose(self.u, cur, cell, 1)
+            take = np.ones((1, rows.size), dtype=bool)
+            _, infused, evaluable, lost_kept, below, counted = m.fates(take, failed, dose, cur, need[pos].copy(), 1)
+            ptox, dlt, pe, resp = m.risks(self.u, dose, cur, cell, infused)
+            infused, evaluable, dlt, dose = infused[0], evaluable[0], dlt[0], dose[0]
+            lost = np.zeros(rows.size, dtype=bool) if lost_kept is None else lost_kept[0]
+            repl = j_in[pos] >= size0[pos]
+            opens = np.where(repl, np.maximum(t_dec[pos], found[pos]), t_dec[pos])
+            slot, t_inf = self.clock.enrol(rows, opens, cur, infused=infused)
+            pt["tier"][rows, j] = cur
+            pt["inf"][rows, j] = np.where(infused, t_inf, np.nan)
+            pt["tox"][rows, j] = dlt
+            pt["tox_frac"][rows, j] = np.where(dlt, cal.event_time("tox", ptox.reshape(-1), self.v_tox[rows, j]),
+                                               np.inf)
+            if self.eff_on:
+                resp = resp[0]
+                pt["eff"][rows, j] = resp
+                pt["eff_frac"][rows, j] = np.where(resp, cal.event_time("eff", pe.reshape(-1), self.v_eff[rows, j]),
+                                                   np.inf)
+            pt["cohort"][rows, j] = c
+            pt["new"][rows, j] = evaluable & ~logged[pos]
+            logged[pos] |= evaluable
+            # 0 evaluable, 1 infused but not evaluable, 2 not infused (replaced), 3 lost (not replaced)
+            rec["status"][rows, j] = 2 - evaluable.view(np.int8) - infused.view(np.int8) + lost.view(np.int8)
+            rec["dose"][rows, j] = np.where(infused, dose, np.nan)
+            rec["replacement"][rows, j] = repl
+            if m.split:
+                pt["counted"][rows, j] = np.where(evaluable, cur if counted is None else counted[0], -1)
+                pt["known"][rows, j] = t_inf
+                bad = ~evaluable & ~lost                  # replaced: the replacement waits for this news
+                found[pos[bad]] = np.maximum(found[pos[bad]], t_inf[bad])
+                if m.can_below:
+                    self.n_out[rows] += below[0] & infused
+            need[pos] -= evaluable + lost
+            self.total[rows] += evaluable
+            self.enrolled[rows] += 1
+            j_in[pos] += 1
+            cohort_slot[pos] = slot
+            self.last_slot[rows] = slot
+            pos = pos[(need[pos] > 0) & (self.enrolled[rows] < cap)]
+        capped = act[need > 0]
+        if capped.size:   # the enrolment cap came before the cohort was complete: stop on the data there are
+            self.active[capped] = False
+            self.reason[capped] = StopReason.ENROLMENT_CAP
+            self.stop_t[capped] = self.last_slot[capped]
+        self.open_t[act] = np.maximum(self.open_t[act], cohort_slot)
+
+    def _finish(self) -> dict:
+        pt, rec, m = self.pt, self.rec, self.m
+        counted = pt["counted"] if m.split else pt["tier"]
+        complete, decision, duration = self._final(counted >= 0, ~np.isnan(pt["inf"]))
+        status, enrolled = rec["status"], self.enrolled
+        n_lost = (status >= PatientStatus.LOST_REPLACED).sum(axis=1)
+        n_repl = (status >= PatientStatus.NOT_EVALUABLE).sum(axis=1)
+        if m.lose:
+            n_repl = n_repl - (status == PatientStatus.LOST).sum(axis=1)
+        n_inf = enrolled - n_lost
+        share_out = np.where(n_inf > 0, self.n_out / np.maximum(n_inf, 1), np.nan)
+        tier_dtype = np.int8 if self.k < 127 else np.int16
+        return {"n": complete.n, "y": complete.y, "e": complete.e, "ye": complete.ye, "selected": self.selected,
+                "reason": self.reason, "fired": self.fired, "n_enrolled": enrolled.astype(float),
+                "n_replaced": n_repl.astype(float), "n_lost": n_lost.astype(float), "share_outside_band": share_out,
+                "tier": counted.astype(tier_dtype), "assigned": pt["tier"].astype(tier_dtype), "status": status,
+                "dose": rec["dose"], "tox": pt["tox"], "eff": pt["eff"], "new_cohort": pt["new"],
+                "cohort_start": rec["cohort_start"], "replacement": rec["replacement"],
+                "duration_days": duration, "time_to_decision_days": decision, "wait_days": self.clock.wait,
+                "lost_waiting": self.clock.lost.astype(float), "n_screened": self.clock.screened.astype(float),
+                "infusion_days": pt["inf"]}
+
+
+def finish_tite_actual(out: dict) -> tuple[dict, dict, dict]:
+    """The per-trial arrays, per-patient records (:data:`TITE_ACTUAL_RECORDS`, those present) and extra metrics
+    (:data:`~doseesc.engines.actual.ACTUAL_DOSE_METRICS` and the calendar's) of the gathered batches ``out`` of
+    :func:`tite_actual_batch`."""
+    out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
+    extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
+    extra.update(calendar_extra(out))
+    patients = {key: out[key] for key in TITE_ACTUAL_RECORDS if key in out}
+    return out, patients, extra
+
+
+def simulate_tite_actual(run, progress=None) -> tuple[dict, dict, dict]:
+    """The checked run ``run`` of a time-to-event design with a calendar and an actual-dose model, in batches
+    of :func:`tite_actual_batch`: ``(per-trial arrays, per-patient records, extra metrics)`` as the other
+    runners of :func:`~doseesc.simulate` return them."""
+    out = in_batches(run.n_trials, run.batch_size, functools.partial(tite_actual_batch, run), progress)
+    return finish_tite_actual(out)
