@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from scipy import stats
+from scipy import special
 
 from ..errors import DesignError
 from ..state import Decision, Rule, StopReason, TrialState
@@ -552,7 +552,7 @@ class Design:
         if self.safety_cutoff is not None:
             a = 1 + state.y[:, 0]
             b = 1 + state.n[:, 0] - state.y[:, 0]
-            post = stats.beta.sf(self.target, a, b)
+            post = special.betaincc(a, b, self.target)
             hit = (state.n[:, 0] >= self.safety_min_n) & (post > self.safety_cutoff)
             checks.append((np.where(hit, np.int16(Rule.SAFETY), np.int16(0)), np.int8(StopReason.SAFETY), hit))
         veto = None if self.demand is None else self.demand.veto(state, nxt)

@@ -186,8 +186,8 @@ class BOIN12(Design):
         n = np.arange(L + 1)[:, None, None]
         y = np.arange(L + 1)[None, :, None]
         e = np.arange(L + 1)[None, None, :]
-        tox = stats.beta.sf(self.phi_t, 1 + y, np.maximum(1 + n - y, 1e-9))
-        fut = stats.beta.cdf(self.phi_e, 1 + e, np.maximum(1 + n - e, 1e-9))
+        tox = special.betaincc(1 + y, np.maximum(1 + n - y, 1e-9), self.phi_t)
+        fut = special.betainc(1 + e, np.maximum(1 + n - e, 1e-9), self.phi_e)
         adm = (tox < self.c_t) & (fut < self.c_e)
         # desirability by (n, y, e, ye): x = utility-weighted cell counts / 100
         n4 = np.arange(L + 1)[:, None, None, None].astype(float)
@@ -224,8 +224,8 @@ class BOIN12(Design):
             e = np.round(np.asarray(state.e, float)).astype(np.intp)
             return self._tables[0][n, np.asarray(state.y), e]
         n, y, e, _ = _counts(state)
-        tox = stats.beta.sf(self.phi_t, 1 + y, 1 + n - y)
-        fut = stats.beta.cdf(self.phi_e, 1 + e, 1 + n - e)
+        tox = special.betaincc(1 + y, 1 + n - y, self.phi_t)
+        fut = special.betainc(1 + e, 1 + n - e, self.phi_e)
         return (tox < self.c_t) & (fut < self.c_e)
 
     @cached_property
@@ -237,8 +237,8 @@ class BOIN12(Design):
         x = np.arange(L + 1)[None, :]
         valid = (x <= n) & (n >= 3)
         with np.errstate(invalid="ignore"):
-            over = valid & (x >= 3) & (stats.beta.sf(self.phi_t, 1 + x, np.maximum(1 + n - x, 1e-9)) > self.c_t)
-            futile = valid & (stats.beta.cdf(self.phi_e, 1 + x, np.maximum(1 + n - x, 1e-9)) > self.c_e)
+            over = valid & (x >= 3) & (special.betaincc(1 + x, np.maximum(1 + n - x, 1e-9), self.phi_t) > self.c_t)
+            futile = valid & (special.betainc(1 + x, np.maximum(1 + n - x, 1e-9), self.phi_e) > self.c_e)
         fewest = np.where(over.any(axis=1), over.argmax(axis=1), n[:, 0] + 1)
         most = np.where(futile.any(axis=1), L - futile[:, ::-1].argmax(axis=1), -1)
         return fewest, most
@@ -254,8 +254,8 @@ class BOIN12(Design):
             fewest, most = self._elimination_bounds
             return y >= fewest[n], e <= most[n]
         with np.errstate(invalid="ignore"):
-            tox = (n >= 3) & (y >= 3) & (stats.beta.sf(self.phi_t, 1 + y, np.maximum(1 + n - y, 1e-9)) > self.c_t)
-            fut = (n >= 3) & (stats.beta.cdf(self.phi_e, 1 + e, np.maximum(1 + n - e, 1e-9)) > self.c_e)
+            tox = (n >= 3) & (y >= 3) & (special.betaincc(1 + y, np.maximum(1 + n - y, 1e-9), self.phi_t) > self.c_t)
+            fut = (n >= 3) & (special.betainc(1 + e, np.maximum(1 + n - e, 1e-9), self.phi_e) > self.c_e)
         return tox, fut
 
     def merge_key(self, state):

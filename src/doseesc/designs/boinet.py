@@ -6,7 +6,7 @@ import dataclasses
 from functools import cached_property
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from ..errors import DesignError
 from ..obd import OBDDefinition
@@ -135,8 +135,8 @@ class BOINET(Design):
     def admissible(self, state: TrialState) -> np.ndarray:
         n, y = np.asarray(state.n, float), np.asarray(state.y, float)
         e = np.round(np.asarray(state.e, float), 6)
-        tox = stats.beta.sf(self.phi, 1 + y, 1 + n - y)
-        fut = stats.beta.cdf(self.delta1_, 1 + e, 1 + n - e)
+        tox = special.betaincc(1 + y, 1 + n - y, self.phi)
+        fut = special.betainc(1 + e, 1 + n - e, self.delta1_)
         return ~((tox > self.stop_prob_t) | (fut > self.stop_prob_e))
 
     def merge_key(self, state):

@@ -17,7 +17,7 @@ import dataclasses
 from fractions import Fraction
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..errors import DesignError
 from .base import check_prob, register
@@ -150,7 +150,7 @@ class MTPI(_BetaPrior, _EquivalenceInterval):
     def _codes(self, n, y):
         a, b = self.alpha + y, self.beta + n - y
         lo, hi = self.target - self.eps1, self.target + self.eps2
-        f_lo, f_hi = stats.beta.cdf(lo, a, b), stats.beta.cdf(hi, a, b)
+        f_lo, f_hi = special.betainc(a, b, lo), special.betainc(a, b, hi)
         upm = np.stack([f_lo / lo, (f_hi - f_lo) / (hi - lo), (1 - f_hi) / (1 - hi)])
         return _argmax_ties(upm).astype(np.int8)
 
@@ -167,7 +167,7 @@ class _EqualWidthIntervals(_EquivalenceInterval):
     def _region_codes(self, n, y, prefer_high: bool, prior=(1, 1)) -> np.ndarray:
         edges, mid = _edges(self.target, self.eps1, self.eps2)
         a, b = prior[0] + y, prior[1] + n - y
-        cdf = stats.beta.cdf(edges[:, None], a[None, :], b[None, :])
+        cdf = special.betainc(a[None, :], b[None, :], edges[:, None])
         mass = np.diff(cdf, axis=0)
         upm = mass / np.diff(edges)[:, None]
         best = _argmax_ties(upm, prefer_high=prefer_high)
@@ -280,8 +280,8 @@ class TPI(_BetaPrior):
         sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
         lo = self.target - self.k2 * sd
         hi = self.target + self.k1 * sd
-        f_lo = stats.beta.cdf(np.clip(lo, 0, 1), a, b)
-        f_hi = stats.beta.cdf(np.clip(hi, 0, 1), a, b)
+        f_lo = special.betainc(a, b, np.clip(lo, 0, 1))
+        f_hi = special.betainc(a, b, np.clip(hi, 0, 1))
         probs = np.stack([f_lo, f_hi - f_lo, 1 - f_hi])
         return _argmax_ties(probs).astype(np.int8)
 

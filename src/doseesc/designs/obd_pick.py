@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
@@ -255,7 +255,7 @@ class OBDPick(Design):
         """Tiers the data show to be too toxic, and every tier above the lowest such, shape
         ``(n_trials, n_tiers)``: n >= 3 and P(p_T > target | Beta(1 + y, 1 + n - y)) > ``tox_cutoff``."""
         n, y = np.asarray(state.n, float), np.asarray(state.y, float)
-        over = (n >= 3) & (stats.beta.sf(self.tox_target, 1 + y, 1 + n - y) > self.tox_cutoff)
+        over = (n >= 3) & (special.betaincc(1 + y, 1 + n - y, self.tox_target) > self.tox_cutoff)
         return np.maximum.accumulate(over, axis=1)
 
     def expansion_text(self) -> str:

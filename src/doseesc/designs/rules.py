@@ -21,7 +21,7 @@ import dataclasses
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ..errors import DesignError
 from ..state import Rule, StopReason, TrialState
@@ -149,7 +149,7 @@ class StopWhenTooToxic(_Leaf):
         object.__setattr__(self, "min_n", _check_n(self.min_n, "too_toxic: min_n"))
 
     def hit(self, state, nxt, down):
-        post = stats.beta.sf(self.threshold, 1 + state.y, 1 + state.n - state.y)
+        post = special.betaincc(1 + state.y, 1 + state.n - state.y, self.threshold)
         bad = (state.n >= self.min_n) & (post >= self.confidence)
         return (bad & tier_columns(self.tier, state, nxt)).any(axis=1)
 
@@ -245,7 +245,7 @@ class StopWhenToxCICovered(_Leaf):
 
     def hit(self, state, nxt, down):
         a, b, tail = 1 + state.y, 1 + state.n - state.y, (1 - self.level) / 2
-        wide = stats.beta.isf(tail, a, b) - stats.beta.ppf(tail, a, b)
+        wide = special.betainccinv(a, b, tail) - special.betaincinv(a, b, tail)
         return ((state.n > 0) & (wide < self.width) & tier_columns(self.tier, state, nxt)).any(axis=1)
 
     @property
