@@ -278,3 +278,20 @@ def test_simulate_averages_over_scenarios(tmp_path):
     assert f"{100 * est:.1f}% ({100 * worst:.1f}%)" in row
     est = av.loc[("BOIN", "p_correct"), "estimate"]
     assert row.split()[1] == f"{100 * est:.1f}%"
+
+
+def test_simulate_workers_and_precision(proto, tmp_path):
+    """--workers 2 gives the numbers of one process; --precision stops at a multiple of 1,024 trials with every
+    P(select) MCSE at or below the target, as simulate(precision=) does."""
+    one = run("simulate", proto, "-n", 600, "--seed", 2, "--format", "json", "--no-exact")
+    two = run("simulate", proto, "-n", 600, "--seed", 2, "--format", "json", "--no-exact", "--workers", 2)
+    a, b = json.loads(one.stdout), json.loads(two.stdout)
+    assert [x["summary"] for x in a["results"]] == [x["summary"] for x in b["results"]]
+    r = run("simulate", proto, "-d", "3+3", "--seed", 2, "--format", "json", "--no-exact", "--precision", 0.02)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)["results"][0]
+    p = doseesc.load_protocol(proto)
+    lib = doseesc.simulate(p.designs["3+3"], p.scenarios["mid"], None, rng=2, ladder=p.tiers, precision=0.02)
+    got = [row["p_select"] for row in res["summary"]]
+    assert got == pytest.approx(list(lib.p_select), abs=1e-15)
+    assert lib.n_trials % 1024 == 0 and max(row["p_select_mcse"] for row in res["summary"]) <= 0.02

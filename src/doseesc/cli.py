@@ -483,7 +483,14 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
               help="Show exact values (exact enumeration, no MCSE) in place of the Monte Carlo estimates wherever "
                    "the exact engine applies (no actual-dose model, at most 100,000 live states); the simulations "
                    "still give durations, waiting and the paired comparison's MCSEs.")
-def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact, resume):
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Worker processes to split the trials across (the results are identical for any number).")
+@click.option("--precision", type=click.FloatRange(min=0.0005, max=0.5, max_open=True), default=None, metavar="SE",
+              help="Simulate each design x scenario until the largest Monte Carlo standard error of P(select) is at "
+                   "most SE (e.g. 0.005), in steps of 1,024 trials; -n is then the most trials per run (default "
+                   "10,000,000). The same seed and SE give the same trials.")
+def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact, resume,
+             workers, precision):
     """Monte Carlo operating characteristics of every design under every scenario.
 
     All designs see the same simulated patients in a scenario (paired comparison). Each design is
@@ -493,6 +500,8 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     proto = load_protocol(file)
     _check_names(proto, designs, scenarios)
     n = proto.n_trials if n_trials is None else n_trials
+    if precision is not None and n_trials is None:
+        n = MAX_TRIALS      # the most trials per run; each stops once its MCSE meets the target
     ckpt = None
     if out:
         _prepare_folder(out)
@@ -504,7 +513,9 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
     n_units = (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
     bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress)
-    command = _command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed)
+    command = _command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed, precision=precision)
+    if precision is not None:
+        bar.enabled = False   # the number of trials is not known in advance
     if ckpt is not None:
         ctx = click.get_current_context()
         ctx.meta["interrupted"] = _Interrupted(ckpt, n_units, f"{command} --out {shlex.quote(out)}"
@@ -513,7 +524,8 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
         study = run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
                              scenarios=scenarios, n_trials=n,
                              max_states=PREFER_EXACT_STATES if prefer_exact else None,
-                             seed=seed, progress=bar, command=command, checkpoint=ckpt)
+                             seed=seed, progress=bar, command=command, checkpoint=ckpt, workers=workers,
+                             precision=precision)
     finally:
         bar.close()
     _emit(study, fmt, out, include_trials=True, both_questions=both_questions)

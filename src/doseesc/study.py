@@ -486,7 +486,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,
                  n_trials: int | None = None, seed=None, command: str = "",
                  progress: Callable[[int], None] | None = None, max_states: int | None = None,
-                 checkpoint=None) -> Study:
+                 checkpoint=None, workers: int = 1, precision: float | None = None) -> Study:
     """Evaluate the chosen designs under the chosen scenarios of ``protocol``.
 
     ``method`` is ``"simulate"`` (Monte Carlo; every design sees the same
@@ -505,7 +505,13 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     ``checkpoint``: a folder (its parent must exist) where each finished design x scenario unit is kept
     (:class:`RunCheckpoint`); a rerun with the same folder and the same arguments (seed included) reads the
     finished units back and runs the others, with bit-identical results.
+
+    ``workers``: processes each simulation's trial blocks are split across (results identical for any
+    number). ``precision``: each simulation runs until the largest MCSE of P(select) is at most this value
+    (in steps of 1,024 trials; ``n_trials``, if given, is then the most trials per run), so designs may use
+    different numbers of trials and their comparison is no longer paired trial by trial.
     """
+    precise_cap = n_trials   # with ``precision``: the most trials per run (None: the engine's limit)
     if method not in METHODS:
         raise DoseescError(f"method = {method!r} must be 'simulate', 'exact' or 'auto'")
     dnames = list(protocol.designs) if not designs else list(designs)
@@ -540,9 +546,10 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     if progress is not None:
                         progress(done - last[0])
                     last[0] = done
-                results.append(simulate(d, sc, n_trials, rng=seq, ladder=protocol.tiers, progress=cb,
-                                        obd=protocol.obd, dose_model=protocol.dose_model,
-                                        calendar=protocol.calendar))
+                results.append(simulate(d, sc, n_trials if precision is None else precise_cap, rng=seq,
+                                        ladder=protocol.tiers, progress=cb, obd=protocol.obd,
+                                        dose_model=protocol.dose_model, calendar=protocol.calendar,
+                                        workers=workers, precision=precision))
                 if store is not None:
                     store.save("mc", sc.name, name, results[-1])
         if method == "auto":
