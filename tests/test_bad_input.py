@@ -324,3 +324,20 @@ def test_dollar_names_are_drawn_literally(tmp_path):
     assert r"\$x^{" in labels
     r = CliRunner().invoke(main, ["table", str(f), "-d", "$x^{", "--plot", str(tmp_path / "t.png")])
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("build, key", [
+    (lambda: doseesc.BOIN(0.3, 3, max_n=10 ** 6), "max_n = 1000000 is above the limit of 1,000"),
+    (lambda: doseesc.BOIN(0.3, 3, max_n=30, cohort_size=101), "cohort_size = 101 is above the limit of 100"),
+    (lambda: doseesc.ThreePlusThree(21), "n_tiers = 21 is above the limit of 20"),
+    (lambda: doseesc.BOIN(10 ** 400, 3, max_n=18), "target = "),
+    (lambda: doseesc.CRM([0.1, 0.2, 10 ** 400], 0.25, max_n=18), "skeleton = "),
+    (lambda: doseesc.simulate(doseesc.BOIN(0.3, 3, max_n=18), doseesc.Scenario([0.1, 0.2, 0.3]), 10 ** 8),
+     "n_trials = 100000000 is above the limit of 10,000,000"),
+])
+def test_python_constructors_enforce_the_same_limits(build, key):
+    """The API refuses what the file boundary refuses, with a DoseescError naming the key (no OverflowError,
+    no memory error)."""
+    with pytest.raises(doseesc.DoseescError) as err:
+        build()
+    assert key in str(err.value)

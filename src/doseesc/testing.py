@@ -63,6 +63,7 @@ import numpy as np
 
 from . import DoseescError, Scenario, TrialState, exact, load_protocol, paths, recommend, simulate
 from .designs import REGISTRY, Design, crm_skeleton, design_from_dict
+from .engines.run import trial_by_trial
 
 __all__ = ["check_design", "default_scenario", "example_design", "CHECKS"]
 
@@ -171,11 +172,13 @@ def check_design(design: Design, scenario: Scenario | None = None, *, n_trials: 
         with _engine_errors(design, check):
             report[check] = run()
     batch = max(1, n_trials // 3 + 1)  # not a divisor of n_trials: batches end at different trials
-    with _engine_errors(design, "reproducible"):
+    # The kernel is asked about every trial here (the engine otherwise decides once per distinct state,
+    # which would hide a kernel that depends on more than the state, e.g. on its row in the batch).
+    with _engine_errors(design, "reproducible"), trial_by_trial():
         first = simulate(design, scenario, n_trials, rng=seed)
         again = simulate(design, scenario, n_trials, rng=seed)
     report["reproducible"] = _same_runs(design, "reproducible", first, again, "a second run with the same seed")
-    with _engine_errors(design, "batch invariance"):
+    with _engine_errors(design, "batch invariance"), trial_by_trial():
         other = simulate(design, scenario, n_trials, rng=seed, batch_size=batch)
     report["batch invariance"] = _same_runs(design, "batch invariance", first, other,
                                             f"batch_size = {batch} (default batches before)")
@@ -201,7 +204,7 @@ def _check_round_trip(design: Design, scenario: Scenario) -> str:
     again = design_from_dict(d)
     if again != design:
         raise _fail(design, "round trip", f"design_from_dict(to_dict()) differs: {_diff(design, again)}")
-    text = _protocol_toml(d, scenario)
+    text = _protocol_toml(d, scenario, timed=design.time_to_event)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "check_design.toml"
         path.write_text(text, encoding="utf-8")
@@ -241,7 +244,9 @@ def _toml_value(v) -> str | None:
     raise TypeError(f"to_dict() value {v!r} of type {type(v).__name__} has no TOML form")
 
 
-def _protocol_toml(d: dict, scenario: Scenario) -> str:
+def _protocol_toml(d: dict, scenario: Scenario, timed: bool = False) -> str:
+    """A scenario file holding the design ``d`` (as ``checked``) and the truth; ``timed``: with the calendar
+    a time-to-event design needs in a file (a 28-day DLT and response window)."""
     k = len(scenario.true_tox)
     lines = ["[tiers]", f"doses = {_toml_value([float(i + 1) for i in range(k)])}", "",
              "[[design]]", 'name = "checked"']
@@ -250,6 +255,8 @@ def _protocol_toml(d: dict, scenario: Scenario) -> str:
     lines += ["", "[[scenario]]", 'name = "truth"', f"true_tox = {_toml_value(list(scenario.true_tox))}"]
     if scenario.true_eff is not None:
         lines.append(f"true_eff = {_toml_value(list(scenario.true_eff))}")
+    if timed:
+        lines += ["", "[calendar]", "accrual_rate = 1.0", "dlt_window_days = 28", "eff_window_days = 28"]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import DesignError
+from ..limits import MAX_COHORT, MAX_N, MAX_TIERS, short
 from ..state import Decision, Rule, StopReason, TrialState
 from .rules import (DemandNAtTier, RescueTier, StopAtN, StopRule, StopWhenDeescalationImpossible, StopWhenNAtTier,
                     StopWhenTooToxic, StopWhenToxCICovered, any_of, rule_from_dict, value_from_dict)
@@ -30,10 +31,17 @@ NO_DOSE_REASONS = np.array([int(r) for r in StopReason if r.no_dose], dtype=np.i
 _SLOT_NO_DOSE = np.array([StopReason.SAFETY, StopReason.TOO_TOXIC, StopReason.DEESCALATION_IMPOSSIBLE], dtype=np.int8)
 
 
+#: Upper limits of the integer options every design checks (:mod:`doseesc.limits`), by option name.
+_INT_LIMITS = {"max_n": MAX_N, "cohort_size": MAX_COHORT, "n_tiers": MAX_TIERS}
+
+
 def check_prob(value, key: str, low: float = 0.0, high: float = 1.0, open_low=True, open_high=True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise DesignError(f"{key} = {value!r} must be a number")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:   # an integer too large for a float
+        raise DesignError(f"{key} = {short(value)} must lie in [{low:g}, {high:g}]") from None
     bad_low = v <= low if open_low else v < low
     bad_high = v >= high if open_high else v > high
     if not np.isfinite(v) or bad_low or bad_high:
@@ -42,11 +50,17 @@ def check_prob(value, key: str, low: float = 0.0, high: float = 1.0, open_low=Tr
     return v
 
 
-def check_int(value, key: str, minimum: int = 1) -> int:
+def check_int(value, key: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an int, refused unless an integer from ``minimum`` to ``maximum`` (default: the limit of
+    :data:`_INT_LIMITS` for ``max_n``, ``cohort_size`` and ``n_tiers``; none for other options, some of which
+    use a huge value to mean "never", e.g. BOIN's ``n_earlystop``)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise DesignError(f"{key} = {value!r} must be an integer")
+        raise DesignError(f"{key} = {short(value)} must be an integer")
     if value < minimum:
-        raise DesignError(f"{key} = {value} must be at least {minimum}")
+        raise DesignError(f"{key} = {short(value)} must be at least {minimum}")
+    top = _INT_LIMITS.get(key) if maximum is None else maximum
+    if top is not None and value > top:
+        raise DesignError(f"{key} = {short(value)} is above the limit of {top:,} (doseesc.limits)")
     return int(value)
 
 

@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import DesignError
+from ..limits import short
 from ..state import Decision, TrialState
 from .base import Design, check_int, check_prob, register
 
@@ -119,8 +120,8 @@ class CRM(Design):
     def __post_init__(self):
         try:
             sk = tuple(float(v) for v in self.skeleton)
-        except (TypeError, ValueError):
-            raise DesignError(f"skeleton = {self.skeleton!r} must be a list of probabilities") from None
+        except (TypeError, ValueError, OverflowError):
+            raise DesignError(f"skeleton = {short(self.skeleton)} must be a list of probabilities") from None
         if not sk:
             raise DesignError("skeleton: at least one tier is needed")
         for i, v in enumerate(sk):

@@ -27,6 +27,7 @@ from ..actual_dose import DoseModel
 from ..calendar import Calendar
 from ..designs.base import Design
 from ..errors import DesignError, DoseescError
+from ..limits import MAX_TRIALS, short
 from ..obd import OBDDefinition, resolve_obd
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..rng import root_seed
@@ -55,6 +56,9 @@ def check_run(n_trials, batch_size) -> None:
     """Validate the number of trials and the batch size of a Monte Carlo run."""
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 2:
         raise DoseescError(f"n_trials = {n_trials!r} must be an integer of at least 2")
+    if n_trials > MAX_TRIALS:
+        raise DoseescError(f"n_trials = {short(n_trials)} is above the limit of {MAX_TRIALS:,} trials per run "
+                           "(doseesc.limits; use precision= to stop at a target MCSE)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise DoseescError(f"batch_size = {batch_size!r} must be a positive integer")
 
@@ -420,6 +424,19 @@ def run_result(run: Run, out: dict, patients: dict | None, extra: dict, seconds:
 DISTINCT_STATES = True
 #: The distinct path is taken where the distinct states are at most this share of the trials deciding.
 DISTINCT_SHARE = 0.5
+
+
+@contextlib.contextmanager
+def trial_by_trial():
+    """Within the block, the Monte Carlo engine asks the kernel about every trial (no deciding once per
+    distinct state): :func:`doseesc.testing.check_design` uses it so that a kernel depending on more than the
+    trial's state (its row, the batch) is caught. Results of a correct design are identical either way."""
+    global DISTINCT_STATES
+    before, DISTINCT_STATES = DISTINCT_STATES, False
+    try:
+        yield
+    finally:
+        DISTINCT_STATES = before
 
 
 def _spread(dec: Decision, inverse: np.ndarray) -> Decision:
