@@ -618,7 +618,8 @@ def verdict_sentences(study) -> list[str]:
             avg[d] = sum(v) / len(v) if v else -1.0
         best = max(mine, key=lambda d: avg[d])
         what = "selects the true MTD" if q == "MTD" else "selects the true OBD"
-        text = (f"{q} question: {best} {what} most often on average over the {len(snames)} scenarios "
+        over = f"the {len(snames)} scenarios" if len(snames) > 1 else "the one scenario"
+        text = (f"{q} question: {best} {what} most often on average over {over} "
                 f"({100 * avg[best]:.1f}%")
         others = sorted((d for d in mine if d != best), key=lambda d: -avg[d])
         text += (f"; next {others[0]}, {100 * avg[others[0]]:.1f}%)." if others else ").")
