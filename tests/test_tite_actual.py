@@ -20,7 +20,9 @@ from doseesc.actual_dose import DoseModel, EmaxCurve, LogisticCurve, PatientStat
 from doseesc.calendar import DAYS_PER_MONTH, Calendar
 from doseesc.engines.actual import ACTUAL_DOSE_METRICS
 from doseesc.engines.run import Run
-from doseesc.engines.timed import simulate_tite_actual, tite_actual_batch, tite_batch
+from doseesc.engines.timed import (TITE_ACTUAL_RECORDS, finish_tite_actual, simulate_tite_actual, tite_actual_batch,
+                                   tite_batch)
+from doseesc.results import two_dlt_cohort
 from doseesc.rng import Stream, patient_uniforms, root_seed
 
 K = 4
@@ -57,9 +59,30 @@ def combined(monkeypatch):
         both = run.dose_model is not None and run.calendar is not None and run.time_to_event
         return "tite_actual" if both else real_kind(run)
 
+    real_call, real_finish = mc.RangeBatch.__call__, mc._finish
+
+    def call(self, start, stop):   # RangeBatch: the batch, and without records the same trimming as the others
+        if self.kind != "tite_actual":
+            return real_call(self, start, stop)
+        b = tite_actual_batch(self.run, start, stop)
+        if self.keep_records:
+            return b
+        b[mc.TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"]).astype(bool)
+        for key in TITE_ACTUAL_RECORDS + ("ye",) + (("e",) if self.run.scenario.true_eff is None else ()):
+            b.pop(key, None)
+        for key in ("n", "y", "e"):
+            if key in b:
+                b[key] = b[key].astype(np.int16)
+        return b
+
+    def finish(run, kind, out):
+        return finish_tite_actual(out) if kind == "tite_actual" else real_finish(run, kind, out)
+
     monkeypatch.setattr(run_mod, "_check_models", check_models)
     monkeypatch.setattr(mc, "_kind", kind)
     monkeypatch.setitem(mc._RUNNERS, "tite_actual", simulate_tite_actual)
+    monkeypatch.setattr(mc.RangeBatch, "__call__", call)
+    monkeypatch.setattr(mc, "_finish", finish)
 
 
 # -- a model that changes nothing -------------------------------------------------------------------------------
@@ -284,3 +307,20 @@ def test_ecar01_band_and_late_toxicity_together(root, combined):
     three = doseesc.simulate(doseesc.BOIN(0.25, 3, max_n=18), sc, 400, **kw)
     assert res.extra["n_lost"][0].mean() > 0
     assert res.extra["duration_days"][0].mean() < three.extra["duration_days"][0].mean()
+
+
+def test_without_records_and_to_a_precision_the_same_trials(combined):
+    """Through the range-batch path of ``simulate`` (keep_records=False, precision): the same selections and
+    metrics as the run with records, and a precision run equals a plain run of the trials it kept."""
+    d = DESIGNS[0]
+    kw = dict(rng=3, calendar=BUSY, ladder=LADDER, dose_model=FAILING)
+    full = doseesc.simulate(d, TRUTH, 1100, **kw)
+    lean = doseesc.simulate(d, TRUTH, 1100, keep_records=False, **kw)
+    assert np.array_equal(full.selected, lean.selected) and np.array_equal(full.n, lean.n)
+    a, b = full.metrics()["estimate"], lean.metrics()["estimate"]
+    np.testing.assert_allclose(b.to_numpy(float), a[b.index].to_numpy(float), rtol=1e-12, equal_nan=True)
+    assert lean.patients is None or "dose" not in (lean.patients or {})
+    prec = doseesc.simulate(d, TRUTH, 2048, precision=0.2, **kw)
+    again = doseesc.simulate(d, TRUTH, prec.n_trials, **kw)
+    assert np.array_equal(prec.selected, again.selected)
+    np.testing.assert_array_equal(prec.extra["n_replaced"][0], again.extra["n_replaced"][0])
