@@ -632,7 +632,7 @@ class _TiteActualBatch(_TiteBatch):
         design, scenario, ladder, model = run.design, run.scenario, run.ladder, run.dose_model
         self.cap = cap = model.enrolment_cap(design.max_n)
         super().__init__(design, scenario, run.calendar, run.seq, start, stop, width=cap)
-        self.max_cohorts = cap + 1           # a cohort whose patients were all lost (not replaced) repeats
+        self.max_cohorts = cap + 2           # each cohort enrols someone; the cap stops a trial at enrolment
         self.m = m = _Model(design, scenario, ladder, model, self.eff_on)
         # per-enrolee latent numbers, flat (trial, enrolee) as the model's methods read them (np.take)
         u = {"tox": self.u_tox.ravel()}
