@@ -9,7 +9,6 @@ import doseesc
 from doseesc.actual_dose import DoseModel, LogisticCurve, PatientStatus, scenario_from_curves
 from doseesc.calendar import DAYS_PER_MONTH, Calendar
 from doseesc.engines.timed import calendar_batch
-from doseesc.errors import DoseescError
 from doseesc.rng import root_seed
 from doseesc.study import run_protocol
 
@@ -62,10 +61,13 @@ def test_a_failed_product_delays_its_replacement_by_hand():
     assert calendar_batch(cal, design, ok, root_seed(1), 0, 1)["duration_days"][0] == 68.0
 
 
-def test_time_to_event_designs_refuse_the_actual_dose_model_clearly():
-    with pytest.raises(DoseescError, match="time-to-event designs do not yet combine with the actual-dose model"):
-        doseesc.simulate(doseesc.TITEBOIN(0.25, 3, max_n=18), TABLE, 10, rng=1, ladder=LADDER, dose_model=MODEL,
+def test_time_to_event_designs_run_with_the_actual_dose_model():
+    """TITE designs combine the calendar and the actual-dose model (tests/test_tite_actual.py checks the rules);
+    the result carries the actual-dose metrics beside the calendar's."""
+    r = doseesc.simulate(doseesc.TITEBOIN(0.25, 3, max_n=18), TABLE, 200, rng=1, ladder=LADDER, dose_model=MODEL,
                          calendar=BUSY)
+    assert {"n_enrolled", "n_replaced", "duration_days"} <= set(r.extra)
+    assert r.metric("n_enrolled")[0] >= r.expected_n
 
 
 def test_bundled_files_with_both_models_simulate(root):

@@ -27,7 +27,8 @@ from .actual import (ACTUAL_DOSE_METRICS, PATIENT_RECORDS, _batch_actual, _LazyU
                      _streams, simulate_actual)
 from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
                   decide_distinct, in_batches, monte_carlo_result, run_result, until_precise)
-from .timed import calendar_batch, calendar_extra, tite_batch
+from .timed import (TITE_ACTUAL_RECORDS, calendar_batch, calendar_extra, finish_tite_actual, simulate_tite_actual,
+                    tite_actual_batch, tite_batch)
 
 __all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_run", "monte_carlo_result"]
 
@@ -267,7 +268,9 @@ def check_precision(precision) -> None:
 
 def _kind(run: Run) -> str:
     if run.dose_model is not None:
-        return "actual_calendar" if run.calendar is not None else "actual"
+        if run.calendar is None:
+            return "actual"
+        return "tite_actual" if run.time_to_event else "actual_calendar"
     if run.calendar is not None:
         return "tite" if run.time_to_event else "plain_calendar"
     return "plain"
@@ -318,7 +321,7 @@ def _actual_calendar(run: Run, progress) -> tuple[dict, dict, dict]:
 
 
 _RUNNERS = {"plain": _plain, "actual": _actual, "plain_calendar": _plain_calendar, "tite": _tite,
-            "actual_calendar": _actual_calendar}
+            "actual_calendar": _actual_calendar, "tite_actual": simulate_tite_actual}
 #: Per-patient arrays of each kind of run (besides the records an actual-dose run keeps).
 _CAL = "cal_"
 
@@ -343,6 +346,9 @@ class RangeBatch:
                 cal = calendar_batch(run.calendar, run.design, {key: b[key] for key in keys}, run.seq, start, stop)
                 b.update({_CAL + key: v for key, v in cal.items()})
             records = PATIENT_RECORDS + ((_CAL + "infusion_days",) if kind == "actual_calendar" else ())
+        elif kind == "tite_actual":
+            b = tite_actual_batch(run, start, stop)
+            records = TITE_ACTUAL_RECORDS
         elif kind == "tite":
             b = tite_batch(run.design, run.scenario, run.calendar, run.seq, start, stop)
             records = PATIENT_KEYS + ("infusion_days",)
@@ -378,6 +384,8 @@ def _actual_range(run: Run, start: int, stop: int) -> dict:
 def _finish(run: Run, kind: str, out: dict) -> tuple[dict, dict, dict]:
     """The per-trial arrays, per-patient records and extra metrics of a run gathered by :class:`RangeBatch`
     (what the runners of :data:`_RUNNERS` return)."""
+    if kind == "tite_actual":
+        return finish_tite_actual(out)
     if kind in ("actual", "actual_calendar"):
         out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
         extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}

@@ -78,9 +78,6 @@ def _check_models(design: Design, ladder, dose_model, calendar) -> None:
         raise DoseescError(f"calendar = {calendar!r} is not a doseesc Calendar")
     if dose_model is None:
         return
-    if calendar is not None and design.time_to_event:
-        raise DoseescError(f"{design.label}: time-to-event designs do not yet combine with the actual-dose model "
-                           "(simulate them with the calendar alone, or give [actual_dose] to the other designs)")
     if not isinstance(dose_model, DoseModel):
         raise DoseescError(f"dose_model = {dose_model!r} is not a doseesc DoseModel")
     if ladder is None:
