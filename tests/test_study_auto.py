@@ -39,8 +39,9 @@ KEYS = ("n", "y", "selected", "reason", "fired")
 
 
 def _protocol(tmp_path, extra=""):
+    """The protocol, always with a [calendar] (a file with a TITE design needs one)."""
     f = tmp_path / "auto.toml"
-    f.write_text(BASE + extra)
+    f.write_text(BASE + (extra if "[calendar]" in extra else CALENDAR + extra))
     return doseesc.load_protocol(f)
 
 
@@ -53,8 +54,8 @@ def test_auto_keeps_the_simulations_bit_for_bit_and_adds_the_exact_runs(tmp_path
         assert a.method == b.method == "monte carlo"
         for key in KEYS:
             assert np.array_equal(getattr(a, key), getattr(b, key))
-    # no calendar: the TITE design is simulated without one, on complete data, as the exact engine refuses it
-    # (time_to_event without complete_data); the other two are exact in both scenarios
+    # the exact engine refuses the TITE design (time_to_event without complete_data); the other two are exact
+    # in both scenarios (selections and allocations; the calendar's numbers stay Monte Carlo)
     assert set(auto.exact_results) == {(s, d) for s in ("low", "high") for d in ("3+3", "BOIN")}
     assert all(r.method == "exact" for r in auto.exact_results.values())
     assert set(auto.exact_skipped) == {("low", "TITE-BOIN"), ("high", "TITE-BOIN")}
