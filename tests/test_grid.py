@@ -353,8 +353,11 @@ def test_grid_tables_from_a_file():
                         "seed": 3}, designs, scs, where=where)
     assert [p["max_n"] for p in g.points] == [12, 12, 18, 18, 24, 24] and g.n_trials == 100
     s = grid_from_dict({"name": "n", "design": "3+3", "sample_size": [12, 18], "scenarios": ["mtd-1"]}, designs,
-                       scs, where=where)
+                       scs, where=where, seed=5)        # the file's [run] seed
     assert list(s.params) == ["max_n"] and list(s.scenarios) == ["mtd-1"]
+    # no seed of its own and none in [run]: refused, so that the calibration can be reproduced
+    with pytest.raises(DoseescError, match=r"'g': no seed: give the grid a seed"):
+        grid_from_dict({"name": "n", "design": "3+3", "sample_size": [12, 18]}, designs, scs, where=where)
     bad = [({"design": "BOIN", "params": {"phi": [0.1]}}, r"x.toml: \[\[grid\]\] 'g': params: 'phi' is not a "),
            ({"design": "BOIN", "params": {"max_n": []}}, r"x.toml: \[\[grid\]\] 'g': params.max_n = \[\]: "),
            ({"design": "BOIN", "params": {"max_n": ["a"]}}, r"'g': grid point max_n = 'a': max_n = 'a' must be"),

@@ -628,7 +628,8 @@ def test_calibration_section_shows_each_grid(tmp_path):
     with MCSE as GridResult.points()), the best feasible point and the Pareto figure."""
     from doseesc.study import committee_report
     f = tmp_path / "g.toml"
-    f.write_text(MIXED + '\n[[grid]]\nname = "size"\ndesign = "3+3"\nn_trials = 200\nsample_size = [9, 18]\n')
+    f.write_text(MIXED + '\n[[grid]]\nname = "size"\ndesign = "3+3"\nn_trials = 200\nseed = 4\n'
+                 'sample_size = [9, 18]\n')
     proto = doseesc.load_protocol(f)
     rep = committee_report(proto, n_trials=50, seed=3, path_cohorts=1)
     page = parse(rep.html())

@@ -31,7 +31,7 @@ from .grid import progress_text
 from .limits import DAYS_RANGE, MAX_TRIALS
 from .protocol import load_protocol
 from .obd import resolve_obd
-from .report.committee import averages_table, scenario_results
+from .report.committee import averages_table, conduct_markers, scenario_results
 from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
 from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, run_protocol
@@ -225,7 +225,9 @@ def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
     """Write every output file into a temporary folder, then move them into ``out``."""
     target = _prepare_folder(out)
     header = _csv_header(study)
-    frames = {"summary.csv": study.summary, "metrics.csv": study.metrics, "stop_report.csv": study.stop_report}
+    auto = study.method == "auto"   # exact values where computed, as on the terminal, with a method column
+    frames = {"summary.csv": lambda: study.summary(prefer_exact=auto),
+              "metrics.csv": lambda: study.metrics(prefer_exact=auto), "stop_report.csv": study.stop_report}
     if include_trials:
         frames["trials.csv"] = study.trials
     files = {name: _csv_writer(get(), header) for name, get in frames.items()}
@@ -238,7 +240,7 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
     if fmt == "json":
         text = study.to_json()
     elif fmt == "csv":
-        text = _csv_header(study) + csv_safe(study.summary()).to_csv(index=False)
+        text = _csv_header(study) + csv_safe(study.summary(prefer_exact=study.method == "auto")).to_csv(index=False)
     else:
         proto = study.protocol
         parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
@@ -316,12 +318,6 @@ def _cell(row, own: bool, pct: bool) -> str:
     return est + " ({:+.{p}f} ± {:.{p}f})".format(f * row["diff"], f * row["diff_mcse"], p=dec)
 
 
-def _markers(notes: dict) -> dict[str, str]:
-    """Footnote markers ``[a]``, ``[b]``, ... for the designs that have conduct notes (one per distinct note)."""
-    texts = list(dict.fromkeys("; ".join(n) for n in notes.values() if n))
-    return {d: f"[{chr(ord('a') + texts.index('; '.join(n)) % 26)}]" for d, n in notes.items() if n}
-
-
 def _comparison_text(comp, both_questions: bool = False, warnings: dict | None = None) -> str:
     """Compact paired comparison: each design's key numbers and its difference from the reference.
 
@@ -335,7 +331,11 @@ def _comparison_text(comp, both_questions: bool = False, warnings: dict | None =
     asked = list(dict.fromkeys(questions.values()))
     mixed = len(asked) > 1
     refs = {q: comp.question_reference(q) for q in asked}
-    lines = [f"Paired comparison (same simulated patients for every design; in brackets the difference from "
+    lengths = {r.n_trials for r in comp.results.values() if not r.is_exact}
+    head = ("Paired comparison (same simulated patients for every design" if len(lengths) <= 1 else
+            "Comparison (runs of different lengths under --precision: differences are of the estimates, with "
+            "their combined MCSE, not paired")
+    lines = [f"{head}; in brackets the difference from "
              f"{comp.reference!r} ± its MCSE" + (")" if not mixed else
                                                   "; P(correct) is each design's own question, MTD or OBD, "
                                                   "compared with " + " and ".join(f"{refs[q]!r} ({q})"
@@ -347,7 +347,7 @@ def _comparison_text(comp, both_questions: bool = False, warnings: dict | None =
         metrics = ["p_correct_question"] + (["p_correct", "p_select_obd"] if both_questions else [])
     metrics += ["expected_n", "p_no_dose", "share_above_mtd", "mean_dlt"]
     notes = comp.conduct_notes()
-    marks = _markers(notes)
+    marks = conduct_markers(notes)
     names = {d: d + (f" {marks[d]}" if d in marks else "") for d in comp.designs}
     show_method = (t["method"] == "exact").any()
     for s in comp.scenarios:

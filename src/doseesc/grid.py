@@ -755,10 +755,14 @@ def grid_from_dict(entry: dict, designs: dict[str, Design], scenarios: dict[str,
     if not isinstance(constraints, list):
         raise DesignError(f"{where}: constraints = {constraints!r} must be a list such as ['p_above_mtd <= 0.2']")
     name = entry.get("name", "grid")
-    return Grid(designs[dname], params, {s: scenarios[s] for s in names}, entry.get("n_trials", n_trials),
+    grid = Grid(designs[dname], params, {s: scenarios[s] for s in names}, entry.get("n_trials", n_trials),
                 how=entry.get("how", "cross"), objective=entry.get("objective"), weights=entry.get("weights"),
                 constraints=constraints, rng=entry.get("seed", seed), target=target, obd=obd, ladder=ladder,
                 unit_trials=entry.get("unit_trials", 2048), name=name, where=where)
+    if entry.get("seed", seed) is None:
+        raise DesignError(f"{where}: no seed: give the grid a seed (seed = ...) or the file one ([run] seed), so "
+                          "that the calibration, and a report that shows it, can be reproduced")
+    return grid
 
 
 def _values(v, key: str, where: str) -> list:

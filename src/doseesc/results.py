@@ -22,7 +22,7 @@ import pandas as pd
 from ._version import __version__
 from .designs.base import Design
 from .errors import DoseescError
-from .obd import UTILITY_MARGIN
+from .obd import UTILITY_MARGIN   # margin of p_within_margin (utility points), shared with the near-tie warning
 from .outcomes import patient_log
 from .rng import seed_record
 from .scenario import Scenario, check_target
@@ -137,9 +137,6 @@ UTILITY_METRICS = ("expected_utility", "utility_loss", "p_within_margin")
 #: ``"min"``: smaller is worse), used by :meth:`doseesc.study.Study.averages`.
 WORST_CASE = {**{name: "max" for name in SAFETY_METRICS + ("share_above_mtd", "utility_loss")},
               **{name: "min" for name in ("p_correct", "p_select_obd", "p_within_margin", "expected_utility")}}
-
-#: Margin of ``p_within_margin``, in utility points (the OBD definition's utility scale, 0-100 by
-#: default), defined in :mod:`doseesc.obd` beside the near-tie warning that uses the same margin.
 
 
 @dataclass(frozen=True, eq=False)

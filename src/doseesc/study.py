@@ -530,7 +530,8 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
         store = RunCheckpoint(checkpoint, {
             "doseesc": __version__, "file_sha256": protocol.sha256, "method": method,
             "designs": [n for n, _ in chosen_d], "scenarios": [sc.name for sc in chosen_s],
-            "n_trials": n_trials if method != "exact" else None, "seed": seed_info, "max_states": max_states})
+            "n_trials": n_trials if method != "exact" else None, "seed": seed_info, "max_states": max_states,
+            "precision": precision})
     if method in ("simulate", "auto"):
         for sc in chosen_s:
             for name, d in chosen_d:

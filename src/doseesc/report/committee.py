@@ -580,7 +580,7 @@ def cross_scenario_table(study, caption: str = "", notes: dict | None = None) ->
             if math.isfinite(se) and not r.is_exact:
                 ses.append(se)
             cells.append("n/a" if not math.isfinite(est) else f"{100 * est:.1f}" + ("*" if r.is_exact and not
-                                                                                      b_exact(per) else ""))
+                                                                                      _all_exact(per) else ""))
         ok = [v for v in vals if math.isfinite(v)]
         cells += [f"{100 * sum(ok) / len(ok):.1f}" if ok else "n/a", f"{100 * min(ok):.1f}" if ok else "n/a"]
         rows.append(cells)
@@ -588,13 +588,13 @@ def cross_scenario_table(study, caption: str = "", notes: dict | None = None) ->
     tail = f" Scenarios: {legend}."
     if ses:
         tail += f" Monte Carlo values have an MCSE of at most {100 * max(ses):.1f} points"
-        tail += "; * exact." if any(r.is_exact for s in snames for r in per[s].values()) and not b_exact(per) \
+        tail += "; * exact." if any(r.is_exact for s in snames for r in per[s].values()) and not _all_exact(per) \
             else "."
     return Table(columns=cols, rows=rows, caption=caption + tail, attrs={"kind": "cross"}, row_keys=names,
                  align=["l", "l"] + ["r"] * (len(cols) - 2), wrap=(0,))
 
 
-def b_exact(per: dict) -> bool:
+def _all_exact(per: dict) -> bool:
     """Whether every result of a cross-scenario table is exact (then no result needs marking)."""
     return all(r.is_exact for res in per.values() for r in res.values())
 
