@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from .compare import Comparison, impact
 from .engines.exact import exact
 from .engines.montecarlo import simulate
 from .errors import DoseescError
+from .files import atomic_write
 from .protocol import Protocol
 from .report.committee import CommitteeReport, build_report, key_metrics_table, scenario_results
 from .report.document import _table_html, html_text
@@ -441,7 +441,7 @@ class RunCheckpoint:
                                    f"{', '.join(diff)}); delete it or run without --resume")
         else:
             self.dir.mkdir(parents=False, exist_ok=True)
-            _atomic_write(manifest, json.dumps(self.key, indent=2).encode())
+            atomic_write(manifest, json.dumps(self.key, indent=2).encode())
 
     @classmethod
     def read_manifest(cls, directory) -> dict:
@@ -463,24 +463,11 @@ class RunCheckpoint:
             return pickle.load(fh)
 
     def save(self, kind: str, scenario: str, design: str, value) -> None:
-        _atomic_write(self._path(kind, scenario, design), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write(self._path(kind, scenario, design), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
     def count(self, kind: str = "mc") -> int:
         """Finished units of ``kind`` in the folder."""
         return sum(1 for _ in self.dir.glob(f"{kind}-*.pkl"))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,

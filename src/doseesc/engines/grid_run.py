@@ -32,6 +32,7 @@ import numpy as np
 
 from ..designs.base import Design
 from ..errors import DoseescError
+from ..files import atomic_write
 from ..scenario import Scenario
 from .montecarlo import plain_batch
 from .run import monte_carlo_result
@@ -113,7 +114,7 @@ class Checkpoint:
                 raise DoseescError(f"checkpoint {str(self.dir)!r} belongs to another grid (fingerprint {got}, "
                                    f"this grid {fingerprint}); give a new directory or delete it")
         else:
-            _atomic_write(manifest, json.dumps({"fingerprint": fingerprint}).encode())
+            atomic_write(manifest, json.dumps({"fingerprint": fingerprint}).encode())
         self.fingerprint = fingerprint
 
     def path(self, unit: Unit) -> Path:
@@ -129,16 +130,7 @@ class Checkpoint:
     def save(self, unit: Unit, arrays: dict) -> None:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        _atomic_write(self.path(unit), buf.getvalue())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        atomic_write(self.path(unit), buf.getvalue())
 
 
 # -- runners ----------------------------------------------------------------------------------------------
