@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..actual_dose import PatientStatus
+from ..actual_dose import DoseModel, PatientStatus
 from ..designs.base import Design
 from ..rng import BLOCK_SIZE, Stream, block_generator
 from ..scenario import Scenario, plackett_joint
@@ -476,18 +476,43 @@ def simulate_actual(run: Run, progress=None) -> tuple[dict, dict, dict]:
     cap = model.enrolment_cap(design.max_n)
     streams = _streams(scenario, ladder, model)
     rec = _records(run.n_trials, cap, design.n_tiers)
-    margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
+    width = design.max_n + _margin(design, model)
 
     def batch(start: int, stop: int) -> dict:
-        u = _LazyUniforms(run.seq, start, stop, streams, design.max_n + margin, cap)
+        u = _LazyUniforms(run.seq, start, stop, streams, width, cap)
         return _batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, start)
 
     out = in_batches(run.n_trials, run.batch_size, batch, progress)
     out.update(_record_arrays(rec, run.n_trials, cap))
+    return finish_actual(out)
+
+
+def actual_range(run: Run, start: int, stop: int) -> dict:
+    """The actual-dose trials ``start..stop-1`` of the checked run ``run``, with their own record buffers:
+    the numbers :func:`simulate_actual` gives those trials (for worker processes and runs to a precision)."""
+    design, scenario, ladder, model = run.design, run.scenario, run.ladder, run.dose_model
+    cap = model.enrolment_cap(design.max_n)
+    u = _LazyUniforms(run.seq, start, stop, _streams(scenario, ladder, model), design.max_n + _margin(design, model),
+                      cap)
+    rec = _records(stop - start, cap, design.n_tiers)
+    b = _batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, 0)
+    b.update(_record_arrays(rec, stop - start, cap))
+    return b
+
+
+def finish_actual(out: dict) -> tuple[dict, dict, dict]:
+    """The gathered trials of an actual-dose run as ``(per-trial arrays, per-patient records, extra metrics)``
+    (the records a run without them dropped are left out)."""
     out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
     extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
-    patients = {key: out[key] for key in PATIENT_RECORDS}
+    patients = {key: out[key] for key in PATIENT_RECORDS if key in out}
     return out, patients, extra
+
+
+def _margin(design: Design, model: DoseModel) -> int:
+    """Spare patient columns beyond ``max_n`` for replacements: a cohort, plus a quarter of ``max_n`` where
+    failed products are replaced."""
+    return design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
 
 
 #: Per-patient records of an actual-dose run.

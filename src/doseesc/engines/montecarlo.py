@@ -23,8 +23,7 @@ from ..rng import BLOCK_SIZE, Stream, patient_uniforms
 from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
-from .actual import (ACTUAL_DOSE_METRICS, PATIENT_RECORDS, _batch_actual, _LazyUniforms, _record_arrays, _records,
-                     _streams, simulate_actual)
+from .actual import PATIENT_RECORDS, actual_range, finish_actual, simulate_actual
 from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
                   decide_distinct, in_batches, monte_carlo_result, run_result, until_precise)
 from .timed import (TITE_ACTUAL_RECORDS, calendar_batch, calendar_extra, finish_tite_actual, simulate_tite_actual,
@@ -73,6 +72,21 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     pt_tier_flat, pt_tox_flat, pt_new_flat, pt_eff_flat = (a.ravel() for a in (pt_tier, pt_tox, pt_new, pt_eff))
     distinct = True        # look for distinct states until a cohort has too many (later ones have more)
 
+    def responses(u: np.ndarray, dlt: np.ndarray, cur: np.ndarray):
+        """Each patient's response from latent uniforms ``u`` (the probability matching the DLT outcome)."""
+        return u < np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
+
+    def close_cohort(act, cnt, n_dlt, resp, dlt, distinct: bool) -> bool:
+        """Add the cohort's outcomes, decide (once per distinct state while that pays), conclude the trials that
+        stop and move on; returns whether to keep looking for distinct states."""
+        n_resp = None if resp is None else resp.sum(axis=1, dtype=np.int32)
+        n_both = None if resp is None else (resp & dlt).sum(axis=1, dtype=np.int32)
+        state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
+        decided = decide_distinct(design, state, act, distinct)
+        conclude_decided(design, decided, selected, reason)
+        state.advance(decided.dec, design.cohort_size, rows=act)
+        return distinct and not decided.crowded
+
     for _ in range(max_n + 1):
         act = np.flatnonzero(state.active)
         if act.size == 0:
@@ -85,24 +99,15 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
             rows = slice(None) if act.size == n_trials else act
             cells = (rows, slice(b0, b0 + width))
             dlt = u_2d[cells] < p[cur][:, None]
-            n_dlt = dlt.sum(axis=1, dtype=np.int32)
-            n_resp = n_both = None
+            resp = responses(e_2d[cells], dlt, cur) if eff_on else None
             if eff_on:
-                pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
-                resp = e_2d[cells] < pe
-                n_resp = resp.sum(axis=1, dtype=np.int32)
-                n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
                 pt_eff[cells] = resp
             pt_tier[cells] = cur[:, None]
             pt_tox[cells] = dlt
             pt_new[rows, b0] = True
-            cnt = np.full(act.size, width, dtype=np.int32)
             total[rows] = b0 + width
-            state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
-            decided = decide_distinct(design, state, act, distinct)
-            distinct = distinct and not decided.crowded
-            conclude_decided(design, decided, selected, reason)
-            state.advance(decided.dec, design.cohort_size, rows=act)
+            distinct = close_cohort(act, np.full(act.size, width, dtype=np.int32), dlt.sum(axis=1, dtype=np.int32),
+                                    resp, dlt, distinct)
             continue
         # patients j = 0..width-1 of this cohort: slot total + j, if within the cohort and max_n
         slots = base[:, None] + cols
@@ -116,13 +121,9 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         if not full:
             dlt &= take
         cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1, dtype=np.int32)
-        n_dlt = dlt.sum(axis=1, dtype=np.int32)
-        n_resp = n_both = None
+        resp = None
         if eff_on:
-            pe = np.where(dlt, pe_t[cur][:, None], pe_n[cur][:, None])
-            resp = (e_flat[flat] < pe) & take
-            n_resp = resp.sum(axis=1, dtype=np.int32)
-            n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
+            resp = responses(e_flat[flat], dlt, cur) & take
             if full:
                 pt_eff_flat[flat] = resp
             else:
@@ -136,11 +137,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         first = take[:, 0]
         pt_new_flat[flat[first, 0] if not full else flat[:, 0]] = True
         total[act] = base + cnt
-        state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
-        decided = decide_distinct(design, state, act, distinct)
-        distinct = distinct and not decided.crowded
-        conclude_decided(design, decided, selected, reason)
-        state.advance(decided.dec, design.cohort_size, rows=act)
+        distinct = close_cohort(act, cnt, dlt.sum(axis=1, dtype=np.int32), resp, dlt, distinct)
     else:  # pragma: no cover - guarded by max_n in Design.step
         raise RuntimeError(f"{design.label}: trials did not stop within max_n = {max_n} cohorts")
     return {"n": state.n, "y": state.y, "e": state.e, "ye": state.ye, "selected": selected, "reason": reason,
@@ -340,7 +337,7 @@ class RangeBatch:
     def __call__(self, start: int, stop: int) -> dict:
         run, kind = self.run, self.kind
         if kind in ("actual", "actual_calendar"):
-            b = _actual_range(run, start, stop)
+            b = actual_range(run, start, stop)
             if kind == "actual_calendar":
                 keys = ("status", "assigned", "cohort_start", "replacement")
                 cal = calendar_batch(run.calendar, run.design, {key: b[key] for key in keys}, run.seq, start, stop)
@@ -368,30 +365,15 @@ class RangeBatch:
         return b
 
 
-def _actual_range(run: Run, start: int, stop: int) -> dict:
-    """The actual-dose trials ``start..stop-1`` with their own record buffers (as
-    :func:`~doseesc.engines.actual.simulate_actual` gives those trials)."""
-    design, scenario, ladder, model = run.design, run.scenario, run.ladder, run.dose_model
-    cap = model.enrolment_cap(design.max_n)
-    margin = design.max_size + (-(-design.max_n // 4) if model.replaces else 0)
-    u = _LazyUniforms(run.seq, start, stop, _streams(scenario, ladder, model), design.max_n + margin, cap)
-    rec = _records(stop - start, cap, design.n_tiers)
-    b = _batch_actual(design, scenario, ladder, model, u, stop - start, cap, rec, 0)
-    b.update(_record_arrays(rec, stop - start, cap))
-    return b
-
-
 def _finish(run: Run, kind: str, out: dict) -> tuple[dict, dict, dict]:
     """The per-trial arrays, per-patient records and extra metrics of a run gathered by :class:`RangeBatch`
     (what the runners of :data:`_RUNNERS` return)."""
     if kind == "tite_actual":
         return finish_tite_actual(out)
     if kind in ("actual", "actual_calendar"):
-        out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
-        extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
-        patients = {key: out[key] for key in PATIENT_RECORDS if key in out}
+        cal = {key[len(_CAL):]: out.pop(key) for key in list(out) if key.startswith(_CAL)}
+        out, patients, extra = finish_actual(out)
         if kind == "actual_calendar":
-            cal = {key[len(_CAL):]: out.pop(key) for key in list(out) if key.startswith(_CAL)}
             extra.update(calendar_extra(cal))
             if "infusion_days" in cal:
                 patients["infusion_days"] = cal["infusion_days"]

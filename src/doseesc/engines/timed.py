@@ -22,7 +22,7 @@ from ..errors import DoseescError
 from ..results import DEFINITIONS, SCREENED_KEY
 from ..rng import Stream, patient_uniforms
 from ..state import StopReason, TrialState
-from .actual import ACTUAL_DOSE_METRICS, PATIENT_RECORDS, _Model, _streams
+from .actual import PATIENT_RECORDS, _Model, _streams, finish_actual
 from .run import in_batches
 
 
@@ -744,10 +744,10 @@ def finish_tite_actual(out: dict) -> tuple[dict, dict, dict]:
     """The per-trial arrays, per-patient records (:data:`TITE_ACTUAL_RECORDS`, those present) and extra metrics
     (:data:`~doseesc.engines.actual.ACTUAL_DOSE_METRICS` and the calendar's) of the gathered batches ``out`` of
     :func:`tite_actual_batch`."""
-    out["n_evaluable"] = out["n"].sum(axis=1).astype(float)
-    extra = {key: (out[key], text) for key, text in ACTUAL_DOSE_METRICS.items()}
+    out, patients, extra = finish_actual(out)
     extra.update(calendar_extra(out))
-    patients = {key: out[key] for key in TITE_ACTUAL_RECORDS if key in out}
+    if "infusion_days" in out:
+        patients["infusion_days"] = out["infusion_days"]
     return out, patients, extra
 
 
