@@ -43,6 +43,12 @@ class Stream(IntEnum):
     SCREEN = 11
     #: Several indications (doseesc.indications): each patient's indication, drawn by the shares of accrual.
     INDICATION = 12
+    #: Backfill cohorts (issue 19): which of the eligible lower tiers a backfilled patient is given, where a
+    #: policy draws one.
+    BACKFILL = 13
+    #: A seamless phase 2 stage after the escalation (issue 22): its patients' toxicity and response.
+    PHASE2_TOX = 14
+    PHASE2_EFF = 15
 
 
 def root_seed(rng=None) -> np.random.SeedSequence:
