@@ -33,11 +33,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
-from scipy import integrate, special
 
+from ._lazy import lazy
 from .errors import DoseescError, ScenarioError
 from .scenario import Scenario, plackett_joint
 from .tiers import DoseLadder, format_dose
+
+integrate = lazy("scipy.integrate")
+special = lazy("scipy.special")
 
 #: Policies for a product below its tier's lower release limit.
 BELOW_BAND = {

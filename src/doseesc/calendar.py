@@ -71,10 +71,12 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import special
 
+from ._lazy import lazy
 from .errors import ScenarioError
 from .tiers import DAYS_PER_MONTH
+
+special = lazy("scipy.special")
 
 ACCRUAL = ("poisson", "fixed", "uniform")
 EVENT_TIMES = ("uniform", "weibull", "loglogistic")

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from ._version import __version__
 from .designs.base import Design
 from .engines.grid_run import Checkpoint, Context, make_units, run_units, runner_name
@@ -47,6 +47,8 @@ from .results import QUANTILES, SAFETY_METRICS, UTILITY_METRICS, provenance
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder
+
+pd = lazy("pandas")
 
 __all__ = ["Grid", "GridResult", "Constraint", "span", "grid_from_dict", "plot_pareto", "plot_sweep",
            "progress_text", "METRICS", "OBJECTIVES"]

@@ -17,8 +17,8 @@ import platform
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from ._version import __version__
 from .designs.base import Design
 from .errors import DoseescError
@@ -28,6 +28,8 @@ from .rng import seed_record
 from .scenario import Scenario, check_target
 from .state import Rule, StopReason
 from .tiers import DAYS_PER_MONTH, DoseLadder
+
+pd = lazy("pandas")
 
 #: Quantiles of the sample size reported in every result.
 QUANTILES = (0.10, 0.50, 0.90)

@@ -7,10 +7,12 @@ kernel by default); this module only lays it out.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from .designs.base import Design
 from .errors import DesignError
+
+pd = lazy("pandas")
 
 CODES = {"E": "escalate", "S": "stay", "D": "de-escalate", "DU": "de-escalate and eliminate",
          "X": "stop: MTD = tier below", "W": "suspend accrual", "-": "not applicable"}

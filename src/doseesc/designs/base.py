@@ -16,13 +16,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..limits import MAX_COHORT, MAX_N, MAX_TIERS, short
 from ..state import Decision, Rule, StopReason, TrialState
 from .rules import (DemandNAtTier, RescueTier, StopAtN, StopRule, StopWhenDeescalationImpossible, StopWhenNAtTier,
                     StopWhenTooToxic, StopWhenToxCICovered, any_of, rule_from_dict, value_from_dict)
+
+special = lazy("scipy.special")
 
 #: Reasons whose trials select no tier (the rescue tier is tried before these stops).
 NO_DOSE_REASONS = np.array([int(r) for r in StopReason if r.no_dose], dtype=np.int8)

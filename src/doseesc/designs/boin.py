@@ -6,12 +6,14 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
 from .base import check_int, check_prob, derived_grid, register
 from .interval import D, E, S, IntervalDesign
+
+special = lazy("scipy.special")
 
 #: ``n_earlystop`` that never binds (the decision grid shows the main rule).
 _NO_EARLY_STOP = 10 ** 9

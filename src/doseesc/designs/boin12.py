@@ -6,8 +6,8 @@ import dataclasses
 from functools import cached_property
 
 import numpy as np
-from scipy import special, stats
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
@@ -15,6 +15,9 @@ from .base import Design, check_int, check_prob, register
 from .boin import boin_boundaries
 from .obd_pick import DEFAULT_UTILITY
 from .selection import isotonic, unimodal
+
+special = lazy("scipy.special")
+stats = lazy("scipy.stats")
 
 
 def _counts(state):

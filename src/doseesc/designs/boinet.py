@@ -6,13 +6,16 @@ import dataclasses
 from functools import cached_property
 
 import numpy as np
-from scipy import special, stats
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
 from .selection import isotonic
+
+special = lazy("scipy.special")
+stats = lazy("scipy.stats")
 
 
 def boinet_boundaries(phi: float, delta: float, phi1: float | None = None, phi2: float | None = None,

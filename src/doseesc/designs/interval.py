@@ -27,11 +27,13 @@ from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import Design, check_int, check_prob
 from .selection import closest, isotonic
+
+special = lazy("scipy.special")
 
 E, S, D = 0, 1, 2
 LETTERS = np.array(["E", "S", "D"])

@@ -17,11 +17,13 @@ import dataclasses
 from fractions import Fraction
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError
 from .base import check_prob, register
 from .interval import D, E, S, IntervalDesign
+
+special = lazy("scipy.special")
 
 
 def _argmax_ties(values: np.ndarray, prefer_high: bool = False, rtol: float = 1e-9) -> np.ndarray:

@@ -21,10 +21,12 @@ import dataclasses
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..state import Rule, StopReason, TrialState
+
+special = lazy("scipy.special")
 
 TIER_WORDS = ("lowest", "recommended", "any")
 

@@ -24,8 +24,8 @@ from functools import cached_property
 
 import numpy as np
 
-from scipy import special, stats
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..state import Decision, StopReason, TrialState
 from .base import check_int, check_prob, register
@@ -33,6 +33,9 @@ from .boin import BOIN
 from .boin12 import BOIN12, eliminated
 from .crm import CRM
 from .interval import D, E, S
+
+special = lazy("scipy.special")
+stats = lazy("scipy.stats")
 
 WEIGHTS = ("linear", "adaptive")
 TITE_BOIN_METHODS = ("imputation", "ess")

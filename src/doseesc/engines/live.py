@@ -7,9 +7,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
+from .._lazy import lazy
 from ..designs.base import Design
 from ..designs.selection import isotonic
 from ..errors import DesignError, DeviationWarning, OutcomeError
@@ -17,6 +16,9 @@ from ..obd import OBDDefinition
 from ..outcomes import Cohort, counts, format_outcomes, parse_outcomes
 from ..state import StopReason, TrialState
 from ..tiers import DoseLadder
+
+pd = lazy("pandas")
+stats = lazy("scipy.stats")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from .._lazy import lazy
 from ..designs.base import Design
 from .run import check_not_tite
 from ..errors import DoseescError
@@ -25,6 +25,8 @@ from ..outcomes import cohort_outcomes, format_cohort
 from ..scenario import Scenario
 from ..state import Decision, StopReason, TrialState
 from ..tiers import DoseLadder
+
+pd = lazy("pandas")
 
 #: Default limit on the number of nodes enumerated.
 MAX_NODES = 200_000
