@@ -15,6 +15,7 @@ from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2,
                       design_from_dict)
 from .designs import AplusB, DecisionTable, RollingSix
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
+from .designs.expansion import Expansion
 from .calendar import Calendar
 from .compare import Comparison, calibrate_halfwidth, compare
 from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
@@ -30,7 +31,7 @@ from .tables import decision_grid, decision_table
 from .tiers import DoseLadder
 
 __all__ = [
-    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "CRM", "crm_skeleton", "OBDPick", "BOIN12", "BOINET", "boinet_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
+    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "CRM", "crm_skeleton", "OBDPick", "Expansion", "BOIN12", "BOINET", "boinet_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
     "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",

@@ -8,6 +8,7 @@ from .boinet import BOINET, boinet_boundaries
 from .crm import CRM, crm_skeleton
 from .decision_table import DecisionTable
 from .obd_pick import OBDPick
+from .expansion import Expansion  # noqa: F401  (issue 19 item 3)
 from .interval_designs import MTPI, MTPI2, TPI, I3Plus3, Keyboard
 from .rolling_six import RollingSix
 from .three_plus_three import ThreePlusThree
