@@ -603,3 +603,74 @@ def indication_metrics_frame(results: dict, labels, shares=None, pooled=None) ->
             row["p_select_obd"], row["p_select_obd_mcse"] = m, se
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# -- text for the terminal and the report --------------------------------------------------------------------
+def _pct(x) -> str:
+    x = float(x)
+    return "-" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _columns(rows: list[list[str]], right_from: int = 1) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i < right_from else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            .rstrip() for r in rows]
+
+
+def indication_text(result) -> str:
+    """A compact per-indication table of one run with several indications (a
+    :class:`~doseesc.engines.strata.StrataResult`) for the terminal: per indication its share, true MTD,
+    P(select it), P(the selection is above it), P(no dose), mean patients and DLTs (and true OBD and P(select it)
+    where response is modelled); then P(select) and mean patients per tier by indication. Probabilities as
+    percentages with one decimal."""
+    m = result.indication_metrics()
+    b = result.by_indication()
+    head = f"{result.conduct.policy} conduct"
+    if result.conduct.policy == "staggered":
+        head += f" ({result.conduct.text()})"
+    lines = [f"{head}; scenario {result.scenario.name!r}"]
+    obd = "p_select_obd" in m.columns
+    rows = [["indication", "share", "true MTD", "P(MTD)", "P(above)", "P(no dose)", "mean N", "mean DLTs"]
+            + (["true OBD", "P(OBD)"] if obd else [])]
+    for _, r in m.iterrows():
+        row = [str(r["indication"]), _pct(r["share"]), str(r["true_mtd"] if r["true_mtd"] is not None else "none"),
+               _pct(r["p_correct"]), _pct(r["p_above_mtd"]), _pct(r["p_no_dose"]), f"{r['expected_n']:.1f}",
+               f"{r['mean_dlt']:.2f}"]
+        if obd:
+            row += [str(r["true_obd"] if r["true_obd"] is not None else "none"), _pct(r["p_select_obd"])]
+        rows.append(row)
+    lines += ["  " + x for x in _columns(rows)]
+    tiers = list(dict.fromkeys(b["tier"]))
+    for label, key, fmt in (("P(select)", "p_select", _pct), ("mean patients", "mean_n", lambda v: f"{v:.2f}")):
+        rows = [[label] + [str(t) for t in tiers]]
+        for name, g in b.groupby("indication", sort=False):
+            vals = dict(zip(g["tier"], g[key]))
+            rows.append([str(name)] + [fmt(vals[t]) if not (key == "mean_n" and t == "No dose") else ""
+                                       for t in tiers])
+        lines += ["  " + x for x in _columns(rows)]
+    return "\n".join(lines)
+
+
+def indication_sections(metrics: pd.DataFrame, by_indication: pd.DataFrame, indications: Indications) -> list[dict]:
+    """The data of the committee report's section per indication, from a study's long tables
+    (:meth:`doseesc.study.Study.indication_metrics` and :meth:`~doseesc.study.Study.by_indication`, with
+    ``design`` and ``scenario`` columns): one dict per declared indication (``pooled`` last where present) with
+    ``indication``, ``text`` (name, ages, eligibility, share), ``metrics`` (one row per design x scenario: conduct,
+    true MTD, P(select it), P(above it), P(no dose), mean N and DLTs, true OBD and P(select it), with MCSEs) and
+    ``selection`` (P(select) per tier, one row per design x scenario, columns the tiers with ``No dose`` first)."""
+    out = []
+    shares = dict(zip(indications.names, indications.shares))
+    names = list(indications.names) + (["pooled"] if (metrics["indication"] == "pooled").any() else [])
+    for name in names:
+        mrows = metrics[metrics["indication"] == name].drop(columns=["indication"]).reset_index(drop=True)
+        brows = by_indication[by_indication["indication"] == name]
+        sel = brows.pivot_table(index=["design", "scenario"], columns="tier", values="p_select", sort=False)
+        sel = sel[list(dict.fromkeys(brows["tier"]))].reset_index()
+        sel.columns.name = None
+        if name == "pooled":
+            text = "pooled: every indication together (pooled conduct)"
+        else:
+            e = indications.entries[indications.names.index(name)]
+            text = f"{e.text()}; {100 * shares[name]:.1f}% of accrual"
+        out.append({"indication": name, "text": text, "metrics": mrows, "selection": sel})
+    return out

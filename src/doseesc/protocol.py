@@ -23,6 +23,8 @@ from .designs.base import REGISTRY, Design, design_from_dict
 from .engines.run import check_simulation
 from .errors import DesignError, DoseescError, ScenarioError
 from .grid import grid_from_dict
+from .indications import (Conduct, IndicationScenario, Indications, conduct_from_toml, indications_from_toml,
+                          scenario_from_toml, split_scenario_entry)
 from .limits import (ACCRUAL_RANGE, DAYS_RANGE, MAX_COHORT, MAX_DESIGN_INT, MAX_FILE_BYTES, MAX_ITEMS, MAX_N,
                      MAX_TIERS, MAX_TRIALS, check_count, check_name, check_range, check_text, kind, long_number, short, walk)
 from .obd import OBDDefinition
@@ -39,7 +41,7 @@ _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target"
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
 _OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
-_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar", "grid"}
+_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar", "grid", "indication"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,28 @@ class Protocol:
     dlt_definition: str = ""
     #: What counts as a response, in the file's words ([protocol] ``response_definition``).
     response_definition: str = ""
+    #: The declared indications or strata ([[indication]] tables), or None (one population, as before).
+    indications: Indications | None = None
+    #: Per scenario name, its truth in every indication (:class:`~doseesc.indications.IndicationScenario`);
+    #: empty without [[indication]]. ``scenarios[name]`` is its pooled truth (the share-weighted mixture, or the
+    #: common truth where every indication has the same).
+    indication_scenarios: dict = field(default_factory=dict)
+    #: Per design name, its ``conduct`` (:class:`~doseesc.indications.Conduct`) where the [[design]] table gives
+    #: one; designs without one run pooled in a file with [[indication]] tables.
+    conducts: dict = field(default_factory=dict)
+
+    def conduct(self, name: str) -> Conduct | None:
+        """The conduct of design ``name``: its own, ``pooled`` where the file declares indications, else None."""
+        if name in self.conducts:
+            return self.conducts[name]
+        return Conduct("pooled") if self.indications is not None else None
+
+    def indication_scenario(self, name: str) -> IndicationScenario | None:
+        """The per-indication truth of scenario ``name`` (None without [[indication]] tables)."""
+        if self.indications is None:
+            return None
+        self.scenario(name)
+        return self.indication_scenarios[name]
 
     def design(self, name: str) -> Design:
         if name not in self.designs:
@@ -191,9 +215,15 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     _unknown(where, data, _TOP_KEYS)
     proto, target = _net(where, "[protocol]", _protocol_table, data, where)
     ladder = _net(where, "[tiers]", _tiers_table, data, where)
-    designs = _net(where, "[[design]]", _design_tables, data, proto, ladder.n_tiers, where)
+    indications = _net(where, "[[indication]]", _indication_tables, data, where)
+    raw_conducts: dict = {}
+    designs = _net(where, "[[design]]", _design_tables, data, proto, ladder.n_tiers, where, raw_conducts)
+    conducts = _net(where, "[[design]] conduct", _conducts, raw_conducts, indications, designs, ladder.n_tiers,
+                    where)
     dose_model = _net(where, "[actual_dose]", _actual_dose_table, data, ladder, designs, where)
-    scenarios = _net(where, "[[scenario]]", _scenario_tables, data, ladder, target, dose_model, where)
+    ind_scenarios: dict = {}
+    scenarios = _net(where, "[[scenario]]", _scenario_tables, data, ladder, target, dose_model, where, indications,
+                     ind_scenarios)
     obd_def = _net(where, "[obd]", _obd_table, data, where)
     windows = _window_keys(proto, where)
     calendar = _net(where, "[calendar]", _calendar_table, data, windows, designs, where)
@@ -208,7 +238,8 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
                     designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
-                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar, **windows)
+                    sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar,
+                    indications=indications, indication_scenarios=ind_scenarios, conducts=conducts, **windows)
 
 
 def _net(where: str, table: str, build, *args):
@@ -472,7 +503,42 @@ def _named_entries(data: dict, table: str, where: str):
         yield at, entry
 
 
-def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Design]:
+def _indication_tables(data: dict, where: str) -> Indications | None:
+    """The [[indication]] tables (None without them); names checked like every name of a file."""
+    entries = data.get("indication")
+    if isinstance(entries, list):
+        if len(entries) > 100:
+            raise ScenarioError(f"{where}: {len(entries)} [[indication]] tables; the limit is 100")
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and "name" in entry:
+                check_name(entry["name"], f"{where}: [[indication]] #{i + 1}")
+            if isinstance(entry, dict) and "eligibility" in entry:
+                check_text(entry["eligibility"], f"{where}: [[indication]] #{i + 1}", "eligibility")
+    return indications_from_toml(data, where)
+
+
+def _conducts(raw: dict, indications: Indications | None, designs: dict[str, Design], k: int,
+              where: str) -> dict[str, Conduct]:
+    """Each [[design]]'s ``conduct`` (:func:`~doseesc.indications.conduct_from_toml`), with the combinations the
+    conduct engine does not run refused: a time-to-event design (its own or an indication's) under any conduct
+    (the engine has no calendar time yet)."""
+    out = {}
+    for dname, value in raw.items():
+        at = f"{where}: [[design]] {dname!r}"
+        c = conduct_from_toml(value, indications, designs, k, at)
+        for name in (indications.names if indications is not None else ()):
+            d, _ = c.design_for(name, designs[dname])
+            if d.time_to_event:
+                raise DesignError(f"{at}: conduct = {c.policy!r} with the time-to-event design {d.label} (indication "
+                                  f"{name!r}): a conduct runs without calendar time, which a time-to-event design "
+                                  "needs; leave conduct out (the design then runs pooled as the file states, "
+                                  "with no per-indication tables) or choose a design that waits for complete "
+                                  "cohorts")
+        out[dname] = c
+    return out
+
+
+def _design_tables(data: dict, proto: dict, k: int, where: str, conducts: dict | None = None) -> dict[str, Design]:
     designs: dict[str, Design] = {}
     for at, entry in _named_entries(data, "design", where):
         entry = dict(entry)
@@ -481,6 +547,11 @@ def _design_tables(data: dict, proto: dict, k: int, where: str) -> dict[str, Des
         dname = check_name(entry.pop("name"), at)
         if dname in designs:
             raise ScenarioError(f"{at}: name {dname!r} is used twice")
+        if "conduct" in entry:
+            value = entry.pop("conduct")
+            if conducts is None:
+                raise DesignError(f"{at}: conduct = {short(value)} is not a design option here")
+            conducts[dname] = value
         _design_keys(entry, at, types=False)
         _fill_defaults(entry, proto, k, at)
         if isinstance(entry.get("table_file"), str) and not Path(entry["table_file"]).is_absolute():
@@ -586,7 +657,12 @@ def _actual_dose_table(data: dict, ladder: DoseLadder, designs: dict, where: str
     return dose_model
 
 
-def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: str) -> dict[str, Scenario]:
+def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: str,
+                     indications: Indications | None = None, by_indication: dict | None = None) -> dict[str, Scenario]:
+    """The [[scenario]] tables by name. With [[indication]] tables, each scenario's truth in every indication
+    goes into ``by_indication`` (name -> :class:`~doseesc.indications.IndicationScenario`) and the returned
+    scenario is its pooled truth: the table's own scenario where every indication has the same truth (so the
+    pooled runs are today's, bit for bit), else the share-weighted mixture."""
     scenarios: dict[str, Scenario] = {}
     for at, entry in _named_entries(data, "scenario", where):
         if "name" not in entry:
@@ -605,11 +681,18 @@ def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: 
                                     f"tier, not {kind(entry[key])}")
         if entry["name"] in scenarios:
             raise ScenarioError(f"{at}: name {entry['name']!r} is used twice")
-        entry = dict(entry)
+        own = entry.get("indication")
+        if own is not None and indications is None:
+            raise ScenarioError(f"{at}: indication = {short(own)}, but the file declares no [[indication]] tables")
+        curves = "tox_curve" in entry or "eff_curve" in entry
+        if own is not None and curves:
+            raise ScenarioError(f"{at}: indication = {short(own)}: per-indication truths are given per tier "
+                                "(true_tox, true_eff), not with curves of the actual dose (tox_curve, eff_curve)")
+        entry = split_scenario_entry(entry)
         if target is not None:
             entry.setdefault("target", target)
         try:
-            if "tox_curve" in entry or "eff_curve" in entry:
+            if curves:
                 sc = _curve_scenario(entry, ladder, dose_model)
             else:
                 sc = Scenario.from_dict(entry)
@@ -619,6 +702,19 @@ def _scenario_tables(data: dict, ladder: DoseLadder, target, dose_model, where: 
             raise ScenarioError(f"{at}: {exc}") from None
         if sc.n_tiers != ladder.n_tiers:
             raise ScenarioError(f"{at}: true_tox has {sc.n_tiers} values but [tiers] has {ladder.n_tiers} doses")
+        if indications is not None:
+            isc = None
+            if own is not None:
+                isc = scenario_from_toml({**entry, "indication": own}, indications, at, target)
+                for name, t in zip(indications.names, isc.truths):
+                    if t.n_tiers != ladder.n_tiers:
+                        raise ScenarioError(f"{at}: indication.{name}.true_tox has {t.n_tiers} values but [tiers] "
+                                            f"has {ladder.n_tiers} doses")
+            if isc is None or isc.identical:
+                isc = IndicationScenario.same(sc, indications)
+            else:
+                sc = isc.pooled
+            by_indication[sc.name] = isc
         scenarios[sc.name] = sc
     return scenarios
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -15,11 +16,13 @@ import pandas as pd
 
 from ._version import __version__
 from .actual_dose import nominal_scenario
+from .engines.strata import StrataResult, simulate_indications
 from .compare import Comparison, impact
 from .engines.exact import exact
 from .engines.montecarlo import simulate
 from .errors import DoseescError
 from .files import atomic_write
+from .indications import IndicationScenario, indication_sections, indication_text
 from .protocol import Protocol
 from .report.committee import CommitteeReport, build_report, key_metrics_table, scenario_results
 from .report.document import _table_html, html_text
@@ -31,7 +34,7 @@ from .rng import root_seed, seed_record
 METHODS = ("simulate", "exact", "auto")
 
 
-def exact_refusal(protocol: Protocol, design) -> str | None:
+def exact_refusal(protocol: Protocol, design, name: str | None = None) -> str | None:
     """Why the exact engine cannot stand in for the Monte Carlo run of ``design`` in ``protocol``, or None.
 
     The exact engine enumerates counts. It gives the run's own selections and allocations when the
@@ -157,6 +160,72 @@ class Study:
     exact_results: dict = field(default_factory=dict)
     #: Method ``"auto"``: why each other (scenario name, design name) has no exact run.
     exact_skipped: dict = field(default_factory=dict)
+    #: Files with [[indication]] tables: the per-indication run (:class:`~doseesc.engines.strata.StrataResult`)
+    #: of each (scenario name, design name) (see :func:`run_protocol` for which run it is).
+    indication_results: dict = field(default_factory=dict)
+    #: Files with [[indication]] tables: why a (scenario name, design name) has no per-indication run, or what
+    #: its per-indication run leaves out (the calendar, the actual-dose model), keyed like
+    #: :attr:`indication_results`.
+    indication_notes: dict = field(default_factory=dict)
+
+    # -- several indications ----------------------------------------------------------------------------
+    def _indication_long(self, table: str) -> pd.DataFrame:
+        frames = []
+        for (s, d), sr in self.indication_results.items():
+            df = getattr(sr, table)()
+            df.insert(0, "conduct", sr.conduct.policy)
+            df.insert(0, "scenario", s)
+            df.insert(0, "design", d)
+            frames.append(df)
+        if not frames:
+            return pd.DataFrame(columns=["design", "scenario", "conduct", "indication"])
+        return pd.concat(frames, ignore_index=True)
+
+    def by_indication(self) -> pd.DataFrame:
+        """Per design x scenario (columns ``design``, ``scenario``, ``conduct``), one row per indication and tier
+        (:meth:`~doseesc.engines.strata.StrataResult.by_indication`: ``indication`` (``pooled`` rows in pooled
+        conduct), ``tier`` (``No dose`` first), true P(DLT) and P(response), P(select) and its MCSE, mean patients,
+        DLTs and responses per trial, true MTD/OBD flags). Empty without [[indication]] tables."""
+        return self._indication_long("by_indication")
+
+    def indication_metrics(self) -> pd.DataFrame:
+        """Per design x scenario, one row per indication: share, true MTD and P(select it), P(selected above
+        it), P(no dose), mean N and DLTs, true OBD and P(select it), each with its MCSE."""
+        return self._indication_long("indication_metrics")
+
+    def indication_files(self) -> dict:
+        """The per-indication CSV tables of an ``--out`` folder, by file name (empty without indications):
+        ``by_indication.csv`` and ``indication_metrics.csv``."""
+        if not self.indication_results:
+            return {}
+        return {"by_indication.csv": self.by_indication(), "indication_metrics.csv": self.indication_metrics()}
+
+    def indication_sections(self) -> list[dict]:
+        """The data of the committee report's section per indication
+        (:func:`doseesc.indications.indication_sections`); empty without per-indication runs."""
+        if not self.indication_results:
+            return []
+        return indication_sections(self.indication_metrics(), self.by_indication(), self.protocol.indications)
+
+    def indication_text(self) -> str:
+        """The compact per-indication tables for the terminal (:func:`doseesc.indications.indication_text` of each
+        design x scenario, with the notes on what each leaves out); "" without [[indication]] tables."""
+        if self.protocol.indications is None:
+            return ""
+        inds = self.protocol.indications
+        parts = ["Indications: " + "; ".join(f"{e.text()} ({100 * s:.1f}% of accrual)"
+                                             for e, s in zip(inds.entries, inds.shares))]
+        for key, sr in self.indication_results.items():
+            parts.append("")
+            parts.append(f"{key[1]} under '{key[0]}'")
+            parts.append(indication_text(sr))
+            if key in self.indication_notes:
+                parts.append(f"  note: {self.indication_notes[key]}")
+        for key, why in self.indication_notes.items():
+            if key not in self.indication_results:
+                parts.append("")
+                parts.append(f"{key[1]} under '{key[0]}': no per-indication results ({why})")
+        return "\n".join(parts)
 
     # -- which run stands for each design x scenario ------------------------------------------------------
     @property
@@ -307,6 +376,9 @@ class Study:
         return pd.concat(frames, ignore_index=True)
 
     def name_of(self, r: OperatingCharacteristics) -> str:
+        own = (r.provenance or {}).get("design_name")
+        if own is not None:
+            return own
         for name, d in self.protocol.designs.items():
             if d is r.design:
                 return name
@@ -340,6 +412,14 @@ class Study:
                 out["exact_results"].append(d)
             out["exact_skipped"] = [{"scenario": s, "design": d, "reason": why}
                                     for (s, d), why in self.exact_skipped.items()]
+        if self.protocol.indications is not None:
+            out["indications"] = {
+                "declared": self.protocol.indications.to_dict(),
+                "conduct": {name: self.protocol.conduct(name).to_dict() for name in
+                            dict.fromkeys(d for _, d in self.indication_results) if self.protocol.conduct(name)},
+                "by_indication": _records(self.by_indication()),
+                "indication_metrics": _records(self.indication_metrics()),
+                "notes": [{"scenario": s, "design": d, "note": why} for (s, d), why in self.indication_notes.items()]}
         return out
 
     def to_json(self) -> str:
@@ -402,6 +482,11 @@ class Study:
                                                        + ("" if self.method == "exact" else " (MCSE in brackets)"),
                                                        attrs={"scenario": s})))
         return "".join(parts)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows of ``df`` as dicts, NaN as None (JSON has no NaN)."""
+    return df.astype(object).where(pd.notna(df), None).to_dict(orient="records")
 
 
 def _json_default(o):
@@ -508,6 +593,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     results = []
     seed_info = None
     exact_results, skipped = {}, {}
+    ind_results, ind_notes = {}, {}
     store = None
     if method in ("simulate", "auto"):
         n_trials = protocol.n_trials if n_trials is None else n_trials
@@ -522,7 +608,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     if method in ("simulate", "auto"):
         for sc in chosen_s:
             for name, d in chosen_d:
-                kept = store.load("mc", sc.name, name) if store is not None else None
+                kept = store.load("mc", sc.name, name) if store is not None and protocol.indications is None else None
                 if kept is not None:
                     if progress is not None:
                         progress(n_trials)
@@ -534,6 +620,22 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     if progress is not None:
                         progress(done - last[0])
                     last[0] = done
+                if protocol.indications is not None:
+                    kept = store.load("ind", sc.name, name) if store is not None else None
+                    if kept is None:
+                        kept = _indication_unit(protocol, name, d, sc, n_trials, precise_cap, seq, cb, workers,
+                                                precision)
+                        if store is not None:
+                            store.save("ind", sc.name, name, kept)
+                    elif progress is not None:
+                        progress(n_trials)
+                    res, sr, note = kept
+                    results.append(res)
+                    if sr is not None:
+                        ind_results[(sc.name, name)] = sr
+                    if note is not None:
+                        ind_notes[(sc.name, name)] = note
+                    continue
                 results.append(simulate(d, sc, n_trials if precision is None else precise_cap, rng=seq,
                                         ladder=protocol.tiers, progress=cb, obd=protocol.obd,
                                         dose_model=protocol.dose_model, calendar=protocol.calendar,
@@ -555,7 +657,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                         if ref is not None:
                             refused[name] = ref
                         continue
-                    why = exact_refusal(protocol, d) or refused.get(name)
+                    why = exact_refusal(protocol, d, name) or refused.get(name)
                     ref = None
                     if why is None:
                         try:
@@ -571,6 +673,11 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
             chosen_d = [(n, d) for n, d in chosen_d if not d.time_to_event] or chosen_d
+        several = [n for n, _ in chosen_d if n in protocol.conducts and protocol.conducts[n].policy != "pooled"]
+        if several and designs:
+            raise DoseescError(f"design {several[0]!r}: {exact_refusal(protocol, chosen_d[0][1], several[0])} "
+                               "(use method 'simulate')")
+        chosen_d = [(n, d) for n, d in chosen_d if n not in several]
         for sc in chosen_s:
             for name, d in chosen_d:
                 kept = store.load("exact", sc.name, name) if store is not None else None
@@ -580,7 +687,69 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                         store.save("exact", sc.name, name, kept)
                 results.append(kept)
     return Study(protocol=protocol, method=method, results=tuple(results), seed=seed_info, command=command,
-                 exact_results=exact_results, exact_skipped=skipped)
+                 exact_results=exact_results, exact_skipped=skipped, indication_results=ind_results,
+                 indication_notes=ind_notes)
+
+
+def _indication_scenario_run(protocol: Protocol, sc) -> IndicationScenario:
+    """The per-indication truth the conduct engine runs for scenario ``sc``: the file's, with a scenario given as
+    curves of the actual dose read at the nominal doses (the engine has no actual-dose model)."""
+    isc = protocol.indication_scenario(sc.name)
+    if isc.identical and sc.tox_curve is not None:
+        return IndicationScenario.same(nominal_scenario(sc), protocol.indications)
+    return isc
+
+
+#: What a per-indication run of a file with realism models leaves out (the conduct engine has neither).
+_NOMINAL_NOTE = ("per-indication tables from the same trials on nominal doses (the actual-dose model does not yet "
+                 "combine with indications); the design's own results are the file's run with the model")
+
+
+def _indication_unit(protocol: Protocol, name: str, d, sc, n_trials: int, cap, seq, progress, workers: int,
+                     precision) -> tuple:
+    """(result, per-indication run or None, note or None) of design ``name`` under scenario ``sc`` in a file with
+    [[indication]] tables; the rules are in docs/notes/indications.md ("Files and run_protocol")."""
+    conduct = protocol.conduct(name)
+    kw = {"ladder": protocol.tiers, "obd": protocol.obd}
+
+    def plain():
+        return simulate(d, sc, n_trials if precision is None else cap, rng=seq, progress=progress,
+                        dose_model=protocol.dose_model, calendar=protocol.calendar, workers=workers,
+                        precision=precision, **kw)
+
+    if conduct.policy == "pooled":
+        if d.time_to_event:
+            return plain(), None, ("a time-to-event design runs in calendar time, which the per-indication engine "
+                                   "does not have: pooled results only")
+        if precision is not None:
+            return plain(), None, "a run to a precision target has pooled results only (give n_trials instead)"
+        if protocol.dose_model is None:
+            sr = simulate_indications(d, protocol.indication_scenario(sc.name), conduct=conduct, n_trials=n_trials,
+                                      rng=seq, progress=progress, calendar=protocol.calendar, **kw)
+            return sr.pooled, sr, None
+        main = plain()
+        sr = simulate_indications(d, _indication_scenario_run(protocol, sc), conduct=conduct, n_trials=n_trials,
+                                  rng=seq, **kw)
+        return main, sr, _NOMINAL_NOTE
+    n = n_trials if precision is None else (cap if cap is not None else protocol.n_trials)
+    sr = simulate_indications(d, _indication_scenario_run(protocol, sc), conduct=conduct, n_trials=n, rng=seq, **kw)
+    if progress is not None:
+        progress(n, n)
+    inds = protocol.indications
+    first = inds.names[conduct.order(inds)[0] if conduct.policy == "staggered" else 0]
+    oc = sr.results[first]
+    main = dataclasses.replace(oc, scenario=dataclasses.replace(oc.scenario, name=sc.name),
+                               provenance={**oc.provenance, "design_name": name, "indication": first})
+    left = [m for m, on in (("calendar time", protocol.calendar is not None),
+                            ("the actual-dose model", protocol.dose_model is not None)) if on]
+    note = (f"conduct {conduct.policy!r}: the design's own results are the {first!r} "
+            f"{'stratum' if conduct.policy == 'staggered' else 'indication'}'s escalation; every "
+            f"{'stratum' if conduct.policy == 'staggered' else 'indication'} is in the per-indication tables")
+    if left:
+        note += f"; run without {' and '.join(left)} (the conduct engine has neither yet)"
+    if precision is not None:
+        note += f"; {n:,} trials (no precision target for a conduct)"
+    return main, sr, note
 
 
 #: Live states within which the command line and the report use exact enumeration beside the simulations

@@ -39,6 +39,7 @@ from ..state import StopReason, TrialState
 from ..tiers import DoseLadder
 from .run import (PATIENT_KEYS, check_simulation, conclude_decided, decide_distinct, in_batches,
                   monte_carlo_result, run_result)
+from .timed import calendar_batch, calendar_extra
 
 __all__ = ["simulate_indications", "StrataResult", "Escalation", "indication_seed"]
 
@@ -186,9 +187,11 @@ def _counts_by_indication(out: dict, indication: np.ndarray, n_ind: int, k: int)
             "e_ind": count(out["eff"][on].astype(float))}
 
 
-def pooled_batch(design: Design, scenario: IndicationScenario, seq, start: int, stop: int) -> dict:
+def pooled_batch(design: Design, scenario: IndicationScenario, seq, start: int, stop: int, calendar=None) -> dict:
     """Pooled conduct on trials ``start..stop-1`` of the run seeded by ``seq``: the plain run's arrays, each
-    patient slot's ``indication`` and the counts by indication (``n_ind``, ``y_ind``, ``e_ind``)."""
+    patient slot's ``indication`` and the counts by indication (``n_ind``, ``y_ind``, ``e_ind``); with a
+    ``calendar`` (designs that wait for complete cohorts), the calendar laid over the trials as the plain run
+    lays it (:func:`~doseesc.engines.timed.calendar_batch`, which reads tiers and cohort starts only)."""
     eff = scenario.pooled.true_eff is not None
     u, ue = _uniforms(design, eff, seq, start, stop)
     ind = scenario.indications.draw(patient_uniforms(seq, start, stop, design.max_n, INDICATION_STREAM))
@@ -198,6 +201,8 @@ def pooled_batch(design: Design, scenario: IndicationScenario, seq, start: int, 
     out = esc.out()
     out["indication"] = ind
     out.update(_counts_by_indication(out, ind, scenario.indications.n_indications, design.n_tiers))
+    if calendar is not None:
+        out.update(calendar_batch(calendar, design, out, seq, start, stop))
     return out
 
 
@@ -296,7 +301,7 @@ class StrataResult:
     @property
     def labels(self):
         first = next(iter(self.results.values()))
-        return first.ladder.labels
+        return first.ladder.tier_labels
 
     def by_indication(self) -> pd.DataFrame:
         """One row per indication and tier (and ``pooled`` rows in pooled conduct); see
@@ -330,14 +335,16 @@ class StrataResult:
 def simulate_indications(design: Design, scenario: IndicationScenario | Scenario, indications: Indications | None = None,
                          conduct: Conduct | str = "pooled", n_trials: int = 10_000, *, rng=None,
                          target: float | None = None, ladder: DoseLadder | None = None, obd=None,
-                         batch_size: int = 8192, progress: Callable[[int, int], None] | None = None) -> StrataResult:
+                         batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
+                         calendar=None) -> StrataResult:
     """Simulate ``n_trials`` trials of ``design`` with several indications, conducted by ``conduct``.
 
     ``scenario`` is an :class:`~doseesc.indications.IndicationScenario` (or a plain
     :class:`~doseesc.scenario.Scenario`: the same truth in every indication of ``indications``). The other
-    arguments are those of :func:`~doseesc.simulate`; the actual-dose model and the calendar do not yet combine
-    with indications. Pooled conduct with identical truths gives the plain run's numbers (same seed, same
-    patients, any batch size)."""
+    arguments are those of :func:`~doseesc.simulate`; the actual-dose model does not yet combine with
+    indications, and a ``calendar`` only with pooled conduct of a design that waits for complete cohorts (the
+    calendar is laid over the pooled trials as in the plain run). Pooled conduct with identical truths gives the
+    plain run's numbers (same seed, same patients, any batch size; with the calendar too)."""
     if isinstance(conduct, str):
         conduct = Conduct(policy=conduct)
     if not isinstance(conduct, Conduct):
@@ -354,9 +361,13 @@ def simulate_indications(design: Design, scenario: IndicationScenario | Scenario
     if design.time_to_event:
         raise DoseescError(f"{design.label}: time-to-event designs need the calendar, which does not yet combine "
                            "with several indications")
+    if calendar is not None and conduct.policy != "pooled":
+        raise DoseescError(f"conduct {conduct.policy!r} runs without calendar time (its strata step in rounds of "
+                           "cohorts); pass calendar only with pooled conduct")
     seq = root_seed(rng)
     if conduct.policy == "pooled":
-        return _pooled(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress)
+        return _pooled(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress,
+                       calendar)
     if conduct.policy == "parallel":
         return _parallel(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress)
     return _staggered(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress)
@@ -370,14 +381,17 @@ def _provenance(oc: OperatingCharacteristics, scenario: IndicationScenario, cond
         oc.provenance["indication"] = name
 
 
-def _pooled(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress) -> StrataResult:
+def _pooled(design, scenario, conduct, n_trials, seq, target, ladder, obd, batch_size, progress,
+            calendar=None) -> StrataResult:
     run = check_simulation(design, scenario.pooled, n_trials, rng=seq, target=target, ladder=ladder, obd=obd,
-                           batch_size=batch_size)
+                           batch_size=batch_size, calendar=calendar)
     t0 = time.perf_counter()
     out = in_batches(run.n_trials, run.batch_size,
-                     lambda a, b: pooled_batch(design, scenario, seq, a, b), progress)
+                     lambda a, b: pooled_batch(design, scenario, seq, a, b, calendar), progress)
+    keys = PATIENT_KEYS + (("infusion_days",) if calendar is not None else ())
     pooled = run_result(run, {k: v for k, v in out.items() if k not in ("n_ind", "y_ind", "e_ind", "indication")},
-                        {key: out[key] for key in PATIENT_KEYS}, {}, time.perf_counter() - t0)
+                        {key: out[key] for key in keys}, calendar_extra(out) if calendar is not None else {},
+                        time.perf_counter() - t0)
     _provenance(pooled, scenario, conduct)
     eff = scenario.pooled.true_eff is not None
     results = {}
