@@ -14,6 +14,7 @@ from ._version import __version__
 from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
                       design_from_dict)
 from .designs import AplusB, DecisionTable, RollingSix
+from .designs.efftox import EffTox
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .designs.expansion import Expansion
 from .calendar import Calendar
@@ -35,6 +36,6 @@ __all__ = [
     "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
-    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix",
+    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox",
     "Grid", "GridResult", "span",
 ]

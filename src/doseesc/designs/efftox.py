@@ -1,0 +1,382 @@
+"""EffTox: dose finding on efficacy-toxicity trade-offs (Thall & Cook 2004; Thall et al. 2014), vectorised.
+
+The model (docs/notes/efftox.md): with x the standardised log dose
+(log d - mean log d over the ladder),
+
+    logit pi_T(x) = mu_T + beta_T x,    logit pi_E(x) = mu_E + beta_E1 x + beta_E2 x^2,
+
+and the two binary outcomes joined by the Gumbel/Morgenstern association
+psi, independent normal priors on the six parameters. The posterior is
+computed by quasi-Monte Carlo importance sampling with a *fixed* set of
+``draws`` prior points (an unscrambled Sobol net shifted to the centres of its
+cells, mapped through the normal quantile function): every trial state's
+posterior is the same points weighted by that state's likelihood, so the log
+weights of all states are one matrix product of the cell counts (neither, DLT
+only, response only, both per tier) with the log cell probabilities of the
+points. Deterministic given the design (exact enumeration, dose paths and
+:func:`~doseesc.recommend` agree with the Monte Carlo engine), no MCMC and no
+loop over trials. Each distinct state is computed once and remembered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import cached_property
+
+import numpy as np
+from scipy import optimize, special
+from scipy.stats import qmc
+
+from ..errors import DesignError
+from ..limits import short
+from ..state import Decision, StopReason, TrialState
+from .base import Design, check_int, check_prob, register
+
+#: The six model parameters, in the order of ``prior_mean`` and ``prior_sd``.
+PARAMETERS = ("mu_T", "beta_T", "mu_E", "beta_E1", "beta_E2", "psi")
+#: Thall et al. (2014, Clin Trials 11:657), prostate cancer example, as in trialr's EffTox vignette.
+THALL_2014_MEAN = (-7.9593, 1.5482, 0.7367, 3.4181, 0.0, 0.0)
+THALL_2014_SD = (3.5487, 3.5018, 2.5423, 2.4406, 0.2, 1.0)
+#: Fewest and most prior points of the sampler (powers of two).
+MIN_DRAWS, MAX_DRAWS = 2 ** 10, 2 ** 20
+
+
+def _num(value, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DesignError(f"{key} = {short(value)} must be a number")
+    v = float(value)
+    if not math.isfinite(v):
+        raise DesignError(f"{key} = {value!r} must be finite")
+    return v
+
+
+def efftox_p(eff0: float, tox1: float, eff_star: float, tox_star: float) -> float:
+    """The power p of the L^p contour through (eff0, 0), (1, tox1) and (eff_star, tox_star).
+
+    The contour is the set of (pi_E, pi_T) with ((1 - pi_E)/(1 - eff0))^p + (pi_T/tox1)^p = 1; it passes
+    through the first two points for every p, and p is the unique root of a^p + b^p = 1 with
+    a = (1 - eff_star)/(1 - eff0) and b = tox_star/tox1, both in (0, 1) for a trade-off point (a^p + b^p
+    falls from 2 at p = 0 to 0 as p grows). Refused (naming key and value) unless the third point is a
+    trade-off: eff0 < eff_star < 1 and 0 < tox_star < tox1.
+    """
+    eff0 = check_prob(eff0, "eff0")
+    tox1 = check_prob(tox1, "tox1")
+    eff_star = check_prob(eff_star, "eff_star")
+    tox_star = check_prob(tox_star, "tox_star")
+    if eff_star <= eff0:
+        raise DesignError(f"eff_star = {eff_star:g} is not above eff0 = {eff0:g}: the contour points are not a trade-off "
+                          "(the third point (eff_star, tox_star) must buy more efficacy than (eff0, 0) with some "
+                          "toxicity: eff0 < eff_star < 1 and 0 < tox_star < tox1)")
+    if tox_star >= tox1:
+        raise DesignError(f"tox_star = {tox_star:g} is not below tox1 = {tox1:g}: the contour points are not a trade-off "
+                          "(the third point (eff_star, tox_star) must allow less toxicity than (1, tox1), which has "
+                          "certain efficacy: eff0 < eff_star < 1 and 0 < tox_star < tox1)")
+    la = math.log((1 - eff_star) / (1 - eff0))
+    lb = math.log(tox_star / tox1)
+    f = lambda p: math.exp(p * la) + math.exp(p * lb) - 1.0  # noqa: E731
+    hi = 1.0
+    while f(hi) > 0:
+        hi *= 2
+        if hi > 1e6:  # pragma: no cover - a and b both within 1e-6 of 1
+            raise DesignError(f"eff_star = {eff_star:g}, tox_star = {tox_star:g}: the contour is too close to the "
+                              "corner (1, 0) to solve for p")
+    return float(optimize.brentq(f, 1e-12, hi, xtol=1e-14, rtol=1e-14))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class EffTox(Design):
+    """EffTox (Thall & Cook 2004, Biometrics 60:684; priors as Thall et al. 2014, Clin Trials 11:657).
+
+    - ``doses``: the real doses of the tiers (positive, increasing; any unit): the model's covariate is
+      x = log d - mean(log d).
+    - Model (module doc) with normal priors ``prior_mean``, ``prior_sd`` on (mu_T, beta_T, mu_E, beta_E1,
+      beta_E2, psi); defaults: the Thall et al. (2014) prostate cancer example.
+    - Acceptable tier: P(pi_E > ``eff_min`` | data) > ``p_e`` and P(pi_T < ``tox_max`` | data) > ``p_t``,
+      and within one tier of the tried range (no untried tier skipped, up or down; trialr's rule).
+    - Desirability delta(pi_E, pi_T) = 1 - (((1 - pi_E)/(1 - eff0))^p + (pi_T/tox1)^p)^(1/p) at the
+      posterior means of pi_E and pi_T, with p the contour through (``eff0``, 0), (1, ``tox1``) and
+      (``eff_star``, ``tox_star``) (:func:`efftox_p`).
+    - First cohort at ``start`` (1-based); after each cohort the next goes to the most desirable acceptable
+      tier (the lower on exact ties); none acceptable: stop, no dose.
+    - Final choice: the most desirable acceptable tier, among tried tiers (``final_tried_only``, default;
+      False: any acceptable tier, as the next-cohort rule).
+    - ``draws``: prior points of the importance sampler (a power of 2).
+    """
+
+    kind = "EffTox"
+    uses_efficacy = True
+
+    doses: tuple[float, ...]
+    eff_min: float
+    tox_max: float
+    eff0: float
+    tox1: float
+    eff_star: float
+    tox_star: float
+    p_e: float = 0.1
+    p_t: float = 0.1
+    n_tiers: int | None = None
+    cohort_size: int = 3
+    max_n: int = dataclasses.field(kw_only=True)
+    prior_mean: tuple[float, ...] = dataclasses.field(default=THALL_2014_MEAN, kw_only=True)
+    prior_sd: tuple[float, ...] = dataclasses.field(default=THALL_2014_SD, kw_only=True)
+    start_tier: int = dataclasses.field(default=1, kw_only=True)
+    final_tried_only: bool = dataclasses.field(default=True, kw_only=True)
+    draws: int = dataclasses.field(default=2 ** 14, kw_only=True)
+
+    def __post_init__(self):
+        if isinstance(self.doses, (str, bytes, dict)) or not hasattr(self.doses, "__len__"):
+            raise DesignError(f"doses = {short(self.doses)} must be a list of positive numbers")
+        doses = tuple(_num(v, f"doses[{i}]") for i, v in enumerate(self.doses))
+        if not doses:
+            raise DesignError("doses: at least one tier is needed")
+        for i, v in enumerate(doses):
+            if v <= 0:
+                raise DesignError(f"doses[{i}] = {v:g} must be positive (the model uses log dose)")
+            if i and v <= doses[i - 1]:
+                raise DesignError(f"doses[{i}] = {v:g} is not above doses[{i - 1}] = {doses[i - 1]:g}: the doses "
+                                  "must be strictly increasing")
+        object.__setattr__(self, "doses", doses)
+        if self.n_tiers is None:
+            object.__setattr__(self, "n_tiers", len(doses))
+        check_int(self.n_tiers, "n_tiers")
+        if self.n_tiers != len(doses):
+            raise DesignError(f"n_tiers = {self.n_tiers} but doses has {len(doses)} values")
+        for key in ("eff_min", "tox_max", "p_e", "p_t"):
+            object.__setattr__(self, key, check_prob(getattr(self, key), key))
+        object.__setattr__(self, "_p", efftox_p(self.eff0, self.tox1, self.eff_star, self.tox_star))
+        for key in ("eff0", "tox1", "eff_star", "tox_star"):
+            object.__setattr__(self, key, float(getattr(self, key)))
+        for key, low in (("prior_mean", None), ("prior_sd", 0.0)):
+            raw = getattr(self, key)
+            if isinstance(raw, (str, bytes, dict)) or not hasattr(raw, "__len__") or len(raw) != 6:
+                raise DesignError(f"{key} = {short(raw)} must be 6 numbers, for {', '.join(PARAMETERS)}")
+            vals = tuple(_num(v, f"{key}[{i}] ({PARAMETERS[i]})") for i, v in enumerate(raw))
+            if low is not None:
+                for i, v in enumerate(vals):
+                    if v <= low:
+                        raise DesignError(f"{key}[{i}] ({PARAMETERS[i]}) = {v:g} must be positive")
+            object.__setattr__(self, key, vals)
+        check_int(self.cohort_size, "cohort_size")
+        check_int(self.max_n, "max_n")
+        check_int(self.start_tier, "start_tier", maximum=self.n_tiers)
+        if not isinstance(self.final_tried_only, (bool, np.bool_)):
+            raise DesignError(f"final_tried_only = {self.final_tried_only!r} must be true or false")
+        check_int(self.draws, "draws", minimum=MIN_DRAWS, maximum=MAX_DRAWS)
+        if self.draws & (self.draws - 1):
+            raise DesignError(f"draws = {self.draws} must be a power of 2 (a Sobol net), e.g. {2 ** 14}")
+        self._check_slots()
+
+    @classmethod
+    def example(cls) -> "EffTox":
+        """The Thall et al. (2014) prostate cancer design (trialr's EffTox vignette): 39 patients in cohorts of 3."""
+        return cls(doses=(1.0, 2.0, 4.0, 6.6, 10.0), eff_min=0.5, tox_max=0.3, eff0=0.5, tox1=0.65, eff_star=0.7,
+                   tox_star=0.25, p_e=0.1, p_t=0.1, max_n=39)
+
+    @property
+    def label(self) -> str:
+        return "EffTox"
+
+    @property
+    def target(self) -> float:
+        """The highest acceptable toxicity probability ``tox_max`` (what rule slots such as ``safety_cutoff`` use)."""
+        return self.tox_max
+
+    @property
+    def start(self) -> int:
+        return self.start_tier - 1
+
+    @property
+    def p(self) -> float:
+        """The contour's power (:func:`efftox_p`)."""
+        return self._p
+
+    def __getstate__(self) -> dict:
+        """The design without its posterior memo and prior points (a worker process builds its own)."""
+        state = dict(self.__dict__)
+        state.pop("_memo", None)
+        state.pop("_points", None)
+        return state
+
+    # -- the model -------------------------------------------------------------
+    @property
+    def x(self) -> np.ndarray:
+        """Standardised log doses, shape ``(n_tiers,)``."""
+        ld = np.log(np.asarray(self.doses))
+        return ld - ld.mean()
+
+    def probabilities(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pi_E, pi_T (shape ``(m, n_tiers)``) and the log cell probabilities (neither, DLT only, response
+        only, both; shape ``(m, n_tiers, 4)``) at parameter points ``theta`` of shape ``(m, 6)``."""
+        theta = np.atleast_2d(np.asarray(theta, float))
+        x = self.x[None, :]
+        mu_t, beta_t, mu_e, b1, b2, psi = (theta[:, i:i + 1] for i in range(6))
+        pt = special.expit(mu_t + beta_t * x)
+        pe = special.expit(mu_e + b1 * x + b2 * x * x)
+        c = np.tanh(psi / 2)                      # (e^psi - 1) / (e^psi + 1)
+        g = pe * (1 - pe) * pt * (1 - pt) * c
+        cells = np.stack([(1 - pe) * (1 - pt) + g, (1 - pe) * pt - g, pe * (1 - pt) - g, pe * pt + g], axis=-1)
+        return pe, pt, np.log(np.maximum(cells, 1e-300))   # floor: a cell that underflows, never observed, adds 0
+
+    def desirability(self, pe, pt) -> np.ndarray:
+        """delta(pi_E, pi_T) = 1 - L^p distance from (1, 0) scaled by the contour (0 on the contour)."""
+        pe, pt = np.asarray(pe, float), np.asarray(pt, float)
+        a = (1 - pe) / (1 - self.eff0)
+        b = pt / self.tox1
+        return 1 - (a ** self.p + b ** self.p) ** (1 / self.p)
+
+    @staticmethod
+    def sobol(n: int, dim: int) -> np.ndarray:
+        """The first ``n`` (a power of 2) points of the unscrambled ``dim``-dimensional Sobol sequence, moved to
+        the centres of their cells (+ 1/(2n)): deterministic, strictly inside (0, 1)."""
+        return qmc.Sobol(d=dim, scramble=False).random_base2(int(round(math.log2(n)))) + 0.5 / n
+
+    @cached_property
+    def _points(self):
+        """Log cell probabilities at the prior points (4 n_tiers, draws) and the summaries' integrands
+        (draws, 4 n_tiers + 1): pi_E, pi_T, [pi_E > eff_min], [pi_T < tox_max] per tier, and 1."""
+        mean, sd = np.asarray(self.prior_mean), np.asarray(self.prior_sd)
+        theta = mean[None, :] + sd[None, :] * special.ndtri(self.sobol(self.draws, 6))
+        pe, pt, logc = self.probabilities(theta)
+        m, k = pe.shape
+        f = np.concatenate([pe, pt, (pe > self.eff_min), (pt < self.tox_max), np.ones((m, 1))], axis=1)
+        return (np.ascontiguousarray(logc.reshape(m, 4 * k).T, dtype=np.float32),
+                np.ascontiguousarray(f, dtype=np.float32))
+
+    @staticmethod
+    def cells(state: TrialState) -> np.ndarray:
+        """Cell counts per tier (neither, DLT only, response only, both), shape ``(n_trials, n_tiers, 4)``
+        (responses rounded: the exact engine's merged states carry them as means of equal values)."""
+        n = np.asarray(state.n, np.int64)
+        y = np.asarray(state.y, np.int64)
+        e = np.round(np.asarray(state.e, float)).astype(np.int64)
+        if state.ye is None:
+            ye = np.maximum(y + e - n, 0)
+        else:
+            ye = np.round(np.asarray(state.ye, float)).astype(np.int64)
+        return np.stack([n - y - e + ye, y - ye, e - ye, ye], axis=-1)
+
+    def _summaries(self, counts: np.ndarray, chunk: int = 256, ess: bool = False) -> np.ndarray:
+        """Posterior summaries of distinct count rows ``(s, 4 n_tiers)``: shape ``(s, 4 n_tiers)`` with E[pi_E],
+        E[pi_T], P(pi_E > eff_min), P(pi_T < tox_max) per tier; with ``ess``, one more column, the effective
+        number of points (sum w)^2 / sum w^2. Single precision: log weights near the maximum (the only ones
+        that count) are within 1e-5 of double precision, far below the sampler's own error."""
+        logc_t, f = self._points
+        width = f.shape[1] - 1
+        out = np.empty((counts.shape[0], width + bool(ess)))
+        for lo in range(0, counts.shape[0], chunk):
+            ll = counts[lo:lo + chunk].astype(np.float32) @ logc_t
+            ll -= ll.max(axis=1, keepdims=True)
+            w = np.exp(ll, out=ll)
+            s = (w @ f).astype(float)
+            out[lo:lo + chunk, :width] = s[:, :-1] / s[:, -1:]
+            if ess:
+                out[lo:lo + chunk, -1] = s[:, -1] ** 2 / np.einsum("ij,ij->i", w, w, dtype=float)
+        return out
+
+    #: Most states the memo of :meth:`posterior` holds; past it the memo starts again.
+    MEMO_LIMIT = 500_000
+
+    @cached_property
+    def _memo(self) -> dict:
+        return {}
+
+    def posterior(self, state: TrialState) -> dict[str, np.ndarray]:
+        """Posterior summaries per trial and tier (shape ``(n_trials, n_tiers)``): ``eff`` and ``tox`` (posterior
+        means of pi_E and pi_T), ``p_eff`` = P(pi_E > eff_min), ``p_tox`` = P(pi_T < tox_max),
+        ``desirability`` (at the posterior means). Each distinct state is computed once and remembered by the
+        design (:meth:`effective_points` gives the sampler's effective number of points)."""
+        k = self.n_tiers
+        counts = self.cells(state).reshape(state.n_trials, 4 * k)
+        if counts.shape[0] == 0:
+            rows = np.zeros((0, 4 * k))
+        else:
+            uniq, inverse = np.unique(counts, axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            keys = [r.tobytes() for r in uniq]
+            memo = self._memo
+            found = [memo.get(key) for key in keys]
+            miss = [i for i, v in enumerate(found) if v is None]
+            if miss:
+                fresh = self._summaries(uniq[miss])
+                if len(memo) + len(miss) > self.MEMO_LIMIT:
+                    memo.clear()
+                for i, row in zip(miss, fresh):
+                    memo[keys[i]] = row
+                    found[i] = row
+            rows = np.asarray(found)[inverse]
+        eff, tox = rows[:, :k], rows[:, k:2 * k]
+        return {"eff": eff, "tox": tox, "p_eff": rows[:, 2 * k:3 * k], "p_tox": rows[:, 3 * k:4 * k],
+                "desirability": self.desirability(eff, tox)}
+
+    def effective_points(self, state: TrialState) -> np.ndarray:
+        """The importance sampler's effective number of points (sum w)^2 / sum w^2 per trial, shape
+        ``(n_trials,)`` (a diagnostic: the posterior summaries' error grows as it falls)."""
+        counts = self.cells(state).reshape(state.n_trials, 4 * self.n_tiers)
+        return self._summaries(counts, ess=True)[:, -1]
+
+    def acceptable(self, state: TrialState, post: dict | None = None) -> np.ndarray:
+        """Tiers acceptable on the probability rules and within one tier of the tried range (no untried tier
+        skipped), shape ``(n_trials, n_tiers)``."""
+        post = self.posterior(state) if post is None else post
+        ok = (post["p_eff"] > self.p_e) & (post["p_tox"] > self.p_t)
+        return ok & self._reachable(state)
+
+    def _reachable(self, state: TrialState) -> np.ndarray:
+        k = self.n_tiers
+        tiers = np.arange(k)[None, :]
+        tried = np.asarray(state.n) > 0
+        lowest = np.where(tried, tiers, k).min(axis=1)
+        highest = np.where(tried, tiers, -1).max(axis=1)
+        none = highest < 0
+        lowest = np.where(none, self.start, lowest)
+        highest = np.where(none, self.start, highest)
+        return (tiers >= lowest[:, None] - 1) & (tiers <= highest[:, None] + 1)
+
+    def admissible(self, state: TrialState) -> np.ndarray:
+        return self.acceptable(state)
+
+    def merge_key(self, state):
+        return self.cells(state).reshape(state.n_trials, -1)
+
+    # -- the kernel --------------------------------------------------------------
+    def decide(self, state: TrialState) -> Decision:
+        post = self.posterior(state)
+        ok = self.acceptable(state, post)
+        score = np.where(ok, post["desirability"], -np.inf)
+        nxt = np.argmax(score, axis=1).astype(np.int32)     # first maximum: the lower tier on exact ties
+        stop = ~ok.any(axis=1)
+        reason = np.where(stop, np.int8(StopReason.LOWEST_TIER_TOXIC), np.int8(0)).astype(np.int8)
+        return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason)
+
+    def select(self, state: TrialState) -> np.ndarray:
+        post = self.posterior(state)
+        ok = self.acceptable(state, post)
+        if self.final_tried_only:
+            ok &= np.asarray(state.n) > 0
+        score = np.where(ok, post["desirability"], -np.inf)
+        return np.where(ok.any(axis=1), np.argmax(score, axis=1), -1).astype(np.int32)
+
+    def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:
+        """Final tier of stopped trials; no dose after the design's own stop (no acceptable tier)."""
+        sel = super().conclude(state, reason)
+        return np.where(reason == StopReason.LOWEST_TIER_TOXIC, -1, sel).astype(np.int32)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        for key, default in (("prior_mean", THALL_2014_MEAN), ("prior_sd", THALL_2014_SD)):
+            if tuple(out[key]) == default:
+                out.pop(key)
+        return out
+
+    def describe(self) -> str:
+        doses = ", ".join(f"{d:g}" for d in self.doses)
+        return (f"EffTox (Thall & Cook 2004; Thall et al. 2014): doses {doses}; logistic toxicity and quadratic "
+                f"logistic efficacy in the standardised log dose, Gumbel association; a tier is acceptable if "
+                f"P(response rate > {self.eff_min:g}) > {self.p_e:g} and P(DLT rate < {self.tox_max:g}) > "
+                f"{self.p_t:g}; cohorts of {self.cohort_size} at the most desirable acceptable tier on the "
+                f"trade-off contour through ({self.eff0:g}, 0), (1, {self.tox1:g}) and ({self.eff_star:g}, "
+                f"{self.tox_star:g}) (p = {self.p:.4f}); stop with no dose when no tier is acceptable; "
+                + self.rules_text())
