@@ -8,13 +8,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError, DoseescError
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, design_from_dict, register
 from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility
 from .selection import closest, isotonic
+
+special = lazy("scipy.special")
 
 #: Expansion layouts (``layout``), in words.
 LAYOUTS = {
@@ -136,6 +138,12 @@ class Expansion(Design):
             raise DesignError(f"to_n = {to_n} is below the {largest} patients the base design ({base.label}) may "
                               f"treat; give to_n of at least {largest} (or a smaller max_n to the base)")
         object.__setattr__(self, "to_n", to_n)
+        # the base as it judges data beyond its own max_n (its tables sized for to_n patients): used for its
+        # selection rule and admissible tiers on the expansion's data; the escalation itself runs the base
+        wide = base
+        if any(f.name == "max_n" and f.init for f in dataclasses.fields(base)) and base.max_n < to_n:
+            wide = dataclasses.replace(base, max_n=to_n)
+        object.__setattr__(self, "_wide", wide)
         if not isinstance(self.layout, str) or self.layout not in LAYOUTS:
             raise DesignError(f"layout = {self.layout!r} must be one of {', '.join(map(repr, LAYOUTS))}")
         if not isinstance(self.order, str) or self.order not in ORDERS:
@@ -268,8 +276,8 @@ class Expansion(Design):
         return np.where(over.any(axis=1), np.argmax(over, axis=1) - 1, self.n_tiers - 1).astype(np.int32)
 
     def admissible(self, state):
-        ok = self.base.admissible(state)
         exp = state.phase > 0
+        ok = (self._wide if exp.any() else self.base).admissible(state)
         if exp.any():
             top = np.where(exp, self._top(state.aux), self.n_tiers - 1)
             ok = ok & (np.arange(self.n_tiers)[None, :] <= top[:, None])
@@ -278,7 +286,7 @@ class Expansion(Design):
     def merge_key(self, state):
         """Counts of DLTs, and for the OBD pick of a toxicity-only base each tier's summed utility."""
         if self.base.uses_efficacy:
-            return None if self.selection == "obd-pick" else self.base.merge_key(state)
+            return None if self.selection == "obd-pick" else self._wide.merge_key(state)
         n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
         u = sum(w * c for w, c in zip(self.utility, (n - y - e + ye, y - ye, e - ye, ye)))
         return np.column_stack([state.n, state.y, np.round(u * 1e6).astype(np.int64)])
@@ -391,7 +399,7 @@ class Expansion(Design):
             out = cap.copy()
             exp = ~in_base
             if exp.any():
-                own = np.asarray(self.base.select(state.take(exp)), dtype=np.int32)
+                own = np.asarray(self._wide.select(state.take(exp)), dtype=np.int32)
                 out[exp] = np.minimum(own, cap[exp])
             return out.astype(np.int32)
         if self.selection == "obd-pick":

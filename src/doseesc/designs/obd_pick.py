@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import special
 
+from .._lazy import lazy
 from ..errors import DesignError, DoseescError
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, design_from_dict, register
+
+special = lazy("scipy.special")
 
 #: BOIN12's default utility of the four outcomes: neither, DLT only, response only, both.
 DEFAULT_UTILITY = (40.0, 0.0, 100.0, 60.0)
