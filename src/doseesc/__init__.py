@@ -15,6 +15,7 @@ from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2,
                       design_from_dict)
 from .designs import AplusB, DecisionTable, RollingSix
 from .designs.efftox import EffTox
+from .designs.blrm import BLRM
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .designs.expansion import Expansion
 from .calendar import Calendar
@@ -36,6 +37,6 @@ __all__ = [
     "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
-    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox",
+    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox", "BLRM",
     "Grid", "GridResult", "span",
 ]

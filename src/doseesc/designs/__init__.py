@@ -2,6 +2,7 @@
 
 from .aplusb import AplusB
 from .base import REGISTRY, Design, design_from_dict
+from .blrm import BLRM
 from .boin import BOIN, boin_boundaries
 from .boin12 import BOIN12
 from .boinet import BOINET, boinet_boundaries
