@@ -110,6 +110,21 @@ class StageRule:
     def max_n(self) -> int:
         return self.looks[-1]
 
+    def decision(self, n: int, responses: int, dlts: int = 0) -> str:
+        """What the rule says with ``responses`` and ``dlts`` among the first ``n`` patients: ``"no-go"`` (a
+        boundary crossed at a look), ``"promising"`` (the last look passed) or ``"continue"`` (``n`` is not a
+        look, or an interim look passed)."""
+        n = _int(n, "n", low=0, high=self.max_n)
+        responses = _int(responses, "responses", low=0, high=n)
+        dlts = _int(dlts, "dlts", low=0, high=n)
+        if n not in self.looks:
+            return "continue"
+        k = self.looks.index(n)
+        stop = responses <= self.eff_stop[k] or (self.tox_stop is not None and dlts >= self.tox_stop[k])
+        if stop:
+            return "no-go"
+        return "promising" if k == len(self.looks) - 1 else "continue"
+
 
 def _kernel(pn: float, pt: float, pe: float, pb: float, m: int, ny: int) -> np.ndarray:
     """Distribution of (responses, DLTs) among ``m`` patients, shape ``(m + 1, min(m, ny - 1) + 1)``; with
