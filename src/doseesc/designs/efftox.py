@@ -258,22 +258,33 @@ class EffTox(Design):
             ye = np.round(np.asarray(state.ye, float)).astype(np.int64)
         return np.stack([n - y - e + ye, y - ye, e - ye, ye], axis=-1)
 
-    def _summaries(self, counts: np.ndarray, chunk: int = 256, ess: bool = False) -> np.ndarray:
+    #: Rows of every block of :meth:`_summaries` (a block short of it is padded): each state's summaries are then
+    #: computed by the same instructions wherever it sits and whatever else is computed with it, so results do not
+    #: depend on batch size, workers or what the memo already holds.
+    BLOCK = 64
+
+    def _summaries(self, counts: np.ndarray, ess: bool = False) -> np.ndarray:
         """Posterior summaries of distinct count rows ``(s, 4 n_tiers)``: shape ``(s, 4 n_tiers)`` with E[pi_E],
         E[pi_T], P(pi_E > eff_min), P(pi_T < tox_max) per tier; with ``ess``, one more column, the effective
         number of points (sum w)^2 / sum w^2. Single precision: log weights near the maximum (the only ones
         that count) are within 1e-5 of double precision, far below the sampler's own error."""
         logc_t, f = self._points
         width = f.shape[1] - 1
-        out = np.empty((counts.shape[0], width + bool(ess)))
-        for lo in range(0, counts.shape[0], chunk):
-            ll = counts[lo:lo + chunk].astype(np.float32) @ logc_t
+        b = self.BLOCK
+        s_rows = counts.shape[0]
+        out = np.empty((s_rows, width + bool(ess)))
+        block = np.zeros((b, counts.shape[1]), dtype=np.float32)
+        for lo in range(0, s_rows, b):
+            m = min(b, s_rows - lo)
+            block[:m] = counts[lo:lo + m]
+            block[m:] = 0
+            ll = block @ logc_t
             ll -= ll.max(axis=1, keepdims=True)
             w = np.exp(ll, out=ll)
-            s = (w @ f).astype(float)
-            out[lo:lo + chunk, :width] = s[:, :-1] / s[:, -1:]
+            s = (w @ f).astype(float)[:m]
+            out[lo:lo + m, :width] = s[:, :-1] / s[:, -1:]
             if ess:
-                out[lo:lo + chunk, -1] = s[:, -1] ** 2 / np.einsum("ij,ij->i", w, w, dtype=float)
+                out[lo:lo + m, -1] = s[:, -1] ** 2 / np.einsum("ij,ij->i", w[:m], w[:m], dtype=float)
         return out
 
     #: Most states the memo of :meth:`posterior` holds; past it the memo starts again.
@@ -339,7 +350,7 @@ class EffTox(Design):
         return self.acceptable(state)
 
     def merge_key(self, state):
-        return self.cells(state).reshape(state.n_trials, -1)
+        return self.cells(state).reshape(state.n_trials, 4 * state.n.shape[1])
 
     # -- the kernel --------------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
