@@ -68,165 +68,205 @@ def plot_decision_table(design, max_n: int | None = None, ax=None):
     return ax
 
 
-def f_path(frame, key) -> str:
-    return "" if key < 0 else frame.loc[frame["node"] == key, "path"].iloc[0]
+#: Horizontal distance by which a stop cross sits left of its cohort's column (so it never hides a dot).
+STOP_DX = 0.22
 
 
-def plot_paths(dp, ax=None, max_tree_nodes: int = 150):
-    """Escalation paths: cohorts left to right, tiers bottom to top.
+def path_tree_positions(dp) -> pd.DataFrame:
+    """Where :func:`plot_paths` draws each node of the paths ``dp`` (one row per node; the root is node -1).
 
-    Up to ``max_tree_nodes`` nodes the whole tree is drawn: each node is a
-    dot at its cohort and the tier that cohort was given (nodes sharing a
-    tier are spread within its band), edges are coloured by the cohort's
-    DLT count, and a cross marks where the trial stops (with the selected
-    tier). Larger trees are summarised as a flow between (cohort, tier)
-    boxes whose line width is the number of paths (or the probability, with
-    a scenario).
+    Columns ``node, parent, x, y, tier, stop, dlts, probability``. ``x`` is the cohort number the node's
+    tier is given to (the root at 1; after the last cohort, ``n_cohorts + 1``, the "next" column); ``y`` is
+    exactly that tier, 0-based: the tier the next cohort is given, or for a stop the tier selected, with
+    No dose at -1 (below the lowest tier). A stop cross sits :data:`STOP_DX` left of its column.
+    Histories that reach the same tier at the same cohort share one point: the tree becomes a graph of
+    (cohort, tier) whose edges carry the DLT count and, with a scenario, the probability of taking them.
     """
     f = dp.frame
+    index = {dp.ladder.label(t): t for t in range(-1, dp.design.n_tiers)}
+    start = int(f.loc[f["cohort"] == 1, "tier_index"].iloc[0]) - 1 if len(f) else 0
+    rows = [{"node": -1, "parent": -2, "x": 1.0, "y": float(start), "tier": start, "stop": False, "dlts": -1,
+             "probability": 1.0}]
+    prob = f["probability"] if "probability" in f else pd.Series(np.nan, index=f.index)
+    for (_, row), p in zip(f.iterrows(), prob):
+        stop = bool(row["stop"])
+        tier = index[row["selected"]] if stop else int(row["next_tier"]) - 1
+        rows.append({"node": int(row["node"]), "parent": int(row["parent"]),
+                     "x": int(row["cohort"]) + 1 - (STOP_DX if stop else 0.0), "y": float(tier), "tier": tier,
+                     "stop": stop, "dlts": int(row["dlts"]), "probability": float(p)})
+    return pd.DataFrame(rows)
+
+
+def plot_paths(dp, ax=None, max_tree_nodes: int = 150, label_min: float | None = None):
+    """Escalation paths: cohorts left to right (x = cohort number), tiers bottom to top (y = tier).
+
+    Every node stands exactly at its tier (:func:`path_tree_positions`): a dot where a cohort is given
+    a tier, a cross where the trial stops, at the tier it selects (No dose below the lowest tier).
+    Histories that reach the same tier at the same cohort share the dot, so the tree stays readable
+    over many cohorts. Edges are coloured and labelled by the cohort's DLT count; with a scenario
+    the label adds the probability of taking the edge (summed over the histories it carries) and the
+    line width grows with it. Edges with the same ends but different DLT counts bow apart.
+
+    Beyond ``max_tree_nodes`` nodes (or 40 drawn edges) the layout is compact: smaller labels, and
+    only edges with probability at least ``label_min`` (default 2%; without a scenario, none) are
+    labelled; the colour still gives the DLT count.
+    """
+    from matplotlib.lines import Line2D
+
+    f = dp.frame
     k = dp.design.n_tiers
-    start_tier = int(f[f["cohort"] == 1]["tier_index"].iloc[0]) - 1 if len(f) else 0
-    tree = len(f) <= max_tree_nodes
-    if tree:
-        items, centre, height = _tree_layout(f, k, start_tier)
-    else:
-        centre = {t: float(t) for t in range(k)}
-        height = {t: 1.0 for t in range(k)}
-    total_h = sum(height.values())
-    ax = _axes(ax, (2.8 + 2.6 * dp.n_cohorts, min(1.4 + 1.0 * total_h, 16)))
-    if tree:
-        handles, title, xticks, xs = _draw_path_tree(ax, dp, items, centre, height)
-    else:
-        handles, title, xticks, xs = _draw_path_flow(ax, dp, start_tier)
-    _finish_paths_axes(ax, dp, centre, height, xs, xticks)
+    pos = path_tree_positions(dp)
+    edges = _merged_edges(pos)
+    compact = len(f) > max_tree_nodes or len(edges) > 40
+    scen = dp.scenario is not None
+    label_min = (0.02 if compact else 0.0) if label_min is None else label_min
+    low = -1 if (pos["tier"] < 0).any() else 0
+    rows = k - low
+    ax = _axes(ax, (min(2.8 + 2.3 * dp.n_cohorts, 18), min(1.5 + 0.85 * rows, 12)))
+    dlt_colours = _dlt_colours(f)
+    pmax = float(edges["probability"].max()) if scen and len(edges) else 1.0
+    font = 6 if compact else 7
+    labels = []
+    for e in edges.itertuples(index=False):
+        colour = dlt_colours[e.dlts]
+        lw = 0.7 + 5.0 * e.probability / pmax if scen else 1.3
+        xs, ys = _bowed(e.x0, e.y0, e.x1, e.y1, e.bow)
+        ax.plot(xs, ys, color=colour, lw=lw, alpha=0.85, zorder=1, solid_capstyle="round")
+        if (not compact or scen) and (not scen or e.probability >= label_min):
+            text = f"{e.dlts}" + (f": {_pct_text(e.probability)}" if scen else "")
+            spots = [(xs[i], ys[i], 0, 0) for i in (int(fr * (len(xs) - 1)) for fr in (0.6, 0.45, 0.75, 0.33, 0.87))]
+            labels.append((text, spots, dict(fontsize=font, ha="center", va="center", color=colour, zorder=4,
+                                             bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colour, lw=0.6))))
+    go = pos[~pos["stop"]]
+    last = go["x"] == dp.n_cohorts + 1
+    pts = go[~last].drop_duplicates(["x", "y"])
+    ax.scatter(pts["x"], pts["y"], s=22, color="black", zorder=2)
+    pts = go[last].drop_duplicates(["x", "y"])
+    ax.scatter(pts["x"], pts["y"], s=22, color="white", edgecolor="black", lw=0.7, zorder=2)
+    stops = pos[pos["stop"]].groupby(["x", "y"], as_index=False)["probability"].sum()
+    ax.scatter(stops["x"], stops["y"], marker="X", s=50, color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
+    if scen:
+        for s in stops.itertuples(index=False):
+            if s.probability >= label_min:
+                ax.annotate(f"stop {_pct_text(s.probability)}", (s.x, s.y), xytext=(0, -7),
+                            textcoords="offset points", fontsize=font - 0.5, ha="center", va="top", color="0.25")
+    handles = [Line2D([], [], color=c, lw=2, label=f"{d} DLT" + ("s" if d != 1 else ""))
+               for d, c in dlt_colours.items()]
+    handles.append(Line2D([], [], marker="o", color="black", ls="", label="cohort given this tier"))
+    handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", ls="",
+                          label="tier after the last cohort"))
+    handles.append(Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
+                          label="trial stops (at the tier it selects)"))
+    if scen:
+        handles.append(Line2D([], [], color="0.5", lw=4, label="line width, label: probability"))
+    ax.set_yticks(range(low, k), (["No dose"] if low < 0 else []) + _tier_ticks(dp.ladder, 18))
+    ax.set_ylim(low - 0.45, k - 0.55)
+    ax.set_xticks(range(1, dp.n_cohorts + 2), [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)] + ["next"])
+    ax.set_xlim(0.7, dp.n_cohorts + 1.4)
+    for t in range(low, k):
+        ax.axhline(t, color="0.9", lw=0.8, zorder=0)
+    if low < 0:
+        ax.axhline(-0.5, color="0.6", lw=0.8, ls="--", zorder=0)
+    ax.set_ylabel("tier given (cross: tier selected)")
+    what = f"{len(f):,} paths" if compact else "every path"
+    title = f"{literal(dp.design.label)}: {what} of the next {dp.n_cohorts} cohorts"
+    if compact:
+        title += " (same tier, same cohort: one dot" + (f"; labels from {_pct_text(label_min)})" if scen else ")")
     if dp.start:
         title += f" after {dp.start}"
+    if scen:
+        title += f"\nscenario {literal(repr(dp.scenario.name))}"
     ax.set_title(title, fontsize=10)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    place_labels(ax, labels)
     return ax
 
 
-def _tree_layout(f, k: int, start_tier: int) -> tuple[dict, dict, dict]:
-    """``(items, centre, height)`` of the path tree: the node keys at each (x, tier band), sorted by path,
-    and each tier band's centre and height (a band grows with the most nodes it holds at one cohort)."""
-    box_at = {-1: (1, start_tier)}
-    for _, row in f.iterrows():
-        band = int(row["next_tier"]) - 1 if not row["stop"] else int(row["tier_index"]) - 1
-        box_at[int(row["node"])] = (int(row["cohort"]) + 1, band)
-    items = {}  # (x, band) -> keys, spread within the band
-    for key, (x, band) in sorted(box_at.items(), key=lambda kv: (kv[1][0], f_path(f, kv[0]))):
-        items.setdefault((x, band), []).append(key)
-    height = {}
-    for t in range(k):
-        crowd = max([len(v) for (x, b), v in items.items() if b == t] + [1])
-        height[t] = max(1.0, 0.22 * crowd)
-    centre = {}
-    acc = 0.0
-    for t in range(k):
-        centre[t] = acc + height[t] / 2
-        acc += height[t]
-    return items, centre, height
+def place_labels(ax, labels, obstacles=()) -> list:
+    """Draw text labels where they overlap neither each other nor ``obstacles`` (display-space Bboxes).
+
+    ``labels``: ``(text, spots, kwargs)`` per label, ``spots`` a list of candidate places
+    ``(x, y, dx, dy)`` (data coordinates, then an offset in points), tried in order; a label takes
+    the first free spot inside the axes, or else the spot with the fewest overlaps. The layout is
+    settled (one draw) first, so the extents are those of the finished figure. Returns the texts.
+    """
+    fig = ax.figure
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    renderer = _settle(fig)
+    frame = ax.get_window_extent(renderer)
+    taken = list(obstacles)
+    placed = []
+    for text, spots, kw in labels:
+        best = None
+        for x, y, dx, dy in spots:
+            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", annotation_clip=False, **kw)
+            t.set_in_layout(False)
+            bb = t.get_window_extent(renderer)
+            clash = sum(bb.overlaps(o) for o in taken) + (0 if frame.contains(bb.x0, bb.y0)
+                                                          and frame.contains(bb.x1, bb.y1) else 1)
+            if best is None or clash < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (clash, t, bb)
+            else:
+                t.remove()
+            if clash == 0:
+                break
+        if best is not None:
+            taken.append(best[2])
+            placed.append(best[1])
+    return placed
+
+
+def _settle(fig):
+    """Draw ``fig`` once (an Agg canvas if it has none that renders), so the layout is final; its renderer."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _pct_text(p: float) -> str:
+    """A probability for an edge label: ``34%``, ``2.5%``, ``<0.1%``."""
+    if p >= 0.095:
+        return f"{100 * p:.0f}%"
+    return f"{100 * p:.1f}%" if p >= 0.001 else "<0.1%"
+
+
+def _merged_edges(pos: pd.DataFrame) -> pd.DataFrame:
+    """Edges between drawn points, one per (from point, to point, DLT count), probabilities summed; ``bow``
+    spreads edges that share both ends (in units of tier height)."""
+    at = pos.set_index("node")
+    kids = pos[pos["node"] >= 0]
+    e = pd.DataFrame({"x0": at.loc[kids["parent"], "x"].to_numpy(), "y0": at.loc[kids["parent"], "y"].to_numpy(),
+                      "x1": kids["x"].to_numpy(), "y1": kids["y"].to_numpy(), "dlts": kids["dlts"].to_numpy(),
+                      "probability": kids["probability"].to_numpy(), "paths": 1})
+    e = e.groupby(["x0", "y0", "x1", "y1", "dlts"], as_index=False).agg(probability=("probability", "sum"),
+                                                                        paths=("paths", "sum"))
+    rank = e.groupby(["x0", "y0", "x1", "y1"])["dlts"].rank(method="first") - 1
+    count = e.groupby(["x0", "y0", "x1", "y1"])["dlts"].transform("size")
+    e["bow"] = 0.16 * (rank - (count - 1) / 2)
+    level_stop = (e["y0"] == e["y1"]) & (e["x1"] % 1 != 0)   # a level stop edge would hide the edge going on
+    e.loc[level_stop & (e["bow"] == 0), "bow"] = -0.08
+    return e
+
+
+def _bowed(x0, y0, x1, y1, bow, n: int = 24):
+    """Points of the edge from (x0, y0) to (x1, y1): a straight line, or a gentle arc ``bow`` tiers off it."""
+    t = np.linspace(0.0, 1.0, n)
+    xs, ys = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+    if bow:
+        ys = ys + 4 * bow * t * (1 - t)
+    return xs, ys
 
 
 def _dlt_colours(f) -> dict:
     """``{number of DLTs in a cohort: colour}`` up to the largest cohort of the paths frame."""
     size = int(f["size"].max()) if len(f) else 3
     return {d: OKABE_ITO[[0, 1, 3, 4, 2, 5, 6, 7][min(d, 7)]] for d in range(size + 1)}
-
-
-def _draw_path_tree(ax, dp, items: dict, centre: dict, height: dict):
-    """Draw every path; ``(legend handles, title, x tick labels, x positions)``.
-
-    A dot at (cohort j, tier given to cohort j), one per distinct history; the edges leaving it are
-    that cohort's outcomes (coloured and labelled by DLT count), ending at the next cohort's dot,
-    at a stop cross, or, after the last cohort, at the tier the design would give next.
-    """
-    from matplotlib.lines import Line2D
-
-    f = dp.frame
-    dlt_colours = _dlt_colours(f)
-    pos = {}
-    for (x, band), keys in items.items():
-        m = len(keys)
-        half = 0.36 * height[band]
-        offs = np.linspace(-half, half, m) if m > 1 else np.array([0.0])
-        for o, key in zip(offs, keys):
-            pos[key] = (float(x), centre[band] + o)
-    label_edges = len(f) <= 60
-    for _, row in f.iterrows():
-        _draw_tree_edge(ax, row, pos, dlt_colours[int(row["dlts"])], label_edges, dp.n_cohorts)
-    ax.scatter([pos[-1][0]], [pos[-1][1]], s=40, color="black", zorder=2)
-    handles = [Line2D([], [], color=c, lw=2, label=f"{d} DLT" + ("s" if d != 1 else ""))
-               for d, c in dlt_colours.items()]
-    handles.append(Line2D([], [], marker="o", color="black", ls="", label="cohort treated at this tier"))
-    handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", ls="",
-                          label="next tier after the last cohort"))
-    handles.append(Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
-                          label="trial stops"))
-    title = f"{literal(dp.design.label)}: every path of the next {dp.n_cohorts} cohorts"
-    xticks = [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)] + ["next"]
-    return handles, title, xticks, range(1, dp.n_cohorts + 2)
-
-
-def _draw_tree_edge(ax, row, pos: dict, colour, label_edges: bool, n_cohorts: int) -> None:
-    """One cohort's outcome: the edge from its parent (labelled with the DLT count) and the node it ends at."""
-    x0, y0 = pos[int(row["parent"])]
-    x1, y1 = pos[int(row["node"])]
-    d = int(row["dlts"])
-    ax.plot([x0, x1], [y0, y1], color=colour, lw=1.3, alpha=0.9, zorder=1)
-    if label_edges:
-        ax.text(x0 + 0.72 * (x1 - x0), y0 + 0.72 * (y1 - y0), str(d), fontsize=6.5, ha="center",
-                va="center", color=colour,
-                bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec=colour, lw=0.6), zorder=4)
-    if row["stop"]:
-        ax.scatter([x1], [y1], marker="X", s=46, color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
-        ax.annotate(f"stop: {row['selected']}", (x1, y1), xytext=(5, 0), textcoords="offset points",
-                    fontsize=6.5, va="center")
-    else:
-        last = int(row["cohort"]) == n_cohorts
-        ax.scatter([x1], [y1], s=16, color="white" if last else "black", edgecolor="black", lw=0.6,
-                   zorder=2)
-
-
-def _draw_path_flow(ax, dp, start_tier: int):
-    """Draw the flow between (cohort, tier) boxes, line width the number of paths or their probability;
-    ``(legend handles, title, x tick labels, x positions)``."""
-    from matplotlib.lines import Line2D
-
-    f = dp.frame
-    weight = f["probability"] if "probability" in f else f.groupby("parent")["node"].transform("size") * 0 + 1
-    flows = f.assign(w=weight).merge(
-        f[["node", "tier_index"]].rename(columns={"node": "parent", "tier_index": "from_tier"}),
-        on="parent", how="left")
-    flows["from_tier"] = flows["from_tier"].fillna(start_tier + 1)
-    agg = flows.groupby(["cohort", "from_tier", "tier_index"])["w"].sum().reset_index()
-    wmax = agg["w"].max()
-    for _, row in agg.iterrows():
-        ax.plot([row["cohort"] - 1, row["cohort"]], [row["from_tier"] - 1, row["tier_index"] - 1],
-                color=OKABE_ITO[0], lw=0.5 + 7 * row["w"] / wmax, alpha=0.6, solid_capstyle="round")
-    stops = flows[flows["stop"]].groupby(["cohort", "tier_index"])["w"].sum().reset_index()
-    ax.scatter(stops["cohort"], stops["tier_index"] - 1, marker="X", s=30 + 200 * stops["w"] / wmax,
-               color="#D55E00", edgecolor="black", lw=0.4, zorder=3)
-    what = "probability" if "probability" in f else "number of paths"
-    handles = [Line2D([], [], color=OKABE_ITO[0], lw=4, label=f"line width: {what}"),
-               Line2D([], [], marker="X", color="#D55E00", ls="", markeredgecolor="black",
-                      label="trial stops after this cohort")]
-    title = f"{literal(dp.design.label)}: {len(f):,} paths of the next {dp.n_cohorts} cohorts (summary)"
-    xticks = ["start" if not dp.start else "now"] + [f"cohort {j}" for j in range(1, dp.n_cohorts + 1)]
-    return handles, title, xticks, range(0, dp.n_cohorts + 1)
-
-
-def _finish_paths_axes(ax, dp, centre: dict, height: dict, xs, xticks) -> None:
-    """Tier labels at the band centres, limits, x ticks, the lines between tier bands and the y label."""
-    k = dp.design.n_tiers
-    ax.set_yticks([centre[t] for t in range(k)], list(dp.ladder.tier_labels))
-    lows = [centre[t] - height[t] / 2 for t in range(k)]
-    ax.set_ylim(lows[0] - 0.1, centre[k - 1] + height[k - 1] / 2 + 0.1)
-    ax.set_xticks(list(xs), xticks)
-    ax.set_xlim(min(xs) - 0.3, max(xs) + 0.9)
-    for t in range(1, k):
-        ax.axhline(lows[t], color="0.85", lw=0.8, zorder=0)
-    ax.set_ylabel("tier given")
 
 
 # -- operating characteristics figures (committee report, notebooks, result accessors) --------------
@@ -277,9 +317,10 @@ def _truth_marks(ax, r, x_of, what=("mtd", "obd"), top=1.0):
 def _tier_ticks(ladder, width: int | None = None) -> list[str]:
     """Tick labels of the tiers in the protocol's units, the unit on a second line (mathtext exponents).
 
-    Text lines are wrapped at ``width`` characters (default: 16 up to 3 tiers, else 10).
+    Text lines are wrapped at ``width`` characters (default: 12 up to 3 tiers, else 10), so neighbouring
+    labels do not run into each other.
     """
-    width = (16 if ladder.n_tiers <= 3 else 10) if width is None else width
+    width = (12 if ladder.n_tiers <= 3 else 10) if width is None else width
     if ladder.labels is not None:
         return ["\n".join(textwrap.wrap(x.replace("$", r"\$"), width)) or x for x in ladder.labels]
     unit = "\n".join(textwrap.wrap(ladder.unit.replace("$", r"\$"), width))
@@ -293,6 +334,8 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
     the true OBD (under ``obd``, an :class:`~doseesc.obd.OBDDefinition`) are marked. Tiers are
     labelled in the ladder's units.
     """
+    from matplotlib.transforms import blended_transform_factory
+
     k = scenario.n_tiers
     ladder = DoseLadder.unlabelled(k) if ladder is None else ladder
     target = scenario.target if target is None else target
@@ -327,8 +370,9 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
         mtd = scenario.mtd(target)
         if mtd >= 0:
             ax.axvspan(mtd - 0.4, mtd + 0.4, color="0.88", zorder=0, lw=0)
-            ax.annotate("true MTD", (mtd, 0), xytext=(0, 3), textcoords="offset points", ha="center",
-                        va="bottom", fontsize=8, color="0.2")
+            # above the axes, where no value label reaches (value labels sit on the curves inside)
+            ax.text(mtd, 1.0, "true MTD", transform=blended_transform_factory(ax.transData, ax.transAxes),
+                    ha="center", va="bottom", fontsize=8, color="0.2")
         else:
             notes.append("true MTD: none (the lowest tier exceeds the target)")
     if obd is not None and scenario.true_eff is not None:
@@ -346,7 +390,7 @@ def plot_dose_response(scenario, ladder=None, target=None, obd=None, ax=None):
     ax.set_ylim(0, min(1.0, ymax + 0.15) if ymax < 0.85 else 1.05)
     ax.set_ylabel("true probability")
     ax.set_xlabel("dose tier")
-    ax.set_title(f"Scenario {literal(repr(scenario.name))}: true dose-response", fontsize=10)
+    ax.set_title(f"Scenario {literal(repr(scenario.name))}: true dose-response", fontsize=10, pad=14)
     ax.grid(axis="y", color="0.92", lw=0.8)
     ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
@@ -402,6 +446,8 @@ def plot_allocation(results, ax=None, colors=None):
     The true MTD (and OBD) are shaded; tiers above the true MTD are those whose patients count as
     'above the MTD'.
     """
+    from matplotlib.ticker import MaxNLocator
+
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
     first = next(iter(res.values()))
@@ -409,6 +455,7 @@ def plot_allocation(results, ax=None, colors=None):
     ax = _axes(ax, (7.0, 3.4))
     x = np.arange(k)
     _design_bars(ax, x, res, colors, lambda r: r._mean(r.n)[0])
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))   # patients: whole-number ticks
     _truth_marks(ax, first, lambda t: t if t >= 0 else None)
     ax.set_xticks(x, _tier_ticks(first.ladder), fontsize=8.5)
     ax.set_xlim(-0.55, k - 0.45)
@@ -423,6 +470,7 @@ def plot_sample_size(results, ax=None, colors=None):
     the mean.
     """
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     res = _named_results(results)
     colors = design_colours(res) if colors is None else colors
@@ -447,6 +495,7 @@ def plot_sample_size(results, ax=None, colors=None):
     ax.set_ylim(-0.7, m - 0.3)
     lo, hi = min(allv), max(allv)
     ax.set_xlim(lo - 1.5, hi + 1.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # N is a count: whole-number ticks only
     ax.set_xlabel("number of patients per trial (N)")
     ax.set_title(f"Sample size, scenario {literal(repr(first.scenario.name))}", fontsize=10)
     ax.grid(axis="x", color="0.92", lw=0.8)
@@ -573,43 +622,83 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=No
     Thick bars: ±1.96 MCSE of the median duration and of P(correct); thin
     horizontal line: the 10-90% range of the duration. ``results_or_study``
     is a Study (one scenario: ``scenario``, default the first), or results of
-    one scenario. Returns the Axes.
+    one scenario. Returns the Axes (the first panel where there are two).
 
-    Each design is plotted on its own question (:func:`duration_vs_correct`):
-    where MTD and OBD designs mix, MTD designs are filled symbols, OBD designs
-    open ones, each label says which, and the y axis says so.
+    Each design is plotted on its own question (:func:`duration_vs_correct`),
+    one metric per axis: where MTD and OBD designs mix, the figure has two
+    panels sharing the duration axis, P(select the true MTD) for the MTD designs
+    and P(select the true OBD) for the OBD designs (``ax``, if given, then is a
+    pair of Axes). Each point is labelled with its design, placed clear of the
+    other labels; the legend adds the mean N.
     """
     df = duration_vs_correct(results_or_study, scenario)
-    ax = _axes(ax, (9.5, 5.2))
-    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
-    kinds = set(df["correct_means"])
-    mixed = len(kinds) > 1
-    for i, (name, row) in enumerate(df.iterrows()):
-        colour = (colors or {}).get(name, OKABE_ITO[i % len(OKABE_ITO)])
-        marker = markers[i % len(markers)]
-        q = row["correct_means"]
-        face = "white" if mixed and q == "OBD" else colour
-        tag = f", P(true {q})" if mixed else ""
-        ax.hlines(100 * row["p_correct"], row["q10_months"], row["q90_months"], colors=colour, linewidth=1,
-                  alpha=0.5)
-        ax.errorbar(row["median_months"], 100 * row["p_correct"], xerr=1.96 * row["median_months_mcse"],
-                    yerr=196 * row["p_correct_mcse"], fmt=marker, color=colour, markersize=8, capsize=3,
-                    markerfacecolor=face, markeredgewidth=1.5,
-                    label=f"{literal(name)} (mean N {row['expected_n']:.1f}{tag})")
-        ax.annotate(literal(name) + (f" ({q})" if mixed else ""), (row["median_months"], 100 * row["p_correct"]),
-                    textcoords="offset points", xytext=(6, 5), fontsize=7, color=colour)
-    ax.set_xlabel("median trial duration, months (line: 10-90% range)")
-    if mixed:
-        ax.set_ylabel("P(correct), %: P(select the true MTD) for MTD designs (filled),\n"
-                      "P(select the true OBD) for OBD designs (open)", fontsize=8.5)
+    questions = [q for q in ("MTD", "OBD") if (df["correct_means"] == q).any()]
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.2 + 3.6 * len(questions), 5.0), layout="constrained")
+        axes = list(np.atleast_1d(fig.subplots(1, len(questions), sharex=True, squeeze=False)[0]))
     else:
-        ax.set_ylabel(f"P(select the true {kinds.pop()}), %")
-    ax.set_title(f"Trial duration against correct selection, scenario {literal(repr(df['scenario'].iloc[0]))}")
-    lo = max(0.0, 100 * (df["p_correct"] - 3 * df["p_correct_mcse"]).min() - 5)
-    hi = min(100.0, 100 * (df["p_correct"] + 3 * df["p_correct_mcse"]).max() + 5)
-    ax.set_ylim(lo, hi)
-    ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-              title="design (bars: ±1.96 MCSE)", title_fontsize=8)
-    return ax
+        axes = list(np.atleast_1d(ax))
+        if len(axes) != len(questions):
+            raise ValueError(f"the designs answer {len(questions)} question(s) ({' and '.join(questions)}): "
+                             f"give {len(questions)} Axes, got {len(axes)}")
+    colors = colors or {}
+    names = list(df.index)
+    hi_x = float(df["q90_months"].max())
+    for a, q in zip(axes, questions):
+        part = df[df["correct_means"] == q]
+        labels, points = [], []
+        for name, row in part.iterrows():
+            i = names.index(name)
+            colour = colors.get(name, OKABE_ITO[i % len(OKABE_ITO)])
+            x, y = row["median_months"], 100 * row["p_correct"]
+            a.hlines(y, row["q10_months"], row["q90_months"], colors=colour, linewidth=1, alpha=0.5)
+            a.errorbar(x, y, xerr=1.96 * row["median_months_mcse"], yerr=196 * row["p_correct_mcse"],
+                       fmt=_MARKERS[i % len(_MARKERS)], color=colour, markersize=8, capsize=3,
+                       markeredgewidth=1.5, label=f"{literal(name)} (mean N {row['expected_n']:.1f})")
+            points.append((x, y, 196 * row["p_correct_mcse"]))
+            labels.append((literal(name), [(x, y, dx, dy) for dx, dy in _LABEL_SPOTS],
+                           dict(fontsize=7.5, color=colour, va="center", ha="center", zorder=5,
+                                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))))
+        a.set_ylabel(f"P(select the true {q}), %")
+        a.set_xlabel("median trial duration, months (line: 10-90% range)")
+        lo = max(0.0, 100 * (part["p_correct"] - 3 * part["p_correct_mcse"]).min() - 8)
+        hi = min(100.0, 100 * (part["p_correct"] + 3 * part["p_correct_mcse"]).max() + 8)
+        a.set_ylim(lo, hi)
+        a.set_xlim(0, hi_x * 1.08 + 0.5)
+        a.grid(alpha=0.3)
+        a.set_title(f"{q} designs" if len(questions) > 1 else "", fontsize=9)
+        a.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=7.5, frameon=False, ncol=2,
+                 title="bars: ±1.96 MCSE", title_fontsize=7.5)
+        a._doseesc_labels = (labels, points)
+    fig = axes[0].figure
+    fig.suptitle(f"Trial duration against correct selection, scenario {literal(repr(df['scenario'].iloc[0]))}",
+                 fontsize=10)
+    for a in axes:   # after every panel is drawn, so the layout the labels see is the final one
+        labels, points = a.__dict__.pop("_doseesc_labels")
+        _settle(fig)
+        place_labels(a, labels, _point_boxes(a, points))
+    return axes[0]
+
+
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+#: Candidate offsets (points) of a point's label: beside, above, below, then further out.
+_LABEL_SPOTS = [(0, 12), (0, -12)] + [(sx * r, sy * r * 0.6) for r in (26, 40, 56, 74)
+                                      for sx, sy in ((1, 0.5), (-1, 0.5), (1, -0.5), (-1, -0.5), (0, 1.4),
+                                                     (0, -1.4), (1, 0), (-1, 0))]
+
+
+def _point_boxes(ax, points, half: float = 6.0) -> list:
+    """Display-space boxes around each point ``(x, y, yerr)``: ``half`` points around the marker, and a
+    narrow box over its vertical error bar."""
+    from matplotlib.transforms import Bbox
+
+    px = half * ax.figure.dpi / 72
+    out = []
+    for x, y, err in points:
+        u, v = ax.transData.transform((x, y))
+        out.append(Bbox([[u - px, v - px], [u + px, v + px]]))
+        lo, hi = ax.transData.transform([(x, y - err), (x, y + err)])[:, 1]
+        out.append(Bbox([[u - px / 3, lo], [u + px / 3, hi]]))
+    return out
