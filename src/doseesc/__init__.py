@@ -27,6 +27,7 @@ from .outcomes import format_outcomes, parse_outcomes
 from .protocol import Protocol, load_protocol
 from .results import OperatingCharacteristics
 from .obd import OBDDefinition
+from .phase2 import BOP2, Phase2Stage, SimonTwoStage
 from .scenario import Scenario
 from .state import Decision, Rule, StopReason, TrialState
 from .tables import decision_grid, decision_table
@@ -38,5 +39,5 @@ __all__ = [
     "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
     "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox", "BLRM",
-    "Grid", "GridResult", "span",
+    "Grid", "GridResult", "span", "Phase2Stage", "SimonTwoStage", "BOP2",
 ]
