@@ -40,7 +40,11 @@ def exact_refusal(protocol: Protocol, design, name: str | None = None) -> str | 
     The exact engine enumerates counts. It gives the run's own selections and allocations when the
     design decides on complete cohorts' counts: with or without a calendar (the calendar is laid over the
     untimed trials and changes no selection; its time metrics stay Monte Carlo), not with the actual-dose
-    model (actual doses change the outcomes) nor for a time-to-event design simulated in calendar time."""
+    model (actual doses change the outcomes) nor for a time-to-event design simulated in calendar time, nor
+    for a design ``name`` whose ``conduct`` is parallel or staggered (several escalations)."""
+    conduct = protocol.conducts.get(name) if name is not None else None
+    if conduct is not None and conduct.policy != "pooled":
+        return f"conduct {conduct.policy!r} runs an escalation per indication or stratum: Monte Carlo only"
     if protocol.dose_model is not None:
         return "the actual-dose model changes the patients' outcomes: Monte Carlo only"
     if design.time_to_event and (not design.complete_data or protocol.calendar is not None):
