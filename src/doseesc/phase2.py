@@ -415,8 +415,8 @@ class BOP2:
     association: float = 1.0
     lam: float | None = None
     gam: float | None = None
-    lambda_grid: tuple[float, ...] = LAMBDA_GRID
-    gamma_grid: tuple[float, ...] = GAMMA_GRID
+    lambda_grid: tuple[float, ...] = field(default=LAMBDA_GRID, repr=False)
+    gamma_grid: tuple[float, ...] = field(default=GAMMA_GRID, repr=False)
     #: Computed: boundaries and the exact type I error and power of the chosen (lam, gam).
     eff_stop: tuple[int, ...] = field(default=(), compare=False)
     tox_stop: tuple[int, ...] | None = field(default=None, compare=False)
@@ -461,6 +461,8 @@ class BOP2:
                 gg.append(float(v))
             if not lg or not gg:
                 raise DesignError("BOP2: lambda_grid and gamma_grid must not be empty")
+            object.__setattr__(self, "lambda_grid", lg)
+            object.__setattr__(self, "gamma_grid", tuple(gg))
             lams = np.repeat(np.array(lg), len(gg))
             gams = np.tile(np.array(gg), len(lg))
         if self.p1 is not None:
