@@ -275,3 +275,18 @@ def test_bad_stage_and_scenario_without_response():
     mc = doseesc.simulate(doseesc.ThreePlusThree(n_tiers=2), s, n_trials=10, rng=1)
     with pytest.raises(doseesc.DoseescError, match="has no true_eff"):
         run_phase2(mc, SIMON)
+
+
+def test_study_phase2_rows(gd2):
+    from doseesc.engines.phase2 import study_phase2
+    from doseesc.study import run_protocol
+    study = run_protocol(gd2, method="exact", designs=["3+3"], scenarios=["mtd-middle", "steep"])
+    df = study_phase2(study, SIMON)
+    assert list(df["scenario"]) == ["mtd-middle", "steep"] and set(df["method"]) == {"exact"}
+    for _, row in df.iterrows():
+        r = next(x for x in study.results if x.scenario.name == row["scenario"])
+        assert row["p_promising"] == pytest.approx(phase2_exact(r, SIMON).metrics["p_promising"], abs=1e-15)
+        assert row["p_promising_exact"] == row["p_promising"] and row["p_promising_mcse"] == 0.0
+    # a protocol without a [phase2] stage gives an empty table
+    from types import SimpleNamespace
+    assert study_phase2(SimpleNamespace(protocol=SimpleNamespace(phase2=None))).empty

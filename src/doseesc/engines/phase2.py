@@ -235,3 +235,26 @@ def phase2_table(results, stage: Phase2Stage, *, calendar=None, names=None) -> p
         name = None if names is None else names[i]
         rows.append(run_phase2(r, stage, calendar=calendar, design_name=name).row())
     return pd.DataFrame(rows)
+
+
+def study_phase2(study, stage: Phase2Stage | None = None) -> pd.DataFrame:
+    """Per design x scenario of a :class:`~doseesc.study.Study`, the phase 2 stage (``stage``, default the
+    protocol's ``phase2``) after each escalation result: columns ``design``, ``scenario``, ``method``, each
+    metric of :data:`DEFINITIONS` with its MCSE, and ``p_promising_exact`` (the exact P(select) x stage OC:
+    the exact escalation run where the study has one (method "auto" or "exact"), else the Monte Carlo
+    selections). Time uses the protocol's calendar for results of a calendar run."""
+    stage = stage if stage is not None else getattr(study.protocol, "phase2", None)
+    if stage is None:
+        return pd.DataFrame()
+    calendar = getattr(study.protocol, "calendar", None)
+    rows = []
+    for r in study.results:
+        name = study.name_of(r)
+        res = run_phase2(r, stage, calendar=calendar, design_name=name)
+        row = res.row()
+        ex = study.exact_of(r)
+        exact = phase2_exact(ex, stage, design_name=name) if ex is not None else res.extra.get("exact", res)
+        row["p_promising_exact"] = exact.metrics["p_promising"]
+        row["exact_from"] = "exact escalation" if ex is not None else "simulated selections"
+        rows.append(row)
+    return pd.DataFrame(rows)
