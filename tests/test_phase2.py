@@ -122,7 +122,7 @@ def _scalar_go(looks, eff, p):
         new = {}
         for x, w in dist.items():
             for dx in range(m + 1):
-                new[x + dx] = new.get(x + dx, 0.0) + w * stats.binom.pmf(dx, m, p)
+                new[x + dx] = new.get(x + dx, 0.0) + w * math.comb(m, dx) * p ** dx * (1 - p) ** (m - dx)
         dist = {x: w for x, w in new.items() if x > eff[k]}
         prev = n
     return sum(dist.values())
