@@ -290,3 +290,12 @@ def test_study_phase2_rows(gd2):
     # a protocol without a [phase2] stage gives an empty table
     from types import SimpleNamespace
     assert study_phase2(SimpleNamespace(protocol=SimpleNamespace(phase2=None))).empty
+
+
+def test_describe_states_rule_and_errors():
+    text = Phase2Stage(SimonTwoStage.from_boundaries(1, 10, 5, 29, p0=0.1)).describe()
+    # P(promising | 0.1) = 1 - P(reject the drug) = Simon's type I error of 1/10, 5/29: 0.047
+    assert "at most 1 responses" in text and "more than 5 responses of 29" in text
+    assert f"{_simon_reject(1, 10, 5, 29, 0.1):.3f}" == "0.047" and "P(promising) at p0 = 0.1: 0.047" in text
+    text = BOP2_STAGE.describe()
+    assert "1/10, 3/20, 6/30, 9/40 responses" in text and "5/10, 8/20, 10/30, 12/40 DLTs" in text

@@ -582,6 +582,37 @@ class Phase2Stage:
     def to_dict(self) -> dict:
         return self.design.to_dict()
 
+    def describe(self) -> str:
+        """One paragraph for a protocol or report: the rule, and its exact error rates where known."""
+        r = self.rule
+        d = self.design
+        looks = ", ".join(f"{f}/{n}" for f, n in zip(r.eff_stop, r.looks))
+        text = (f"no-go with at most {looks} responses"
+                if isinstance(d, BOP2) else
+                f"stop after {d.n1} patients with at most {d.r1} responses; promising with more than {d.r} "
+                f"responses of {d.n}")
+        if isinstance(d, BOP2):
+            if r.tox_stop is not None:
+                text += " or at least " + ", ".join(f"{t}/{n}" for t, n in zip(r.tox_stop, r.looks)) + " DLTs"
+            text += "; promising otherwise"
+        elif r.tox_stop is not None:
+            text += f"; also stop with at least {r.tox_stop[0]}/{d.n1} or {r.tox_stop[1]}/{d.n} DLTs"
+        if isinstance(d, BOP2):
+            head = (f"BOP2 (Zhou, Lee & Yuan 2017), C(n) = {d.lam:g} (n/{r.max_n})^{d.gam:g}, response null "
+                    f"{d.p0:g}" + ("" if d.tox_null is None else f", DLT limit {d.tox_null:g}"))
+            errs = f"; P(go) under the null {d.type1:.3f}" + ("" if d.power is None else f", under the "
+                                                              f"alternative {d.power:.3f}")
+        else:
+            head = "Simon two-stage" + ("" if d.kind == "given" else f" ({d.kind}, Simon 1989)")
+            errs = ""
+            if d.p0 is not None:
+                errs = f"; P(promising) at p0 = {d.p0:g}: {self.oc(d.p0)['p_promising']:.3f}"
+            if d.p1 is not None:
+                errs += f", at p1 = {d.p1:g}: {self.oc(d.p1)['p_promising']:.3f}"
+            if d.tox_stop is not None and errs:
+                errs += " (response alone)"
+        return f"{head}: {text}{errs}."
+
     @classmethod
     def from_dict(cls, d: dict, where: str = "[phase2]") -> "Phase2Stage":
         """From a ``[phase2]`` table: ``design = "Simon"`` (``kind``, ``p0``, ``p1``, ``alpha``, ``beta``,
