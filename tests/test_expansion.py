@@ -226,3 +226,15 @@ def test_bad_base():
         Expansion(doseesc.OBDPick(TPT), target=0.25)
     with pytest.raises(DesignError, match="base: type = 'nope'"):
         design_from_dict({"type": "expansion", "base": {"type": "nope"}, "target": 0.25})
+
+
+@pytest.mark.parametrize("design", [
+    Expansion(doseesc.BOIN(target=0.25, n_tiers=3, max_n=9), to_n=15, layout="randomised"),
+    Expansion(doseesc.BOIN12(n_tiers=3, max_n=9), to_n=12, layout="selected+below"),
+], ids=["BOIN", "BOIN12"])
+def test_contract_with_other_bases(design):
+    """The public contract (kernel = scalar replay, paths, batch invariance, bounds, exact vs MC) with an
+    interval base and an OBD base (their own selection rule on all the data, tables sized for to_n)."""
+    from doseesc.testing import check_design
+    report = check_design(design)
+    assert set(report.values()) == {"passed"}

@@ -15,6 +15,7 @@ from ..state import Decision, Rule, StopReason, TrialState
 from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, design_from_dict, register
 from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility
 from .selection import closest, isotonic
+from .three_plus_three import ThreePlusThree
 
 special = lazy("scipy.special")
 
@@ -85,8 +86,8 @@ class Expansion(Design):
        (the default, except for fixed-cohort designs such as the 3+3, whose rule
        reads 3 or 6 patients per tier: ``"isotonic"``); ``"isotonic"``
        (BOIN's rule: Beta(0.05, 0.05) posterior means, weighted isotonic
-       regression, the tried tier closest to ``target``, the lower on ties below
-       the target); ``"obd-pick"`` the tried tier with the best mean observed
+       regression, the tried tier closest to ``target``, ties broken as BOIN
+       does); ``"obd-pick"`` the tried tier with the best mean observed
        ``utility`` (BOIN12's by default; the lower tier on ties, as
        :class:`OBDPick`); ``"escalation"`` the base's pick ``m`` (lowered by
        closures).
@@ -192,7 +193,6 @@ class Expansion(Design):
 
     @classmethod
     def example(cls) -> "Expansion":
-        from .three_plus_three import ThreePlusThree
         return cls(ThreePlusThree(3), to_n=21, layout="selected+below", target=0.25)
 
     # properties forwarded to the base design ------------------------------
