@@ -132,7 +132,8 @@ class BLRM(Design):
       escalation cap, the tier with the highest P(target) (the lower tier on ties).
     - Escalation cap: the next dose at most ``max_increase`` times the current tier's dose
       (default 2: at most doubling, as Neuenschwander et al. 2008 and OncoBayes2 protocols);
-      ``escalate_by_one`` (default false) also limits escalation to one tier. The rule slot
+      ``escalate_by_one`` (default false) also limits escalation to one tier; ``max_increase = "none"``
+      (or None) sets no dose cap. The rule slot
       ``forbid_skip`` (on by default) never lets a cohort skip an untried tier.
     - Own stop (safety): when no tier satisfies EWOC (P(overdosing) at the lowest tier >=
       ``ewoc``), the trial stops with no dose selected (reason: lowest tier too toxic).
@@ -209,18 +210,20 @@ class BLRM(Design):
         object.__setattr__(self, "boundaries", b)
         check_prob(self.ewoc, "ewoc")
         object.__setattr__(self, "ewoc", float(self.ewoc))
+        if isinstance(self.max_increase, str) and self.max_increase.lower() == "none" or self.max_increase is False:
+            object.__setattr__(self, "max_increase", None)
         if self.max_increase is not None:
             mi = _number(self.max_increase, "max_increase")
             if mi <= 1:
                 raise DesignError(f"max_increase = {short(self.max_increase)} must be above 1 (the next dose at most "
-                                  "this many times the current dose), or omitted for no cap")
+                                  "this many times the current dose), or \"none\" for no dose cap")
             object.__setattr__(self, "max_increase", mi)
             for i in range(1, len(doses)):
                 if doses[i] > mi * doses[i - 1] * (1 + 1e-12):
                     raise DesignError(
                         f"max_increase = {mi:g} forbids every escalation from tier {i} (dose {doses[i - 1]:g}) to "
                         f"tier {i + 1} (dose {doses[i]:g}, {doses[i] / doses[i - 1]:.3g} times): raise max_increase, "
-                        "or set max_increase to none (omit it) with escalate_by_one = true")
+                        "or set max_increase = \"none\" (no dose cap) with escalate_by_one = true")
         if not isinstance(self.escalate_by_one, (bool, np.bool_)):
             raise DesignError(f"escalate_by_one = {self.escalate_by_one!r} must be true or false")
         try:
@@ -272,7 +275,7 @@ class BLRM(Design):
 
     @classmethod
     def example(cls) -> "BLRM":
-        return cls((1.0, 2.0, 4.0), 2.0, cohort_size=3, max_n=9)
+        return cls((1.0, 2.0, 4.0), 2.0, cohort_size=3, max_n=9, prior_mean=(-1.1, 0.0))
 
     @property
     def label(self) -> str:
@@ -453,9 +456,11 @@ class BLRM(Design):
 
     def to_dict(self) -> dict:
         out = super().to_dict()
-        for key in ("prior_cov", "mixture", "max_increase"):
+        for key in ("prior_cov", "mixture"):
             if out.get(key) is None:
                 out.pop(key, None)
+        if self.max_increase is None:
+            out["max_increase"] = "none"
         if self.prior_cov is not None:
             out["prior_cov"] = [list(r) for r in self.prior_cov]
             out.pop("prior_sd", None)
