@@ -122,14 +122,15 @@ class _Clock:
         return a, slot
 
     def enrol(self, rows: np.ndarray, open_t: np.ndarray, tier: np.ndarray, sentinel: bool = True,
-              infused: np.ndarray | None = None):
+              infused: np.ndarray | None = None, replace: bool = True):
         """Enrol one patient per row (replacing drop-outs) and plan the infusion.
 
         Returns (slot time of the enrolee who is infused, infusion time). With
         ``infused`` False for a row (the actual-dose model: a failed or withheld
         product), the patient is enrolled and manufactured but not infused: the
         time returned is when the product was due (the failure becomes known),
-        and the infusion bookkeeping (gaps, sentinel) is left unchanged."""
+        and the infusion bookkeeping (gaps, sentinel) is left unchanged. With ``replace`` False a drop-out is
+        not replaced (a backfill place): its infusion time is NaN (its slot time is returned)."""
         cal = self.cal
         inf = np.empty(rows.size)
         slot_out = np.empty(rows.size)
@@ -168,6 +169,10 @@ class _Clock:
             f = self.first_inf[rk, tk]
             self.first_inf[rk, tk] = np.where(np.isnan(f), planned[keep], f)
             if not drop.any():
+                return slot_out, inf
+            if not replace:
+                inf[pos[drop]] = np.nan
+                slot_out[pos[drop]] = slot[drop]
                 return slot_out, inf
             open_t[pos[drop]] = planned[drop]       # the replacement's place opens when the drop-out is found
             pos = pos[drop]
