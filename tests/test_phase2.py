@@ -299,3 +299,14 @@ def test_describe_states_rule_and_errors():
     assert f"{_simon_reject(1, 10, 5, 29, 0.1):.3f}" == "0.047" and "P(promising) at p0 = 0.1: 0.047" in text
     text = BOP2_STAGE.describe()
     assert "1/10, 3/20, 6/30, 9/40 responses" in text and "5/10, 8/20, 10/30, 12/40 DLTs" in text
+
+
+def test_phase2_from_file_needs_response_truths():
+    from doseesc.phase2 import phase2_from_file
+    table = {"design": "Simon", "r1": 1, "n1": 10, "r": 5, "n": 29}
+    ok = {"a": doseesc.Scenario(true_tox=[0.1, 0.2], true_eff=[0.2, 0.4])}
+    assert phase2_from_file({"tiers": {}}, ok, "f.toml") is None
+    assert phase2_from_file({"phase2": table}, ok, "f.toml").rule == StageRule((10, 29), (1, 5))
+    bad = {**ok, "tox only": doseesc.Scenario(true_tox=[0.1, 0.2])}
+    with pytest.raises(DesignError, match=r"f.toml: \[phase2\] needs true_eff .* scenario 'tox only'"):
+        phase2_from_file({"phase2": table}, bad, "f.toml")

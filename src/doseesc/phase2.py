@@ -662,3 +662,16 @@ class Phase2Stage:
 def phase2_from_toml(table, where: str) -> Phase2Stage:
     """The :class:`Phase2Stage` of a scenario file's ``[phase2]`` table (``where``: the file, for messages)."""
     return Phase2Stage.from_dict(table, f"{where}: [phase2]")
+
+
+def phase2_from_file(data: dict, scenarios: dict, where: str) -> Phase2Stage | None:
+    """The ``[phase2]`` table of a parsed scenario file (``data``), or None without one; every scenario must
+    give ``true_eff`` (the response rate the stage tests). ``scenarios``: name -> Scenario."""
+    if "phase2" not in data:
+        return None
+    stage = phase2_from_toml(data["phase2"], where)
+    for name, s in scenarios.items():
+        if getattr(s, "true_eff", None) is None:
+            raise DesignError(f"{where}: [phase2] needs true_eff in every [[scenario]]: scenario {name!r} has "
+                              "none (the phase 2 stage tests the response rate at the selected tier)")
+    return stage
