@@ -310,3 +310,32 @@ def test_phase2_from_file_needs_response_truths():
     bad = {**ok, "tox only": doseesc.Scenario(true_tox=[0.1, 0.2])}
     with pytest.raises(DesignError, match=r"f.toml: \[phase2\] needs true_eff .* scenario 'tox only'"):
         phase2_from_file({"phase2": table}, bad, "f.toml")
+
+
+def test_simulated_patients_follow_their_uniforms():
+    # Trials 0..4 at tiers 1, 0, -1, 1, 0 of a two-tier truth; the stage's patients are read back from the
+    # reserved streams and the decision recomputed by hand from the counts at the looks.
+    from doseesc.rng import Stream, patient_uniforms
+    s = doseesc.Scenario(true_tox=[0.1, 0.3], true_eff=[0.2, 0.5], association=2.0)
+    sel = np.array([1, 0, -1, 1, 0])
+    seq = np.random.SeedSequence(99)
+    prom, n2, look = simulate_stage(sel, s, SIMON, seq)
+    u_t = patient_uniforms(seq, 0, 5, 43, Stream.PHASE2_TOX)
+    u_e = patient_uniforms(seq, 0, 5, 43, Stream.PHASE2_EFF)
+    given_t, given_n = s.response_given_tox()
+    # seed 99 exercises every branch: promising, no-go at the end, stop after stage 1, no dose
+    np.testing.assert_array_equal(n2, [43, 43, 0, 43, 13])
+    np.testing.assert_array_equal(prom, [True, False, False, True, False])
+    for i, t in enumerate(sel):
+        if t < 0:
+            assert not prom[i] and n2[i] == 0 and look[i] == -1
+            continue
+        dlt = u_t[i] < s.true_tox[t]
+        resp = u_e[i] < np.where(dlt, given_t[t], given_n[t])
+        # Simon 3/13, 12/43 with DLT stops 6/13, 16/43
+        x13, y13 = resp[:13].sum(), dlt[:13].sum()
+        if x13 <= 3 or y13 >= 6:
+            assert (prom[i], n2[i], look[i]) == (False, 13, 0)
+        else:
+            go = resp.sum() > 12 and dlt.sum() < 16
+            assert (prom[i], n2[i], look[i]) == (go, 43, 1)
