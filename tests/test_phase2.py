@@ -19,7 +19,8 @@ from doseesc.phase2 import (BOP2, Phase2Stage, SimonTwoStage, StageRule, bop2_bo
 from doseesc.tiers import DAYS_PER_MONTH
 
 # -- Simon (1989), Table 1 (alpha = 0.05, beta = 0.20): (p0, p1) -> optimal and minimax
-# (r1/n1, r/n, EN(p0), PET(p0)). Also reproduced by clinfun::ph2simon (see docs/notes/phase2.md).
+# (r1/n1, r/n, EN(p0), PET(p0)), the rows most often quoted from the paper (see docs/notes/phase2.md for how
+# they were checked: the table itself could not be opened from here).
 SIMON_TABLE = [
     ((0.05, 0.25), (0, 9, 2, 17, 12.0, 0.63), (0, 12, 2, 16, 13.8, 0.54)),
     ((0.10, 0.30), (1, 10, 5, 29, 15.0, 0.74), (1, 15, 5, 25, 19.5, 0.55)),
