@@ -157,7 +157,7 @@ class BLRM(Design):
     mixture: tuple | None = dataclasses.field(default=None, kw_only=True)
     boundaries: tuple[float, float] = dataclasses.field(default=(0.16, 0.33), kw_only=True)
     ewoc: float = dataclasses.field(default=0.25, kw_only=True)
-    max_increase: float | None = dataclasses.field(default=2.0, kw_only=True)
+    max_increase: float | str | None = dataclasses.field(default=2.0, kw_only=True)   # a number, or "none"
     escalate_by_one: bool = dataclasses.field(default=False, kw_only=True)
     grid_points: tuple[int, int] = dataclasses.field(default=(301, 41), kw_only=True)
     grid_width: float = dataclasses.field(default=5.0, kw_only=True)
