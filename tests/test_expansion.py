@@ -238,3 +238,19 @@ def test_contract_with_other_bases(design):
     from doseesc.testing import check_design
     report = check_design(design)
     assert set(report.values()) == {"passed"}
+
+
+def test_the_escalation_keeps_the_base_max_n_and_conduct():
+    d = Expansion(doseesc.BOIN(target=0.25, n_tiers=4, max_n=10), to_n=21)
+    # 9 treated: BOIN alone would treat 1 more (max_n 10), so the escalation's last cohort is of 1
+    r = rec(d, "1NNN 2NNN 3NNN")
+    assert r.next_tier == 3 and int(r.state.size[0]) == 1
+    # 10 treated: BOIN stops (max_n) and names tier 4: estimates (0 + 0.05) / (3 + 0.1) = 0.016 at tiers
+    # 1-3 and 0.05 / 1.1 = 0.045 at tier 4 (already non-decreasing); 0.045 is the closest to 0.25.
+    # Layout "selected": expansion cohorts of 3 there
+    r = rec(d, "1NNN 2NNN 3NNN 4N")
+    assert r.next_tier == 3 and int(r.state.size[0]) == 3 and int(r.state.phase[0]) == 3
+    c = d.conduct()
+    assert c.max_n == 21 and c.safety_stop and c.expansion_text == "expansion to N = 21" and c.question == "MTD"
+    assert Expansion(doseesc.CRM([0.1, 0.2, 0.3], target=0.25, max_n=12), monitor=False).conduct().safety_stop \
+        is False

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._lazy import lazy
 from ..errors import DesignError, DoseescError
+from ..limits import MAX_N
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, design_from_dict, register
 from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility
@@ -134,7 +135,7 @@ class Expansion(Design):
                                   "boundary")
         largest = int(base.largest_n())
         to_n = base.max_n if self.to_n is None else self.to_n
-        to_n = check_int(to_n, "to_n", maximum=1000)
+        to_n = check_int(to_n, "to_n", maximum=MAX_N)
         if to_n < largest:
             raise DesignError(f"to_n = {to_n} is below the {largest} patients the base design ({base.label}) may "
                               f"treat; give to_n of at least {largest} (or a smaller max_n to the base)")
@@ -309,12 +310,20 @@ class Expansion(Design):
         top = np.full(t, -1, dtype=np.int32)       # the highest open expansion tier before this decision
         plan = np.zeros(t, dtype=bool)             # trials entering the expansion now
         p0 = phase == 0
+        base_n = int(self.base.max_n)
+        over = p0 & (np.asarray(state.total_n) > base_n)   # only a log that went on after the base stopped
+        if over.any():
+            stop[over], reason[over] = True, np.int8(StopReason.MAX_N)
+            fired[over] = np.int16(Rule.MAX_N)
+            p0 = p0 & ~over
         if p0.any():
             sub = state.take(p0)
             dec = self.base.step(sub)
             nxt[p0], stop[p0], reason[p0], fired[p0] = dec.next, dec.stop, dec.reason, dec.fired
             if dec.size is not None:
                 size[p0] = dec.size
+            # the escalation stays within the base's max_n (a last cohort cut short, as the base alone does)
+            size[p0] = np.minimum(size[p0], np.maximum(base_n - np.asarray(sub.total_n, dtype=np.int32), 1))
             if dec.stop.any():
                 m = np.full(sub.n_trials, -1, dtype=np.int32)
                 m[dec.stop] = self.base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
@@ -322,7 +331,7 @@ class Expansion(Design):
                 idx = np.flatnonzero(p0)[go]
                 top[idx], plan[idx] = m[go], True
                 stop[idx], reason[idx] = False, 0
-        going = ~p0
+        going = phase > 0
         top[going] = self._top(state.aux[going])
         exp = plan | going
         if not exp.any():
@@ -415,6 +424,11 @@ class Expansion(Design):
 
     def select(self, state: TrialState) -> np.ndarray:  # pragma: no cover - conclude is used
         return self.conclude(state, np.zeros(state.n_trials, dtype=np.int8))
+
+    def stops_for_safety(self) -> bool:
+        """The base's safety stop, or the expansion's boundary at the lowest tier (``monitor``): either stops
+        the trial with no dose when the lowest tier is too toxic."""
+        return bool(self.monitor or self.base.stops_for_safety())
 
     # words and parameters ---------------------------------------------------------
     def expansion_text(self) -> str:
