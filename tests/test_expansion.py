@@ -254,3 +254,12 @@ def test_the_escalation_keeps_the_base_max_n_and_conduct():
     assert c.max_n == 21 and c.safety_stop and c.expansion_text == "expansion to N = 21" and c.question == "MTD"
     assert Expansion(doseesc.CRM([0.1, 0.2, 0.3], target=0.25, max_n=12), monitor=False).conduct().safety_stop \
         is False
+
+
+def test_no_place_left_is_the_base_alone():
+    """to_n = the base's max_n with a base that uses every place (BOIN): no expansion, the base's own trials
+    (its elimination is the boundary, so the cap by the boundary never bites)."""
+    boin = doseesc.BOIN(target=0.25, n_tiers=4, max_n=15)
+    a = doseesc.simulate(boin, SC, 1500, rng=21).trials()
+    b = doseesc.simulate(Expansion(boin), SC, 1500, rng=21).trials()
+    assert a.equals(b)

@@ -398,7 +398,7 @@ class Expansion(Design):
         in_base = state.phase == 0
         cap = self._top(state.aux)
         if in_base.any():
-            cap[in_base] = self.base.conclude(state.take(in_base), np.asarray(reason)[in_base])
+            cap[in_base] = self._wide.conclude(state.take(in_base), np.asarray(reason)[in_base])
         cap = np.minimum(cap, self._open_top(state)).astype(np.int32)
         tiers = np.arange(k)[None, :]
         tried = (state.n > 0) & (tiers <= cap[:, None])
