@@ -36,7 +36,8 @@ from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_
 from ..errors import DesignError
 from ..rng import Stream, patient_uniforms
 from ..state import Rule, StopReason, TrialState
-from .run import PATIENT_KEYS, check_simulation, conclude_decided, decide_distinct, in_batches, run_result
+from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, group_keys,
+                  in_batches, run_result)
 from .timed import _Clock, _enrol_cap, calendar_extra
 
 #: Per-trial backfill metrics in ``OperatingCharacteristics.extra`` (mean per trial in ``metrics()``).
@@ -45,6 +46,10 @@ BACKFILL_METRICS = {
     "backfill_dlts": "mean DLTs per trial among backfill patients",
     "backfill_responses": "mean responses per trial among backfill patients",
 }
+
+
+#: With backfill, decide once per distinct state while they are at most this share of the trials.
+_DISTINCT_BACKFILL = 0.9
 
 
 def _per_tier(mask: np.ndarray, tier: np.ndarray, k: int) -> np.ndarray:
@@ -106,10 +111,13 @@ class _BackfillBatch:
                 state.add_cohort(coh[0], coh[1], coh[2] if self.eff_on else None, coh[3] if self.eff_on else None,
                                  rows=act)
                 self._count(act, t_dec[act])
-                decided = decide_distinct(design, state, act, distinct)
+                decided = self._decide(act, distinct)
                 distinct = distinct and not decided.crowded
-                conclude_decided(design, decided, self.selected, self.reason)
                 dec = decided.dec
+                if self.spec.on:    # the final choice is made at the end, on complete data (_finish)
+                    self.reason[act[dec.stop]] = dec.reason[dec.stop]
+                else:
+                    conclude_decided(design, decided, self.selected, self.reason)
                 old = state.current[act].astype(np.int64)
                 go = ~dec.stop
                 up = go & (dec.next > old)
@@ -130,6 +138,23 @@ class _BackfillBatch:
             if self.spec.on and c > 0:
                 self._backfill(act, t_dec[act])
         return self._finish()
+
+    def _decide(self, act: np.ndarray, distinct: bool) -> Decided:
+        """:meth:`Design.step` on trials ``act``: as the untimed engine decides (:func:`decide_distinct`), and
+        with backfill once per distinct state whenever they are fewer than :data:`_DISTINCT_BACKFILL` of the
+        trials (backfill counts spread the states; a kernel's slow path, e.g. BOIN12 past its tables, then
+        runs once per distinct state). The decisions are the same either way (a kernel is a function of the
+        state)."""
+        state = self.state
+        if self.spec.on and act.size > 1:
+            key = state.key()
+            if key is not None:
+                first, inverse = group_keys(key[act])
+                if first.size <= _DISTINCT_BACKFILL * act.size:
+                    rep = state.take(act[first])
+                    ddec = self.design.step(rep)
+                    return Decided(act, _spread(ddec, inverse), rep, ddec, inverse)
+        return decide_distinct(self.design, state, act, distinct)
 
     def _count(self, rows: np.ndarray, t: np.ndarray) -> None:
         """Add to the state the backfill patients of trials ``rows`` whose observation window has ended by
