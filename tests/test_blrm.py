@@ -94,6 +94,39 @@ def test_oncobayes2_single_agent_example_matches_direct_quadrature():
     assert d.decide(state).next[0] == int(np.argmax(np.where(ref[2] < 0.25, ref[1], -1)))
 
 
+# Published worked example: the BLRM prior of protocol NCT02108964 (Table 14-7), as reproduced with OncoBayes2 in
+# the README of github.com/fenguoerbian/MyOncoBayes2 (MCMC: 10 chains x 20,000 iterations; printed to 3 significant
+# digits): doses 50, 75, 150, 300, 450, 600, 800, 1000 ug/kg, d_ref = 300; (log alpha, log beta) ~ N((-3.068, 0.564),
+# SDs (2.706, 0.728), correlation -0.817); no data yet. Printed posterior (= prior) mean P(DLT) per dose, and the
+# EWOC check (its prob_overdose_est is the 75% quantile of P(DLT), so EWOC holds iff it is < 0.33, i.e. iff
+# P(P(DLT) > 0.33) < 0.25): holds at 50-300, fails from 450 (0.335 > 0.33).
+NCT02108964_DOSES = (50.0, 75.0, 150.0, 300.0, 450.0, 600.0, 800.0, 1000.0)
+NCT02108964_MEAN = (0.0776, 0.0905, 0.121, 0.172, 0.223, 0.282, 0.366, 0.441)
+NCT02108964_Q75 = (0.0336, 0.0525, 0.110, 0.225, 0.335, 0.447, 0.589, 0.696)
+
+
+def test_published_prior_of_nct02108964_table_14_7():
+    d = BLRM(NCT02108964_DOSES, 300.0, max_n=30, prior_mean=(-3.068, 0.564), prior_sd=(2.706, 0.728),
+             prior_corr=-0.817, max_increase=None)
+    z = np.zeros((1, 8), dtype=int)
+    p = d.interval_probabilities(z, z)
+    # means to the printed precision: within 0.002 (the MCMC's own error; the printed values are all about 0.001
+    # above the exact ones, as draws of one chain set are correlated across doses)
+    np.testing.assert_allclose(p["mean"][0], NCT02108964_MEAN, atol=0.002)
+    # at d_ref the mean is E[expit(N(-3.068, 2.706^2))], a 1-D integral: Gauss-Hermite with 200 nodes
+    t, w = np.polynomial.hermite_e.hermegauss(200)
+    exact = float((w / np.sqrt(2 * np.pi)) @ (1 / (1 + np.exp(-(-3.068 + 2.706 * t)))))
+    assert p["mean"][0, 3] == pytest.approx(exact, abs=1e-5)
+    assert round(exact, 3) == 0.171   # printed 0.172: the MCMC's error
+    # the 75% quantile at d_ref is expit(-3.068 + 0.6745 x 2.706) = 0.2236 (printed 0.225)
+    assert 1 / (1 + math.exp(3.068 - norm.ppf(0.75) * 2.706)) == pytest.approx(0.225, abs=0.002)
+    # EWOC as printed: eligible at 50-300, not from 450 on
+    ok = p["over"][0] < 0.25
+    assert ok.tolist() == [q < 0.33 for q in NCT02108964_Q75] == [True] * 4 + [False] * 4
+    # and P(over) at d_ref in closed form: 1 - Phi((logit 0.33 + 3.068) / 2.706) = 0.1916
+    assert p["over"][0, 3] == pytest.approx(1 - norm.cdf((_logit(0.33) + 3.068) / 2.706), abs=5e-4)
+
+
 def test_prior_closed_form_at_the_reference_dose():
     """No data: at d = d_ref, logit P(DLT) = log alpha ~ N(m1, s1^2), so P(under) = Phi((logit 0.16 - m1) / s1) and
     P(over) = 1 - Phi((logit 0.33 - m1) / s1). OncoBayes2's prior (m1 = 0, s1 = 2): 0.2035 and 0.6384."""
