@@ -76,8 +76,8 @@ MDA = {
 @pytest.mark.parametrize("log", list(MDA))
 def test_posterior_matches_md_anderson_app(log):
     # trialr's tolerance 0.015 (the app's values are rounded to 2 decimals and its integration is numerical);
-    # 2^16 prior points (sampler error about 0.005 on these states, see the precision test)
-    post = thall2014(draws=2 ** 16).posterior(state_of(log))
+    # 2^12 points per state (sampler error below 0.005 on these states, see test_reference_posterior)
+    post = thall2014(draws=2 ** 12).posterior(state_of(log))
     for key, want in MDA[log].items():
         np.testing.assert_allclose(post[key][0], want, atol=0.015, err_msg=key)
 
@@ -110,13 +110,51 @@ def test_vignette_example_1NNE_2EEB():
     assert doseesc.recommend(d, "1NNE 2EEB", warn=False).next_tier == 2
 
 
+def reference_posterior(d: EffTox, log: str, m: int = 2 ** 18) -> dict:
+    """Plain importance sampling from the prior (float64): ``m`` Sobol points mapped to the normal prior,
+    weights = likelihood of the log's cell counts (accurate for a few patients: thousands of effective points)."""
+    from scipy import special
+    from scipy.stats import qmc
+    u = qmc.Sobol(d=6, scramble=False).random_base2(int(np.log2(m))) + 0.5 / m
+    theta = np.asarray(d.prior_mean) + np.asarray(d.prior_sd) * special.ndtri(u)
+    pe, pt, logc = d.probabilities(theta)                        # (m, k), (m, k), (m, k, 4)
+    counts = d.cells(state_of(log))[0]                            # (k, 4)
+    ll = (logc * counts).sum(axis=(1, 2))
+    w = np.exp(ll - ll.max())
+    w /= w.sum()
+    eff, tox = w @ pe, w @ pt
+    return {"eff": eff, "tox": tox, "p_eff": w @ (pe > d.eff_min), "p_tox": w @ (pt < d.tox_max),
+            "desirability": d.desirability(eff, tox), "ess": 1 / (w * w).sum()}
+
+
+@pytest.mark.parametrize("log", ["1NNN 2ENN", "1NNN 2ENN 3ETB", "1NNE 2EEB"])
+def test_reference_posterior(log):
+    # the design's sampler with 2^12 points per state against plain prior sampling with 2^18 points
+    # (effective points > 2,500 on these states): within 0.01 on every summary
+    ref = reference_posterior(thall2014(), log)
+    assert ref["ess"] > 2500
+    post = thall2014(draws=2 ** 12).posterior(state_of(log))
+    for key in ("eff", "tox", "p_eff", "p_tox", "desirability"):
+        np.testing.assert_allclose(post[key][0], ref[key], atol=0.01, err_msg=key)
+
+
+LATE = ["1NNN 2ENN 3EEN 4EET 4ENE 3EEN 3NEE 4EBE 3ENE 3EEN 3NEE 3EEE 3NTE",
+        "1NNN 2NNE 3ENE 4EEB 4TEN 3ENN 3EEN 3EEE 3BEN 2ENN 3ENE 3EEN 3NEN",
+        "1NNN 2NNN 3NEN 4NEE 5EBE 5TEE 4EEN 4ENE 4EEE 4BEE 4NEE 4EEE 4EEB",
+        "1NNN 2ENE 3EEE 4EEE 5ETE 5EEE 5BEE 5EEE 5ETE 5EEB 5EEE 5EEE 5ENE",
+        "1NTN 1NNN 2NNE 2ENN 3TEN 2NNE 2ENE 2NEN 2EBN 1NNE 2ENN 2NNE 2NEN"]
+
+
 def test_sampler_precision_against_many_points():
-    # the default 2^14 points against 2^18 on the worked examples' states: within 0.02 on every summary
-    small, big = thall2014(), thall2014(draws=2 ** 18)
-    for log in ("1NNN 2ENN", "1NNN 2ENN 3ETB", "1NNE 2EEB", "1NNN 2NNN 3ENN 3EEN"):
+    # the default 2^7 points per state against 2^14, on the worked examples' states and on five 39-patient
+    # trials: within the precision claimed in docs/notes/efftox.md (posterior means 0.035, desirability
+    # 0.07, acceptability probabilities 0.11 at most over 300 states visited in simulation)
+    small, big = thall2014(), thall2014(draws=2 ** 14)
+    for log in list(MDA) + ["1NNE 2EEB"] + LATE:
         a, b = small.posterior(state_of(log)), big.posterior(state_of(log))
-        for key in ("eff", "tox", "p_eff", "p_tox", "desirability"):
-            np.testing.assert_allclose(a[key], b[key], atol=0.02, err_msg=f"{log} {key}")
+        for key, tol in (("eff", 0.035), ("tox", 0.035), ("p_eff", 0.11), ("p_tox", 0.11), ("desirability", 0.07)):
+            np.testing.assert_allclose(a[key], b[key], atol=tol, err_msg=f"{log} {key}")
+        assert small.effective_points(state_of(log))[0] > 30
 
 
 def test_posterior_is_vectorised_and_deterministic():
