@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import math
 
-from ..tiers import DoseLadder
+from ..tiers import DAYS_PER_MONTH, DoseLadder
 
 #: Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008), in the order designs get them;
 #: yellow last because it is faint on white. Designs beyond eight take Paul Tol's muted colours.
@@ -173,3 +173,63 @@ METRIC_NAMES = {
 
 def metric_name(name: str) -> str:
     return METRIC_NAMES.get(name, name.replace("_", " "))
+
+
+#: Metrics kept in days by the results that reports show in months (a trial lasts "16.3 months", not
+#: "494.83 days"): their names in reports, without the unit.
+MONTH_METRICS = {"duration_days": "trial duration", "time_to_decision_days": "time to final decision"}
+
+
+def months_text(days: float, digits: int = 1) -> str:
+    """A duration given in days, in months: ``16.3 months``; ``n/a`` for NaN."""
+    if days is None or not math.isfinite(days):
+        return "n/a"
+    return f"{days / DAYS_PER_MONTH:.{digits}f} months"
+
+
+def metric_scale(name: str) -> float:
+    """What a metric's estimate is multiplied by for display: 100 for probabilities (percent), 1 / days per
+    month for :data:`MONTH_METRICS`, else 1."""
+    if is_probability_metric(name):
+        return 100.0
+    if name in MONTH_METRICS:
+        return 1.0 / DAYS_PER_MONTH
+    return 1.0
+
+
+def metric_label(name: str) -> str:
+    """A metric's name with its display unit, as a table row label: ``P(true MTD), %``,
+    ``trial duration, months``, ``mean N``."""
+    if name in MONTH_METRICS:
+        return f"{MONTH_METRICS[name]}, months"
+    unit = metric_unit(name)
+    return metric_name(name) + (f", {unit}" if unit else "")
+
+
+def metric_text(name: str, value: float) -> str:
+    """A metric's estimate with its unit, for sentences: ``62.3%``, ``16.3 months``, ``10.70``."""
+    if name in MONTH_METRICS:
+        return months_text(value)
+    return metric_value(name, value) + ("" if value is None or not math.isfinite(value) else metric_unit(name))
+
+
+def metric_cells(name: str, estimate: float, mcse: float | None = None) -> tuple[str, str, str]:
+    """``(label, estimate, MCSE)`` of a metric as the report's metrics tables print them, in one unit:
+    percentages for probabilities (estimate 1 decimal, MCSE 2), months for :data:`MONTH_METRICS`
+    (estimate 1 decimal, MCSE 2), else the metric's own units (:func:`metric_value`, MCSE 3 decimals).
+    ``mcse`` None gives an empty MCSE (exact runs); NaN gives ``n/a``."""
+    if name in MONTH_METRICS:
+        value = "n/a" if estimate is None or not math.isfinite(estimate) else f"{estimate / DAYS_PER_MONTH:.1f}"
+    else:
+        value = metric_value(name, estimate)
+    if mcse is None:
+        se = ""
+    elif not math.isfinite(mcse):
+        se = "n/a"
+    elif is_probability_metric(name):
+        se = f"{100 * mcse:.2f}"
+    elif name in MONTH_METRICS:
+        se = f"{mcse / DAYS_PER_MONTH:.2f}"
+    else:
+        se = f"{mcse:.3f}"
+    return metric_label(name), value, se

@@ -107,7 +107,8 @@ def plot_paths(dp, ax=None, max_tree_nodes: int = 150, label_min: float | None =
     the label adds the probability of taking the edge (summed over the histories it carries) and the
     line width grows with it. Edges with the same ends but different DLT counts bow apart.
 
-    Beyond ``max_tree_nodes`` nodes (or 40 drawn edges) the layout is compact: smaller labels, and
+    With more than 40 drawn edges (or more than ``max_tree_nodes`` nodes and 20 drawn edges; histories
+    that differ only in responses share their edges) the layout is compact: smaller labels, and
     only edges with probability at least ``label_min`` (default 2%; without a scenario, none) are
     labelled; the colour still gives the DLT count.
     """
@@ -117,7 +118,7 @@ def plot_paths(dp, ax=None, max_tree_nodes: int = 150, label_min: float | None =
     k = dp.design.n_tiers
     pos = path_tree_positions(dp)
     edges = _merged_edges(pos)
-    compact = len(f) > max_tree_nodes or len(edges) > 40
+    compact = len(edges) > 40 or (len(f) > max_tree_nodes and len(edges) > 20)
     scen = dp.scenario is not None
     label_min = (0.02 if compact else 0.0) if label_min is None else label_min
     low = -1 if (pos["tier"] < 0).any() else 0
@@ -636,7 +637,7 @@ def plot_duration_vs_correct(results_or_study, ax=None, scenario=None, colors=No
     if ax is None:
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(6.2 + 3.6 * len(questions), 5.0), layout="constrained")
+        fig = Figure(figsize=(1.0 + 4.6 * len(questions), 4.8), layout="constrained")
         axes = list(np.atleast_1d(fig.subplots(1, len(questions), sharex=True, squeeze=False)[0]))
     else:
         axes = list(np.atleast_1d(ax))
