@@ -53,6 +53,12 @@ class OBDPick(Design):
     The maximum sample size is the base's ``max_n`` plus ``2 x expansion``
     (with ``fill``: the base's ``max_n``, reached by every trial that names
     an MTD).
+
+    With ``fill`` this is a case of :class:`~doseesc.designs.expansion.Expansion`
+    (``layout="selected+below", order="blocks", monitor=False, selection="obd-pick"``,
+    target the base's or 1/3): the same patients at the same tiers; this class keeps
+    its kernel (one cohort per block) so that its outputs stay as they were
+    (docs/notes/expansion.md).
     """
 
     kind = "obd-pick"
