@@ -9,7 +9,7 @@ import pytest
 
 import doseesc
 from doseesc.errors import DoseescError
-from doseesc.protocol_text import markdown_blocks, parse_markdown, protocol_text, write_docx
+from doseesc.protocol_text import markdown_blocks, parse_markdown, protocol_text, write_docx, write_protocol_text
 from doseesc.study import run_protocol
 
 FILE = Path(__file__).resolve().parents[1] / "scenarios" / "ecar01.toml"
@@ -110,10 +110,16 @@ def test_docx_round_trip(md, tmp_path):
     assert [c.text for c in first.rows[1].cells] == ["3", "0", "1", "2"]
 
 
-def test_docx_missing_says_how_to_install(md, tmp_path, monkeypatch):
+def test_docx_missing_says_how_to_install(proto, md, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "docx", None)   # import docx now fails
     with pytest.raises(DoseescError, match=r"pip install 'doseesc\[docx\]'"):
         write_docx(md, tmp_path / "x.docx")
+    with pytest.raises(DoseescError, match="python-docx"):
+        write_protocol_text(proto, None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()          # refused before writing anything
+    written = write_protocol_text(proto, None, tmp_path / "out", docx=False)
+    assert list(written) == ["md"] and written["md"].name == "ecar01-methods.md"
+    assert written["md"].read_text(encoding="utf-8") == protocol_text(proto)
 
 
 def test_report_blocks_render(md):

@@ -23,7 +23,11 @@ from ._version import __version__
 from .errors import DoseescError
 from .tiers import DAYS_PER_MONTH
 
-__all__ = ["protocol_text", "write_docx", "markdown_blocks", "parse_markdown"]
+__all__ = ["protocol_text", "write_docx", "write_protocol_text", "docx_available", "markdown_blocks",
+           "parse_markdown"]
+
+DOCX_MISSING = ("writing a .docx file needs python-docx: pip install 'doseesc[docx]' (or pip install python-docx); "
+                "or write the Markdown alone")
 
 
 def _pct(p: float, digits: int = 1) -> str:
@@ -313,8 +317,7 @@ def write_docx(markdown_or_parts, path) -> Path:
         import docx
         from docx.shared import Pt
     except ImportError:
-        raise DoseescError("writing a .docx file needs python-docx: pip install 'doseesc[docx]' "
-                           "(or pip install python-docx)") from None
+        raise DoseescError(DOCX_MISSING) from None
     blocks = parse_markdown(markdown_or_parts) if isinstance(markdown_or_parts, str) else list(markdown_or_parts)
     doc = docx.Document()
     for b in blocks:
@@ -348,6 +351,34 @@ def write_docx(markdown_or_parts, path) -> Path:
     path = Path(path)
     doc.save(str(path))
     return path
+
+
+def docx_available() -> bool:
+    """Whether python-docx can be imported (check before a long run that ends by writing a .docx)."""
+    try:
+        import docx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_protocol_text(protocol, study=None, folder=".", stem: str | None = None, docx: bool = True) -> dict:
+    """Write :func:`protocol_text` to ``folder/STEM-methods.md`` and, with ``docx``, ``STEM-methods.docx``
+    (``stem``: default the protocol file's name, else the protocol's name). Raises
+    :class:`~doseesc.errors.DoseescError` before writing anything if ``docx`` and python-docx is missing.
+    Returns ``{"md": path[, "docx": path]}``."""
+    if docx and not docx_available():
+        raise DoseescError(DOCX_MISSING)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if stem is None:
+        stem = Path(protocol.path).stem if protocol.path else re.sub(r"[^A-Za-z0-9_.-]+", "_", protocol.name)
+    text = protocol_text(protocol, study)
+    out = {"md": folder / f"{stem}-methods.md"}
+    out["md"].write_text(text, encoding="utf-8")
+    if docx:
+        out["docx"] = write_docx(text, folder / f"{stem}-methods.docx")
+    return out
 
 
 def markdown_blocks(text: str, level_offset: int = 0) -> list:
