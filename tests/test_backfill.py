@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import doseesc as d
-from doseesc.backfill import Backfill, backfill_from_toml, check_calendar, with_backfill
+from doseesc.backfill import Backfill, backfill_from_toml, check_backfill, check_calendar, with_backfill
 from doseesc.calendar import Calendar
 from doseesc.engines.backfill import backfill_summary, compare_backfill, simulate_backfill
 from doseesc.errors import DesignError
@@ -239,3 +239,17 @@ def test_backfill_without_calendar_and_unsupported_designs_are_refused():
         with_backfill(d.TITEBOIN(n_tiers=3, target=0.3, max_n=12), cap=3)
     with pytest.raises(DesignError, match="min_responses = 1 needs response probabilities"):
         simulate_backfill(boin, sc, 10, backfill=Backfill(cap=2, min_responses=1), rng=1, calendar=FIXED)
+
+
+def test_file_checks_name_the_table():
+    """What protocol.py runs for a [[design]] with a backfill key: calendar, design and scenarios checked."""
+    at = "scenarios/x.toml: [[design]] 'B'"
+    boin = d.BOIN(n_tiers=3, target=0.3, max_n=12)
+    sc = d.Scenario(true_tox=(0.1, 0.2, 0.3), name="plain")
+    check_backfill(Backfill(cap=3), boin, FIXED, at, [sc])
+    with pytest.raises(DesignError, match=r"x.toml: \[\[design\]\] 'B': backfill needs a \[calendar\]"):
+        check_backfill(Backfill(cap=3), boin, None, at)
+    with pytest.raises(DesignError, match=r"x.toml: \[\[design\]\] 'B': backfill with 3\+3"):
+        check_backfill(Backfill(cap=3), d.ThreePlusThree(n_tiers=3), FIXED, at)
+    with pytest.raises(DesignError, match=r"'B': backfill min_responses = 1 needs .* scenario 'plain'"):
+        check_backfill(Backfill(cap=3, min_responses=1), boin, FIXED, at, [sc])

@@ -13,11 +13,12 @@ O'Quigley & Iasonos 2021) and summarised here:
   fewer than ``tier_cap`` patients there (BF-BOIN's ``n.cap``).
 - **Which eligible tier** (``priority``): the highest (default; BF-BOIN and crmPack), the lowest, or one
   drawn at random (per patient, stream :attr:`~doseesc.rng.Stream.BACKFILL`).
-- **Closing** (permanent, and a closed tier closes every tier above it): a tier closes when its complete
-  data (escalation and backfill patients whose DLT window has ended) show an observed DLT rate at or above
-  ``close_at`` (default: the design's target; 1/3 for designs without one, such as 3+3), checked at every
-  decision and at every backfill arrival; and a tier the escalation de-escalates from closes with every tier
-  above it. So a tier whose own data show too much toxicity is never backfilled.
+- **Closing** (a closed tier closes every tier above it): a tier is closed while its complete data
+  (escalation and backfill patients whose DLT window has ended) show an observed DLT rate at or above
+  ``close_at`` (default: the design's target; 1/3 for designs without one), checked at every backfill
+  arrival on the data complete then (as BF-BOIN re-checks its boundary); and a tier the escalation
+  de-escalates from closes for good, with every tier above it. So a tier whose own data show too much
+  toxicity is never backfilled.
 - **Cap**: at most ``cap`` backfill patients per trial. Backfill patients count toward the design's
   ``max_n`` (the registered N): a backfill patient is enrolled only while at least one cohort's places
   (``cohort_size``) remain for the escalation. Backfill ends when the escalation stops.
@@ -209,3 +210,20 @@ def check_calendar(calendar, at: str) -> None:
     if calendar is None:
         raise DesignError(f"{at}: backfill needs a [calendar] (patients arriving in time): add one, or remove "
                           "the backfill key")
+
+
+def check_backfill(backfill: Backfill, design, calendar, at: str, scenarios=()) -> None:
+    """The checks a file's ``backfill`` key needs once its design and calendar are known, each a
+    :class:`DesignError` naming ``at`` (file and table): a [calendar] is required; the design must be one the
+    engine runs (:func:`check_backfill_design`); ``min_responses`` needs response probabilities in every
+    scenario of ``scenarios``."""
+    check_calendar(calendar, at)
+    try:
+        check_backfill_design(design)
+    except DesignError as err:
+        raise DesignError(f"{at}: {err}") from None
+    if backfill.min_responses:
+        for sc in scenarios:
+            if sc.true_eff is None:
+                raise DesignError(f"{at}: backfill min_responses = {backfill.min_responses} needs response "
+                                  f"probabilities (true_eff) in scenario {sc.name!r}")

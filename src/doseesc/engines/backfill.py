@@ -93,7 +93,7 @@ class _BackfillBatch:
         self.comp = np.full(n, -np.inf)                   # completion of the current escalation cohort
         self.cohort = np.zeros((4, n), dtype=np.int32)    # the escalation cohort's patients, DLTs, responses, both
         self.cleared = np.zeros((n, k), dtype=bool)       # the escalation has escalated from the tier
-        self.closed_from = np.full(n, k, dtype=np.int64)  # tiers at or above are closed to backfill
+        self.closed_from = np.full(n, k, dtype=np.int64)  # de-escalated from: this tier and those above closed
         self.threshold = spec.threshold(design)
 
     # -- the run --------------------------------------------------------------------------------------------
@@ -217,13 +217,13 @@ class _BackfillBatch:
         done = (tier >= 0) & (pt["inf"][rows] + window <= t[:, None])
         return _per_tier(done, tier, self.k), _per_tier(done & pt[what][rows], tier, self.k)
 
-    def _close(self, rows: np.ndarray, t: np.ndarray) -> None:
-        """Close to backfill (with every tier above) the tiers whose complete data at ``t`` show an observed
-        DLT rate at or above the threshold."""
+    def _toxic_from(self, rows: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Per row, the lowest tier whose complete data at ``t`` (patients whose DLT window has ended) show an
+        observed DLT rate at or above the threshold (``n_tiers`` if none): it and every tier above are closed
+        to backfill at ``t``."""
         n, y = self._complete(rows, t, self.cal.dlt_window_days, "tox")
         toxic = (n > 0) & (y >= self.threshold * n - 1e-12)
-        first = np.where(toxic.any(axis=1), toxic.argmax(axis=1), self.k)
-        self.closed_from[rows] = np.minimum(self.closed_from[rows], first)
+        return np.where(toxic.any(axis=1), toxic.argmax(axis=1), self.k)
 
     def _backfill(self, act: np.ndarray, t_dec: np.ndarray) -> None:
         """Backfill the trials ``act`` while their escalation cohort is followed (until the next decision)."""
@@ -234,7 +234,6 @@ class _BackfillBatch:
         if spec.min_responses:
             _, r = self._complete(act, t_dec, cal.eff_window, "eff")
             open_ &= r >= spec.min_responses
-        self._close(act, t_dec)
         reserve = self.max_n - self.design.cohort_size
         keep = open_.any(axis=1)
         pos = np.flatnonzero(keep)               # indices into act
@@ -251,8 +250,8 @@ class _BackfillBatch:
             pos, rows, t_bf = pos[ok], rows[ok], t_bf[ok]
             if pos.size == 0:
                 return
-            self._close(rows, t_bf)
-            elig = open_[pos] & (tiers < self.closed_from[rows][:, None])
+            below = np.minimum(self.closed_from[rows], self._toxic_from(rows, t_bf))
+            elig = open_[pos] & (tiers < below[:, None])
             if spec.tier_cap is not None:
                 tier_pt = self.pt["tier"][rows]
                 elig &= _per_tier(tier_pt >= 0, tier_pt, k) < spec.tier_cap
@@ -334,16 +333,24 @@ def simulate_backfill(design, scenario, n_trials: int = 10_000, *, backfill: Bac
     run = check_simulation(design, scenario, n_trials, rng=rng, target=target, ladder=ladder, obd=obd,
                            batch_size=batch_size, calendar=calendar)
     t0 = time.perf_counter()
+    out, patients, extra = backfill_runner(run, backfill, progress)
+    res = run_result(run, out, patients, extra, time.perf_counter() - t0)
+    res.provenance["backfill"] = backfill.to_dict()
+    res.provenance["backfill_text"] = backfill.describe()
+    return res
+
+
+def backfill_runner(run, backfill: Backfill, progress=None) -> tuple[dict, dict, dict]:
+    """The checked run ``run`` (:class:`~doseesc.engines.run.Run`, with a calendar) with the backfill policy
+    ``backfill``, in batches of :func:`backfill_batch`: ``(per-trial arrays, per-patient records, extra
+    metrics)`` as the runners of :func:`~doseesc.simulate` return them."""
     out = in_batches(run.n_trials, run.batch_size,
                      lambda a, b: backfill_batch(run.design, backfill, run.scenario, run.calendar, run.seq, a, b),
                      progress)
     patients = {key: out[key] for key in PATIENT_KEYS + ("infusion_days", "backfill")}
     extra = calendar_extra(out)
     extra.update({key: (out[key], text) for key, text in BACKFILL_METRICS.items()})
-    res = run_result(run, out, patients, extra, time.perf_counter() - t0)
-    res.provenance["backfill"] = backfill.to_dict()
-    res.provenance["backfill_text"] = backfill.describe()
-    return res
+    return out, patients, extra
 
 
 def backfill_summary(oc) -> pd.DataFrame:
