@@ -24,8 +24,8 @@ from doseesc.testing import check_design
 
 
 def thall2014(**kw) -> EffTox:
-    """Thall et al. (2014) prostate cancer design as in trialr's vignette (the class's example)."""
-    return dataclasses.replace(EffTox.example(), **kw)
+    """Thall et al. (2014) prostate cancer design as in trialr's vignette (EffTox.thall2014)."""
+    return dataclasses.replace(EffTox.thall2014(), **kw)
 
 
 def state_of(log: str, k: int = 5) -> TrialState:
@@ -223,7 +223,7 @@ def test_final_choice_tried_only():
     (dict(n_tiers=4), "n_tiers = 4 but doses has 5 values"),
 ])
 def test_bad_input_names_key_and_value(change, words):
-    table = {**EffTox.example().to_dict(), **change}
+    table = {**EffTox.thall2014().to_dict(), **change}
     with pytest.raises(DesignError) as info:
         design_from_dict(table)
     assert words in str(info.value)

@@ -207,10 +207,17 @@ class EffTox(Design):
         self._check_slots()
 
     @classmethod
-    def example(cls) -> "EffTox":
-        """The Thall et al. (2014) prostate cancer design (trialr's EffTox vignette): 39 patients in cohorts of 3."""
+    def thall2014(cls, max_n: int = 39) -> "EffTox":
+        """The Thall et al. (2014) prostate cancer design (trialr's EffTox vignette): doses 1, 2, 4, 6.6 and 10,
+        eff_min 0.5, tox_max 0.3, p_e = p_t = 0.1, contour through (0.5, 0), (1, 0.65) and (0.7, 0.25), the
+        paper's priors, 39 patients in cohorts of 3."""
         return cls(doses=(1.0, 2.0, 4.0, 6.6, 10.0), eff_min=0.5, tox_max=0.3, eff0=0.5, tox1=0.65, eff_star=0.7,
-                   tox_star=0.25, p_e=0.1, p_t=0.1, max_n=39)
+                   tox_star=0.25, p_e=0.1, p_t=0.1, max_n=max_n)
+
+    @classmethod
+    def example(cls) -> "EffTox":
+        """:meth:`thall2014` with two cohorts (max_n = 6), small enough for exact enumeration (contract checks)."""
+        return cls.thall2014(max_n=6)
 
     @property
     def label(self) -> str:
