@@ -10,11 +10,14 @@ prior (or a mixture of them) on ``theta = (log alpha, log beta)``.
 The posterior is computed for all trials at once by deterministic quadrature on a fixed rectangular grid
 in ``theta`` (no MCMC): the log-likelihood of every trial at every grid node is two matrix products of
 the sufficient statistics (patients and DLTs per tier), ``y @ log p.T + (n - y) @ log(1 - p).T``, shape
-``(n_trials, grid nodes)``. Interval probabilities are sums of the posterior weights times, per node and
-tier, the fraction of the node's cell along the log(alpha) axis that lies in the interval (for fixed
-beta, P(DLT | d) is monotone in log alpha, so the interval is a half-line in log alpha; the fraction
-makes the step function's integral second-order accurate instead of first-order). Posterior summaries
-are memoised per distinct (n, y) as for the CRM.
+``(n_trials, grid nodes)``. Posterior means use the trapezoid rule. Interval probabilities are one more
+matrix product of the posterior weights with fixed per-node weights: for fixed beta, P(DLT | d) is
+monotone in log alpha, so each interval is a half-line in log alpha; each node stands for its cell, and
+on the cell holding the interval's end the density is taken linear with the central-difference slope
+(:func:`_share_above`). With the default grid (301 x 41 nodes over +-5 prior SDs) interval probabilities
+agree with a direct quadrature to 5e-4 (tests/test_blrm.py). Posterior summaries are memoised per
+distinct (n, y) as for the CRM. ``prior_cov``, when given, sets ``prior_sd`` and ``prior_corr``; ``mixture``,
+when given, replaces the single normal prior.
 """
 
 from __future__ import annotations
@@ -314,7 +317,6 @@ class BLRM(Design):
         na, nb = self.grid_points
         a = np.linspace(lo_a, hi_a, na)
         b = np.linspace(lo_b, hi_b, nb)
-        h = a[1] - a[0]
         A, B = np.meshgrid(a, b, indexing="ij")
         A, B = A.ravel(), B.ravel()
         log_prior = self.log_prior(A, B)
