@@ -628,6 +628,15 @@ def indication_text(result) -> str:
     head = f"{result.conduct.policy} conduct"
     if result.conduct.policy == "staggered":
         head += f" ({result.conduct.text()})"
+    labels = [str(t) for t in dict.fromkeys(b["tier"]) if t != "No dose"]
+    units = {t.split(" ", 1)[1] if " " in t else None for t in labels}
+    unit = units.pop() if len(units) == 1 else None
+    if unit:   # the same unit on every tier: said once in the heading, tiers by their doses
+        short = {t: t.split(" ", 1)[0] for t in labels}
+        b = b.assign(tier=[short.get(t, t) for t in b["tier"]])
+        m = m.assign(true_mtd=[short.get(t, t) for t in m["true_mtd"]],
+                     **({"true_obd": [short.get(t, t) for t in m["true_obd"]]} if "true_obd" in m.columns else {}))
+        head += f"; doses in {unit}"
     lines = [f"{head}; scenario {result.scenario.name!r}"]
     obd = "p_select_obd" in m.columns
     rows = [["indication", "share", "true MTD", "P(MTD)", "P(above)", "P(no dose)", "mean N", "mean DLTs"]

@@ -419,8 +419,9 @@ class Study:
         if self.protocol.indications is not None:
             out["indications"] = {
                 "declared": self.protocol.indications.to_dict(),
-                "conduct": {name: self.protocol.conduct(name).to_dict() for name in
-                            dict.fromkeys(d for _, d in self.indication_results) if self.protocol.conduct(name)},
+                "conduct": {name: self.protocol.conduct(name).to_dict()
+                            for name in dict.fromkeys(self.name_of(r) for r in self.results)
+                            if name in self.protocol.designs},
                 "by_indication": _records(self.by_indication()),
                 "indication_metrics": _records(self.indication_metrics()),
                 "notes": [{"scenario": s, "design": d, "note": why} for (s, d), why in self.indication_notes.items()]}
