@@ -253,3 +253,23 @@ def test_file_checks_name_the_table():
         check_backfill(Backfill(cap=3), d.ThreePlusThree(n_tiers=3), FIXED, at)
     with pytest.raises(DesignError, match=r"'B': backfill min_responses = 1 needs .* scenario 'plain'"):
         check_backfill(Backfill(cap=3, min_responses=1), boin, FIXED, at, [sc])
+
+
+def test_drop_outs_and_manufacturing_keep_the_invariants():
+    """With manufacturing, a sentinel, review days, 30% drop-outs (a backfill drop-out is not replaced) and a
+    maximum wait: backfill patients stay below the current tier and below any tier de-escalated from, at most
+    cap per trial, at most max_n in all, and the counts are those of the per-patient records."""
+    cal = Calendar(accrual_rate=4, dropout=0.3, vein_to_vein_days=14, sentinel_days=7, review_days=5,
+                   max_wait_days=45, dlt_window_days=28)
+    des = d.BOIN(n_tiers=4, target=0.3, max_n=24)
+    oc = simulate_backfill(des, SC, 1500, backfill=Backfill(cap=5, priority="lowest"), rng=9, calendar=cal)
+    pt = {k: np.asarray(v) for k, v in oc.patients.items()}
+    bf = pt["backfill"]
+    assert bf.any()
+    cur, low_closed, _ = _current_before(pt)
+    assert (pt["tier"][bf] < cur[bf]).all() and (pt["tier"][bf] < low_closed[bf]).all()
+    assert (bf.sum(axis=1) <= 5).all() and (oc.n.sum(axis=1) <= 24).all()
+    assert (oc.extra["n_backfilled"][0] == bf.sum(axis=1)).all()
+    # the counts are the per-patient records, backfill patients included
+    counts = np.stack([(pt["tier"] == j).sum(axis=1) for j in range(4)], axis=1)
+    np.testing.assert_array_equal(counts, oc.n)
