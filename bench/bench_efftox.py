@@ -18,7 +18,7 @@ import doseesc
 
 def main():
     sc = doseesc.Scenario(true_tox=[0.05, 0.10, 0.15, 0.20, 0.40], true_eff=[0.2, 0.4, 0.6, 0.8, 0.9])
-    for draws in (2 ** 13, 2 ** 14):
+    for draws in (2 ** 6, 2 ** 7):
         design = dataclasses.replace(doseesc.EffTox.thall2014(), draws=draws)
         t = time.perf_counter()
         r = doseesc.simulate(design, sc, 10_000, rng=1)
