@@ -284,24 +284,32 @@ def test_safety_stop_and_no_dose_selected():
 
 
 def test_final_choice_only_among_tried_tiers():
-    """After 1NNN 2NNN 2NNN (0/3 at tier 1, 0/6 at tier 2) with a prior centred on P(DLT) 0.25 at tier 2, the model
-    favours tier 3 for P(target), but tier 3 was never given: the final MTD is the best tried eligible tier."""
+    """After 1NNN 2NNN 2NNN (0/3 at tier 1, 0/6 at tier 2), prior median P(DLT) 0.25 at tier 2: P(target) is 0.023,
+    0.097, 0.190 and P(over) 0.001, 0.012, 0.194 (grid, to 3 decimals), so EWOC's next tier is tier 3, but tier 3
+    was never given: the final MTD is tier 2, the tried eligible tier with the highest P(target)."""
     d = BLRM((1.0, 2.0, 4.0), 2.0, max_n=9, prior_mean=(_logit(0.25), 0.0))
     n, y = np.array([[3, 6, 0]]), np.array([[0, 0, 0]])
     p = d.interval_probabilities(n, y)
-    unrestricted = d.ewoc_choice(p)[0]
-    tried = d.ewoc_choice(p, n > 0)[0]
-    assert tried == d.select(TrialState.from_counts(n, y, np.array([1])))[0]
-    assert tried <= 1 and (unrestricted == 2 or unrestricted == tried)
+    np.testing.assert_allclose(p["target"][0], [0.023, 0.097, 0.190], atol=1e-3)
+    np.testing.assert_allclose(p["over"][0], [0.001, 0.012, 0.194], atol=1e-3)
+    assert d.ewoc_choice(p)[0] == 2
+    assert d.select(TrialState.from_counts(n, y, np.array([1])))[0] == 1
+    # and once tier 3 is tried with 1/3 DLTs, it can be chosen if it is eligible and best; here 2/3 make it overdosed
+    n3, y3 = np.array([[3, 3, 3]]), np.array([[0, 0, 2]])
+    assert d.select(TrialState.from_counts(n3, y3, np.array([2])))[0] == 1
 
 
 def test_stop_n_at_tier_slot():
-    d = BLRM((1.0, 2.0, 4.0), 2.0, max_n=30, prior_mean=(_logit(0.25), 0.0)).stop_when_n_at_tier(6)
-    # 1NNN 1NNN: 6 patients at tier 1, no DLT: EWOC recommends tier 1 or 2; check both ways with the kernel
-    state = TrialState.from_counts(np.array([[6, 0, 0]]), np.array([[0, 0, 0]]), np.array([0]))
-    nxt = d.decide(state).next[0]
-    dec = d.step(state)
-    assert dec.stop[0] == (nxt == 0)
+    """The rule slots of every design apply to the BLRM (issue 16 item 4). Prior median P(DLT) 0.25 at tier 2.
+    1NNN 2NNN: EWOC recommends tier 2 again (kernel), which has 3 < 6 patients: go on. 1NNN 2NNN 2NTN: tier 2 again,
+    now with 6 >= 6 patients: stop (n at the recommended tier), and the final MTD is tier 2."""
+    d = BLRM((1.0, 2.0, 4.0), 2.0, max_n=30, prior_mean=(_logit(0.25), 0.0))
+    assert doseesc.recommend(d, "1NNN 2NNN", warn=False).next_tier == 1
+    assert doseesc.recommend(d, "1NNN 2NNN 2NTN", warn=False).next_tier == 1
+    slot = d.stop_when_n_at_tier(6)
+    assert not doseesc.recommend(slot, "1NNN 2NNN", warn=False).stop
+    rec = doseesc.recommend(slot, "1NNN 2NNN 2NTN", warn=False)
+    assert rec.stop and rec.reason == StopReason.N_AT_TIER and rec.selected == 1
 
 
 def test_mixture_prior_of_equal_components_equals_the_single_prior():
