@@ -432,10 +432,53 @@ true_tox = [0.05, 0.15, 0.40]
     f = tmp_path / "p.toml"
     f.write_text(text)
     proto = doseesc.load_protocol(f)
-    d = [x for x in proto.designs.values()][0] if isinstance(proto.designs, dict) else proto.designs[0]
-    d = getattr(d, "design", d)
+    d = proto.designs["BLRM"]
     assert isinstance(d, BLRM) and d.max_n == 12 and d.max_increase == 3.0
     bad = f.read_text().replace("d_ref = 3e5", "d_ref = -3e5")
     f.write_text(bad)
     with pytest.raises(doseesc.DoseescError, match=r"d_ref = -300000\.0 must be a positive reference dose"):
         doseesc.load_protocol(f)
+
+
+def test_runs_under_the_actual_dose_model_on_nominal_doses(tmp_path):
+    """The kernel sees counts per tier, so the model is fitted on the nominal tier doses; the actual-dose model
+    changes the simulated patients' outcomes (the engine's part), not the fit (docs/notes/blrm.md)."""
+    text = """
+[protocol]
+name = "t"
+target = 0.25
+max_n = 12
+cohort_size = 3
+
+[tiers]
+doses = [1e5, 3e5, 6e5]
+unit = "cells/kg"
+tolerance = 0.20
+
+[actual_dose]
+release = "uniform"
+failure = 0.03
+on_failure = "replace"
+
+[[design]]
+name = "BLRM"
+type = "BLRM"
+doses = [1e5, 3e5, 6e5]
+d_ref = 3e5
+prior_mean = [-2.1972, 0.0]
+prior_sd = [1.5, 1.0]
+max_increase = "none"
+escalate_by_one = true
+
+[[scenario]]
+name = "s"
+true_tox = [0.05, 0.15, 0.40]
+"""
+    f = tmp_path / "p.toml"
+    f.write_text(text)
+    proto = doseesc.load_protocol(f)
+    d = proto.designs["BLRM"]
+    assert d.max_increase is None and d.escalate_by_one
+    oc = doseesc.simulate(d, proto.scenarios["s"], 500, rng=3, ladder=proto.tiers, dose_model=proto.dose_model)
+    s = oc.summary()
+    assert abs(s["p_select"].sum() - 1) < 1e-9 and s["mean_n"].sum() <= 12
