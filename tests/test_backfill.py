@@ -235,6 +235,8 @@ def test_backfill_without_calendar_and_unsupported_designs_are_refused():
         simulate_backfill(boin, sc, 10, backfill=Backfill(cap=2), rng=1)
     with pytest.raises(DesignError, match="3\\+3"):
         with_backfill(d.ThreePlusThree(n_tiers=3), cap=3)
+    with pytest.raises(DesignError, match="Expansion counts the base"):
+        with_backfill(d.Expansion(d.BOIN(n_tiers=3, target=0.3, max_n=12), to_n=18), cap=3)
     with pytest.raises(DesignError, match="time-to-event"):
         with_backfill(d.TITEBOIN(n_tiers=3, target=0.3, max_n=12), cap=3)
     with pytest.raises(DesignError, match="min_responses = 1 needs response probabilities"):

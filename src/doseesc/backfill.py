@@ -176,6 +176,10 @@ def check_backfill_design(design) -> None:
                           "patients at a tier (3+3, A+B, an OBD pick or expansion on such a base), which backfill "
                           "patients would break; use an interval design (BOIN, Keyboard, i3+3, mTPI-2), CRM, "
                           "BOIN12, BOIN-ET, or an obd-pick on one of these")
+    if getattr(design, "kind", "") == "expansion":
+        raise DesignError(f"backfill with {design.label}: not supported yet: backfill patients count toward "
+                          "max_n, so the base stage would pass its own N and stop the trial (an Expansion counts "
+                          "the base's patients in total); use an obd-pick, or backfill the base design alone")
 
 
 def with_backfill(design, backfill: Backfill | dict | None = None, **options) -> BackfilledDesign:
