@@ -306,7 +306,7 @@ class EffTox(Design):
     #: Rows x points of every block of :meth:`_summaries` (a block short of its rows is padded): each state's
     #: summaries are then computed by the same instructions wherever it sits and whatever else is computed with
     #: it, so results do not depend on batch size, workers or what the memo already holds.
-    BLOCK = 2 ** 15
+    BLOCK = 2 ** 13
 
     def modes(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Posterior modes and covariances (inverse negative Hessians) of the toxicity (mu_T, beta_T) and efficacy
@@ -330,26 +330,27 @@ class EffTox(Design):
         E[pi_T], P(pi_E > eff_min), P(pi_T < tox_max) per tier; with ``ess``, one more column, the effective
         number of points (sum w)^2 / sum w^2 (module doc)."""
         k = self.n_tiers
-        b = max(1, self.BLOCK // self.draws)
         s_rows = counts.shape[0]
         out = np.empty((s_rows, 4 * k + bool(ess)))
-        block = np.zeros((b, 4 * k))
-        for lo in range(0, s_rows, b):
-            m = min(b, s_rows - lo)
-            block[:m] = counts[lo:lo + m]
-            block[m:] = 0
-            res = self._block(block, ess)
-            out[lo:lo + m] = res[:m]
-        return out
-
-    def _block(self, counts: np.ndarray, ess: bool) -> np.ndarray:
-        """:meth:`_summaries` for one block of ``BLOCK`` count rows."""
-        k = self.n_tiers
-        t, c, log_q = self._points
-        m0, s0 = np.asarray(self.prior_mean[:5]), np.asarray(self.prior_sd[:5])
+        if s_rows == 0:
+            return out
+        counts = np.asarray(counts, float)
         mode_t, cov_t, mode_e, cov_e = self.modes(counts)
         lt = np.linalg.cholesky(cov_t) * PROPOSAL_INFLATE                     # (s, 2, 2)
         le = np.linalg.cholesky(cov_e) * PROPOSAL_INFLATE                     # (s, 3, 3)
+        b = max(1, self.BLOCK // self.draws)
+        for lo in range(0, s_rows, b):
+            rows = np.arange(lo, lo + b)
+            rows[rows >= s_rows] = lo      # a short block is padded with copies of its first row
+            m = min(b, s_rows - lo)
+            out[lo:lo + m] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
+        return out
+
+    def _block(self, counts, mode_t, lt, mode_e, le, ess: bool) -> np.ndarray:
+        """:meth:`_summaries` for one block of count rows, given the proposal (modes and scaled Cholesky factors)."""
+        k = self.n_tiers
+        t, c, log_q = self._points
+        m0, s0 = np.asarray(self.prior_mean[:5]), np.asarray(self.prior_sd[:5])
         # parameters at the points, (s, P) each: mode + L t (lower-triangular L written out)
         a = mode_t[:, 0:1] + lt[:, 0, 0:1] * t[:, 0]
         bt = mode_t[:, 1:2] + lt[:, 1, 0:1] * t[:, 0] + lt[:, 1, 1:2] * t[:, 1]
@@ -363,32 +364,30 @@ class EffTox(Design):
         pe = special.expit(f32(g0) + f32(g1) * x + f32(g2) * (x * x))
         cc = c.astype(np.float32)[None, :, None]
         qe, qt = 1 - pe, 1 - pt
-        cnt = counts.astype(np.float32).reshape(-1, 1, k, 4)
+        cnt = counts.astype(np.float32).reshape(-1, k, 4)
         # cells: neither (1-pe)(1-pt)(1 + pe pt c), DLT only (1-pe) pt (1 - pe (1-pt) c),
-        # response only pe (1-pt) (1 - (1-pe) pt c), both pe pt (1 + (1-pe)(1-pt) c); floored at 1e-30
+        # response only pe (1-pt) (1 - (1-pe) pt c), both pe pt (1 + (1-pe)(1-pt) c); floored at 1e-30;
+        # the log likelihood sums count x log cell over tiers (a matrix product per state)
         both, neither, eff_only, tox_only = pe * pt, qe * qt, pe * qt, qe * pt
-        ll = np.zeros(pe.shape, dtype=np.float32)
         for cell, main, other, sign in ((0, neither, both, 1), (1, tox_only, eff_only, -1),
                                         (2, eff_only, tox_only, -1), (3, both, neither, 1)):
             if not cnt[..., cell].any():
                 continue
             term = other * cc
-            term = 1 + term if sign > 0 else 1 - term
+            term = np.add(1, term, out=term) if sign > 0 else np.subtract(1, term, out=term)
             term *= main
             np.maximum(term, np.float32(1e-30), out=term)
             np.log(term, out=term)
-            term *= cnt[..., cell]
-            ll += term
-        log_w = log_w + ll.sum(axis=2, dtype=float)
+            log_w += np.matmul(term, cnt[:, :, cell:cell + 1])[:, :, 0]
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
         w /= w.sum(axis=1, keepdims=True)
-        wk = w[:, :, None]
-        parts = [(wk * pe).sum(axis=1), (wk * pt).sum(axis=1), (wk * (pe > self.eff_min)).sum(axis=1),
-                 (wk * (pt < self.tox_max)).sum(axis=1)]
+        w32 = w.astype(np.float32)[:, None, :]
+        parts = [np.matmul(w32, v)[:, 0, :] for v in (pe, pt, (pe > self.eff_min).astype(np.float32),
+                                                        (pt < self.tox_max).astype(np.float32))]
         if ess:
             parts.append(1 / (w * w).sum(axis=1, keepdims=True))
-        return np.concatenate(parts, axis=1)
+        return np.concatenate(parts, axis=1, dtype=float)
 
     #: Most states the memo of :meth:`posterior` holds; past it the memo starts again.
     MEMO_LIMIT = 500_000
