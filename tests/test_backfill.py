@@ -253,6 +253,8 @@ def test_file_checks_name_the_table():
         check_backfill(Backfill(cap=3), boin, None, at)
     with pytest.raises(DesignError, match=r"x.toml: \[\[design\]\] 'B': backfill with 3\+3"):
         check_backfill(Backfill(cap=3), d.ThreePlusThree(n_tiers=3), FIXED, at)
+    with pytest.raises(DesignError, match=r"'B': backfill with the \[actual_dose\] model"):
+        check_backfill(Backfill(cap=3), boin, FIXED, at, dose_model=object())
     with pytest.raises(DesignError, match=r"'B': backfill min_responses = 1 needs .* scenario 'plain'"):
         check_backfill(Backfill(cap=3, min_responses=1), boin, FIXED, at, [sc])
 

@@ -216,12 +216,15 @@ def check_calendar(calendar, at: str) -> None:
                           "the backfill key")
 
 
-def check_backfill(backfill: Backfill, design, calendar, at: str, scenarios=()) -> None:
+def check_backfill(backfill: Backfill, design, calendar, at: str, scenarios=(), dose_model=None) -> None:
     """The checks a file's ``backfill`` key needs once its design and calendar are known, each a
     :class:`DesignError` naming ``at`` (file and table): a [calendar] is required; the design must be one the
-    engine runs (:func:`check_backfill_design`); ``min_responses`` needs response probabilities in every
-    scenario of ``scenarios``."""
+    engine runs (:func:`check_backfill_design`); no [actual_dose] model (the backfill engine does not draw
+    products yet); ``min_responses`` needs response probabilities in every scenario of ``scenarios``."""
     check_calendar(calendar, at)
+    if dose_model is not None:
+        raise DesignError(f"{at}: backfill with the [actual_dose] model: not supported yet (the backfill engine "
+                          "treats every patient at the nominal dose); remove one of them")
     try:
         check_backfill_design(design)
     except DesignError as err:
