@@ -65,11 +65,15 @@ def _split_rules(design) -> tuple[str, list[str]]:
 
 def _decision_table_lines(name: str, design) -> list[str]:
     """The design's decision table (n patients and y DLTs at the current tier), or why it has none."""
-    from .tables import decision_table
+    from .tables import decision_table, pending_table
 
     if design.decision_grid() is None and design.pending_grid() is not None:
-        return [f"{name} decides from the patients enrolled, those still in follow-up and the DLTs seen at the "
-                "current tier; its table of decisions with pending patients is in the committee report."]
+        pt = pending_table(design)
+        cols = ["n enrolled", "pending"] + [f"y = {y}" for y in pt.columns]
+        rows = [[str(n), str(m)] + [str(v) for v in row] for (n, m), row in pt.iterrows()]
+        return [f"Decision table of {name}, for the next patient, from the patients enrolled at the current tier "
+                "(n), those still in follow-up (pending) and the DLTs seen (y): E escalate, S stay (enrol here), "
+                "D de-escalate, W suspend accrual.", ""] + _table(cols, rows)
     try:
         dt = decision_table(design)
     except DoseescError:
