@@ -243,9 +243,8 @@ class _BackfillBatch:
             pos, rows = pos[ok], rows[ok]
             if pos.size == 0:
                 return
-            clock.arr.ensure(rows, clock.ptr[rows])
-            a = clock.arr.t[rows, clock.ptr[rows]]
-            t_bf = np.maximum(a, t_dec[pos])
+            # the head of the queue (patients who waited past max_wait_days by the decision have left)
+            _, t_bf = clock.next_arrival(rows, t_dec[pos])
             ok = t_bf < t_next[pos]
             pos, rows, t_bf = pos[ok], rows[ok], t_bf[ok]
             if pos.size == 0:
