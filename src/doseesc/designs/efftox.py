@@ -135,7 +135,7 @@ class EffTox(Design):
     - Desirability delta(pi_E, pi_T) = 1 - (((1 - pi_E)/(1 - eff0))^p + (pi_T/tox1)^p)^(1/p) at the
       posterior means of pi_E and pi_T, with p the contour through (``eff0``, 0), (1, ``tox1``) and
       (``eff_star``, ``tox_star``) (:func:`efftox_p`).
-    - First cohort at ``start`` (1-based); after each cohort the next goes to the most desirable acceptable
+    - First cohort at ``start_tier`` (1-based); after each cohort the next goes to the most desirable acceptable
       tier (the lower on exact ties); none acceptable: stop, no dose.
     - Final choice: the most desirable acceptable tier, among tried tiers (``final_tried_only``, default;
       False: any acceptable tier, as the next-cohort rule).
