@@ -19,6 +19,7 @@ from .designs.blrm import BLRM
 from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
 from .designs.expansion import Expansion
 from .calendar import Calendar
+from .engines.backfill import Backfill, backfill_summary, compare_backfill, simulate_backfill, with_backfill
 from .compare import Comparison, calibrate_halfwidth, compare
 from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
 from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
@@ -40,4 +41,5 @@ __all__ = [
     "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
     "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox", "BLRM",
     "Grid", "GridResult", "span", "Phase2Stage", "SimonTwoStage", "BOP2",
+    "Backfill", "with_backfill", "simulate_backfill", "compare_backfill", "backfill_summary",
 ]

@@ -32,13 +32,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_calendar
+from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_calendar, with_backfill
 from ..errors import DesignError
 from ..rng import Stream, patient_uniforms
 from ..state import Rule, StopReason, TrialState
 from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, group_keys,
                   in_batches, run_result)
 from .timed import _Clock, _enrol_cap, calendar_extra
+
+__all__ = ["Backfill", "with_backfill", "simulate_backfill", "compare_backfill", "backfill_summary", "backfill_batch",
+           "backfill_runner", "BACKFILL_METRICS"]
 
 #: Per-trial backfill metrics in ``OperatingCharacteristics.extra`` (mean per trial in ``metrics()``).
 BACKFILL_METRICS = {
