@@ -126,20 +126,6 @@ class StageRule:
         return "promising" if k == len(self.looks) - 1 else "continue"
 
 
-def _kernel(pn: float, pt: float, pe: float, pb: float, m: int, ny: int) -> np.ndarray:
-    """Distribution of (responses, DLTs) among ``m`` patients, shape ``(m + 1, min(m, ny - 1) + 1)``; with
-    ``ny == 1`` the DLTs are summed out."""
-    one = np.array([[pn, pt], [pe, pb]]) if ny > 1 else np.array([[pn + pt], [pe + pb]])
-    out = np.ones((1, 1))
-    for _ in range(m):
-        nxt = np.zeros((out.shape[0] + 1, out.shape[1] + one.shape[1] - 1))
-        for dx in range(2):
-            for dy in range(one.shape[1]):
-                nxt[dx:dx + out.shape[0], dy:dy + out.shape[1]] += one[dx, dy] * out
-        out = nxt
-    return out
-
-
 def _joint(p_e, p_t=None, joint=None) -> tuple[float, float, float, float]:
     """One patient's outcome probabilities (N, T, E, B) from the response and DLT rates (independent) or a
     given joint row."""
@@ -161,6 +147,10 @@ def stage_oc(rule: StageRule, p_e=None, p_t=None, joint=None) -> dict:
     return stage_oc_many([rule], p_e, p_t, joint)[0]
 
 
+#: Largest number of (rule, responses, DLTs) cells :func:`stage_oc_many` holds at once.
+_CELLS = 4_000_000
+
+
 def stage_oc_many(rules, p_e=None, p_t=None, joint=None) -> list[dict]:
     """:func:`stage_oc` for rules with the same looks, vectorised over the rules (their count is the leading
     axis of the enumeration: ``(rules, responses, DLTs)``)."""
@@ -174,34 +164,48 @@ def stage_oc_many(rules, p_e=None, p_t=None, joint=None) -> list[dict]:
         raise DesignError("stage_oc_many: all rules or none must have a toxicity boundary")
     n_max = looks[-1]
     ny = n_max + 1 if with_tox else 1
+    chunk = max(1, _CELLS // ((n_max + 1) * ny))        # bounded memory: rules evaluated in chunks
+    if len(rules) > chunk:
+        out = []
+        for i in range(0, len(rules), chunk):
+            out.extend(stage_oc_many(rules[i:i + chunk], p_e, p_t, joint))
+        return out
     u = len(rules)
     eff = np.array([r.eff_stop for r in rules])                              # (u, K)
     tox = np.array([r.tox_stop for r in rules]) if with_tox else None         # (u, K)
-    dist = np.zeros((u, n_max + 1, ny))
-    dist[:, 0, 0] = 1.0
-    x = np.arange(n_max + 1)[None, :, None]
-    y = np.arange(ny)[None, None, :]
+    # dist[:, x, y]: P(x responses and y DLTs among the patients so far, not stopped), patient by patient,
+    # the arrays as large as the counts can be so far (y summed out without a toxicity rule)
+    dist = np.ones((u, 1, 1))
     p_stop = np.zeros((u, len(looks)))
     p_stop_tox = np.zeros((u, len(looks)))
-    prev = 0
+    n = 0
     for k, n_k in enumerate(looks):
-        inc = _kernel(pn, pt, pe, pb, n_k - prev, ny)
-        new = np.zeros_like(dist)
-        for dx in range(inc.shape[0]):
-            for dy in range(inc.shape[1]):
-                w = inc[dx, dy]
-                if w == 0.0:
-                    continue
-                new[:, dx:, dy:] += w * dist[:, :n_max + 1 - dx, :ny - dy]
-        dist = new
+        while n < n_k:
+            nx, ny = dist.shape[1], dist.shape[2]
+            if with_tox:
+                new = np.zeros((u, nx + 1, ny + 1))
+                new[:, :-1, :-1] += pn * dist
+                new[:, :-1, 1:] += pt * dist
+                new[:, 1:, :-1] += pe * dist
+                new[:, 1:, 1:] += pb * dist
+            else:
+                new = np.zeros((u, nx + 1, 1))
+                new[:, :-1] += (pn + pt) * dist
+                new[:, 1:] += (pe + pb) * dist
+            dist = new
+            n += 1
+        x = np.arange(dist.shape[1])[None, :, None]
         stop_e = x <= eff[:, k][:, None, None]
-        stop_t = (y >= tox[:, k][:, None, None]) if with_tox else np.zeros_like(stop_e)
+        if with_tox:
+            y = np.arange(dist.shape[2])[None, None, :]
+            stop_t = y >= tox[:, k][:, None, None]
+        else:
+            stop_t = np.zeros((u, 1, 1), dtype=bool)
         stop = stop_e | stop_t
         p_stop[:, k] = (dist * stop).sum(axis=(1, 2))
         p_stop_tox[:, k] = (dist * stop_t).sum(axis=(1, 2))
         if k < len(looks) - 1:
             dist = np.where(stop, 0.0, dist)
-        prev = n_k
     p_go = 1.0 - p_stop.sum(axis=1)
     ln = np.array(looks, dtype=float)
     # a trial that stops at look k has treated looks[k]; one that goes has treated all
