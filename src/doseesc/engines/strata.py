@@ -72,11 +72,14 @@ class Escalation:
             raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
         self.design = design
         self.p = np.atleast_2d(np.asarray(true_tox, dtype=float))
-        self.u = np.ascontiguousarray(u_tox[:, :max_n]).ravel()
-        self.ind = None if indication is None else np.ascontiguousarray(indication[:, :max_n]).ravel()
+        self.u2 = np.ascontiguousarray(u_tox[:, :max_n])
+        self.u = self.u2.ravel()
+        self.ind2 = None if indication is None else np.ascontiguousarray(indication[:, :max_n])
+        self.ind = None if indication is None else self.ind2.ravel()
         self.eff_on = u_eff is not None
         if self.eff_on:
-            self.ue = np.ascontiguousarray(u_eff[:, :max_n]).ravel()
+            self.ue2 = np.ascontiguousarray(u_eff[:, :max_n])
+            self.ue = self.ue2.ravel()
             self.pe_t, self.pe_n = (np.atleast_2d(np.asarray(a, float)) for a in eff_given)
         self.state = TrialState.empty(n_trials, k, design.start if start is None else int(start),
                                       size=design.first_size)
@@ -118,27 +121,70 @@ class Escalation:
         self.treated = cur
         base = self.total[act]
         cols = self.cols
+        width = cols.size
+        b0 = int(base[0])
+        if b0 + width <= max_n and base.min() == base.max() and state.size[act].min() == width:
+            # every trial's cohort fills the same patient slots b0..b0+width-1 (the usual case): slices, as
+            # run_batch's fast path (the same outcomes as the general path below)
+            rows = slice(None) if act.size == self.total.size else act
+            cells = (rows, slice(b0, b0 + width))
+            ind = None if self.ind2 is None else self.ind2[cells]
+
+            def truth(table):
+                return table[0][cur][:, None] if ind is None else table[ind, cur[:, None]]
+
+            dlt = self.u2[cells] < truth(self.p)
+            cnt = np.full(act.size, width, dtype=np.int32)
+            n_resp = n_both = None
+            if self.eff_on:
+                resp = self.ue2[cells] < np.where(dlt, truth(self.pe_t), truth(self.pe_n))
+                n_resp = resp.sum(axis=1, dtype=np.int32)
+                n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
+                self.eff[cells] = resp
+            self.tier[cells] = cur[:, None]
+            self.tox[cells] = dlt
+            self.new[rows, b0] = True
+            if cap is not None:
+                self.cap_record[cells] = cap[act][:, None]
+            self.total[rows] = b0 + width
+            return self._close(act, cnt, dlt.sum(axis=1, dtype=np.int32), n_resp, n_both)
         slots = base[:, None] + cols
         take = (cols < state.size[act][:, None]) & (slots < max_n)
-        np.minimum(slots, max_n - 1, out=slots)
-        flat = slots + (act * max_n)[:, None]
-        dlt = (self.u[flat] < self._truth(self.p, flat, cur)) & take
-        cnt = take.sum(axis=1, dtype=np.int32)
+        full = bool(take.all())   # every cohort complete within max_n: no masks (the same outcomes)
+        if not full:
+            np.minimum(slots, max_n - 1, out=slots)
+        flat = slots
+        flat += (act * max_n)[:, None]
+        dlt = self.u[flat] < self._truth(self.p, flat, cur)
+        if not full:
+            dlt &= take
+        cnt = np.full(act.size, width, dtype=np.int32) if full else take.sum(axis=1, dtype=np.int32)
         n_dlt = dlt.sum(axis=1, dtype=np.int32)
         n_resp = n_both = None
-        cells = flat[take]
+        cells = flat if full else flat[take]
+
+        def kept(values):
+            return values if full else values[take]
+
         if self.eff_on:
             pe = np.where(dlt, self._truth(self.pe_t, flat, cur), self._truth(self.pe_n, flat, cur))
-            resp = (self.ue[flat] < pe) & take
+            resp = self.ue[flat] < pe
+            if not full:
+                resp &= take
             n_resp = resp.sum(axis=1, dtype=np.int32)
             n_both = (resp & dlt).sum(axis=1, dtype=np.int32)
-            self.eff.ravel()[cells] = resp[take]
-        self.tier.ravel()[cells] = np.broadcast_to(cur[:, None], take.shape)[take]
-        self.tox.ravel()[cells] = dlt[take]
-        self.new.ravel()[flat[take[:, 0], 0]] = True
+            self.eff.ravel()[cells] = kept(resp)
+        self.tier.ravel()[cells] = kept(np.broadcast_to(cur[:, None], take.shape))
+        self.tox.ravel()[cells] = kept(dlt)
+        self.new.ravel()[flat[:, 0] if full else flat[take[:, 0], 0]] = True
         if cap is not None:
-            self.cap_record.ravel()[cells] = np.broadcast_to(cap[act][:, None], take.shape)[take]
+            self.cap_record.ravel()[cells] = kept(np.broadcast_to(cap[act][:, None], take.shape))
         self.total[act] = base + cnt
+        return self._close(act, cnt, n_dlt, n_resp, n_both)
+
+    def _close(self, act, cnt, n_dlt, n_resp, n_both):
+        """Add the cohort's outcomes to the trials ``act``, decide, conclude the trials that stop, move on."""
+        design, state = self.design, self.state
         state.add_cohort(cnt, n_dlt, n_resp, n_both, rows=act)
         decided = decide_distinct(design, state, act, self.distinct)
         self.distinct = self.distinct and not decided.crowded
