@@ -381,3 +381,17 @@ def test_bundled_pooled_designs_keep_their_results():
         assert set(sr.results) == set(p.indications.names)
         if p.dose_model is not None:
             assert "nominal doses" in study.indication_notes[(scenario, design)]
+
+
+def test_checkpoint_and_precision(tmp_path, toy_study):
+    p, _ = toy_study
+    folder = tmp_path / "ckpt"
+    first = run_protocol(p, n_trials=200, scenarios=["children-more-toxic"], checkpoint=folder)
+    again = run_protocol(p, n_trials=200, scenarios=["children-more-toxic"], checkpoint=folder)   # read back
+    assert first.by_indication().equals(again.by_indication())
+    assert first.indication_notes == again.indication_notes
+    # a precision target: pooled designs keep their pooled run only (noted); a conduct runs its n_trials
+    st = run_protocol(p, precision=0.05, n_trials=2048, designs=["3+3", "3+3 staggered"], scenarios=["same"])
+    assert "precision" in st.indication_notes[("same", "3+3")]
+    assert ("same", "3+3") not in st.indication_results
+    assert st.indication_results[("same", "3+3 staggered")].results["adults"].n_trials == 2048
