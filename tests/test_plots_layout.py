@@ -164,3 +164,19 @@ def test_true_mtd_label_is_clear_of_the_value_labels(proto):
     values = [t.get_window_extent(r) for t in ax.texts if t.get_text().startswith("0.")]
     assert len(values) == 6 and not any(box.overlaps(v) for v in values)
     assert box.y0 >= ax.get_window_extent(r).y1 - 1   # above the plotting area
+
+
+# -- months, never days -----------------------------------------------------------------------------
+
+def test_durations_print_in_months():
+    from doseesc.report.labels import metric_cells, metric_label, metric_scale, metric_text, months_text
+
+    # a month is 365.25 / 12 = 30.4375 days: 494.83 days = 16.257 months; an MCSE of 3.1 days = 0.102 months
+    assert metric_cells("duration_days", 494.83, 3.1) == ("trial duration, months", "16.3", "0.10")
+    assert metric_text("duration_days", 494.83) == "16.3 months" == months_text(494.83)
+    assert metric_label("time_to_decision_days") == "time to final decision, months"
+    assert metric_scale("duration_days") == pytest.approx(1 / 30.4375)
+    # the other metrics keep their units: percentages (MCSE 2 decimals), counts (MCSE 3 decimals), n/a for NaN
+    assert metric_cells("p_correct", 0.623, 0.0101) == ("P(true MTD), %", "62.3", "1.01")
+    assert metric_cells("expected_n", 10.7, 0.05) == ("mean N", "10.70", "0.050")
+    assert metric_cells("expected_n", 10.7, float("nan"))[2] == "n/a" and metric_cells("expected_n", 10.7)[2] == ""
