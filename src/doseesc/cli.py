@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import click
 import numpy as np
 
 from ._version import __version__
+from .compare import conduct_notes, question_metric
 from .errors import DoseescError
 from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
@@ -36,6 +38,7 @@ from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
 from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, run_protocol
 from .tables import decision_grid, decision_table, pending_table
+from .tiers import DAYS_PER_MONTH
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -236,46 +239,350 @@ def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
     return _write_folder(target, files)
 
 
-def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_questions: bool = False) -> None:
+def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_questions: bool = False,
+          detail: str = "summary", notes: list[str] | None = None) -> None:
+    """Write the study on the terminal (``fmt``) and, with ``out``, its files. ``detail`` (table format only):
+    ``"summary"`` the compact tables (:func:`_compact_text`), ``"full"`` every result's block, the paired
+    comparison, the averages and the actual-dose model's effect. ``notes`` (e.g. designs the exact engine
+    skipped) follow the tables. JSON and CSV do not depend on ``detail``."""
     if fmt == "json":
         text = study.to_json()
     elif fmt == "csv":
         text = _csv_header(study) + csv_safe(study.summary(prefer_exact=study.method == "auto")).to_csv(index=False)
     else:
-        proto = study.protocol
-        parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
-                 (f": {proto.title}" if proto.title else "")]
-        compared = study.method in ("simulate", "auto") and len({study.name_of(r) for r in study.results}) > 1
-        warnings = {s: near_tie_warning(scenario_results(study, s))
-                    for s in dict.fromkeys(r.scenario.name for r in study.results)}
-        for i, r in enumerate(study.results):
-            parts.append("")
-            parts.append(_result_text(study, r, both_questions))
-            s = r.scenario.name
-            last = i + 1 == len(study.results) or study.results[i + 1].scenario.name != s
-            if last and not compared and warnings[s]:
-                parts.append(f"warning: {warnings[s]}")
-        if compared:
-            parts.append("")
-            parts.append(_comparison_text(study.comparison(prefer_exact=True), both_questions, warnings))
-            if len(warnings) > 1:
-                parts.append("")
-                parts.append(_averages_text(study))
-        if study.method in ("simulate", "auto") and proto.dose_model is not None:
-            parts.append("")
-            parts.append(_impact_text(study))
-        elif study.method == "exact" and proto.dose_model is not None:
-            parts.append("")
-            parts.append("note: exact results use the tier-averaged truth; the [actual_dose] policies, failures and "
-                         "replacements are simulated only (doseesc simulate)")
-        if study.seed is not None:
-            parts.append("")
-            parts.append(f"seed entropy {study.seed['entropy']} (rerun with --seed {study.seed['entropy']})")
-        text = "\n".join(parts)
+        width = _width()
+        text = _full_text(study, both_questions) if detail == "full" else _summary_text(study, width)
+        extra = [f"note: {n}" for n in notes or ()]
+        if extra:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(extra)
+        if study.seed is not None and detail == "full":
+            text = text.rstrip("\n") + f"\n\nseed entropy {study.seed['entropy']} (rerun with --seed " \
+                f"{study.seed['entropy']})"
+        text = _wrap(text, width)
     written = _write_outputs(study, out, include_trials) if out else []
     click.echo(text.rstrip("\n"))
     for w in written:
         click.echo(f"wrote {w}", err=True)
+
+
+def _indication_hook(study: Study, detail: str) -> str:
+    """The per-indication part of the output for a file with [[indication]] tables ("" otherwise): with
+    ``detail == "full"`` every per-indication table (``Study.indication_text()``); by default a compact summary
+    (``Study.indication_summary_text()`` where the study has it, else a line pointing to ``--detail full``)."""
+    if detail == "full":
+        show = getattr(study, "indication_text", None)
+        return (show() or "") if callable(show) else ""
+    show = getattr(study, "indication_summary_text", None)
+    if callable(show):
+        return show() or ""
+    if getattr(study, "indication_results", None):
+        return (f"Per-indication results ({len(study.protocol.indications.names)} indications): --detail full.")
+    return ""
+
+
+def _summary_text(study: Study, width: int) -> str:
+    """The default output: :func:`_compact_text`, the near-tie warnings, the per-indication tables where the file
+    has them, and one line on the actual-dose model."""
+    proto = study.protocol
+    parts = [_compact_text(study, width)]
+    scen = list(dict.fromkeys(r.scenario.name for r in study.results))
+    warns = {s: w for s in scen if (w := near_tie_warning(scenario_results(study, s)))}
+    if len(warns) == 1 or (warns and len(scen) == 1):
+        parts.append("\n".join(f"warning: {w}" for w in warns.values()))
+    elif warns:
+        parts.append("warning: near-ties of the true OBD in " + ", ".join(f"S{scen.index(s) + 1} {s}" for s in warns)
+                     + " (another tier's utility within the margin; --detail full).")
+    ind = _indication_hook(study, "summary")
+    if ind:
+        parts.append(ind.rstrip("\n"))
+    if proto.dose_model is not None:
+        parts.append("Actual-dose model on: " + (
+            "the results include it (what it is and its paired effect on each design: --detail full)."
+            if study.method in ("simulate", "auto") else
+            "exact results use the tier-averaged truth (the model is simulated only: doseesc simulate)."))
+    return "\n".join(parts)
+
+
+def _full_text(study: Study, both_questions: bool = False) -> str:
+    """The output of ``--detail full``: each result's block, then (several designs) the paired comparison and
+    (several scenarios) the averages, the per-indication tables, the actual-dose model's effect."""
+    proto = study.protocol
+    parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
+             (f": {proto.title}" if proto.title else "")]
+    compared = study.method in ("simulate", "auto") and len({study.name_of(r) for r in study.results}) > 1
+    warnings = {s: near_tie_warning(scenario_results(study, s))
+                for s in dict.fromkeys(r.scenario.name for r in study.results)}
+    for i, r in enumerate(study.results):
+        parts.append("")
+        parts.append(_result_text(study, r, both_questions))
+        s = r.scenario.name
+        last = i + 1 == len(study.results) or study.results[i + 1].scenario.name != s
+        if last and not compared and warnings[s]:
+            parts.append(f"warning: {warnings[s]}")
+    if compared:
+        parts.append("")
+        parts.append(_comparison_text(study.comparison(prefer_exact=True), both_questions, warnings))
+        if len(warnings) > 1:
+            parts.append("")
+            parts.append(_averages_text(study))
+    ind = _indication_hook(study, "full")
+    if ind:
+        parts.append("")
+        parts.append(ind.rstrip("\n"))
+    if study.method in ("simulate", "auto") and proto.dose_model is not None:
+        parts.append("")
+        parts.append(_impact_text(study))
+    elif study.method == "exact" and proto.dose_model is not None:
+        parts.append("")
+        parts.append("note: exact results use the tier-averaged truth; the [actual_dose] policies, failures and "
+                     "replacements are simulated only (doseesc simulate)")
+    return "\n".join(parts)
+
+
+# -- terminal layout ---------------------------------------------------------------------------------------
+#: Width used when the output is not a terminal (and COLUMNS is unset): shutil's fallback.
+DEFAULT_WIDTH = 80
+
+
+def _width() -> int:
+    """The width to lay the output out to: ``COLUMNS`` where set, else the terminal's width
+    (:func:`shutil.get_terminal_size`) when the output is a terminal, else :data:`DEFAULT_WIDTH`; at least 40."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return max(40, int(cols))
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return max(40, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns if tty else DEFAULT_WIDTH)
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` with each line longer than ``width`` wrapped at spaces, continuation lines indented two spaces
+    deeper than the line. Table rows (a gap of two or more spaces after the indentation) are left whole: the
+    tables are laid out to the width where they are built (:func:`_panels`)."""
+    out = []
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        lead = line[:len(line) - len(body)]
+        if len(line) <= width or "  " in body.rstrip():
+            out.append(line)
+            continue
+        out += _wrap_line(body, lead, width)
+    return "\n".join(out)
+
+
+def _wrap_line(body: str, lead: str, width: int) -> list[str]:
+    """One long line as several: whole clauses (split after "; ") packed greedily, a clause longer than the
+    width wrapped at spaces; continuation lines indented two spaces deeper."""
+    more = lead + "  "
+    clauses = [c + ";" for c in body.split("; ")]
+    clauses[-1] = clauses[-1][:-1]
+    out, cur = [], ""
+    for c in clauses:
+        start = lead if not out and not cur else more
+        if cur and len(cur) + 1 + len(c) <= width:
+            cur += " " + c
+            continue
+        if cur:
+            out.append(cur)
+        if len(start) + len(c) <= width:
+            cur = start + c
+        else:
+            parts = textwrap.wrap(c, width=width, initial_indent=start, subsequent_indent=more,
+                                  break_long_words=False, break_on_hyphens=False) or [start + c]
+            out += parts[:-1]
+            cur = parts[-1]
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _panels(labels: list[list[str]], label_heads: list[str], groups: list[tuple[str, list[tuple[str, list[str]]]]],
+            width: int, indent: str = "  ", sep: str = "   ") -> list[str]:
+    """A table laid out to ``width``: label columns (left-aligned, ``labels[row][j]`` under ``label_heads[j]``),
+    then ``groups`` of right-aligned columns, ``(title, [(head, cells), ...])``. Groups stand side by side, as
+    many as fit the width; the others follow in further panels that repeat the label columns (a wide table
+    printed in parts). A group title ("" for none) stands above its columns. Long first labels (design names)
+    are wrapped onto a second line where that gives fewer lines in all (more groups side by side)."""
+    labels = [list(r) for r in labels]
+    titled = any(t for t, _ in groups)
+
+    def col_w(head, cells):
+        return max([len(head)] + [len(c) for c in cells])
+
+    gws = []
+    for title, cols in groups:
+        w = sum(col_w(h, c) for h, c in cols) + 2 * (len(cols) - 1)
+        gws.append(max(w, len(title)))
+    lw = [max([len(h)] + [len(r[j]) for r in labels]) for j, h in enumerate(label_heads)]
+    rest = sum(lw[1:]) + 2 * (len(lw) - 1)
+
+    def layout(cap):
+        # a marker "[a]" stays with the word before it (a no-break space while wrapping)
+        wrapped = [[x.replace("\u00a0", " ") for x in textwrap.wrap(r[0].replace(" [", "\u00a0["), width=cap,
+                                                                      subsequent_indent="  ",
+                                                                      break_long_words=False,
+                                                                      break_on_hyphens=False)] or [""]
+                   for r in labels]
+        first = max([len(label_heads[0])] + [len(x) for w in wrapped for x in w])
+        lab_w = len(indent) + first + rest
+        panels, cur, used = [], [], lab_w
+        for i, gw in enumerate(gws):
+            if cur and used + len(sep) + gw > width:
+                panels.append(cur)
+                cur, used = [], lab_w
+            cur.append(i)
+            used += len(sep) + gw
+        if cur:
+            panels.append(cur)
+        rows = sum(len(w) for w in wrapped) + (1000 if any(len(w) > 3 for w in wrapped) else 0)
+        n_lines = len(panels) * (rows + 1 + titled) + (len(panels) - 1) * (not titled)
+        return n_lines, -cap, wrapped, first, panels
+
+    caps = {lw[0]} | {c for c in range(max(16, len(label_heads[0])), lw[0])}
+    _, _, wrapped, lw[0], panels = min(layout(c) for c in caps)
+
+    def row(label_cells, group_cells):
+        left = "  ".join(c.ljust(w) for c, w in zip(label_cells, lw))
+        return (indent + left + "".join(sep + g for g in group_cells)).rstrip()
+
+    lines = []
+    for p in panels:
+        if lines and not titled:
+            lines.append("")
+        if titled:
+            lines.append(row([""] * len(lw), [groups[i][0].ljust(gws[i]) for i in p]))
+        heads, body = [], [[] for _ in labels]
+        for i in p:
+            cols = groups[i][1]
+            ws = [col_w(h, c) for h, c in cols]
+            ws[0] += gws[i] - (sum(ws) + 2 * (len(ws) - 1))   # a title wider than the columns widens the first
+            heads.append("  ".join(h.rjust(w) for (h, _), w in zip(cols, ws)))
+            for k in range(len(labels)):
+                body[k].append("  ".join(c[k].rjust(w) for (_, c), w in zip(cols, ws)))
+        lines.append(row(label_heads, heads))
+        for k in range(len(labels)):
+            lines.append(row([wrapped[k][0]] + labels[k][1:], body[k]))
+            lines += [row([x] + [""] * (len(lw) - 1), []) for x in wrapped[k][1:]]
+    return lines
+
+
+def _short_tier(lad, tier: int | None) -> str:
+    """A tier's label without the unit ("6e5" for "6e5 CAR-T cells/kg"); "none" for no tier."""
+    if tier is None:
+        return "n/a"
+    if tier < 0:
+        return "none"
+    text = lad.label(tier)
+    unit = getattr(lad, "unit", "") or ""
+    return text[:-len(unit)].rstrip() if unit and text.endswith(unit) and len(text) > len(unit) else text
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _compact_text(study: Study, width: int) -> str:
+    """The default terminal output of ``simulate`` and ``exact``: the run in a line, the cross-scenario table
+    (each design's P(correct) on its own question under every scenario, its average and worst scenario), then
+    per scenario one compact table of designs (P(correct) ± MCSE, P(select above the true MTD), mean N, mean
+    DLTs, mean duration where the file has a calendar), scenarios side by side as the width allows. The
+    per-design blocks are ``--detail full``."""
+    proto = study.protocol
+    snames = list(dict.fromkeys(r.scenario.name for r in study.results))
+    dnames = list(dict.fromkeys(study.name_of(r) for r in study.results))
+    res = {(r.scenario.name, study.name_of(r)): r for r in study.results}
+    shown = {k: (study.exact_of(r) if study.method == "auto" else None) or r for k, r in res.items()}
+    mc = study.method in ("simulate", "auto")
+    lines = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "")
+             + (f": {proto.title}" if proto.title else "")]
+    if mc:
+        lengths = sorted({r.n_trials for r in study.results})
+        n_text = (f"{lengths[0]:,} trials" if len(lengths) == 1 else
+                  f"{lengths[0]:,} to {lengths[-1]:,} trials (run to a precision target, not paired)")
+        n_exact = sum(1 for k in res if shown[k].is_exact)
+        lines.append(f"{n_text} per design and scenario" + (", paired" if len(lengths) == 1 and len(dnames) > 1
+                                                            else "")
+                     + ("" if not n_exact else "; exact values for all" if n_exact == len(res) else
+                        f"; exact where possible ({n_exact} of {len(res)})")
+                     + (f"; seed {study.seed['entropy']}" if study.seed is not None else "") + ".")
+    else:
+        lines.append("Exact enumeration of every reachable trial (no Monte Carlo error).")
+    first = {d: res[(snames[0], d)].design for d in dnames}
+    notes = conduct_notes(first)
+    marks = conduct_markers(notes)
+    label = {d: d + (f" {marks[d]}" if d in marks else "") for d in dnames}
+    questions = {d: first[d].question for d in dnames}
+    lad = proto.tiers
+    mtds, obds = {}, {}
+    for s in snames:
+        mtds[s] = shown[(s, dnames[0])].true_mtd
+        obds[s] = next((shown[(s, d)].true_obd for d in dnames if shown[(s, d)].true_obd is not None), None)
+    any_mtd = any(v is not None for v in mtds.values())
+    any_obd = any(v is not None for v in obds.values())
+    truth = {s: ", ".join(_short_tier(lad, v) for v, on in ((mtds[s], any_mtd), (obds[s], any_obd)) if on)
+             for s in snames}
+    unit = getattr(lad, "unit", "") or ""
+    what = " and ".join(w for w, on in (("MTD", any_mtd), ("OBD", any_obd)) if on)
+    if len(snames) > 1:
+        lines.append("P(correct) %: each design on the question it answers (Q), by scenario (S1...), mean and worst:")
+        per = {s: {d: shown[(s, d)] for d in dnames} for s in snames}
+        exact_mixed = len({per[s][d].is_exact for s in snames for d in dnames}) > 1
+        cols = []
+        for i, s in enumerate(snames):
+            cells = []
+            for d in dnames:
+                r = per[s][d]
+                v = r.metric(question_metric(r))[0]
+                cells.append(_pct(v))
+            cols.append((f"S{i + 1}", cells))
+        avg, worst = [], []
+        for d in dnames:
+            vals = [per[s][d].metric(question_metric(per[s][d]))[0] for s in snames]
+            ok = [v for v in vals if math.isfinite(v)]
+            avg.append(_pct(sum(ok) / len(ok)) if ok else "n/a")
+            worst.append(_pct(min(ok)) if ok else "n/a")
+        groups = [("", [c]) for c in cols] + [("", [("mean", avg)]), ("", [("worst", worst)])]
+        lines += _panels([[label[d], questions[d]] for d in dnames], ["design", "Q"], groups, width, sep="  ")
+        ses = [per[s][d].metric(question_metric(per[s][d]))[1] for s in snames for d in dnames
+               if not per[s][d].is_exact]
+        ses = [x for x in ses if math.isfinite(x)]
+        lines.append(f"  S1 to S{len(snames)}: the scenarios below, in the file's order"
+                     + (f"; Monte Carlo MCSE at most {100 * max(ses):.1f} points" if ses else "") + ".")
+    for m in dict.fromkeys(marks.values()):
+        ds = [d for d in dnames if marks.get(d) == m]
+        lines.append(f"  {m} {', '.join(ds)}: " + "; ".join(notes[ds[0]]))
+    timed = mc and all("duration_days" in res[k].extra for k in res)
+    lines.append("")
+    lines.append("Per scenario" + (f" (true {what}{', ' + unit if unit else ''})" if what else "")
+                 + ": correct = P(correct) % ± MCSE" + (" (exact: no ±)" if any(x.is_exact for x in shown.values())
+                                                       and mc else "")
+                 + "; >MTD = P(select above the true MTD) %; N, DLTs = means per trial"
+                 + ("; mo = mean months" if timed else "") + ":")
+    groups = []
+    for i, s in enumerate(snames):
+        c_ok, c_above, c_n, c_dlt, c_mon = [], [], [], [], []
+        for d in dnames:
+            r = shown[(s, d)]
+            est, se = r.metric(question_metric(r))
+            c_ok.append("n/a" if not math.isfinite(est) else
+                        _pct(est) if r.is_exact or not math.isfinite(se) else f"{_pct(est)}±{100 * se:.1f}")
+            c_above.append(_pct(r.metric("p_above_mtd")[0]))
+            n = r.metric("expected_n")[0]
+            c_n.append("n/a" if not math.isfinite(n) else f"{n:.1f}")
+            k = r.metric("mean_dlt")[0]
+            c_dlt.append("n/a" if not math.isfinite(k) else f"{k:.1f}")
+            if timed:
+                days = res[(s, d)].metric("duration_days")[0]
+                c_mon.append("n/a" if not math.isfinite(days) else f"{days / DAYS_PER_MONTH:.1f}")
+        cols = [("correct", c_ok), (">MTD", c_above), ("N", c_n), ("DLTs", c_dlt)] + \
+            ([("mo", c_mon)] if timed else [])
+        title = (f"S{i + 1} " if len(snames) > 1 else "") + s + (f" ({truth[s]})" if truth[s] else "")
+        groups.append((title, cols))
+    # with several scenarios the markers of conduct are in the table above
+    lines += _panels([[d if len(snames) > 1 else label[d]] for d in dnames], ["design"], groups, width)
+    return "\n".join(lines)
 
 
 def _result_text(study: Study, r, both_questions: bool = False) -> str:
@@ -451,6 +758,12 @@ _scenario_opt = click.option("--scenario", "-s", "scenarios", multiple=True, met
                              help="Scenario name from the file (repeatable; default: all).")
 _format_opt = click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
                            help="Output on the terminal.")
+_detail_opt = click.option(
+    "--detail", type=click.Choice(["summary", "full"]), default="summary", show_default=True,
+    help="summary: the comparison across scenarios and one compact table per scenario (designs as rows); full: "
+         "also every design's block under every scenario (selection by tier, the per-trial metrics), the paired "
+         "comparison with its differences and MCSEs, the averages and the actual-dose model's effect. Table "
+         "output only (JSON and CSV hold everything).")
 _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
                         help="Folder for CSV/JSON outputs with provenance; created (its parent must exist) and "
                              "tested for writing before the run starts. Results are moved in whole once written. "
@@ -489,8 +802,9 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
               help="Simulate each design x scenario until the largest Monte Carlo standard error of P(select) is at "
                    "most SE (e.g. 0.005), in steps of 1,024 trials; -n is then the most trials per run (default "
                    "10,000,000). The same seed and SE give the same trials.")
+@_detail_opt
 def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_questions, prefer_exact, resume,
-             workers, precision):
+             workers, precision, detail):
     """Monte Carlo operating characteristics of every design under every scenario.
 
     All designs see the same simulated patients in a scenario (paired comparison). Each design is
@@ -528,7 +842,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
                              precision=precision)
     finally:
         bar.close()
-    _emit(study, fmt, out, include_trials=True, both_questions=both_questions)
+    _emit(study, fmt, out, include_trials=True, both_questions=both_questions, detail=detail)
     if ckpt is not None:
         click.get_current_context().meta.pop("interrupted", None)
         shutil.rmtree(ckpt, ignore_errors=True)
