@@ -166,7 +166,7 @@ class Study:
     exact_skipped: dict = field(default_factory=dict)
     #: Files with [[indication]] tables: the per-indication run (:class:`~doseesc.engines.strata.StrataResult`)
     #: of each (scenario name, design name) (see :func:`run_protocol` for which run it is).
-    indication_results: dict = field(default_factory=dict)
+    indication_results: dict[tuple[str, str], StrataResult] = field(default_factory=dict)
     #: Files with [[indication]] tables: why a (scenario name, design name) has no per-indication run, or what
     #: its per-indication run leaves out (the calendar, the actual-dose model), keyed like
     #: :attr:`indication_results`.
