@@ -25,8 +25,13 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def run_wide(*args):
+    """As :func:`run` on a terminal wide enough that no line is wrapped (the per-design blocks' long lines whole)."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "1000"})
+
+
 def test_simulate_table(proto):
-    r = run("simulate", proto, "--n-trials", 400, "--seed", 3, "--no-exact")
+    r = run_wide("simulate", proto, "--n-trials", 400, "--seed", 3, "--no-exact", "--detail", "full")
     assert r.exit_code == 0, r.output
     assert "3+3 under scenario 'mid' [Monte Carlo, 400 trials" in r.stdout
     assert "3+3 (with de-escalation)" in r.stdout
@@ -38,7 +43,7 @@ def test_simulate_table(proto):
 def test_simulate_prefers_exact_values_and_says_so(proto):
     """By default each result the exact engine can compute is shown exactly (no MCSE), marked [exact], with the
     exact engine's numbers; the paired comparison marks its method."""
-    r = run("simulate", proto, "--n-trials", 400, "--seed", 3)
+    r = run_wide("simulate", proto, "--n-trials", 400, "--seed", 3, "--detail", "full")
     assert r.exit_code == 0, r.output
     assert "3+3 under scenario 'mid' [exact]" in r.stdout and "[Monte Carlo" not in r.stdout
     p = doseesc.load_protocol(proto)
@@ -224,7 +229,7 @@ def _rows(text: str, header: str) -> dict:
 
 
 def test_simulate_compares_each_design_on_its_question(mixed):
-    r = run("simulate", mixed, "-n", 200, "--seed", 1, "--no-exact")
+    r = run_wide("simulate", mixed, "-n", 200, "--seed", 1, "--no-exact", "--detail", "full")
     assert r.exit_code == 0, r.output
     from doseesc.study import run_protocol
     study = run_protocol(doseesc.load_protocol(mixed), n_trials=200, seed=1)
@@ -242,7 +247,7 @@ def test_simulate_compares_each_design_on_its_question(mixed):
     proto = doseesc.load_protocol(mixed)
     tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], proto.tiers.tier_labels)
     assert tie and r.stdout.count(tie) == 1
-    both = run("simulate", mixed, "-n", 200, "--seed", 1, "--both-questions", "--no-exact")
+    both = run_wide("simulate", mixed, "-n", 200, "--seed", 1, "--both-questions", "--no-exact", "--detail", "full")
     header = next(line for line in both.stdout.splitlines() if line.strip().startswith("design   Q"))
     assert "P(true MTD)" in header and "P(true OBD)" in header and "P(correct)" in header
 
@@ -250,9 +255,11 @@ def test_simulate_compares_each_design_on_its_question(mixed):
 def test_single_design_run_warns_near_ties_and_check_too(mixed):
     proto = doseesc.load_protocol(mixed)
     tie = doseesc.OBDDefinition().near_tie_text(proto.scenarios["mid"], proto.tiers.tier_labels)
-    r = run("simulate", mixed, "-n", 50, "-d", "BOIN12")
+    r = run_wide("simulate", mixed, "-n", 50, "-d", "BOIN12")
     assert r.exit_code == 0 and f"warning: {tie}" in r.stdout and "Paired" not in r.stdout
-    r = run("check", mixed)
+    r = run_wide("simulate", mixed, "-n", 50, "-d", "BOIN12", "--detail", "full")
+    assert r.exit_code == 0 and f"warning: {tie}" in r.stdout and "Paired" not in r.stdout
+    r = run_wide("check", mixed)
     assert r.exit_code == 0 and f"warning: {tie}" in r.stdout
 
 
@@ -266,7 +273,7 @@ def test_simulate_averages_over_scenarios(tmp_path):
     f = tmp_path / "two.toml"
     f.write_text(GOOD + '\n[[scenario]]\nname = "low"\ntrue_tox = [0.3, 0.4, 0.5]\n'
                  '\n[[design]]\nname = "BOIN"\ntype = "BOIN"\nmax_n = 18\n')
-    r = run("simulate", f, "-n", 300, "--seed", 4)
+    r = run_wide("simulate", f, "-n", 300, "--seed", 4, "--detail", "full")
     assert r.exit_code == 0, r.output
     text = r.stdout.split("Averaged over the 2 scenarios")[1]
     from doseesc.study import PREFER_EXACT_STATES, run_protocol

@@ -76,5 +76,5 @@ def test_cli_table(tmp_path):
     assert json.loads(r.stdout)["table"][2]["eliminate_if_ge"] == 3
     r = CliRunner().invoke(main, ["table", str(f), "-d", "BOIN", "--plot", str(tmp_path / "t.txt")])
     assert r.exit_code == 2 and "use a .png" in r.stderr
-    r = CliRunner().invoke(main, ["simulate", str(f), "-n", "300"])
+    r = CliRunner().invoke(main, ["simulate", str(f), "-n", "300", "--detail", "full"])
     assert r.exit_code == 0 and "Paired comparison" in r.stdout

@@ -7,6 +7,7 @@ line and exit with code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +27,8 @@ import numpy as np
 from ._version import __version__
 from .compare import conduct_notes, question_metric
 from .errors import DoseescError
+from .engines.exact import MAX_STATES
+from .engines.exact import exact as _exact_engine
 from .engines.live import recommend as _recommend
 from .engines.paths import MAX_NODES, count_nodes
 from .engines.paths import paths as _paths
@@ -36,7 +39,7 @@ from .obd import resolve_obd
 from .report.committee import averages_table, conduct_markers, scenario_results
 from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
-from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, run_protocol
+from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, exact_refusal, run_protocol
 from .tables import decision_grid, decision_table, pending_table
 from .tiers import DAYS_PER_MONTH
 
@@ -90,26 +93,68 @@ def main(ctx, debug):
 
 
 class _Progress:
-    """Progress line on stderr, drawn only once a run has taken more than a second."""
+    """Progress line on stderr, drawn only once a run has taken more than a second: trials done, the design and
+    scenario being simulated, and an estimate of the time left.
 
-    def __init__(self, total: int, enabled: bool):
+    ``units`` lists the (scenario, design) runs in the order they are made (scenario-major, as
+    :func:`~doseesc.study.run_protocol` makes them), each of ``total / len(units)`` trials, so that the count of
+    finished trials tells which one is running."""
+
+    def __init__(self, total: int, enabled: bool, units: list | None = None, what: str = "simulating"):
         self.total, self.done, self.enabled = total, 0, enabled
+        self.units, self.what = list(units or []), what
         self.t0 = time.perf_counter()
         self.drawn = False
+        self.width = 0
+
+    def _write(self, text: str) -> None:
+        pad = max(0, self.width - len(text))
+        sys.stderr.write("\r" + text + " " * pad)
+        sys.stderr.flush()
+        self.width = len(text)
+        self.drawn = True
 
     def __call__(self, n: int):
         self.done += n
-        if not self.enabled or time.perf_counter() - self.t0 < 1.0:
+        now = time.perf_counter()
+        if not self.enabled or now - self.t0 < 1.0:
             return
-        pct = 100 * self.done / self.total
-        sys.stderr.write(f"\rsimulating: {self.done:,} / {self.total:,} trials ({pct:.0f}%)")
-        sys.stderr.flush()
-        self.drawn = True
+        pct = 100 * self.done / self.total if self.total else 100.0
+        text = f"{self.what}: {self.done:,} / {self.total:,} trials ({pct:.0f}%)"
+        if self.units and self.done < self.total:
+            per = self.total / len(self.units)
+            s, d = self.units[min(int(self.done // per), len(self.units) - 1)]
+            text += f", {d} under {s}"
+        if 0 < self.done < self.total:
+            text += f", about {_secs(now - self.t0, self.done, self.total)} left"
+        self._write(text)
+
+    def unit(self, k: int, n: int, scenario: str, design: str) -> None:
+        """Progress of runs counted by design x scenario (the exact engine): run ``k`` of ``n`` starts."""
+        now = time.perf_counter()
+        if not self.enabled or (now - self.t0 < 1.0 and k > 0):
+            return
+        text = f"{self.what}: {design} under {scenario} ({k + 1} of {n})"
+        if k:
+            text += f", about {_secs(now - self.t0, k, n)} left"
+        self._write(text)
 
     def close(self):
         if self.drawn:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def _secs(elapsed: float, done: float, total: float) -> str:
+    """The time left at the pace so far, as "12 s", "3 min 8 s" or "1 h 5 min"."""
+    left = int(round(elapsed / done * (total - done)))
+    if left < 60:
+        return f"{left} s"
+    m, sec = divmod(left, 60)
+    if m < 60:
+        return f"{m} min {sec} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min"
 
 
 def _csv_header(study: Study) -> str:
@@ -556,8 +601,8 @@ def _compact_text(study: Study, width: int) -> str:
     timed = mc and all("duration_days" in res[k].extra for k in res)
     lines.append("")
     lines.append("Per scenario" + (f" (true {what}{', ' + unit if unit else ''})" if what else "")
-                 + ": correct = P(correct) % ± MCSE" + (" (exact: no ±)" if any(x.is_exact for x in shown.values())
-                                                       and mc else "")
+                 + (": correct = P(correct) %" if not mc else ": correct = P(correct) % ± MCSE"
+                    + (" (exact: no ±)" if any(x.is_exact for x in shown.values()) else ""))
                  + "; >MTD = P(select above the true MTD) %; N, DLTs = means per trial"
                  + ("; mo = mean months" if timed else "") + ":")
     groups = []
@@ -812,7 +857,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     select on response) on P(select the true OBD).
     """
     proto = load_protocol(file)
-    _check_names(proto, designs, scenarios)
+    designs, scenarios = _check_names(proto, designs, scenarios)
     n = proto.n_trials if n_trials is None else n_trials
     if precision is not None and n_trials is None:
         n = MAX_TRIALS      # the most trials per run; each stops once its MCSE meets the target
@@ -825,8 +870,9 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
         raise DoseescError("--resume needs --out (the checkpoint is kept beside the --out folder)")
     if seed is None:
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
-    n_units = (len(designs) or len(proto.designs)) * (len(scenarios) or len(proto.scenarios))
-    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress)
+    units = [(s, d) for s in (scenarios or proto.scenarios) for d in (designs or proto.designs)]
+    n_units = len(units)
+    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress, units)
     command = _command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed, precision=precision)
     if precision is not None:
         bar.enabled = False   # the number of trials is not known in advance
@@ -881,12 +927,28 @@ class _Interrupted:
                 f"continue with: {self.command}")
 
 
-def _check_names(proto, designs=(), scenarios=()) -> None:
-    """Refuse unknown design and scenario names before any output is prepared."""
-    for d in designs:
-        proto.design(d)
-    for sc in scenarios:
-        proto.scenario(sc)
+def _resolve(proto, kind: str, given: str) -> str:
+    """The name in the file of design or scenario (``kind``) ``given``: the name itself, else the one name that
+    equals it ignoring case; an unknown name, or one that matches several names ignoring case, is an error
+    that lists the names."""
+    names = list(proto.designs if kind == "design" else proto.scenarios)
+    if given in names:
+        return given
+    same = [n for n in names if n.casefold() == given.casefold()]
+    if len(same) == 1:
+        return same[0]
+    where = proto.path or proto.name
+    if same:
+        raise DoseescError(f"{where}: {kind} name {given!r} matches {len(same)} {kind}s when case is ignored ("
+                           + ", ".join(repr(n) for n in same) + "); give it exactly as in the file")
+    raise DoseescError(f"{where}: no {kind} named {given!r} ({kind}s: {', '.join(names)})")
+
+
+def _check_names(proto, designs=(), scenarios=()) -> tuple[tuple, tuple]:
+    """The design and scenario names as the file writes them (:func:`_resolve`; each once, in the order given),
+    before any output is prepared."""
+    return (tuple(dict.fromkeys(_resolve(proto, "design", d) for d in designs)),
+            tuple(dict.fromkeys(_resolve(proto, "scenario", s) for s in scenarios)))
 
 
 @main.command()
@@ -895,15 +957,69 @@ def _check_names(proto, designs=(), scenarios=()) -> None:
 @_scenario_opt
 @_out_opt
 @_format_opt
-def exact(file, designs, scenarios, out, fmt):
-    """Exact operating characteristics (every reachable trial state, no Monte Carlo error)."""
+@click.option("--max-states", "max_states", type=click.IntRange(min=1, max=MAX_STATES), default=None,
+              help=f"Most live trial states the exact engine may hold at once (default and most: {MAX_STATES:,}); a "
+                   "design that needs more is skipped with a note.")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
+@_detail_opt
+def exact(file, designs, scenarios, out, fmt, max_states, progress, detail):
+    """Exact operating characteristics (every reachable trial state, no Monte Carlo error).
+
+    A design the exact engine cannot evaluate (time-to-event designs, a conduct per indication, more live
+    states than --max-states) is skipped with a note; the others are shown.
+    """
     proto = load_protocol(file)
-    _check_names(proto, designs, scenarios)
+    designs, scenarios = _check_names(proto, designs, scenarios)
     if out:
         _prepare_folder(out)
-    study = run_protocol(proto, method="exact", designs=designs, scenarios=scenarios,
-                         command=_command_line("exact", file, designs, scenarios))
-    _emit(study, fmt, out, include_trials=False)
+    command = _command_line("exact", file, designs, scenarios, max_states=max_states)
+    bar = _Progress(0, sys.stderr.isatty() if progress is None else progress, what="exact")
+    try:
+        study, notes = _run_exact(proto, designs, scenarios, max_states, bar, command)
+    finally:
+        bar.close()
+    _emit(study, fmt, out, include_trials=False, detail=detail, notes=notes)
+
+
+def _run_exact(proto, designs, scenarios, max_states, bar, command: str):
+    """The exact run of each design x scenario (scenario-major, as :func:`~doseesc.study.run_protocol` with
+    method ``"exact"``, whose results it equals), skipping with a note each design the exact engine refuses:
+    ``(study, notes)``. A design refused under one scenario (its states hardly depend on the truth) is not
+    tried under the others."""
+    dnames = list(designs) or list(proto.designs)
+    snames = list(scenarios) or list(proto.scenarios)
+    refused = {}
+    for name in dnames:
+        conduct = proto.conducts.get(name)
+        if conduct is not None and conduct.policy != "pooled":
+            refused[name] = exact_refusal(proto, proto.designs[name], name)
+    limit = {} if max_states is None else {"max_states": max_states}
+    results = []
+    units = [(s, d) for s in snames for d in dnames]
+    for k, (s, name) in enumerate(units):
+        if name in refused:
+            continue
+        bar.unit(k, len(units), s, name)
+        try:
+            results.append(_exact_engine(proto.designs[name], proto.scenarios[s], ladder=proto.tiers,
+                                         obd=proto.obd, **limit))
+        except DoseescError as err:
+            refused[name] = f"{err} (scenario {s!r})"
+    notes = [f"{name}: skipped, not evaluated exactly: {why}" for name, why in refused.items()]
+    if not results:
+        raise DoseescError(f"{proto.path or proto.name}: no design could be evaluated exactly ("
+                           + "; ".join(notes) + ")")
+    # results of a design refused after its first scenarios are dropped: a design is shown under every scenario
+    results = [r for r in results if _design_name(proto, r) not in refused]
+    if not results:
+        raise DoseescError(f"{proto.path or proto.name}: no design could be evaluated exactly ("
+                           + "; ".join(notes) + ")")
+    return Study(protocol=proto, method="exact", results=tuple(results), command=command), notes
+
+
+def _design_name(proto, r) -> str:
+    """The file's name of the design of result ``r``."""
+    return next((n for n, d in proto.designs.items() if d is r.design), r.design.label)
 
 
 @main.command()
@@ -917,6 +1033,7 @@ def exact(file, designs, scenarios, out, fmt):
 def table(file, design, max_n, grid, fmt, plot):
     """Decision table of a design: the DLT counts that mean escalate, stay, de-escalate, eliminate."""
     proto = load_protocol(file)
+    design = _resolve(proto, "design", design)
     d = proto.design(design)
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DoseescError(f"--plot {plot}: use a .png, .pdf or .svg file name")
@@ -939,8 +1056,14 @@ def table(file, design, max_n, grid, fmt, plot):
             click.echo("at the current tier, n enrolled, of them 'pending' still in follow-up, y DLTs seen: "
                        "E escalate, S stay (enrol here), D de-escalate, W suspend accrual")
         elif not grid:
-            click.echo("escalate if DLTs <= escalate_if_le; de-escalate if >= deescalate_if_ge; "
-                       "de-escalate and eliminate this tier and those above if >= eliminate_if_ge")
+            words = d.decision_words()
+            stop = words.get("D", "de-escalate")
+            if stop != "de-escalate":   # 3+3 without de-escalation: two DLTs stop the escalation
+                df = df.rename(columns={"deescalate_if_ge": "stop_if_ge"})
+            click.echo(f"escalate if DLTs <= escalate_if_le; {stop} if >= "
+                       + ("deescalate_if_ge" if stop == "de-escalate" else "stop_if_ge")
+                       + ("; de-escalate and eliminate this tier and those above if >= eliminate_if_ge"
+                          if "DU" in words or df["eliminate_if_ge"].notna().any() else ""))
         click.echo(df.astype(object).where(df.notna(), "").to_string())
     if plot is not None:
         from .report.plots import plot_decision_table
@@ -963,6 +1086,8 @@ def table(file, design, max_n, grid, fmt, plot):
 def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     """Every DLT-driven path of the next cohorts: the dose-transition pathway table."""
     proto = load_protocol(file)
+    design = _resolve(proto, "design", design)
+    scenario = _resolve(proto, "scenario", scenario) if scenario else None
     d = proto.design(design)
     sc = proto.scenario(scenario) if scenario else None
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -1001,35 +1126,83 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def check(file):
-    """Validate a scenario file and show what it describes."""
+    """Validate a scenario file and show everything it sets: the protocol, tiers, DLT and response definitions,
+    calendar, actual-dose model, OBD definition, each design (with its maximum N), each scenario's truths with
+    its true MTD and OBD, and the run settings."""
     proto = load_protocol(file)
+    click.echo(_wrap("\n".join(_check_lines(file, proto)), _width()))
+
+
+def _check_lines(file, proto) -> list[str]:
     t = proto.tiers
-    click.echo(f"{file}: OK")
-    click.echo(f"protocol {proto.name}" + (f" ({proto.registry})" if proto.registry else ""))
+    out = [f"{file}: OK", f"protocol {proto.name}" + (f" ({proto.registry})" if proto.registry else "")
+           + (f": {proto.title}" if proto.title else "")]
     tol = f", tolerance ±{100 * t.tolerance:g}%" if t.tolerance else ""
-    click.echo(f"tiers ({t.n_tiers}{tol}): " + ", ".join(t.tier_labels))
+    out.append(f"tiers ({t.n_tiers}{tol}): " + ", ".join(t.tier_labels))
     if proto.target is not None:
-        click.echo(f"target DLT rate: {proto.target:g}")
-    if proto.dose_model is not None:
-        click.echo(f"actual dose: {proto.dose_model.describe(t)}")
-    click.echo("designs:")
+        out.append(f"target DLT rate: {proto.target:g}")
+    dlt_win = proto.dlt_window_days if proto.dlt_window_days is not None else \
+        (proto.calendar.dlt_window_days if proto.calendar is not None else None)
+    if proto.dlt_definition or dlt_win is not None:
+        out.append("DLT: " + (proto.dlt_definition.rstrip(". ") or "definition not stated")
+                   + ("" if dlt_win is None else f"; window {dlt_win:g} days"))
+    if proto.response_definition or proto.response_window_days is not None:
+        out.append("response: " + (proto.response_definition.rstrip(". ") or "definition not stated")
+                   + ("" if proto.response_window_days is None else
+                      f"; judged at {proto.response_window_days:g} days"))
+    inds = getattr(proto, "indications", None)
+    if inds is not None:
+        out.append("indications: " + "; ".join(f"{e.text()} ({100 * sh:.1f}% of accrual)"
+                                                for e, sh in zip(inds.entries, inds.shares)))
+    out.append("calendar: " + (proto.calendar.describe() if proto.calendar is not None else
+                               "none (no durations; time-to-event designs need one)"))
+    out.append("actual dose: " + (proto.dose_model.describe(t) if proto.dose_model is not None else
+                                  "none (every patient receives the nominal dose of the assigned tier)"))
+    effs = [sc for sc in proto.scenarios.values() if sc.true_eff is not None]
+    if proto.obd is not None:
+        out.append(f"OBD definition: {_obd_text(proto.obd)}")
+    elif effs:
+        defs = dict.fromkeys(_obd_text(o) for d in proto.designs.values()
+                             if (o := resolve_obd(None, d, effs[0])) is not None)
+        out.append("OBD definition (none in the file; each design's own, else BOIN12's defaults): "
+                   + "; ".join(defs))
+    out.append("designs:")
     for name, d in proto.designs.items():
-        click.echo(f"  {name}: {d.describe()}")
-    click.echo("scenarios:")
-    for name, s in proto.scenarios.items():
-        mtd = "" if s.target is None else f"; true MTD {t.label(s.mtd(s.target))}"
-        if s.tox_curve is not None:
-            click.echo(f"  {name}: P(DLT) {s.tox_curve.text(t.unit)}; tier-averaged "
-                       + ", ".join(f"{p:.3f}" for p in s.true_tox) + " (at nominal "
-                       + ", ".join(f"{p:.3f}" for p in s.nominal_tox) + ")" + mtd)
+        conduct = proto.conducts.get(name) if getattr(proto, "conducts", None) else None
+        extra = f"; conduct {conduct.text()}" if conduct is not None and hasattr(conduct, "text") else ""
+        out.append(f"  {name} (max N {d.largest_n()}, answers the {d.question} question{extra}): {d.describe()}")
+    out.append("scenarios:")
+    for name, sc in proto.scenarios.items():
+        truth = []
+        if sc.target is not None:
+            truth.append(f"true MTD {t.label(sc.mtd(sc.target))}")
+        obd = resolve_obd(proto.obd, next(iter(proto.designs.values())), sc) if sc.true_eff is not None else None
+        if obd is not None:
+            o = obd.true_obd(sc)
+            truth.append(f"true OBD {'none' if o < 0 else t.label(o)}")
+        tail = ("; " + "; ".join(truth)) if truth else ""
+        if sc.tox_curve is not None:
+            tox = (f"P(DLT) {sc.tox_curve.text(t.unit)}; tier-averaged " + ", ".join(f"{p:.3f}" for p in sc.true_tox)
+                   + " (at nominal " + ", ".join(f"{p:.3f}" for p in sc.nominal_tox) + ")")
         else:
-            click.echo(f"  {name}: P(DLT) " + ", ".join(f"{p:g}" for p in s.true_tox) + mtd)
-    for s in proto.scenarios.values():
-        defs = dict.fromkeys(resolve_obd(proto.obd, d, s) for d in proto.designs.values())
-        for text in dict.fromkeys(o.near_tie_text(s, t.tier_labels) for o in defs if o is not None):
+            tox = "P(DLT) " + ", ".join(f"{p:g}" for p in sc.true_tox)
+        eff = "" if sc.true_eff is None else "; P(response) " + ", ".join(f"{p:.3g}" for p in sc.true_eff)
+        out.append(f"  {name}: {tox}{eff}{tail}")
+    for sc in proto.scenarios.values():
+        defs = dict.fromkeys(resolve_obd(proto.obd, d, sc) for d in proto.designs.values())
+        for text in dict.fromkeys(o.near_tie_text(sc, t.tier_labels) for o in defs if o is not None):
             if text:
-                click.echo(f"warning: {text}")
-    click.echo(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
+                out.append(f"warning: {text}")
+    out.append(f"run: {proto.n_trials:,} trials, seed {proto.seed}")
+    if proto.grids:
+        out.append(f"calibration grids: {', '.join(proto.grids)}")
+    return out
+
+
+def _obd_text(obd) -> str:
+    """An OBD definition in words (:meth:`~doseesc.obd.OBDDefinition.text`)."""
+    text = getattr(obd, "text", None)
+    return text() if callable(text) else str(obd)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -1093,6 +1266,7 @@ def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff
         eff_days = parse_days(eff_follow_up, "--eff-follow-up")
         if eff_window is None and proto.calendar is not None:
             eff_window = proto.calendar.eff_window
+    design = _resolve(proto, "design", design)
     rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window,
                      eff_follow_up=eff_days, eff_window=eff_window)
     if fmt == "json":
@@ -1186,6 +1360,22 @@ def grid(file, out, names, workers, scheduler, dask_local, checkpoint, progress)
         click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
+def _restricted(proto, designs, scenarios):
+    """``proto`` with only the chosen designs and scenarios (all where none is chosen), in the file's order.
+    Every design x scenario keeps its numbers: each run draws from the same seed whatever else is run."""
+    if not designs and not scenarios:
+        return proto
+    keep_d = [n for n in proto.designs if not designs or n in designs]
+    keep_s = [n for n in proto.scenarios if not scenarios or n in scenarios]
+    changes = {"designs": {n: proto.designs[n] for n in keep_d},
+               "scenarios": {n: proto.scenarios[n] for n in keep_s}}
+    if getattr(proto, "conducts", None):
+        changes["conducts"] = {n: c for n, c in proto.conducts.items() if n in keep_d}
+    if getattr(proto, "indication_scenarios", None):
+        changes["indication_scenarios"] = {n: v for n, v in proto.indication_scenarios.items() if n in keep_s}
+    return dataclasses.replace(proto, **changes)
+
+
 def _safe_name(name: str) -> str:
     """A grid name as a folder name (letters, digits, '-', '_' and '.'; others become '_')."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "grid"
@@ -1229,7 +1419,9 @@ def _grid_text(name: str, result) -> str:
 @click.option("--resume", is_flag=True, default=False,
               help="Continue an interrupted report from its checkpoint (OUT/.FILE-report.partial, kept when a run "
                    "is stopped); the result is identical to an uninterrupted run.")
-def report(file, out, n_trials, seed, progress, detail, resume):
+@_design_opt
+@_scenario_opt
+def report(file, out, n_trials, seed, progress, detail, resume, designs, scenarios):
     """Committee report: every design under every scenario, as self-contained HTML and as PDF.
 
     It opens with a summary for the committee (the protocol in five lines, every design under every
@@ -1240,15 +1432,18 @@ def report(file, out, n_trials, seed, progress, detail, resume):
     design, and the command that reproduces it.
     """
     proto = load_protocol(file)
+    designs, scenarios = _check_names(proto, designs, scenarios)
+    proto = _restricted(proto, designs, scenarios)
     _prepare_folder(out, "--out")
     n = proto.n_trials if n_trials is None else n_trials
     ckpt = Path(out).resolve() / f".{Path(file).stem}-report.partial"
     seed = _resume_seed(ckpt, resume, seed, "--out", out)
     if seed is None:
         seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
-    n_units = len(proto.designs) * len(proto.scenarios)
-    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress)
-    command = _command_line("report", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}" \
+    units = [(s, d) for s in proto.scenarios for d in proto.designs]
+    n_units = len(units)
+    bar = _Progress(n * n_units, sys.stderr.isatty() if progress is None else progress, units)
+    command = _command_line("report", file, designs, scenarios, n_trials=n, seed=seed) + f" -o {shlex.quote(out)}" \
         + ("" if detail == "full" else f" --detail {detail}")
     click.get_current_context().meta["interrupted"] = _Interrupted(ckpt, n_units, command + " --resume")
     try:

@@ -642,9 +642,14 @@ def verdict_sentences(study) -> list[str]:
         above = {d: [per[s][d].metric("p_above_mtd")[0] for s in snames] for d in mine}
         above = {d: sum(v) / len(v) for d, v in above.items() if all(math.isfinite(x) for x in v)}
         if best in above and len(above) > 1:
-            rank = sorted(above, key=above.get).index(best) + 1
+            shown = {d: f"{100 * v:.1f}" for d, v in above.items()}   # ties as printed share a rank
+            rank = 1 + sum(1 for d in above if above[d] < above[best] and shown[d] != shown[best])
+            tied = sum(1 for d in above if shown[d] == shown[best]) - 1
+            place = (f"{_ordinal(rank)} lowest of {len(above)}" if not tied else
+                     f"as low as any of the {len(above)}" if rank == 1 and tied == len(above) - 1 else
+                     f"{_ordinal(rank)} lowest of {len(above)}, tied with {tied} other{'s' if tied > 1 else ''}")
             text += (f" It selects a tier above the true MTD in {100 * above[best]:.1f}% of trials on average "
-                     f"({_ordinal(rank)} lowest of {len(above)}).")
+                     f"({place}).")
         out.append(text)
     return out
 
@@ -973,9 +978,13 @@ def _decision_table_blocks(b: _Builder, name: str, d) -> None:
     try:
         dt = decision_table(d)
     except DoseescError:
+        try:   # the paths are drawn below only where the path engine applies (not to time-to-event designs)
+            paths(d, 1, ladder=b.proto.tiers)
+            shown = "the paths below show what it does"
+        except DoseescError:
+            shown = "its simulated results show what it does (its escalation paths cannot be enumerated)"
         b.add(Paragraph(f"{name} has no decision table: its decisions depend on more than the patients and "
-                        "DLTs at the current tier (a model fitted to every tier, or responses); the paths "
-                        "below show what it does.", "small"))
+                        f"DLTs at the current tier (a model fitted to every tier, or responses); {shown}.", "small"))
         return
     words = d.decision_words()
     cols = ["n", "escalate if y <=", "stay if y =", f"{_clause(words.get('D', 'de-escalate'))} if y >="]

@@ -162,10 +162,21 @@ def _obd_sentence(results: dict, names: list[str], ref: str) -> str | None:
 def _sample_size_sentence(results: dict, names: list[str]) -> str:
     """The range of the mean sample size over the designs."""
     en = {n: results[n].expected_n for n in names}
-    lo, hi = min(en, key=en.get), max(en, key=en.get)
-    if lo != hi:
-        return f"Mean sample size ranges from {en[lo]:.1f} patients ({lo}) to {en[hi]:.1f} ({hi})."
-    return f"Every design treats {en[lo]:.1f} patients on average."
+    lo, hi = min(en.values()), max(en.values())
+    if f"{lo:.1f}" == f"{hi:.1f}":
+        return f"Every design treats {lo:.1f} patients on average."
+    return (f"Mean sample size ranges from {lo:.1f} patients ({_names_at(en, lo)}) to {hi:.1f} "
+            f"({_names_at(en, hi)}).")
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _names_at(values: dict, v: float) -> str:
+    """The designs whose value prints as ``v`` does (one decimal), as "A", "A and B" or "A, B and C": every
+    design that reaches the end of a range is named, not only the first."""
+    return _join([n for n, x in values.items() if f"{x:.1f}" == f"{v:.1f}"])
 
 
 def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
@@ -178,7 +189,10 @@ def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
         vals = {n: v for n, v in vals.items() if math.isfinite(v)}
         if len(vals) > 1:
             lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+            same = {n: metric_value(name, v) for n, v in vals.items()}
+            at_lo = [n for n, t in same.items() if t == same[lo]]
+            at_hi = [n for n, t in same.items() if t == same[hi]]
             out.append(f"{metric_name(name).capitalize()} ({definition}): from "
-                       f"{metric_value(name, vals[lo])}{metric_unit(name)} ({lo}) to "
-                       f"{metric_value(name, vals[hi])}{metric_unit(name)} ({hi}).")
+                       f"{same[lo]}{metric_unit(name)} ({_join(at_lo)}) to "
+                       f"{same[hi]}{metric_unit(name)} ({_join(at_hi)}).")
     return out
