@@ -249,3 +249,15 @@ def test_three_plus_three_table_labels_its_stop_column(two):
     assert "stop_if_ge" in out.split("\n")[2]
     assert "deescalate_if_ge" in run("table", two, "-d", "3+3", "--format", "csv").stdout
     assert "de-escalate if >= deescalate_if_ge" in run("table", two, "-d", "BOIN").stdout
+
+
+def test_verdict_ranks_ties_as_printed(tmp_path):
+    """Every tier safe (P(DLT) at most 0.1 < 0.25): no design can select above the true MTD, so 3+3 and BOIN both
+    have 0.0% and the best of them is "as low as any", not "2nd lowest of 2" (issue 23 item 6)."""
+    from doseesc.report.committee import verdict_sentences
+    f = tmp_path / "safe.toml"
+    f.write_text(TWO.replace("true_tox = [0.05, 0.15, 0.35]", "true_tox = [0.02, 0.05, 0.1]")
+                 .replace("true_tox = [0.3, 0.45, 0.6]", "true_tox = [0.03, 0.06, 0.1]"))
+    study = run_protocol(doseesc.load_protocol(f), method="exact", designs=["3+3", "BOIN"])
+    text = verdict_sentences(study)[0]
+    assert "above the true MTD in 0.0% of trials on average (as low as any of the 2)" in text, text
