@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import doseesc
 from doseesc import cli
 from doseesc.cli import main
-from doseesc.study import PREFER_EXACT_STATES, run_protocol
+from doseesc.study import run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 

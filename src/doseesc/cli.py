@@ -573,7 +573,6 @@ def _compact_text(study: Study, width: int) -> str:
     if len(snames) > 1:
         lines.append("P(correct) %: each design on the question it answers (Q), by scenario (S1...), mean and worst:")
         per = {s: {d: shown[(s, d)] for d in dnames} for s in snames}
-        exact_mixed = len({per[s][d].is_exact for s in snames for d in dnames}) > 1
         cols = []
         for i, s in enumerate(snames):
             cells = []
