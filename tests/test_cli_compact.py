@@ -165,6 +165,9 @@ def test_progress_names_design_and_scenario_and_time_left(two, monkeypatch):
     err = r.stderr
     assert "simulating: " in err and "BOIN12 under mid" in err and "BOIN under Toxic" in err
     assert re.search(r"about \d+ (s|min)", err) and "1,800 / 1,800 trials (100%)" in err
+    assert "now the exact runs" not in err       # --no-exact: nothing follows the simulations
+    r = run("simulate", two, "-n", 100, "--progress", "-d", "3+3")
+    assert "200 / 200 trials (100%); now the exact runs where the exact engine applies" in r.stderr
     r = run("exact", two, "--progress")
     assert r.exit_code == 0 and "exact: BOIN under Toxic (5 of 6)" in r.stderr
 

@@ -106,6 +106,8 @@ class _Progress:
         self.t0 = time.perf_counter()
         self.drawn = False
         self.width = 0
+        #: said once every trial is done (what the run does next, e.g. the exact runs)
+        self.after = ""
 
     def _write(self, text: str) -> None:
         pad = max(0, self.width - len(text))
@@ -127,6 +129,8 @@ class _Progress:
             text += f", {d} under {s}"
         if 0 < self.done < self.total:
             text += f", about {_secs(now - self.t0, self.done, self.total)} left"
+        elif self.after and self.done >= self.total:
+            text += f"; {self.after}"
         self._write(text)
 
     def unit(self, k: int, n: int, scenario: str, design: str) -> None:
@@ -875,6 +879,8 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     command = _command_line("simulate", file, designs, scenarios, n_trials=n, seed=seed, precision=precision)
     if precision is not None:
         bar.enabled = False   # the number of trials is not known in advance
+    if prefer_exact:
+        bar.after = "now the exact runs where the exact engine applies"
     if ckpt is not None:
         ctx = click.get_current_context()
         ctx.meta["interrupted"] = _Interrupted(ckpt, n_units, f"{command} --out {shlex.quote(out)}"
