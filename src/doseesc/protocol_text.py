@@ -21,6 +21,8 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import DoseescError
+from .report.document import Heading, Paragraph, Table
+from .tables import decision_table, pending_table
 from .tiers import DAYS_PER_MONTH
 
 __all__ = ["protocol_text", "write_docx", "write_protocol_text", "docx_available", "markdown_blocks",
@@ -65,8 +67,6 @@ def _split_rules(design) -> tuple[str, list[str]]:
 
 def _decision_table_lines(name: str, design) -> list[str]:
     """The design's decision table (n patients and y DLTs at the current tier), or why it has none."""
-    from .tables import decision_table, pending_table
-
     if design.decision_grid() is None and design.pending_grid() is not None:
         pt = pending_table(design)
         cols = ["n enrolled", "pending"] + [f"y = {y}" for y in pt.columns]
@@ -388,7 +388,6 @@ def write_protocol_text(protocol, study=None, folder=".", stem: str | None = Non
 def markdown_blocks(text: str, level_offset: int = 0) -> list:
     """The Markdown of :func:`protocol_text` as committee-report blocks (:mod:`doseesc.report.document`):
     headings (``level_offset`` added to their level, at most 3), paragraphs, bullets and tables."""
-    from .report.document import Heading, Paragraph, Table
 
     out = []
     for b in parse_markdown(text):
