@@ -27,7 +27,9 @@ from .indications import (Conduct, IndicationScenario, Indications, conduct_from
                           scenario_from_toml, split_scenario_entry)
 from .limits import (ACCRUAL_RANGE, DAYS_RANGE, MAX_COHORT, MAX_DESIGN_INT, MAX_FILE_BYTES, MAX_ITEMS, MAX_N,
                      MAX_TIERS, MAX_TRIALS, check_count, check_name, check_range, check_text, kind, long_number, short, walk)
+from .backfill import backfill_from_toml, check_backfill
 from .obd import OBDDefinition
+from .phase2 import phase2_from_file
 from .scenario import Scenario, check_target
 from .tiers import DoseLadder
 
@@ -41,7 +43,7 @@ _PROTOCOL_KEYS = {"name", "title", "registry", "source", "design_note", "target"
 _TIER_KEYS = {"doses", "unit", "labels", "tolerance"}
 _RUN_KEYS = {"n_trials", "seed"}
 _OBD_KEYS = {"utility", "phi_t", "phi_e", "rule"}
-_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar", "grid", "indication"}
+_TOP_KEYS = {"protocol", "tiers", "design", "scenario", "run", "obd", "actual_dose", "calendar", "grid", "indication", "phase2"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class Protocol:
     dose_model: object | None = None
     #: Calendar model ([calendar] table), or None.
     calendar: object | None = None
+    #: Seamless phase 2 stage ([phase2] table, :class:`doseesc.phase2.Phase2Stage`), or None.
+    phase2: object | None = None
+    #: Backfill cohorts per design name (:class:`doseesc.backfill.Backfill`), where a [[design]] table has a
+    #: ``backfill`` key; run_protocol simulates those designs with :func:`doseesc.engines.backfill.simulate_backfill`.
+    backfills: dict = field(default_factory=dict)
     #: Calibration grids ([[grid]] tables), by name (:class:`doseesc.grid.Grid`).
     grids: dict = field(default_factory=dict)
     #: Days after the infusion in which a DLT counts ([protocol] ``dlt_window_days``), or None if unstated.
@@ -217,7 +224,9 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     ladder = _net(where, "[tiers]", _tiers_table, data, where)
     indications = _net(where, "[[indication]]", _indication_tables, data, where)
     raw_conducts: dict = {}
-    designs = _net(where, "[[design]]", _design_tables, data, proto, ladder.n_tiers, where, raw_conducts)
+    backfills: dict = {}
+    designs = _net(where, "[[design]]", _design_tables, data, proto, ladder.n_tiers, where, raw_conducts,
+                   backfills)
     conducts = _net(where, "[[design]] conduct", _conducts, raw_conducts, indications, designs, ladder.n_tiers,
                     where)
     dose_model = _net(where, "[actual_dose]", _actual_dose_table, data, ladder, designs, where)
@@ -225,10 +234,13 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     scenarios = _net(where, "[[scenario]]", _scenario_tables, data, ladder, target, dose_model, where, indications,
                      ind_scenarios)
     obd_def = _net(where, "[obd]", _obd_table, data, where)
+    phase2 = _net(where, "[phase2]", phase2_from_file, data, scenarios, where)
     windows = _window_keys(proto, where)
     calendar = _net(where, "[calendar]", _calendar_table, data, windows, designs, where)
     n_trials, seed = _run_table(data, where)
     _cross_checks(designs, calendar, where)
+    _net(where, "[[design]] backfill", _backfill_checks, backfills, designs, calendar, scenarios, dose_model,
+         indications, where)
     _net(where, "[[design]] x [[scenario]]", _pair_checks, designs, scenarios, ladder, obd_def, dose_model,
          calendar, seed, where)
     _grid_limits(data, where)
@@ -239,7 +251,8 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
                     source=str(proto.get("source", "")), n_trials=n_trials, seed=seed, path=where, obd=obd_def,
                     sha256=sha, extra={"design_note": proto.get("design_note", "")}, calendar=calendar,
-                    indications=indications, indication_scenarios=ind_scenarios, conducts=conducts, **windows)
+                    indications=indications, indication_scenarios=ind_scenarios, conducts=conducts, phase2=phase2, backfills=backfills,
+                    **windows)
 
 
 def _net(where: str, table: str, build, *args):
@@ -253,6 +266,18 @@ def _net(where: str, table: str, build, *args):
             RecursionError, MemoryError) as exc:
         raise ScenarioError(f"{where}: {table}: a value is of the wrong kind or size "
                             f"({type(exc).__name__}: {short(str(exc), 160)})") from None
+
+
+def _backfill_checks(backfills: dict, designs: dict, calendar, scenarios: dict, dose_model, indications,
+                     where: str) -> None:
+    """A design's ``backfill`` needs the [calendar], a design the backfill engine runs, no actual-dose model, and
+    (for now) a file without [[indication]] tables; each refusal names the file and the design."""
+    for name, b in backfills.items():
+        at = f"{where}: [[design]] {name!r}"
+        if indications is not None:
+            raise DesignError(f"{at}: backfill = {{ cap = {b.cap} }} in a file with [[indication]] tables: not "
+                              "supported yet (backfill runs one pooled escalation); remove one of them")
+        check_backfill(b, designs[name], calendar, at, scenarios.values(), dose_model)
 
 
 def _cross_checks(designs: dict[str, Design], calendar, where: str) -> None:
@@ -538,7 +563,8 @@ def _conducts(raw: dict, indications: Indications | None, designs: dict[str, Des
     return out
 
 
-def _design_tables(data: dict, proto: dict, k: int, where: str, conducts: dict | None = None) -> dict[str, Design]:
+def _design_tables(data: dict, proto: dict, k: int, where: str, conducts: dict | None = None,
+                   backfills: dict | None = None) -> dict[str, Design]:
     designs: dict[str, Design] = {}
     for at, entry in _named_entries(data, "design", where):
         entry = dict(entry)
@@ -552,6 +578,11 @@ def _design_tables(data: dict, proto: dict, k: int, where: str, conducts: dict |
             if conducts is None:
                 raise DesignError(f"{at}: conduct = {short(value)} is not a design option here")
             conducts[dname] = value
+        if "backfill" in entry:
+            value = entry.pop("backfill")
+            if backfills is None:
+                raise DesignError(f"{at}: backfill = {short(value)} is not a design option here")
+            backfills[dname] = backfill_from_toml(value, at)
         _design_keys(entry, at, types=False)
         _fill_defaults(entry, proto, k, at)
         if isinstance(entry.get("table_file"), str) and not Path(entry["table_file"]).is_absolute():

@@ -19,7 +19,9 @@ from .actual_dose import nominal_scenario
 from .engines.strata import StrataResult, simulate_indications
 from .compare import Comparison, impact
 from .engines.exact import exact
+from .engines.backfill import simulate_backfill
 from .engines.montecarlo import simulate
+from .engines.phase2 import study_phase2
 from .errors import DoseescError
 from .files import atomic_write
 from .indications import IndicationScenario, indication_sections, indication_text
@@ -41,10 +43,13 @@ def exact_refusal(protocol: Protocol, design, name: str | None = None) -> str | 
     design decides on complete cohorts' counts: with or without a calendar (the calendar is laid over the
     untimed trials and changes no selection; its time metrics stay Monte Carlo), not with the actual-dose
     model (actual doses change the outcomes) nor for a time-to-event design simulated in calendar time, nor
-    for a design ``name`` whose ``conduct`` is parallel or staggered (several escalations)."""
+    for a design ``name`` whose ``conduct`` is parallel or staggered (several escalations) or
+    that has backfill cohorts (treated in calendar time)."""
     conduct = protocol.conducts.get(name) if name is not None else None
     if conduct is not None and conduct.policy != "pooled":
         return f"conduct {conduct.policy!r} runs an escalation per indication or stratum: Monte Carlo only"
+    if name is not None and name in protocol.backfills:
+        return "backfill cohorts are treated in calendar time while the escalation waits: Monte Carlo only"
     if protocol.dose_model is not None:
         return "the actual-dose model changes the patients' outcomes: Monte Carlo only"
     if design.time_to_event and (not design.complete_data or protocol.calendar is not None):
@@ -236,6 +241,11 @@ class Study:
     def simulations(self) -> tuple[OperatingCharacteristics, ...]:
         """The Monte Carlo runs (every design x scenario for methods ``"simulate"`` and ``"auto"``)."""
         return () if self.method == "exact" else self.results
+
+    def phase2(self) -> pd.DataFrame:
+        """The protocol's [phase2] stage after each escalation result, one row per design x scenario
+        (:func:`doseesc.engines.phase2.study_phase2`); empty without a [phase2] table."""
+        return study_phase2(self)
 
     def exact_of(self, r: OperatingCharacteristics) -> OperatingCharacteristics | None:
         """The exact run beside the Monte Carlo run ``r`` (method ``"auto"``), ``r`` itself if it is exact, or None."""
@@ -641,10 +651,18 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     if note is not None:
                         ind_notes[(sc.name, name)] = note
                     continue
-                results.append(simulate(d, sc, n_trials if precision is None else precise_cap, rng=seq,
-                                        ladder=protocol.tiers, progress=cb, obd=protocol.obd,
-                                        dose_model=protocol.dose_model, calendar=protocol.calendar,
-                                        workers=workers, precision=precision))
+                if name in protocol.backfills:
+                    if precision is not None:
+                        raise DoseescError(f"design {name!r} has backfill cohorts, which run to a number of trials, "
+                                           "not to a precision target: give n_trials instead")
+                    results.append(simulate_backfill(d, sc, n_trials, backfill=protocol.backfills[name],
+                                                     calendar=protocol.calendar, rng=seq, ladder=protocol.tiers,
+                                                     obd=protocol.obd, progress=cb))
+                else:
+                    results.append(simulate(d, sc, n_trials if precision is None else precise_cap, rng=seq,
+                                            ladder=protocol.tiers, progress=cb, obd=protocol.obd,
+                                            dose_model=protocol.dose_model, calendar=protocol.calendar,
+                                            workers=workers, precision=precision))
                 if store is not None:
                     store.save("mc", sc.name, name, results[-1])
         if method == "auto":
@@ -678,7 +696,8 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     else:
         if not designs:   # all designs: time-to-event ones have no exact results (simulate them)
             chosen_d = [(n, d) for n, d in chosen_d if not d.time_to_event] or chosen_d
-        several = [n for n, _ in chosen_d if n in protocol.conducts and protocol.conducts[n].policy != "pooled"]
+        several = [n for n, _ in chosen_d if (n in protocol.conducts and protocol.conducts[n].policy != "pooled")
+                   or n in protocol.backfills]
         if several and designs:
             raise DoseescError(f"design {several[0]!r}: {exact_refusal(protocol, chosen_d[0][1], several[0])} "
                                "(use method 'simulate')")

@@ -18,6 +18,7 @@ import numpy as np
 
 
 from .._lazy import lazy
+from ..backfill import with_backfill as _with_backfill
 from ..errors import DesignError
 from ..limits import MAX_COHORT, MAX_N, MAX_TIERS, short
 from ..state import Decision, Rule, StopReason, TrialState
@@ -470,6 +471,11 @@ class Design:
     def select(self, state: TrialState) -> np.ndarray:  # pragma: no cover - overridden
         """Final tier (0-based, -1 for none) of each trial, shape ``(n_trials,)``."""
         raise NotImplementedError
+
+    def with_backfill(self, backfill=None, **options):
+        """This design with backfill cohorts (:func:`doseesc.backfill.with_backfill`): a
+        :class:`~doseesc.backfill.BackfilledDesign` that :func:`doseesc.simulate_backfill` runs in calendar time."""
+        return _with_backfill(self, backfill, **options)
 
     def merge_key(self, state: TrialState) -> np.ndarray | None:
         """Columns that fully determine this design's future decisions and final choice, for merging

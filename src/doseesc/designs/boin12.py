@@ -390,8 +390,8 @@ class BOIN12(Design):
     def describe(self) -> str:
         lam_e, lam_d = self.boundaries
         n, t, e, b = self.utility
-        util = (f"(P(utility > {self.benchmark:g}); utility: response without DLT {e:g}, neither {n:g}, both {b:g}, "
-                f"DLT without response {t:g})")
+        util = (f"(highest P(utility > {self.benchmark:g}), with utility: response without DLT {e:g}, neither {n:g}, "
+                f"both {b:g}, DLT without response {t:g})")
         if self.variant == "authors":
             rules = (f"BOIN12 (phi_t {self.phi_t:g}, phi_e {self.phi_e:g}; the authors' rules): cohorts of "
                      f"{self.cohort_size}; a tier is eliminated with those above it if P(DLT rate > {self.phi_t:g}) > "
