@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from .actual_dose import DoseModel, nominal_scenario
 from .designs.base import Design
 from .designs.crm import CRM, crm_skeleton
@@ -18,6 +18,8 @@ from .grid import Grid
 from .rng import root_seed, seed_record
 from .scenario import Scenario
 from .tiers import DoseLadder
+
+pd = lazy("pandas")
 
 #: Per-trial metrics compared (name -> description).
 COMPARED = {

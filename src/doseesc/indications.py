@@ -26,12 +26,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from .designs.base import Design
 from .errors import DesignError, ScenarioError
 from .rng import Stream
 from .scenario import Scenario
+
+pd = lazy("pandas")
 
 #: Stream number of each patient's indication (pooled conduct draws it from the trial's seed):
 #: :attr:`doseesc.rng.Stream.INDICATION`, a fixed number, so no other quantity's stream changes.

@@ -33,10 +33,13 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
 
+from ._lazy import lazy
 from .errors import DesignError
 from .scenario import plackett_joint
+
+special = lazy("scipy.special")
+stats = lazy("scipy.stats")
 
 #: The designs a [phase2] table can name (its ``design`` key).
 DESIGNS = ("Simon", "BOP2")

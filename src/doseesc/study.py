@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
+from ._lazy import lazy
 from ._version import __version__
 from .actual_dose import nominal_scenario
 from .engines.strata import StrataResult, simulate_indications
@@ -31,6 +31,8 @@ from .report.document import _table_html, html_text
 from .report.labels import design_colours
 from .results import WORST_CASE, OperatingCharacteristics
 from .rng import root_seed, seed_record
+
+pd = lazy("pandas")
 
 #: Methods of :func:`run_protocol`.
 METHODS = ("simulate", "exact", "auto")

@@ -29,13 +29,16 @@ import math
 from functools import cached_property
 
 import numpy as np
-from scipy import optimize, special
-from scipy.stats import qmc
 
+from .._lazy import lazy
 from ..errors import DesignError
 from ..limits import short
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
+
+optimize = lazy("scipy.optimize")
+special = lazy("scipy.special")
+qmc = lazy("scipy.stats.qmc")
 
 #: The six model parameters, in the order of ``prior_mean`` and ``prior_sd``.
 PARAMETERS = ("mu_T", "beta_T", "mu_E", "beta_E1", "beta_E2", "psi")

@@ -30,8 +30,8 @@ import dataclasses
 import time
 
 import numpy as np
-import pandas as pd
 
+from .._lazy import lazy
 from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_calendar, with_backfill
 from ..errors import DesignError
 from ..rng import Stream, patient_uniforms
@@ -39,6 +39,8 @@ from ..state import Rule, StopReason, TrialState
 from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, group_keys,
                   in_batches, run_result)
 from .timed import _Clock, _enrol_cap, calendar_extra
+
+pd = lazy("pandas")
 
 __all__ = ["Backfill", "with_backfill", "simulate_backfill", "compare_backfill", "backfill_summary", "backfill_batch",
            "backfill_runner", "BACKFILL_METRICS"]
@@ -283,7 +285,7 @@ class _BackfillBatch:
         return np.argmax(elig & (rank == which[:, None]), axis=1).astype(np.int64)
 
     def _finish(self) -> dict:
-        pt, st, cal = self.pt, self.state, self.cal
+        pt, st = self.pt, self.state
         rows = np.arange(self.n)
         self._count(rows, np.full(self.n, np.inf))          # every backfill patient, for the final choice
         if self.spec.on:   # the final choice on complete data (backfill patients pending at the stop included)

@@ -33,12 +33,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from .._lazy import lazy
 from ..errors import DoseescError
 from ..phase2 import Phase2Stage, stage_oc
 from ..rng import BLOCK_SIZE, Stream, patient_uniforms
 from ..tiers import DAYS_PER_MONTH
+
+pd = lazy("pandas")
 
 DEFINITIONS = {
     "p_promising": "probability that the trial selects a tier and the phase 2 stage declares it promising",

@@ -26,8 +26,8 @@ import time
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
+from .._lazy import lazy
 from ..designs.base import Design
 from ..errors import DoseescError
 from ..indications import (INDICATION_KEY, INDICATION_STREAM, POLICIES, Conduct, Indications, IndicationScenario,
@@ -40,6 +40,8 @@ from ..tiers import DoseLadder
 from .run import (PATIENT_KEYS, check_simulation, conclude_decided, decide_distinct, in_batches,
                   monte_carlo_result, run_result)
 from .timed import calendar_batch, calendar_extra
+
+pd = lazy("pandas")
 
 __all__ = ["simulate_indications", "StrataResult", "Escalation", "indication_seed"]
 
