@@ -213,8 +213,12 @@ class BOIN12(Design):
             e = np.round(np.asarray(state.e, float)).astype(np.intp)
             ye = np.round(np.asarray(state.ye, float)).astype(np.intp)
             return self._tables[1][n, np.asarray(state.y), e, ye]
-        x = self.pseudo_responses(state)
-        return special.betaincc(1 + x, 1 + np.asarray(n, float) - x, self.benchmark / 100)
+        x = np.asarray(self.pseudo_responses(state), float)
+        nf = np.broadcast_to(np.asarray(n, float), x.shape)
+        # the incomplete beta once per distinct (n, pseudo-responses) pair (few of them; the same values)
+        pairs, inverse = np.unique(np.stack([nf.ravel(), x.ravel()], axis=1), axis=0, return_inverse=True)
+        ds = special.betaincc(1 + pairs[:, 1], 1 + pairs[:, 0] - pairs[:, 1], self.benchmark / 100)
+        return ds[inverse.reshape(-1)].reshape(x.shape)
 
     def admissible(self, state: TrialState) -> np.ndarray:
         """Tiers the design may treat at, shape ``(n_trials, n_tiers)``: not eliminated (authors' rules),
