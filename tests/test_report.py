@@ -25,7 +25,7 @@ from doseesc.cli import main
 from doseesc.engines.paths import paths as dose_paths
 from doseesc.report.committee import build_report
 from doseesc.report.document import render_html
-from doseesc.report.labels import design_colours, tier_labels
+from doseesc.report.labels import design_colours, metric_scale, tier_labels
 from doseesc.study import run_protocol
 from doseesc.tables import decision_table
 
@@ -248,7 +248,7 @@ def test_numbers_in_tables_equal_the_library_results(built):
         t = table(page, kind="metrics", design=d, scenario=s)
         assert t["keys"] == list(m.index)  # every metric, realism extras included
         for name, row in m.iterrows():
-            scale = 100 if name.startswith(("p_", "share_")) else 1
+            scale = metric_scale(name)
             if math.isfinite(row["estimate"]):
                 assert close(cell(t, name, "Estimate"), row["estimate"], scale), (d, s, name)
                 assert close(cell(t, name, "MCSE"), row["mcse"], scale), (d, s, name)

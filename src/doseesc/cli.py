@@ -1,4 +1,4 @@
-"""Command line: ``doseesc simulate|exact|check|recommend|table|paths|grid|report FILE``.
+"""Command line: ``doseesc simulate|exact|check|recommend|table|paths|grid|report|protocol-text FILE``.
 
 Each command loads the scenario file, calls one library function and writes.
 Errors caused by the input (:class:`~doseesc.errors.DoseescError`) print one
@@ -36,7 +36,9 @@ from .grid import progress_text
 from .limits import DAYS_RANGE, MAX_TRIALS
 from .protocol import load_protocol
 from .obd import resolve_obd
-from .report.committee import averages_table, conduct_markers, scenario_results
+from .protocol_text import DOCX_MISSING, docx_available, write_protocol_text
+from .report.committee import (averages_table, backfill_lines, conduct_markers, indication_conduct_notes,
+                               scenario_results)
 from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
 from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, exact_refusal, run_protocol
@@ -169,7 +171,7 @@ def _csv_header(study: Study) -> str:
 #: The files doseesc writes into an --out folder. A reused folder loses those of an earlier run that this
 #: run does not write (a trials.csv of ``simulate`` beside the files of ``exact``); other files stay.
 OWN_FILES = ("summary.csv", "metrics.csv", "stop_report.csv", "trials.csv", "results.json", "provenance.json",
-             "paths.csv", "path_nodes.csv")
+             "paths.csv", "path_nodes.csv", "by_indication.csv", "indication_metrics.csv", "phase2.csv")
 _TMP_PREFIX = ".doseesc-"
 
 
@@ -283,6 +285,9 @@ def _write_outputs(study: Study, out: str, include_trials: bool) -> list[str]:
     if include_trials:
         frames["trials.csv"] = study.trials
     files = {name: _csv_writer(get(), header) for name, get in frames.items()}
+    files.update({name: _csv_writer(df, header) for name, df in study.indication_files().items()})
+    if getattr(study.protocol, "phase2", None) is not None and study.method in ("simulate", "auto"):
+        files["phase2.csv"] = _csv_writer(study.phase2(), header)
     files["results.json"] = _text_writer(study.to_json() + "\n")
     files["provenance.json"] = _text_writer(json.dumps(study.provenance(), indent=2) + "\n")
     return _write_folder(target, files)
@@ -314,19 +319,77 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
         click.echo(f"wrote {w}", err=True)
 
 
-def _indication_hook(study: Study, detail: str) -> str:
+def _indication_hook(study: Study, detail: str, width: int = 80) -> str:
     """The per-indication part of the output for a file with [[indication]] tables ("" otherwise): with
-    ``detail == "full"`` every per-indication table (``Study.indication_text()``); by default a compact summary
-    (``Study.indication_summary_text()`` where the study has it, else a line pointing to ``--detail full``)."""
+    ``detail == "full"`` every per-indication table (``Study.indication_text()``); by default a small table
+    (:func:`_indication_compact`) and a note on each design whose results are one indication's or stratum's."""
+    if not getattr(study, "indication_results", None):
+        return ""
     if detail == "full":
-        show = getattr(study, "indication_text", None)
-        return (show() or "") if callable(show) else ""
-    show = getattr(study, "indication_summary_text", None)
-    if callable(show):
-        return show() or ""
-    if getattr(study, "indication_results", None):
-        return (f"Per-indication results ({len(study.protocol.indications.names)} indications): --detail full.")
-    return ""
+        return study.indication_text() or ""
+    return _indication_compact(study, width)
+
+
+def _indication_note_lines(study: Study) -> list[str]:
+    """One line per design whose own results are one indication's or stratum's escalation."""
+    return [f"  {d}: {note}." for d, note in indication_conduct_notes(study).items()]
+
+
+def _indication_compact(study: Study, width: int = 80) -> str:
+    """Designs x indications: P(correct) % on the design's own question (the indication's true MTD, or OBD for
+    OBD designs), averaged over the scenarios; then one note per design whose own results are one indication's or
+    stratum's escalation."""
+    m = study.indication_metrics()
+    m = m[m["indication"] != "pooled"]
+    inds = list(dict.fromkeys(m["indication"]))
+    dnames = list(dict.fromkeys(m["design"]))
+    question = {study.name_of(r): r.design.question for r in study.results}
+    shares = dict(zip(study.protocol.indications.names, study.protocol.indications.shares))
+    cols = []
+    for ind in inds:
+        cells = []
+        for d in dnames:
+            col = "p_select_obd" if question.get(d) == "OBD" else "p_correct"
+            v = m[(m["design"] == d) & (m["indication"] == ind)][col].astype(float)
+            v = v[np.isfinite(v)]
+            cells.append(_pct(float(v.mean())) if len(v) else "n/a")
+        head = f"{ind} ({100 * shares[ind]:.0f}%)" if ind in shares else ind
+        cols.append(("", [(head, cells)]))
+    n_s = len(set(m["scenario"]))
+    lines = ["Per indication, P(correct) % against its own truth"
+             + (f" (mean of {n_s} scenarios; --detail full)" if n_s > 1 else " (--detail full)") + ":"]
+    lines += _panels([[d] for d in dnames], ["design"], cols, width, sep="  ")
+    lines += _indication_note_lines(study)
+    return "\n".join(lines)
+
+
+#: The most lines the default output aims at (the per-indication table is left to --detail full beyond it).
+COMPACT_LINES = 80
+
+
+def _phase2_text(study: Study, width: int) -> str:
+    """Designs x scenarios of P(declare the selected tier promising) % of the file's [phase2] stage ("" without
+    one, or for exact-only studies)."""
+    if getattr(study.protocol, "phase2", None) is None or study.method == "exact":
+        return ""
+    df = study.phase2()
+    if df.empty:
+        return ""
+    snames = list(dict.fromkeys(df["scenario"]))
+    dnames = list(dict.fromkeys(df["design"]))
+    cols = []
+    for i, s in enumerate(snames):
+        cells = []
+        for d in dnames:
+            v = df[(df["design"] == d) & (df["scenario"] == s)]["p_promising"]
+            cells.append(_pct(float(v.iloc[0])) if len(v) else "n/a")
+        cols.append(("", [(f"S{i + 1}" if len(snames) > 1 else s, cells)]))
+    se = df["p_promising_mcse"].astype(float)
+    se = se[np.isfinite(se)]
+    lines = ["Phase 2 stage, P(declare promising) %" + (" by scenario" if len(snames) > 1 else "")
+             + (f" (MCSE at most {100 * se.max():.1f} points)" if len(se) else "") + ":"]
+    lines += _panels([[d] for d in dnames], ["design"], cols, width, sep="  ")
+    return "\n".join(lines)
 
 
 def _summary_text(study: Study, width: int) -> str:
@@ -341,9 +404,19 @@ def _summary_text(study: Study, width: int) -> str:
     elif warns:
         parts.append("warning: near-ties of the true OBD in " + ", ".join(f"S{scen.index(s) + 1} {s}" for s in warns)
                      + " (another tier's utility within the margin; --detail full).")
-    ind = _indication_hook(study, "summary")
+    ind = _indication_hook(study, "summary", width)
     if ind:
+        used = sum(len(_wrap(x, width).split("\n")) for x in parts) + (proto.dose_model is not None) * 2
+        if used + len(_wrap(ind, width).split("\n")) > COMPACT_LINES:   # the small table does not fit: a pointer and the notes
+            ind = "\n".join([f"Per-indication results ({len(proto.indications.names)} indications): --detail full."]
+                             + _indication_note_lines(study))
         parts.append(ind.rstrip("\n"))
+    ph = _phase2_text(study, width)
+    if ph:
+        used = sum(len(_wrap(x, width).split("\n")) for x in parts) + (proto.dose_model is not None) * 2
+        if used + len(_wrap(ph, width).split("\n")) > COMPACT_LINES:
+            ph = "Phase 2 stage: P(declare promising) by design and scenario with --detail full (and phase2.csv)."
+        parts.append(ph)
     if proto.dose_model is not None:
         parts.append("Actual-dose model on: " + (
             "the results include it (what it is and its paired effect on each design: --detail full)."
@@ -378,6 +451,16 @@ def _full_text(study: Study, both_questions: bool = False) -> str:
     if ind:
         parts.append("")
         parts.append(ind.rstrip("\n"))
+    ph = _phase2_text(study, DEFAULT_WIDTH)
+    if ph:
+        parts.append("")
+        parts.append(ph)
+        parts.append("  " + study.protocol.phase2.describe())
+    bf = backfill_lines(study)
+    if bf:
+        parts.append("")
+        parts.append("Backfill cohorts (Monte Carlo means per trial):")
+        parts += [f"  {d} under '{s}': {text}" for d, s, text in bf]
     if study.method in ("simulate", "auto") and proto.dose_model is not None:
         parts.append("")
         parts.append(_impact_text(study))
@@ -817,7 +900,9 @@ _out_opt = click.option("--out", "-o", type=click.Path(file_okay=False), default
                              "tested for writing before the run starts. Results are moved in whole once written. "
                              "A reused folder: doseesc's own files of an earlier run (summary.csv, metrics.csv, "
                              "stop_report.csv, trials.csv, results.json, provenance.json, paths.csv, "
-                             "path_nodes.csv) are replaced, or removed where this run does not write them; "
+                             "path_nodes.csv, by_indication.csv and indication_metrics.csv for files with "
+                             "[[indication]] tables, phase2.csv for files with [phase2]) are replaced, or removed "
+                             "where this run does not write them; "
                              "other files are left alone.")
 
 
@@ -1406,6 +1491,39 @@ def _grid_text(name: str, result) -> str:
                                    ", ".join(f"{k} = {best[k]}" for k in params)
                                    + f" ({100 * best['objective']:.1f}% ± {100 * best['objective_mcse']:.1f})"))
     return "\n".join(lines)
+
+
+@main.command("protocol-text")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder for FILE-methods.md (and FILE-methods.docx); created if missing (its parent must exist).")
+@click.option("--n-trials", "-n", type=click.IntRange(min=2, max=MAX_TRIALS), default=None,
+              help=f"Simulated trials per design and scenario for the operating characteristics (default: the "
+                   f"file's [run] n_trials; at most {MAX_TRIALS:,}).")
+@click.option("--seed", type=click.IntRange(min=0, max=2 ** 128 - 1), default=None,
+              help="Random seed (default: the file's [run] seed, else fresh entropy, written in the text).")
+@click.option("--docx/--no-docx", default=True, show_default=True,
+              help="Also write a Word file (needs pip install 'doseesc[docx]').")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: on a terminal).")
+def protocol_text_cmd(file, out, n_trials, seed, docx, progress):
+    """Statistical-methods text for the protocol: designs, decision rules and tables, stopping rules, operating
+    characteristics and simulation settings, as Markdown (and Word)."""
+    proto = load_protocol(file)
+    if docx and not docx_available():
+        raise DoseescError(DOCX_MISSING)
+    _prepare_folder(out, "--out")
+    n = proto.n_trials if n_trials is None else n_trials
+    if seed is None:
+        seed = proto.seed if proto.seed is not None else int(np.random.SeedSequence().entropy)
+    units = [(s, d) for s in proto.scenarios for d in proto.designs]
+    bar = _Progress(n * len(units), sys.stderr.isatty() if progress is None else progress, units)
+    command = _command_line("protocol-text", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}"
+    try:
+        study = run_protocol(proto, n_trials=n, seed=seed, progress=bar, command=command)
+    finally:
+        bar.close()
+    for path in write_protocol_text(proto, study, out, docx=docx).values():
+        click.echo(f"wrote {path}")
 
 
 @main.command()

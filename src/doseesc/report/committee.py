@@ -27,16 +27,18 @@ import pandas as pd
 
 from .._version import __version__
 from ..compare import conduct_notes, paired_difference
+from ..engines.backfill import backfill_summary
 from ..engines.live import recommend
 from ..engines.paths import paths
 from ..errors import DoseescError
 from ..grid import plot_pareto
+from ..protocol_text import markdown_blocks, protocol_text
 from ..tables import decision_table, pending_table
 from ..tiers import DAYS_PER_MONTH
 from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, render_html, render_pdf
-from .labels import (design_colours, dose_text, is_probability_metric, metric_name, metric_unit, metric_value,
-                     tier_label, tier_labels)
-from .summary_text import near_tie_warning, scenario_summary
+from .labels import (MONTH_METRICS, design_colours, dose_text, metric_cells, metric_name, months_text, tier_label,
+                     tier_labels)
+from .summary_text import month_definition, near_tie_warning, scenario_summary
 
 #: Escalation paths are drawn for this many cohorts from the start of the trial.
 PATH_COHORTS = 2
@@ -237,15 +239,10 @@ def metrics_table(r, caption: str = "", attrs: dict | None = None) -> Table:
     cols = ["Metric", "Estimate"] + ([] if r.is_exact else ["MCSE"])
     rows, keys = [], []
     for name, row in m.iterrows():
-        unit = metric_unit(name)
-        cells = [metric_name(name) + (f", {unit}" if unit else ""), metric_value(name, row["estimate"])]
-        if not r.is_exact:
-            se = row["mcse"]
-            if se is None or not math.isfinite(se):
-                cells.append("n/a")
-            else:
-                cells.append(f"{100 * se:.2f}" if is_probability_metric(name) else f"{se:.3f}")
-        rows.append(cells)
+        # durations in months, probabilities in percent (:func:`~doseesc.report.labels.metric_cells`)
+        label, value, se = metric_cells(name, row["estimate"], None if r.is_exact else (
+            float("nan") if row["mcse"] is None else row["mcse"]))
+        rows.append([label, value] + ([] if r.is_exact else [se]))
         keys.append(name)
     return Table(columns=cols, rows=rows, caption=caption, attrs=dict(attrs or {}), row_keys=keys, font=6.6)
 
@@ -477,9 +474,18 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
         _averages_section(b)
     for s in b.snames:
         _scenario_section(b, s)
+    _indications_section(b)
+    _phase2_section(b)
+    _backfill_section(b)
     if grids:
         _grid_section(b, grids)
     _rules_section(b)
+    b.add(PageBreak())
+    b.add(Heading(1, "Statistical methods (protocol text)", "protocol-text"))
+    b.add(Paragraph("The section below is the text doseesc protocol-text writes for the protocol's statistical "
+                    "methods (Markdown and Word), from the same runs as this report.", "small"))
+    for block in markdown_blocks(protocol_text(b.proto, b.study, title=False)):
+        b.add(block)
     _provenance_section(b)
     return CommitteeReport(study=study, blocks=b.blocks, title=b.title, provenance=b.prov, figures=b.figs)
 
@@ -520,6 +526,10 @@ def _executive_summary(b: _Builder) -> None:
     foot = conduct_footnote(b.notes)
     if foot is not None:
         b.add(Paragraph(foot, "small"))
+    for name, note in indication_conduct_notes(b.study).items():
+        b.add(Paragraph(f"{name}: {note}.", "small"))
+    for sentence in _summary_extras(b):
+        b.add(Paragraph(sentence))
     if proto.obd is not None:
         ties = [t for s in b.snames if (t := near_tie_warning(scenario_results(b.study, s),
                                                                tier_labels(proto.tiers))) is not None]
@@ -697,7 +707,8 @@ def _how_to_read_section(b: _Builder) -> None:
         for name, row in r.metrics().iterrows():
             glossary.setdefault(name, row["definition"])
     b.add(Table(columns=["Metric", "Definition"],
-                rows=[[metric_name(k), v] for k, v in glossary.items()], row_keys=list(glossary),
+                rows=[[MONTH_METRICS.get(k, metric_name(k)), month_definition(k, v)] for k, v in glossary.items()],
+                row_keys=list(glossary),
                 caption="Metrics reported for every design and scenario", attrs={"kind": "glossary"},
                 align=["l", "l"], wrap=(1,)))
 
@@ -869,7 +880,7 @@ def _scenario_figures(b: _Builder, s: str, res: dict) -> None:
         asked = sorted({r.design.question for r in res.values()})
         what = (f"the true {asked[0]}" if len(asked) == 1 else
                 "the dose of the design's own question (the true MTD for MTD designs, the true OBD for OBD "
-                "designs, marked by filled and open symbols)")
+                "designs, one panel per question)")
         b.fig(ax.figure, f"Scenario '{s}': median trial duration (months; thin line: 10-90% range) "
               f"against the probability of selecting {what}, by design, with ±1.96 MCSE "
               "bars.", f"duration against correct selection, scenario {s}", f"duration/{s}")
@@ -1109,3 +1120,172 @@ def _isna(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+# -- indications, phase 2, backfill --------------------------------------------------------------------------
+
+def indication_conduct_notes(study) -> dict[str, str]:
+    """Design name -> a short note where its conduct is not pooled: its own results (the cross-scenario and
+    per-scenario tables) are one indication's or stratum's escalation, judged against that one's truth (read
+    from ``study.indication_notes``)."""
+    out = {}
+    for (_, d), note in (getattr(study, "indication_notes", None) or {}).items():
+        m = re.match(r"conduct '(\w+)': the design's own results are the (.+?) (stratum|indication)'s escalation",
+                     note)
+        if d not in out and m is not None:
+            out[d] = f"the {m.group(2)} {m.group(3)} alone ({m.group(1)} conduct), judged on its truth"
+    return out
+
+
+def _summary_extras(b: _Builder) -> list[str]:
+    """Sentences of the summary on what the file adds: indications, a phase 2 stage, backfill cohorts."""
+    out = []
+    study, proto = b.study, b.proto
+    if getattr(study, "indication_results", None):
+        names = proto.indications.names
+        out.append(f"The file declares {len(names)} indications ({', '.join(names)}); each design's results per "
+                   "indication (P(select) of each indication's true MTD, patients and DLTs) are in the appendix "
+                   "section 'Indications'.")
+    if getattr(proto, "phase2", None) is not None and not b.exact:
+        df = study.phase2()
+        if not df.empty:
+            avg = df.groupby("design", sort=False)["p_promising"].mean()
+            lo, hi = avg.idxmin(), avg.idxmax()
+            out.append(f"Phase 2 stage after the escalation: P(the selected tier is declared promising), averaged "
+                       f"over the scenarios, ranges from {100 * avg[lo]:.1f}% ({lo}) to {100 * avg[hi]:.1f}% ({hi}); "
+                       "the appendix section 'Phase 2 stage' gives the rule and every scenario.")
+    if getattr(proto, "backfills", None):
+        out.append(f"{', '.join(proto.backfills)} enrol backfill patients at tiers already cleared; the appendix "
+                   "section 'Backfill' gives their numbers, DLTs and responses per trial.")
+    return out
+
+
+def _frame_table(df: pd.DataFrame, cols: list[tuple], caption: str, kind: str, keys: list[str]) -> Table:
+    """A table of the rows of ``df``: ``cols`` are (column head, function row -> text)."""
+    rows = [[f(row) for _, f in cols] for _, row in df.iterrows()]
+    return Table(columns=[h for h, _ in cols], rows=rows, caption=caption, attrs={"kind": kind}, row_keys=keys,
+                 align=["l", "l"] + ["r"] * (len(cols) - 2), wrap=(0,), font=6.6)
+
+
+def _p_se(row, name: str) -> str:
+    v, se = row.get(name), row.get(f"{name}_mcse")
+    if v is None or _isna(v):
+        return "n/a"
+    return f"{100 * v:.1f}" + ("" if se is None or _isna(se) else f" ({100 * se:.1f})")
+
+
+def _indications_section(b: _Builder) -> None:
+    """Per indication: who, its share of accrual, each design's P(correct) against the indication's truth, its
+    patients and DLTs, and P(select) per tier; the notes on runs that leave something out."""
+    sections = b.study.indication_sections() if getattr(b.study, "indication_results", None) else []
+    if not sections:
+        return
+    b.add(PageBreak())
+    b.add(Heading(1, "Indications", "indications"))
+    b.add(Paragraph("The file declares several indications (or strata) that share the escalation or run their own "
+                    "(each design's conduct). Each indication is judged against its own truth: P(correct) is "
+                    "P(select the indication's true MTD) for MTD designs and its true OBD for OBD designs. The "
+                    "tables come from the same simulated trials as the rest of the report."))
+    notes = indication_conduct_notes(b.study)
+    mark = {d: f"[{chr(ord('a') + i)}]" for i, d in enumerate(notes)}
+    question = {b.study.name_of(r): r.design.question for r in b.study.results}
+    for sec in sections:
+        ind = sec["indication"]
+        b.add(Heading(2, ind, f"indication-{_slug(ind)}"))
+        b.add(Paragraph(sec["text"]))
+        m = sec["metrics"]
+        keys = [f"{row['design']}|{row['scenario']}" for _, row in m.iterrows()]
+        cols = [("Design", lambda r: r["design"] + (f" {mark[r['design']]}" if r["design"] in mark else "")),
+                ("Scenario", lambda r: str(r["scenario"])),
+                ("true MTD", lambda r: "" if _isna(r.get("true_mtd")) else str(r["true_mtd"])),
+                ("P(correct), % (MCSE)", lambda r: _p_se(r, "p_select_obd" if question.get(r["design"]) == "OBD"
+                                                         else "p_correct")),
+                ("above MTD, %", lambda r: _p_se(r, "p_above_mtd")),
+                ("no dose, %", lambda r: _p_se(r, "p_no_dose")),
+                ("mean N", lambda r: "n/a" if _isna(r.get("expected_n")) else f"{r['expected_n']:.1f}"),
+                ("mean DLTs", lambda r: "n/a" if _isna(r.get("mean_dlt")) else f"{r['mean_dlt']:.2f}")]
+        b.add(_frame_table(m, cols, f"{ind}: each design under each scenario, against this indication's truth "
+                           "(MCSE in brackets)", "indication-metrics", keys))
+        sel = sec["selection"]
+        tiers = [c for c in sel.columns if c not in ("design", "scenario", "conduct", "indication")]
+        cols = [("Design", lambda r: str(r["design"])), ("Scenario", lambda r: str(r["scenario"]))] + [
+            (t, (lambda t: lambda r: "n/a" if _isna(r[t]) else f"{100 * r[t]:.1f}")(t)) for t in tiers]
+        b.add(_frame_table(sel, cols, f"{ind}: P(select) of each tier (or no dose), %",
+                           "indication-selection", [f"{r['design']}|{r['scenario']}" for _, r in sel.iterrows()]))
+    for d, note in notes.items():
+        b.add(Paragraph(f"{mark[d]} {d}: {note}.", "small"))
+    grouped: dict = {}
+    for (s, d), note in (b.study.indication_notes or {}).items():
+        grouped.setdefault(note, []).append((s, d))
+    if grouped:
+        b.add(Heading(2, "Notes on the per-indication runs"))
+        for note, keys in grouped.items():
+            ds = list(dict.fromkeys(d for _, d in keys))
+            ss = list(dict.fromkeys(s for s, _ in keys))
+            where = ("every scenario" if len(ss) == len(b.snames) else ", ".join(f"'{x}'" for x in ss))
+            b.add(Paragraph(f"{', '.join(ds)} ({where}): {note}.", "small"))
+
+
+def phase2_table(study) -> Table | None:
+    """Designs x scenarios: P(declare the selected tier promising) % (MCSE) of the protocol's [phase2] stage,
+    with the mean patients (escalation + phase 2) and the mean time to the phase 2 decision; None without one."""
+    if getattr(study.protocol, "phase2", None) is None or study.method == "exact":
+        return None
+    df = study.phase2()
+    if df.empty:
+        return None
+    keys = [f"{row['design']}|{row['scenario']}" for _, row in df.iterrows()]
+    cols = [("Design", lambda r: str(r["design"])), ("Scenario", lambda r: str(r["scenario"])),
+            ("P(promising), % (MCSE)", lambda r: _p_se(r, "p_promising")),
+            ("exact, %", lambda r: "n/a" if _isna(r.get("p_promising_exact")) else
+             f"{100 * r['p_promising_exact']:.1f}"),
+            ("given true MTD, %", lambda r: _p_se(r, "p_promising_given_mtd")),
+            ("phase 2 N", lambda r: "n/a" if _isna(r.get("expected_n_phase2")) else f"{r['expected_n_phase2']:.1f}"),
+            ("total N", lambda r: "n/a" if _isna(r.get("expected_n_total")) else f"{r['expected_n_total']:.1f}")]
+    if "time_to_phase2_decision_days" in df.columns:
+        cols.append(("to decision", lambda r: months_text(r["time_to_phase2_decision_days"])))
+    return _frame_table(df, cols, "Phase 2 stage after each design's escalation: P(the trial selects a tier and the "
+                        "stage declares it promising), % (MCSE), its exact value (exact selections x the stage's "
+                        "exact operating characteristics), P(promising) given the escalation selected the true "
+                        "MTD, mean phase 2 and total patients per trial and the mean time to the phase 2 decision",
+                        "phase2", keys)
+
+
+def _phase2_section(b: _Builder) -> None:
+    t = phase2_table(b.study)
+    if t is None:
+        return
+    b.add(PageBreak())
+    b.add(Heading(1, "Phase 2 stage", "phase2"))
+    b.add(Paragraph(b.proto.phase2.describe()))
+    b.add(t)
+
+
+def backfill_lines(study) -> list[tuple[str, str, str]]:
+    """(design, scenario, sentence) per backfilled design x scenario: backfill patients per trial and their DLTs
+    and responses (:func:`doseesc.engines.backfill.backfill_summary`)."""
+    out = []
+    names = set(getattr(study.protocol, "backfills", None) or {})
+    for r in study.results:
+        d = study.name_of(r)
+        if d not in names or r.is_exact or r.patients is None or "backfill" not in r.patients:
+            continue
+        bs = backfill_summary(r)
+        n, y, e = (float(bs[c].sum()) for c in ("mean_backfilled", "mean_backfill_dlts", "mean_backfill_responses"))
+        share = n / float(bs["mean_n"].sum()) if float(bs["mean_n"].sum()) > 0 else math.nan
+        out.append((d, r.scenario.name, f"{n:.1f} backfilled per trial ({100 * share:.0f}% of patients), "
+                                        f"{y:.2f} DLTs, {e:.2f} responses"))
+    return out
+
+
+def _backfill_section(b: _Builder) -> None:
+    lines = backfill_lines(b.study)
+    if not lines:
+        return
+    b.add(Heading(1, "Backfill", "backfill"))
+    for name, bf in b.proto.backfills.items():
+        b.add(Paragraph(f"{name}: {bf.describe()}", "small"))
+    b.add(Table(columns=["Design", "Scenario", "Backfill patients per trial"], rows=[list(x) for x in lines],
+                caption="Backfill cohorts: patients per trial, their DLTs and responses (Monte Carlo means)",
+                attrs={"kind": "backfill"}, row_keys=[f"{d}|{s}" for d, s, _ in lines], align=["l", "l", "l"],
+                wrap=(2,)))

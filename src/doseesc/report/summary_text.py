@@ -11,7 +11,7 @@ import math
 
 
 from ..compare import paired_difference
-from .labels import metric_name, metric_unit, metric_value, tier_label
+from .labels import MONTH_METRICS, metric_name, metric_text, tier_label
 
 
 def near_tie_warning(results: dict, labels=None) -> str | None:
@@ -179,6 +179,14 @@ def _names_at(values: dict, v: float) -> str:
     return _join([n for n, x in values.items() if f"{x:.1f}" == f"{v:.1f}"])
 
 
+def month_definition(name: str, text: str) -> str:
+    """A metric's definition as the report words it: durations are shown in months, so their definitions do not
+    say "in days" (``"mean trial duration in days: ..."`` -> ``"mean trial duration: ..."``)."""
+    if name not in MONTH_METRICS:
+        return text
+    return text.replace(" in days:", ":").replace("mean days from", "mean time from")
+
+
 def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
     """The range of each duration metric of the reference's realism metrics over the designs."""
     out = []
@@ -189,10 +197,10 @@ def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
         vals = {n: v for n, v in vals.items() if math.isfinite(v)}
         if len(vals) > 1:
             lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
-            same = {n: metric_value(name, v) for n, v in vals.items()}
+            same = {n: metric_text(name, v) for n, v in vals.items()}   # months for durations
             at_lo = [n for n, t in same.items() if t == same[lo]]
             at_hi = [n for n, t in same.items() if t == same[hi]]
-            out.append(f"{metric_name(name).capitalize()} ({definition}): from "
-                       f"{same[lo]}{metric_unit(name)} ({_join(at_lo)}) to "
-                       f"{same[hi]}{metric_unit(name)} ({_join(at_hi)}).")
+            out.append(f"{MONTH_METRICS.get(name, metric_name(name)).capitalize()} "
+                       f"({month_definition(name, definition)}): from "
+                       f"{same[lo]} ({_join(at_lo)}) to {same[hi]} ({_join(at_hi)}).")
     return out
