@@ -387,13 +387,16 @@ def test_realism_metrics_and_models_appear_when_present():
     rep = build_report(study2, path_cohorts=1)
     page = parse(rep.html())
     t = table(page, kind="metrics", design="3+3", scenario="mtd-middle")
-    assert close(cell(t, "duration_days", "Estimate"), float(np.nanmean(days)))
-    assert close(cell(t, "duration_days", "MCSE"), float(np.nanstd(days[3:], ddof=1) / math.sqrt(57)))
+    # shown in months (days / 30.4375)
+    assert close(cell(t, "duration_days", "Estimate"), float(np.nanmean(days)), metric_scale("duration_days"))
+    assert close(cell(t, "duration_days", "MCSE"), float(np.nanstd(days[3:], ddof=1) / math.sqrt(57)),
+                 metric_scale("duration_days"))
     settings = table(page, kind="settings")
     assert "accrual of 1.5 patients per month" in cell(settings, "Calendar", "Value")
     if proto.dose_model is not None:
         assert cell(settings, "Actual dose and manufacturing", "Value")
-    assert "trial duration in days" in cell(table(page, kind="glossary"), "duration_days", "Definition")
+    # the glossary names the metric as the tables show it (in months), without "in days"
+    assert cell(table(page, kind="glossary"), "duration_days", "Definition") == "trial duration"
 
 
 def test_exact_study_report_has_no_mcse():

@@ -289,3 +289,7 @@ def test_backfill_lines_in_full_output_and_report(tmp_path):
     rep = build_report(study, detail="full", dpi=40)
     (t,) = [b for b in rep.blocks if isinstance(b, Table) and b.attrs.get("kind") == "backfill"]
     assert t.row_keys == ["BOIN bf|a"] and t.rows[0][2] == line.split(": ", 1)[1]
+    said = [b.text for b in build_report(study, detail="summary", dpi=40).blocks
+            if isinstance(b, Paragraph) and "backfill patients" in b.text]
+    assert said == ["Design BOIN bf enrols backfill patients at tiers already cleared; the appendix section "
+                    "'Backfill' gives their numbers, DLTs and responses per trial."]

@@ -1154,9 +1154,11 @@ def _summary_extras(b: _Builder) -> list[str]:
             out.append(f"Phase 2 stage after the escalation: P(the selected tier is declared promising), averaged "
                        f"over the scenarios, ranges from {100 * avg[lo]:.1f}% ({lo}) to {100 * avg[hi]:.1f}% ({hi}); "
                        "the appendix section 'Phase 2 stage' gives the rule and every scenario.")
-    if getattr(proto, "backfills", None):
-        out.append(f"{', '.join(proto.backfills)} enrol backfill patients at tiers already cleared; the appendix "
-                   "section 'Backfill' gives their numbers, DLTs and responses per trial.")
+    names = [n for n in getattr(proto, "backfills", None) or {} if n in b.dnames]
+    if names:
+        out.append(f"{'Design' if len(names) == 1 else 'Designs'} {', '.join(names)} "
+                   f"{'enrols' if len(names) == 1 else 'enrol'} backfill patients at tiers already cleared; the "
+                   "appendix section 'Backfill' gives their numbers, DLTs and responses per trial.")
     return out
 
 

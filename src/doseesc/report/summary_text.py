@@ -184,7 +184,7 @@ def month_definition(name: str, text: str) -> str:
     say "in days" (``"mean trial duration in days: ..."`` -> ``"mean trial duration: ..."``)."""
     if name not in MONTH_METRICS:
         return text
-    return text.replace(" in days:", ":").replace("mean days from", "mean time from")
+    return text.replace(" in days", "").replace("mean days from", "mean time from")
 
 
 def _duration_sentences(results: dict, names: list[str], ref: str) -> list[str]:
