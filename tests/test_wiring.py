@@ -161,7 +161,8 @@ def test_compact_output_has_a_table_per_indication_and_notes_the_staggered_desig
             assert cell == f"{100 * v:.1f}", (d, ind)
     # the staggered design's own rows are the adults' escalation: one note says so; the pooled one has none
     notes = [x for x in lines if "judged on its truth" in x]
-    assert notes == ["  3+3 staggered: the 'adults' stratum alone (staggered conduct), judged on its truth."]
+    assert notes == ["  [a] 3+3 staggered: the 'adults' stratum only, judged on its truth (staggered)"]
+    assert any(x.startswith("  3+3 staggered [a]  ") for x in lines)
     # a file without indications prints none of this
     assert "Per indication" not in run("simulate", write(f.parent, PHASE2.split("[phase2]")[0] + "[run]\nseed = 1\n",
                                                            "noind.toml"), "-n", 30, "--no-progress").stdout
@@ -185,7 +186,12 @@ def test_report_has_a_section_per_indication_and_one_summary_sentence(ind_study)
     sel = [b for b in rep.blocks if isinstance(b, Table) and b.attrs.get("kind") == "indication-selection"]
     assert len(sel) == 3 and len(sel[0].columns) == 2 + 4     # design, scenario, no dose and 3 tiers
     texts = [b.text for b in rep.blocks if isinstance(b, Paragraph)]
-    assert any(t.startswith("[a] 3+3 staggered: the 'adults' stratum alone") for t in texts)
+    assert "[a] 3+3 staggered: the 'adults' stratum only, judged on its truth (staggered)." in texts
+    # the summary's tables carry the same marker and footnote
+    key = [b for b in rep.blocks if isinstance(b, Table) and b.attrs.get("kind") == "key"][0]
+    assert key.rows[key.row_keys.index("3+3 staggered")][0] == "3+3 staggered [a]"
+    assert any("[a] 3+3 staggered: the 'adults' stratum only, judged on its truth (staggered)" in t for t in texts
+               if t.startswith("The designs differ in how they conduct the trial"))
     summary = build_report(study, detail="summary", dpi=40)
     said = [b.text for b in summary.blocks if isinstance(b, Paragraph) and "declares 2 indications" in b.text]
     assert len(said) == 1 and "'Indications'" in said[0]

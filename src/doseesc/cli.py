@@ -37,8 +37,8 @@ from .limits import DAYS_RANGE, MAX_TRIALS
 from .protocol import load_protocol
 from .obd import resolve_obd
 from .protocol_text import DOCX_MISSING, docx_available, write_protocol_text
-from .report.committee import (averages_table, backfill_lines, conduct_markers, indication_conduct_notes,
-                               scenario_results)
+from .report.committee import (averages_table, backfill_lines, conduct_markers, scenario_results,
+                               with_indication_notes)
 from .report.labels import csv_safe
 from .report.summary_text import near_tie_warning
 from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, exact_refusal, run_protocol
@@ -330,11 +330,6 @@ def _indication_hook(study: Study, detail: str, width: int = 80) -> str:
     return _indication_compact(study, width)
 
 
-def _indication_note_lines(study: Study) -> list[str]:
-    """One line per design whose own results are one indication's or stratum's escalation."""
-    return [f"  {d}: {note}." for d, note in indication_conduct_notes(study).items()]
-
-
 def _indication_compact(study: Study, width: int = 80) -> str:
     """Designs x indications: P(correct) % on the design's own question (the indication's true MTD, or OBD for
     OBD designs), averaged over the scenarios; then one note per design whose own results are one indication's or
@@ -359,7 +354,6 @@ def _indication_compact(study: Study, width: int = 80) -> str:
     lines = ["Per indication, P(correct) % against its own truth"
              + (f" (mean of {n_s} scenarios; --detail full)" if n_s > 1 else " (--detail full)") + ":"]
     lines += _panels([[d] for d in dnames], ["design"], cols, width, sep="  ")
-    lines += _indication_note_lines(study)
     return "\n".join(lines)
 
 
@@ -408,8 +402,7 @@ def _summary_text(study: Study, width: int) -> str:
     if ind:
         used = sum(len(_wrap(x, width).split("\n")) for x in parts) + (proto.dose_model is not None) * 2
         if used + len(_wrap(ind, width).split("\n")) > COMPACT_LINES:   # the small table does not fit: a pointer and the notes
-            ind = "\n".join([f"Per-indication results ({len(proto.indications.names)} indications): --detail full."]
-                             + _indication_note_lines(study))
+            ind = f"Per-indication results ({len(proto.indications.names)} indications): --detail full."
         parts.append(ind.rstrip("\n"))
     ph = _phase2_text(study, width)
     if ph:
@@ -642,7 +635,7 @@ def _compact_text(study: Study, width: int) -> str:
     else:
         lines.append("Exact enumeration of every reachable trial (no Monte Carlo error).")
     first = {d: res[(snames[0], d)].design for d in dnames}
-    notes = conduct_notes(first)
+    notes = with_indication_notes(conduct_notes(first), study)   # a staggered design: which truth it is judged on
     marks = conduct_markers(notes)
     label = {d: d + (f" {marks[d]}" if d in marks else "") for d in dnames}
     questions = {d: first[d].question for d in dnames}

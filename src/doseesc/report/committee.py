@@ -412,7 +412,7 @@ class _Builder:
         self.runs = ("exact enumeration of every trial" if self.exact
                      else f"{self.n_trials:,} simulated trials")
         self.title = f"{self.proto.name}: operating characteristics of the candidate dose-escalation designs"
-        self.notes = conduct_notes({name: self.design(name) for name in self.dnames})
+        self.notes = with_indication_notes(conduct_notes({name: self.design(name) for name in self.dnames}), study)
 
     def add(self, block) -> None:
         self.blocks.append(block)
@@ -526,8 +526,6 @@ def _executive_summary(b: _Builder) -> None:
     foot = conduct_footnote(b.notes)
     if foot is not None:
         b.add(Paragraph(foot, "small"))
-    for name, note in indication_conduct_notes(b.study).items():
-        b.add(Paragraph(f"{name}: {note}.", "small"))
     for sentence in _summary_extras(b):
         b.add(Paragraph(sentence))
     if proto.obd is not None:
@@ -1133,7 +1131,18 @@ def indication_conduct_notes(study) -> dict[str, str]:
         m = re.match(r"conduct '(\w+)': the design's own results are the (.+?) (stratum|indication)'s escalation",
                      note)
         if d not in out and m is not None:
-            out[d] = f"the {m.group(2)} {m.group(3)} alone ({m.group(1)} conduct), judged on its truth"
+            out[d] = f"the {m.group(2)} {m.group(3)} only, judged on its truth ({m.group(1)})"
+    return out
+
+
+def with_indication_notes(notes: dict, study) -> dict:
+    """``notes`` (design -> conduct notes, :func:`doseesc.compare.conduct_notes`) with each design whose own
+    results are one indication's or stratum's escalation noted (:func:`indication_conduct_notes`), so that its
+    rows carry a marker and the footnote says which truth they are judged on."""
+    out = {d: list(n) for d, n in notes.items()}
+    for d, note in indication_conduct_notes(study).items():
+        if d in out:
+            out[d].append(note)
     return out
 
 
@@ -1189,7 +1198,7 @@ def _indications_section(b: _Builder) -> None:
                     "P(select the indication's true MTD) for MTD designs and its true OBD for OBD designs. The "
                     "tables come from the same simulated trials as the rest of the report."))
     notes = indication_conduct_notes(b.study)
-    mark = {d: f"[{chr(ord('a') + i)}]" for i, d in enumerate(notes)}
+    mark = conduct_markers(b.notes)   # the markers of the other tables
     question = {b.study.name_of(r): r.design.question for r in b.study.results}
     for sec in sections:
         ind = sec["indication"]
@@ -1197,7 +1206,7 @@ def _indications_section(b: _Builder) -> None:
         b.add(Paragraph(sec["text"]))
         m = sec["metrics"]
         keys = [f"{row['design']}|{row['scenario']}" for _, row in m.iterrows()]
-        cols = [("Design", lambda r: r["design"] + (f" {mark[r['design']]}" if r["design"] in mark else "")),
+        cols = [("Design", lambda r: r["design"] + (f" {mark[r['design']]}" if r["design"] in notes else "")),
                 ("Scenario", lambda r: str(r["scenario"])),
                 ("true MTD", lambda r: "" if _isna(r.get("true_mtd")) else str(r["true_mtd"])),
                 ("P(correct), % (MCSE)", lambda r: _p_se(r, "p_select_obd" if question.get(r["design"]) == "OBD"
@@ -1215,7 +1224,7 @@ def _indications_section(b: _Builder) -> None:
         b.add(_frame_table(sel, cols, f"{ind}: P(select) of each tier (or no dose), %",
                            "indication-selection", [f"{r['design']}|{r['scenario']}" for _, r in sel.iterrows()]))
     for d, note in notes.items():
-        b.add(Paragraph(f"{mark[d]} {d}: {note}.", "small"))
+        b.add(Paragraph(f"{mark.get(d, '')} {d}: {note}.".lstrip(), "small"))
     grouped: dict = {}
     for (s, d), note in (b.study.indication_notes or {}).items():
         grouped.setdefault(note, []).append((s, d))
