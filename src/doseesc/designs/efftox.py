@@ -55,31 +55,102 @@ PROPOSAL_INFLATE = 1.3
 NEWTON_STEPS, NEWTON_MAX_STEP = 60, 2.0
 
 
+def _cholesky(h: dict, d: int) -> dict:
+    """Lower Cholesky factor of symmetric positive definite d x d matrices given by their lower entries
+    ``h[i, j]`` (i >= j), each an array over rows; written out so that every row is computed by the same
+    elementwise instructions whatever the number of rows (no LAPACK call, whose blocking may depend on it)."""
+    el = {}
+    for j in range(d):
+        el[j, j] = np.sqrt(h[j, j] - sum(el[j, m] * el[j, m] for m in range(j)))
+        for i in range(j + 1, d):
+            el[i, j] = (h[i, j] - sum(el[i, m] * el[j, m] for m in range(j))) / el[j, j]
+    return el
+
+
+def _chol_solve(el: dict, g: list, d: int) -> list:
+    """Solve L L^T v = g for the factor ``el`` of :func:`_cholesky` (g: d arrays over rows)."""
+    z = []
+    for i in range(d):
+        z.append((g[i] - sum(el[i, m] * z[m] for m in range(i))) / el[i, i])
+    v = [None] * d
+    for i in reversed(range(d)):
+        v[i] = (z[i] - sum(el[m, i] * v[m] for m in range(i + 1, d))) / el[i, i]
+    return v
+
+
+def _inverse_cholesky(h: dict, d: int) -> np.ndarray:
+    """Lower Cholesky factor of the inverse of the matrices ``h`` (as :func:`_cholesky`): shape (s, d, d)."""
+    el = _cholesky(h, d)
+    inv = {}                                    # L^-1, lower triangular
+    for j in range(d):
+        inv[j, j] = 1 / el[j, j]
+        for i in range(j + 1, d):
+            inv[i, j] = -sum(el[i, m] * inv[m, j] for m in range(j, i)) / el[i, i]
+    cov = {(i, j): sum(inv[m, i] * inv[m, j] for m in range(i, d)) for i in range(d) for j in range(i + 1)}
+    low = _cholesky(cov, d)                     # H^-1 = L^-T L^-1; its own lower factor
+    out = np.zeros((next(iter(h.values())).shape[0], d, d))
+    for (i, j), v in low.items():
+        out[:, i, j] = v
+    return out
+
+
 def _newton(X: np.ndarray, n: np.ndarray, y: np.ndarray, mean: np.ndarray, prec: np.ndarray):
-    """Mode and negative Hessian of a logistic regression's log posterior, for every row at once: design ``X``
-    (k, d), patients and events ``n``, ``y`` (s, k), independent normal prior (``mean``, precisions ``prec``).
-    Damped Newton from the prior mean (the log posterior is strictly concave, so it converges); a row stops
-    moving once its step is below 1e-10 in every parameter, so its result does not depend on the other rows.
-    Returns (s, d) and (s, d, d)."""
+    """Mode and the lower Cholesky factor of the inverse negative Hessian of a logistic regression's log
+    posterior, for every row at once: design ``X`` (k, d), patients and events ``n``, ``y`` (s, k), independent
+    normal prior (``mean``, precisions ``prec``). Damped Newton from the prior mean (the log posterior is
+    strictly concave, so it converges); a row stops moving once its step is below 1e-10 in every parameter.
+    Every row is computed by elementwise instructions of its own (sums over tiers, d x d algebra written
+    out), so its result does not depend on the other rows. Returns (s, d) and (s, d, d)."""
     s_rows, d = n.shape[0], X.shape[1]
     theta = np.tile(mean, (s_rows, 1))
-    outer = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], d * d)      # (k, d*d)
+    pairs = [(i, j) for i in range(d) for j in range(i + 1)]
+    xx = {(i, j): X[:, i] * X[:, j] for i, j in pairs}
 
     def hessian(th, nn):
-        p = special.expit(sum(th[:, i:i + 1] * X[:, i] for i in range(d)))   # no BLAS: row by row, as any batch
-        return p, ((nn * p * (1 - p))[:, :, None] * outer[None]).sum(axis=1).reshape(-1, d, d) + np.diag(prec)
+        p = special.expit(sum(th[:, i:i + 1] * X[:, i] for i in range(d)))     # (rows, k)
+        w = nn * p * (1 - p)
+        return p, {(i, j): (w * xx[i, j]).sum(axis=1) + (prec[i] if i == j else 0.0) for i, j in pairs}
 
     active = np.arange(s_rows)
     for _ in range(NEWTON_STEPS):
         th, nn = theta[active], n[active]
         p, h = hessian(th, nn)
-        grad = ((y[active] - nn * p)[:, :, None] * X[None]).sum(axis=1) - (th - mean) * prec
-        step = np.clip(np.linalg.solve(h, grad[..., None])[..., 0], -NEWTON_MAX_STEP, NEWTON_MAX_STEP)
+        r = y[active] - nn * p
+        grad = [(r * X[:, i]).sum(axis=1) - (th[:, i] - mean[i]) * prec[i] for i in range(d)]
+        step = np.clip(np.stack(_chol_solve(_cholesky(h, d), grad, d), axis=1), -NEWTON_MAX_STEP, NEWTON_MAX_STEP)
         theta[active] = th + step
         active = active[np.abs(step).max(axis=1) >= 1e-10]
         if active.size == 0:
             break
-    return theta, hessian(theta, n)[1]
+    return theta, _inverse_cholesky(hessian(theta, n)[1], d)
+
+
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a non-negative whole-number array (s, c) and the index of each row among them, as
+    ``np.unique(rows, axis=0, return_inverse=True)`` up to the order of the distinct rows, but much faster:
+    the columns are packed into as few 62-bit integer keys as they fit in, sorted by ``np.lexsort``."""
+    rows = np.asarray(rows)
+    s_rows, n_cols = rows.shape
+    base = int(rows.max(initial=0)) + 1
+    per = n_cols if base == 1 else int(62 // math.log2(base))
+    if s_rows == 0 or per == 0:
+        uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return uniq, inverse.ravel()
+    keys = []
+    for lo in range(0, n_cols, per):
+        key = np.zeros(s_rows, np.int64)
+        for col in rows[:, lo:lo + per].T.astype(np.int64):
+            key = key * base + col
+        keys.append(key)
+    order = np.lexsort(keys[::-1])
+    new = np.zeros(s_rows, bool)
+    new[0] = True
+    for key in keys:
+        sk = key[order]
+        new[1:] |= sk[1:] != sk[:-1]
+    inverse = np.empty(s_rows, np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return rows[order[new]], inverse
 
 
 def _num(value, key: str) -> float:
@@ -312,9 +383,10 @@ class EffTox(Design):
     BLOCK = 2 ** 13
 
     def modes(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior modes and covariances (inverse negative Hessians) of the toxicity (mu_T, beta_T) and efficacy
-        (mu_E, beta_E1, beta_E2) logistic models with psi = 0, for count rows ``(s, 4 n_tiers)``: shapes
-        (s, 2), (s, 2, 2), (s, 3), (s, 3, 3)."""
+        """Posterior modes of the toxicity (mu_T, beta_T) and efficacy (mu_E, beta_E1, beta_E2) logistic models
+        with psi = 0, and the lower Cholesky factors of their covariances (inverse negative Hessians), for count
+        rows ``(s, 4 n_tiers)``: shapes (s, 2), (s, 2, 2), (s, 3), (s, 3, 3). Each model is solved once per
+        distinct (patients, events) row: states differing only in the other outcome share it."""
         k = self.n_tiers
         c4 = np.asarray(counts, float).reshape(-1, k, 4)
         n = c4.sum(axis=2)
@@ -324,8 +396,9 @@ class EffTox(Design):
         for cols, X, y in (((0, 1), np.stack([np.ones(k), x], axis=1), c4[..., 1] + c4[..., 3]),
                            ((2, 3, 4), np.stack([np.ones(k), x, x * x], axis=1), c4[..., 2] + c4[..., 3])):
             mean, prec = m0[list(cols)], 1 / s0[list(cols)] ** 2
-            theta, hess = _newton(X, n, y, mean, prec)
-            out += [theta, np.linalg.inv(hess)]
+            uniq, inverse = _unique_rows(np.concatenate([n, y], axis=1))
+            theta, chol = _newton(X, uniq[:, :k], uniq[:, k:], mean, prec)
+            out += [theta[inverse], chol[inverse]]
         return tuple(out)
 
     def _summaries(self, counts: np.ndarray, ess: bool = False) -> np.ndarray:
@@ -338,19 +411,21 @@ class EffTox(Design):
         if s_rows == 0:
             return out
         counts = np.asarray(counts, float)
-        mode_t, cov_t, mode_e, cov_e = self.modes(counts)
-        lt = np.linalg.cholesky(cov_t) * PROPOSAL_INFLATE                     # (s, 2, 2)
-        le = np.linalg.cholesky(cov_e) * PROPOSAL_INFLATE                     # (s, 3, 3)
+        mode_t, lt, mode_e, le = self.modes(counts)
+        lt = lt * PROPOSAL_INFLATE                                            # (s, 2, 2)
+        le = le * PROPOSAL_INFLATE                                            # (s, 3, 3)
         b = max(1, self.BLOCK // self.draws)
-        for lo in range(0, s_rows, b):
-            rows = np.arange(lo, lo + b)
-            rows[rows >= s_rows] = lo      # a short block is padded with copies of its first row
-            m = min(b, s_rows - lo)
-            out[lo:lo + m] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
+        with np.errstate(over="ignore", under="ignore"):
+            for lo in range(0, s_rows, b):
+                rows = np.arange(lo, lo + b)
+                rows[rows >= s_rows] = lo      # a short block is padded with copies of its first row
+                m = min(b, s_rows - lo)
+                out[lo:lo + m] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
         return out
 
     def _block(self, counts, mode_t, lt, mode_e, le, ess: bool) -> np.ndarray:
-        """:meth:`_summaries` for one block of count rows, given the proposal (modes and scaled Cholesky factors)."""
+        """:meth:`_summaries` for one block of count rows, given the proposal (modes and scaled Cholesky factors).
+        Call under ``np.errstate(over="ignore")``: exp overflows to inf where a probability rounds to 0."""
         k = self.n_tiers
         t, c, log_q = self._points
         m0, s0 = np.asarray(self.prior_mean[:5]), np.asarray(self.prior_sd[:5])
@@ -361,36 +436,58 @@ class EffTox(Design):
         g1 = mode_e[:, 1:2] + le[:, 1, 0:1] * t[:, 2] + le[:, 1, 1:2] * t[:, 3]
         g2 = mode_e[:, 2:3] + le[:, 2, 0:1] * t[:, 2] + le[:, 2, 1:2] * t[:, 3] + le[:, 2, 2:3] * t[:, 4]
         log_w = -0.5 * sum(((v - m0[i]) / s0[i]) ** 2 for i, v in enumerate((a, bt, g0, g1, g2))) - log_q
-        x = self.x.astype(np.float32)
-        f32 = lambda v: v.astype(np.float32)[:, :, None]   # noqa: E731
-        pt = special.expit(f32(a) + f32(bt) * x)                               # (s, P, k)
-        pe = special.expit(f32(g0) + f32(g1) * x + f32(g2) * (x * x))
-        cc = c.astype(np.float32)[None, :, None]
-        qe, qt = 1 - pe, 1 - pt
-        cnt = counts.astype(np.float32).reshape(-1, k, 4)
-        # cells: neither (1-pe)(1-pt)(1 + pe pt c), DLT only (1-pe) pt (1 - pe (1-pt) c),
-        # response only pe (1-pt) (1 - (1-pe) pt c), both pe pt (1 + (1-pe)(1-pt) c); floored at 1e-30;
-        # the log likelihood sums count x log cell over tiers (a matrix product per state)
-        both, neither, eff_only, tox_only = pe * pt, qe * qt, pe * qt, qe * pt
-        for cell, main, other, sign in ((0, neither, both, 1), (1, tox_only, eff_only, -1),
-                                        (2, eff_only, tox_only, -1), (3, both, neither, 1)):
-            if not cnt[..., cell].any():
-                continue
-            term = other * cc
-            term = np.add(1, term, out=term) if sign > 0 else np.subtract(1, term, out=term)
-            term *= main
-            np.maximum(term, np.float32(1e-30), out=term)
-            np.log(term, out=term)
-            log_w += np.matmul(term, cnt[:, :, cell:cell + 1])[:, :, 0]
+        # linear predictors (s, k, P) in single precision, and both probabilities of each outcome without
+        # cancellation: u = exp(-eta) (eta floored at -88 so that u stays finite), p = 1 / (1 + u), 1 - p = u p;
+        # pq[0] = (1 - pi_E, pi_E), pq[1] = (1 - pi_T, pi_T), each flattened to rows (s k) x points
+        s_rows, P = a.shape
+        x = self.x.astype(np.float32)[None, :, None]
+        f32 = lambda v: v.astype(np.float32)[:, None, :]   # noqa: E731
+        pq = np.empty((2, 2, s_rows * k, P), np.float32)
+        for i, eta in enumerate((f32(g0) + f32(g1) * x + f32(g2) * (x * x), f32(a) + f32(bt) * x)):
+            u = np.negative(eta.reshape(-1, P), out=pq[i, 0])
+            np.minimum(u, np.float32(88), out=u)
+            np.exp(u, out=u)
+            np.reciprocal(u + 1, out=pq[i, 1])
+            u *= pq[i, 1]
+        # log likelihood: for each row the nonzero cell counts (tier j, cell c), in the order of (j, c), padded
+        # to the block's most with count 0; the log cell probability at the points is log(main (1 + sign other
+        # tanh(psi/2))) with main the product of the probabilities of the cell's two outcomes, other that of
+        # the opposite outcomes, sign + for neither and both, - for one outcome only; floored at 1e-30
+        cnt = counts.reshape(s_rows, 4 * k)
+        nz = cnt > 0
+        m = max(1, int(nz.sum(axis=1).max()))
+        idx = np.argsort(~nz, axis=1, kind="stable")[:, :m]                  # (s, m) cells, nonzero first
+        ncell = np.take_along_axis(cnt, idx, axis=1).astype(np.float32)
+        base = np.arange(s_rows)[:, None] * k + idx // 4                      # row of pq[i, j]
+        eff, tox = (idx % 4) // 2, idx % 2
+        main = np.take(pq[0].reshape(-1, P), eff * (s_rows * k) + base, axis=0)   # (s, m, P)
+        main *= np.take(pq[1].reshape(-1, P), tox * (s_rows * k) + base, axis=0)
+        term = np.take(pq[0].reshape(-1, P), (1 - eff) * (s_rows * k) + base, axis=0)
+        term *= np.take(pq[1].reshape(-1, P), (1 - tox) * (s_rows * k) + base, axis=0)
+        term *= c.astype(np.float32)
+        term *= np.where(eff == tox, np.float32(1), np.float32(-1))[:, :, None]
+        term += 1
+        term *= main
+        np.maximum(term, np.float32(1e-30), out=term)
+        np.log(term, out=term)
+        term *= ncell[:, :, None]
+        ll = term[:, 0].copy()
+        for i in range(1, m):                    # in order, so that padding (exact zeros) changes nothing
+            ll += term[:, i]
+        log_w += ll
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
         w /= w.sum(axis=1, keepdims=True)
-        w32 = w.astype(np.float32)[:, None, :]
-        parts = [np.matmul(w32, v)[:, 0, :] for v in (pe, pt, (pe > self.eff_min).astype(np.float32),
-                                                        (pt < self.tox_max).astype(np.float32))]
+        # summaries: weighted means of pi_E, pi_T and the two indicators, one matrix-vector product per row
+        pe, pt = pq[0, 1].reshape(s_rows, k, P), pq[1, 1].reshape(s_rows, k, P)
+        v = np.empty((s_rows, 4, k, P), np.float32)
+        v[:, 0], v[:, 1] = pe, pt
+        np.greater(pe, self.eff_min, out=v[:, 2])
+        np.less(pt, self.tox_max, out=v[:, 3])
+        out = np.matmul(v.reshape(s_rows, 4 * k, P), w.astype(np.float32)[:, :, None])[:, :, 0]
         if ess:
-            parts.append(1 / (w * w).sum(axis=1, keepdims=True))
-        return np.concatenate(parts, axis=1, dtype=float)
+            return np.concatenate([out, 1 / (w * w).sum(axis=1, keepdims=True)], axis=1, dtype=float)
+        return out.astype(float)
 
     #: Most states the memo of :meth:`posterior` holds; past it the memo starts again.
     MEMO_LIMIT = 500_000
@@ -409,8 +506,7 @@ class EffTox(Design):
         if counts.shape[0] == 0:
             rows = np.zeros((0, 4 * k))
         else:
-            uniq, inverse = np.unique(counts, axis=0, return_inverse=True)
-            inverse = inverse.ravel()
+            uniq, inverse = _unique_rows(counts)
             keys = [r.tobytes() for r in uniq]
             memo = self._memo
             found = [memo.get(key) for key in keys]
