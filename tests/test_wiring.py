@@ -194,7 +194,10 @@ def test_report_has_a_section_per_indication_and_one_summary_sentence(ind_study)
                if t.startswith("The designs differ in how they conduct the trial"))
     summary = build_report(study, detail="summary", dpi=40)
     said = [b.text for b in summary.blocks if isinstance(b, Paragraph) and "declares 2 indications" in b.text]
-    assert len(said) == 1 and "'Indications'" in said[0]
+    # the summary alone has no appendix: the sentence names the full report's section
+    assert len(said) == 1 and said[0].endswith("are in the full report's (--detail full) section 'Indications'.")
+    assert any("are in the appendix section 'Indications'." in b.text for b in rep.blocks
+               if isinstance(b, Paragraph))
     assert not any(isinstance(b, Heading) and b.text == "Indications" for b in summary.blocks)
 
 
@@ -297,5 +300,5 @@ def test_backfill_lines_in_full_output_and_report(tmp_path):
     assert t.row_keys == ["BOIN bf|a"] and t.rows[0][2] == line.split(": ", 1)[1]
     said = [b.text for b in build_report(study, detail="summary", dpi=40).blocks
             if isinstance(b, Paragraph) and "backfill patients" in b.text]
-    assert said == ["Design BOIN bf enrols backfill patients at tiers already cleared; the appendix section "
-                    "'Backfill' gives their numbers, DLTs and responses per trial."]
+    assert said == ["Design BOIN bf enrols backfill patients at tiers already cleared; the full report's (--detail "
+                    "full) section 'Backfill' gives their numbers, DLTs and responses per trial."]

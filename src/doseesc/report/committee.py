@@ -394,6 +394,8 @@ class _Builder:
     path_cohorts: int
     dpi: int
     both_questions: bool = False
+    #: ``"summary"`` or ``"full"`` (:data:`DETAILS`): whether the appendix follows the summary.
+    detail: str = "full"
     blocks: list = field(default_factory=list)
     figs: list = field(default_factory=list)
 
@@ -457,7 +459,7 @@ def build_report(study, *, created: str | None = None, path_cohorts: int = PATH_
     if detail not in DETAILS:
         raise DoseescError(f"detail = {detail!r} must be one of {', '.join(DETAILS)}")
     created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    b = _Builder(study, created, path_cohorts, dpi, both_questions)
+    b = _Builder(study, created, path_cohorts, dpi, both_questions, detail=detail)
     _title_section(b)
     _executive_summary(b)
     if detail == "summary":
@@ -1150,11 +1152,13 @@ def _summary_extras(b: _Builder) -> list[str]:
     """Sentences of the summary on what the file adds: indications, a phase 2 stage, backfill cohorts."""
     out = []
     study, proto = b.study, b.proto
+    # the summary alone (--detail summary) has no appendix: say where the sections are
+    where = "the appendix section" if b.detail == "full" else "the full report's (--detail full) section"
     if getattr(study, "indication_results", None):
         names = proto.indications.names
         out.append(f"The file declares {len(names)} indications ({', '.join(names)}); each design's results per "
-                   "indication (P(select) of each indication's true MTD, patients and DLTs) are in the appendix "
-                   "section 'Indications'.")
+                   "indication (P(select) of each indication's true MTD, patients and DLTs) are in "
+                   f"{where} 'Indications'.")
     if getattr(proto, "phase2", None) is not None and not b.exact:
         df = study.phase2()
         if not df.empty:
@@ -1162,12 +1166,12 @@ def _summary_extras(b: _Builder) -> list[str]:
             lo, hi = avg.idxmin(), avg.idxmax()
             out.append(f"Phase 2 stage after the escalation: P(the selected tier is declared promising), averaged "
                        f"over the scenarios, ranges from {100 * avg[lo]:.1f}% ({lo}) to {100 * avg[hi]:.1f}% ({hi}); "
-                       "the appendix section 'Phase 2 stage' gives the rule and every scenario.")
+                       f"{where} 'Phase 2 stage' gives the rule and every scenario.")
     names = [n for n in getattr(proto, "backfills", None) or {} if n in b.dnames]
     if names:
         out.append(f"{'Design' if len(names) == 1 else 'Designs'} {', '.join(names)} "
-                   f"{'enrols' if len(names) == 1 else 'enrol'} backfill patients at tiers already cleared; the "
-                   "appendix section 'Backfill' gives their numbers, DLTs and responses per trial.")
+                   f"{'enrols' if len(names) == 1 else 'enrol'} backfill patients at tiers already cleared; "
+                   f"{where} 'Backfill' gives their numbers, DLTs and responses per trial.")
     return out
 
 
