@@ -380,7 +380,7 @@ class EffTox(Design):
     #: Rows x points of every block of :meth:`_summaries` (a block short of its rows is padded): each state's
     #: summaries are then computed by the same instructions wherever it sits and whatever else is computed with
     #: it, so results do not depend on batch size, workers or what the memo already holds.
-    BLOCK = 2 ** 13
+    BLOCK = 2 ** 15
 
     def modes(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Posterior modes of the toxicity (mu_T, beta_T) and efficacy (mu_E, beta_E1, beta_E2) logistic models
@@ -415,79 +415,88 @@ class EffTox(Design):
         lt = lt * PROPOSAL_INFLATE                                            # (s, 2, 2)
         le = le * PROPOSAL_INFLATE                                            # (s, 3, 3)
         b = max(1, self.BLOCK // self.draws)
+        # rows by their number of nonzero cell counts, so that a block's rows have about as many (the log
+        # likelihood is computed for as many cells per row as the block's most)
+        order = np.argsort((counts > 0).sum(axis=1), kind="stable")
         with np.errstate(over="ignore", under="ignore"):
             for lo in range(0, s_rows, b):
-                rows = np.arange(lo, lo + b)
-                rows[rows >= s_rows] = lo      # a short block is padded with copies of its first row
-                m = min(b, s_rows - lo)
-                out[lo:lo + m] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
+                rows = order[np.minimum(np.arange(lo, lo + b), s_rows - 1)]
+                m = min(b, s_rows - lo)     # a short block is padded with copies of its last row
+                out[rows[:m]] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
         return out
 
     def _block(self, counts, mode_t, lt, mode_e, le, ess: bool) -> np.ndarray:
         """:meth:`_summaries` for one block of count rows, given the proposal (modes and scaled Cholesky factors).
-        Call under ``np.errstate(over="ignore")``: exp overflows to inf where a probability rounds to 0."""
+        Single precision throughout (the sampler's own error is some 1e-2, single precision's some 1e-6). Call
+        under ``np.errstate(over="ignore", under="ignore")``."""
         k = self.n_tiers
-        t, c, log_q = self._points
-        m0, s0 = np.asarray(self.prior_mean[:5]), np.asarray(self.prior_sd[:5])
-        # parameters at the points, (s, P) each: mode + L t (lower-triangular L written out)
+        f4 = np.float32
+        t, c, log_q = (v.astype(f4) for v in self._points)
+        m0, s0 = np.asarray(self.prior_mean[:5], f4), np.asarray(self.prior_sd[:5], f4)
+        mode_t, lt, mode_e, le = (v.astype(f4) for v in (mode_t, lt, mode_e, le))
+        # parameters at the points, (s, P) each: mode + L t (lower-triangular L written out); log prior - log t
         a = mode_t[:, 0:1] + lt[:, 0, 0:1] * t[:, 0]
         bt = mode_t[:, 1:2] + lt[:, 1, 0:1] * t[:, 0] + lt[:, 1, 1:2] * t[:, 1]
         g0 = mode_e[:, 0:1] + le[:, 0, 0:1] * t[:, 2]
         g1 = mode_e[:, 1:2] + le[:, 1, 0:1] * t[:, 2] + le[:, 1, 1:2] * t[:, 3]
         g2 = mode_e[:, 2:3] + le[:, 2, 0:1] * t[:, 2] + le[:, 2, 1:2] * t[:, 3] + le[:, 2, 2:3] * t[:, 4]
-        log_w = -0.5 * sum(((v - m0[i]) / s0[i]) ** 2 for i, v in enumerate((a, bt, g0, g1, g2))) - log_q
-        # linear predictors (s, k, P) in single precision, and both probabilities of each outcome without
-        # cancellation: u = exp(-eta) (eta floored at -88 so that u stays finite), p = 1 / (1 + u), 1 - p = u p;
+        log_w = sum(np.square((v - m0[i]) / s0[i]) for i, v in enumerate((a, bt, g0, g1, g2)))
+        log_w *= f4(-0.5)
+        log_w -= log_q
+        # linear predictors (s, k, P) and both probabilities of each outcome without cancellation:
+        # u = exp(-eta) (eta floored at -88 so that u stays finite), p = 1 / (1 + u), 1 - p = u p;
         # pq[0] = (1 - pi_E, pi_E), pq[1] = (1 - pi_T, pi_T), each flattened to rows (s k) x points
         s_rows, P = a.shape
-        x = self.x.astype(np.float32)[None, :, None]
-        f32 = lambda v: v.astype(np.float32)[:, None, :]   # noqa: E731
-        pq = np.empty((2, 2, s_rows * k, P), np.float32)
-        for i, eta in enumerate((f32(g0) + f32(g1) * x + f32(g2) * (x * x), f32(a) + f32(bt) * x)):
-            u = np.negative(eta.reshape(-1, P), out=pq[i, 0])
-            np.minimum(u, np.float32(88), out=u)
+        x = self.x.astype(f4)[None, :, None]
+        neg = lambda v: np.negative(v)[:, None, :]   # noqa: E731
+        pq = np.empty((2, 2, s_rows * k, P), f4)
+        for i, neg_eta in enumerate((neg(g0) + neg(g1) * x + neg(g2) * (x * x), neg(a) + neg(bt) * x)):
+            u = pq[i, 0]
+            np.minimum(neg_eta.reshape(-1, P), f4(88), out=u)
             np.exp(u, out=u)
-            np.reciprocal(u + 1, out=pq[i, 1])
-            u *= pq[i, 1]
-        # log likelihood: for each row the nonzero cell counts (tier j, cell c), in the order of (j, c), padded
-        # to the block's most with count 0; the log cell probability at the points is log(main (1 + sign other
-        # tanh(psi/2))) with main the product of the probabilities of the cell's two outcomes, other that of
-        # the opposite outcomes, sign + for neither and both, - for one outcome only; floored at 1e-30
+            p = np.add(u, 1, out=pq[i, 1])
+            np.reciprocal(p, out=p)
+            u *= p
+        # cell probabilities P(a, b) = pi_E^a (1 - pi_E)^(1-a) pi_T^b (1 - pi_T)^(1-b) + (-1)^(a+b) g, with
+        # g = pi_E (1 - pi_E) pi_T (1 - pi_T) tanh(psi/2): gs = (g, -g) per row and tier
+        gs = np.empty((2, s_rows * k, P), f4)
+        np.multiply(pq[0, 0], pq[0, 1], out=gs[0])
+        gs[0] *= pq[1, 0]
+        gs[0] *= pq[1, 1]
+        gs[0] *= c
+        np.negative(gs[0], out=gs[1])
+        # log likelihood: for each row its nonzero cell counts (tier j, cell), in the order of (j, cell), padded
+        # to the block's most with count 0; log cell probability (floored at 1e-30) x count, summed in order
         cnt = counts.reshape(s_rows, 4 * k)
         nz = cnt > 0
         m = max(1, int(nz.sum(axis=1).max()))
         idx = np.argsort(~nz, axis=1, kind="stable")[:, :m]                  # (s, m) cells, nonzero first
-        ncell = np.take_along_axis(cnt, idx, axis=1).astype(np.float32)
-        base = np.arange(s_rows)[:, None] * k + idx // 4                      # row of pq[i, j]
+        ncell = np.take_along_axis(cnt, idx, axis=1).astype(f4)[:, :, None]
+        base = np.arange(s_rows)[:, None] * k + idx // 4                      # row of pq[i, j] and gs[i]
         eff, tox = (idx % 4) // 2, idx % 2
-        main = np.take(pq[0].reshape(-1, P), eff * (s_rows * k) + base, axis=0)   # (s, m, P)
-        main *= np.take(pq[1].reshape(-1, P), tox * (s_rows * k) + base, axis=0)
-        term = np.take(pq[0].reshape(-1, P), (1 - eff) * (s_rows * k) + base, axis=0)
-        term *= np.take(pq[1].reshape(-1, P), (1 - tox) * (s_rows * k) + base, axis=0)
-        term *= c.astype(np.float32)
-        term *= np.where(eff == tox, np.float32(1), np.float32(-1))[:, :, None]
-        term += 1
-        term *= main
-        np.maximum(term, np.float32(1e-30), out=term)
+        rows = s_rows * k
+        term = np.take(pq[0].reshape(-1, P), eff * rows + base, axis=0)       # (s, m, P)
+        term *= np.take(pq[1].reshape(-1, P), tox * rows + base, axis=0)
+        term += np.take(gs.reshape(-1, P), (eff != tox) * rows + base, axis=0)
+        np.maximum(term, f4(1e-30), out=term)
         np.log(term, out=term)
-        term *= ncell[:, :, None]
-        ll = term[:, 0].copy()
-        for i in range(1, m):                    # in order, so that padding (exact zeros) changes nothing
-            ll += term[:, i]
-        log_w += ll
+        term *= ncell
+        for i in range(m):                       # in order, so that padding (exact zeros) changes nothing
+            log_w += term[:, i]
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
         w /= w.sum(axis=1, keepdims=True)
-        # summaries: weighted means of pi_E, pi_T and the two indicators, one matrix-vector product per row
+        # summaries: weighted means of pi_E, pi_T and the two indicators (one matrix-vector product per row)
         pe, pt = pq[0, 1].reshape(s_rows, k, P), pq[1, 1].reshape(s_rows, k, P)
-        v = np.empty((s_rows, 4, k, P), np.float32)
-        v[:, 0], v[:, 1] = pe, pt
-        np.greater(pe, self.eff_min, out=v[:, 2])
-        np.less(pt, self.tox_max, out=v[:, 3])
-        out = np.matmul(v.reshape(s_rows, 4 * k, P), w.astype(np.float32)[:, :, None])[:, :, 0]
+        hits = np.empty((2, s_rows, k, P), f4)
+        np.greater(pe, self.eff_min, out=hits[0])
+        np.less(pt, self.tox_max, out=hits[1])
+        w3 = w[:, :, None]
+        parts = [np.matmul(v, w3)[:, :, 0] for v in (pe, pt, hits[0], hits[1])]
         if ess:
-            return np.concatenate([out, 1 / (w * w).sum(axis=1, keepdims=True)], axis=1, dtype=float)
-        return out.astype(float)
+            w64 = w.astype(float)
+            parts.append(np.square(w64.sum(axis=1, keepdims=True)) / (w64 * w64).sum(axis=1, keepdims=True))
+        return np.concatenate(parts, axis=1, dtype=float)
 
     #: Most states the memo of :meth:`posterior` holds; past it the memo starts again.
     MEMO_LIMIT = 500_000
