@@ -176,6 +176,10 @@ class TrialState:
     pt_eff_follow: np.ndarray | None = None
     size: np.ndarray | None = None
     fired: np.ndarray | None = None
+    #: Each evaluable patient's actual (infused) dose on the ladder's scale, shape ``(n_trials, max_patients)``
+    #: (NaN: no evaluable patient in that column), with their DLT in ``pt_dlt``: set by the actual-dose engine
+    #: for designs with ``uses_patient_doses`` (BLRM), which then fit each patient's own dose; None otherwise.
+    pt_dose: np.ndarray | None = None
 
     def __post_init__(self):
         t = self.n.shape[0]
@@ -229,7 +233,7 @@ class TrialState:
         """``a[i, current[i]]`` for every trial."""
         return np.take_along_axis(a, self.current[:, None].astype(np.intp), axis=1)[:, 0]
 
-    _PATIENT_KEYS = ("pt_tier", "pt_dlt", "pt_follow", "pt_eff", "pt_eff_follow")
+    _PATIENT_KEYS = ("pt_tier", "pt_dlt", "pt_follow", "pt_eff", "pt_eff_follow", "pt_dose")
 
     def key(self) -> np.ndarray | None:
         """One int64 per trial, equal for trials whose whole memory is equal (every count, the current tier,

@@ -16,8 +16,11 @@ monotone in log alpha, so each interval is a half-line in log alpha; each node s
 on the cell holding the interval's end the density is taken linear with the central-difference slope
 (:func:`_share_above`). With the default grid (301 x 41 nodes over +-5 prior SDs) interval probabilities
 agree with a direct quadrature to 5e-4 (tests/test_blrm.py). Posterior summaries are memoised per
-distinct (n, y) as for the CRM. ``prior_cov``, when given, sets ``prior_sd`` and ``prior_corr``; ``mixture``,
-when given, replaces the single normal prior.
+distinct (n, y) as for the CRM. Under the actual-dose model the engine gives the state each evaluable patient's
+actual dose (``pt_dose``; :attr:`BLRM.uses_patient_doses`) and the model is fitted on those doses
+(:meth:`BLRM.posterior_summary_patients`: each patient's term expanded in Chebyshev polynomials of the log dose, so
+the log-likelihood is still one matrix product per batch). ``prior_cov``, when given, sets ``prior_sd`` and
+``prior_corr``; ``mixture``, when given, replaces the single normal prior.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -147,6 +151,12 @@ class BLRM(Design):
     """
 
     kind = "BLRM"
+    #: The actual-dose engine gives the state each evaluable patient's actual dose (``pt_dose``, ``pt_dlt``):
+    #: the model is then fitted on the patients' own doses (:meth:`posterior_summary_patients`).
+    uses_patient_doses: ClassVar[bool] = True
+    #: Degree of the Chebyshev expansion, in the log dose, of each patient's term of the log-likelihood
+    #: (:meth:`_cheb`).
+    CHEB_DEGREE: ClassVar[int] = 96
 
     doses: tuple[float, ...]
     d_ref: float
@@ -361,6 +371,97 @@ class BLRM(Design):
         w = np.exp(ll) * frac[:, -1][None, :]
         return (w @ np.stack([A, B], axis=1)) / w.sum(axis=1, keepdims=True)
 
+    # -- per-patient doses (the actual-dose model) ----------------------------------------------
+    @cached_property
+    def _cheb(self):
+        """Chebyshev expansion of each patient's term ``log(1 + exp(eta))``, ``eta = log(alpha) + beta x``, in the
+        log dose ``x = log(d / d_ref)`` on ``[lo, hi]`` (from 0.4 times the lowest tier's dose to 1.25 times the
+        highest's), at every grid node: ``(lo, hi, C)``, ``C`` of shape ``(degree + 1, nodes)``. Summed over a
+        trial's patients, the term is ``M @ C`` with ``M`` the sums of the Chebyshev polynomials of the
+        patients' scaled log doses (:meth:`_patient_ll`)."""
+        A, B = self._grid[:2]
+        lo = float(self._x[0]) + math.log(0.4)
+        hi = float(self._x[-1]) + math.log(1.25)
+        deg = self.CHEB_DEGREE
+        theta = math.pi * (np.arange(deg + 1) + 0.5) / (deg + 1)      # Chebyshev points of the first kind
+        xs = 0.5 * (lo + hi) + 0.5 * (hi - lo) * np.cos(theta)
+        vals = np.logaddexp(0.0, A[:, None] + np.exp(B)[:, None] * xs[None, :])      # (G, deg + 1)
+        cos = np.cos(np.outer(np.arange(deg + 1), theta))                              # T_d at the points
+        C = (cos @ vals.T) * (2.0 / (deg + 1))
+        C[0] *= 0.5
+        C[np.abs(C) < 1e-100] = 0.0        # no subnormal numbers in the matrix product (they are very slow)
+        return lo, hi, C
+
+    def _patient_ll(self, dose: np.ndarray, dlt: np.ndarray) -> np.ndarray:
+        """Log-likelihood at every grid node, shape ``(n_trials, nodes)``, of patients at their own doses:
+        ``sum_i [y_i eta_i - log(1 + exp(eta_i))]``, ``eta_i = log(alpha) + beta log(d_i / d_ref)``.
+
+        The DLT part is exact (``Y log(alpha) + beta sum_{DLT} x_i``); the other term is the Chebyshev
+        expansion of :meth:`_cheb` for doses inside its interval, and evaluated directly for the rare patients
+        outside it (products far short of the band)."""
+        A, B = self._grid[:2]
+        lo, hi, C = self._cheb
+        dose = np.asarray(dose, float)
+        dlt = np.asarray(dlt, bool)
+        has = ~np.isnan(dose)
+        x = np.log(np.where(has, dose, self.d_ref) / self.d_ref)
+        y = has & dlt
+        ll = y.sum(axis=1)[:, None] * A[None, :] + np.where(y, x, 0.0).sum(axis=1)[:, None] * np.exp(B)[None, :]
+        inside = has & (x >= lo) & (x <= hi)
+        t = np.where(inside, (2 * x - (lo + hi)) / (hi - lo), 0.0)
+        m = np.empty((dose.shape[0], C.shape[0]))
+        t_prev, t_cur = inside.astype(float), np.where(inside, t, 0.0)     # T_0, T_1 (0 where no patient)
+        m[:, 0] = t_prev.sum(axis=1)
+        if C.shape[0] > 1:
+            m[:, 1] = t_cur.sum(axis=1)
+        for d in range(2, C.shape[0]):
+            t_prev, t_cur = t_cur, 2 * t * t_cur - t_prev
+            m[:, d] = t_cur.sum(axis=1)
+        ll -= m @ C
+        out_r, out_c = np.nonzero(has & ~inside)
+        if out_r.size:
+            terms = np.logaddexp(0.0, A[None, :] + np.exp(B)[None, :] * x[out_r, out_c][:, None])
+            np.subtract.at(ll, out_r, terms)
+        return ll
+
+    def _summary_from_ll(self, ll: np.ndarray) -> np.ndarray:
+        A, B, log_prior, logp_t, log1mp_t, frac = self._grid
+        ll += log_prior[None, :]
+        ll -= ll.max(axis=1, keepdims=True)
+        np.exp(ll, out=ll)
+        out = ll @ frac
+        return (out[:, :-1] / out[:, -1:]).reshape(ll.shape[0], _COLS, self.n_tiers)
+
+    def posterior_summary_patients(self, dose, dlt) -> np.ndarray:
+        """As :meth:`posterior_summary` with each patient at their own dose: ``dose`` (on the ladder's scale,
+        NaN where no patient) and ``dlt`` (bool), shape ``(n_trials, patients)``. The summaries are per tier at
+        the tiers' nominal ``doses``."""
+        dose = np.atleast_2d(np.asarray(dose, float))
+        dlt = np.atleast_2d(np.asarray(dlt, bool))
+        out = np.empty((dose.shape[0], _COLS, self.n_tiers))
+        step = 2048
+        for i in range(0, dose.shape[0], step):
+            out[i:i + step] = self._summary_from_ll(self._patient_ll(dose[i:i + step], dlt[i:i + step]))
+        return out
+
+    def state_probabilities(self, state: TrialState) -> dict[str, np.ndarray]:
+        """:meth:`interval_probabilities` of a state: on each patient's own dose where the state carries them
+        (``pt_dose``, the actual-dose engine), else on the counts per tier at the nominal doses."""
+        if state.pt_dose is None:
+            return self.interval_probabilities(state.n, state.y)
+        dose = state.pt_dose
+        cols = np.flatnonzero(~np.isnan(dose).all(axis=0))            # enrolee columns with some patient
+        if cols.size and cols[-1] + 1 < dose.shape[1]:
+            dose, dlt = dose[:, :cols[-1] + 1], state.pt_dlt[:, :cols[-1] + 1]
+        else:
+            dlt = state.pt_dlt
+        return self._probabilities(self.posterior_summary_patients(dose, dlt))
+
+    @staticmethod
+    def _probabilities(s: np.ndarray) -> dict[str, np.ndarray]:
+        under, over = s[:, 0], s[:, 1]
+        return {"under": under, "target": 1.0 - under - over, "over": over, "mean": s[:, 2]}
+
     def interval_probabilities(self, n, y) -> dict[str, np.ndarray]:
         """``{"under", "target", "over", "mean"}``: per-tier arrays of shape ``(n_trials, n_tiers)``."""
         s = self.summary_memo(n, y)
@@ -373,6 +474,7 @@ class BLRM(Design):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_memo", None)
+        state.pop("_cheb", None)            # rebuilt on first use (a few MB)
         return state
 
     @cached_property
@@ -444,7 +546,7 @@ class BLRM(Design):
         return np.where(ok.any(axis=1), choice, -1).astype(np.int32)
 
     def decide(self, state: TrialState) -> Decision:
-        p = self.interval_probabilities(state.n, state.y)
+        p = self.state_probabilities(state)
         top = self.cap(state.current)
         allowed = np.arange(self.n_tiers)[None, :] <= top[:, None]
         nxt = self.ewoc_choice(p, allowed)
@@ -453,7 +555,7 @@ class BLRM(Design):
         return Decision(next=np.where(stop, -1, nxt).astype(np.int32), stop=stop, reason=reason)
 
     def select(self, state: TrialState) -> np.ndarray:
-        p = self.interval_probabilities(state.n, state.y)
+        p = self.state_probabilities(state)
         return self.ewoc_choice(p, state.n > 0)
 
     def to_dict(self) -> dict:

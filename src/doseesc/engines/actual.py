@@ -236,6 +236,10 @@ class _ActualBatch:
         self.coh_n = np.zeros(n_trials, dtype=np.int32)     # evaluable patients and DLTs of the current cohort
         self.coh_y = np.zeros(n_trials, dtype=np.int32)
         self.logged = np.zeros(n_trials, dtype=bool)        # the cohort's first evaluable patient is logged
+        if getattr(design, "uses_patient_doses", False):
+            # the design fits each evaluable patient's own dose (BLRM): their actual dose and DLT, by enrolee
+            self.state.pt_dose = np.full((n_trials, cap), np.nan)
+            self.state.pt_dlt = np.zeros((n_trials, cap), dtype=bool)
 
     def view(self, key: str) -> np.ndarray:
         return self.rec[key][self.base:self.base + self.n_trials * self.cap].reshape(self.n_trials, self.cap)
@@ -304,6 +308,11 @@ class _ActualBatch:
         self._record(rows, need_r, fresh, take, j, flat, cur, dose, dlt, resp, infused, evaluable, lost_kept,
                      below, counted)
         ev_n = self._count(rows, cur, dlt, resp, evaluable, counted)
+        if self.state.pt_dose is not None:
+            w_idx, r_idx = np.nonzero(evaluable)
+            at = (rows[r_idx], flat[w_idx, r_idx] - (self.base + rows[r_idx] * self.cap))   # (trial, enrolee)
+            self.state.pt_dose[at] = dose[w_idx, r_idx]
+            self.state.pt_dlt[at] = dlt[w_idx, r_idx]
         self.enrolled[rows] += take.sum(axis=0, dtype=np.int32)
         need_r -= ev_n if lost_kept is None else ev_n + lost_kept.sum(axis=0, dtype=np.int32)
         self.need[rows] = need_r

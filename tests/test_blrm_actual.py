@@ -1,0 +1,181 @@
+"""BLRM on each patient's actual dose under the actual-dose model (issue 22 item 1; docs/notes/blrm.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+import doseesc
+from doseesc import BLRM, TrialState
+from doseesc.actual_dose import DoseModel, PatientStatus
+from doseesc.state import StopReason
+
+ECAR01 = "scenarios/ecar01.toml"
+
+
+def _expit(z):
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def _gl(lo, hi, n=160):
+    """Gauss-Legendre nodes and weights on [lo, hi] (arrays broadcast over leading axes)."""
+    t, w = np.polynomial.legendre.leggauss(n)
+    lo, hi = np.asarray(lo, float)[..., None], np.asarray(hi, float)[..., None]
+    return 0.5 * (lo + hi) + 0.5 * (hi - lo) * t, 0.5 * (hi - lo) * w
+
+
+def reference(design: BLRM, dose, dlt, width: float = 9.0):
+    """P(under), P(over) and mean P(DLT) per tier (nominal doses) after patients at ``dose`` with ``dlt``, by
+    nested Gauss-Legendre quadrature written here: outer over log(beta), inner over log(alpha) split exactly
+    at each interval boundary (for fixed beta, P(DLT | d) > c is a half-line in log(alpha))."""
+    (m1, m2), (s1, s2), rho = design.prior_mean, design.prior_sd, design.prior_corr
+    x_pt = np.log(np.asarray(dose, float) / design.d_ref)
+    y_pt = np.asarray(dlt, float)
+    b, wb = _gl(m2 - width * s2, m2 + width * s2, 400)        # (400,)
+    a_lo, a_hi = m1 - width * s1, m1 + width * s1
+
+    def dens(a, b_):
+        z1, z2 = (a - m1) / s1, (b_ - m2) / s2
+        lp = -0.5 * (z1 * z1 - 2 * rho * z1 * z2 + z2 * z2) / (1 - rho * rho)
+        eta = a[..., None] + np.exp(b_)[..., None] * x_pt
+        ll = (y_pt * eta - np.logaddexp(0.0, eta)).sum(axis=-1)
+        return np.exp(lp + ll)
+
+    def integral(lo, hi, f=None):
+        """int over b of int_{lo(b)}^{hi(b)} density (times f(a, b)) da."""
+        lo = np.clip(lo, a_lo, a_hi)
+        hi = np.clip(hi, a_lo, a_hi)
+        a, wa = _gl(lo, hi)
+        bb = np.broadcast_to(b[:, None], a.shape)
+        v = dens(a, bb) * (1.0 if f is None else f(a, bb))
+        return float(((v * wa).sum(axis=1) * wb).sum())
+
+    x_tier = np.log(np.asarray(design.doses) / design.d_ref)
+    lo_c, hi_c = (math.log(c / (1 - c)) for c in design.boundaries)
+    out = np.zeros((3, design.n_tiers))
+    total = None
+    for k, xk in enumerate(x_tier):
+        t_lo = lo_c - np.exp(b) * xk           # P(DLT | d_k) < lower boundary iff log(alpha) < t_lo
+        t_hi = hi_c - np.exp(b) * xk
+        below = integral(np.full_like(b, a_lo), t_lo)
+        above = integral(t_hi, np.full_like(b, a_hi))
+        mid = integral(t_lo, t_hi)
+        tot = below + mid + above
+        total = tot if total is None else total
+        mean = sum(integral(lo, hi, lambda a, bb: _expit(a + np.exp(bb) * xk))
+                   for lo, hi in ((np.full_like(b, a_lo), t_lo), (t_lo, t_hi), (t_hi, np.full_like(b, a_hi))))
+        out[:, k] = below / tot, above / tot, mean / tot
+    return out
+
+
+def _design():
+    # doses 1, 2, 4 with d_ref 2; prior (log alpha, log beta) ~ N((logit 0.25, 0), diag(2^2, 1^2))
+    return BLRM((1.0, 2.0, 4.0), 2.0, cohort_size=3, max_n=12, prior_mean=(-1.0986, 0.0))
+
+
+def test_hand_worked_three_patients_equal_direct_quadrature():
+    # Three patients at their own doses: 0.85 (no DLT), 2.3 (DLT), 1.7 (no DLT). Their log-likelihood is
+    # sum_i [y_i eta_i - log(1 + exp(eta_i))], eta_i = log(alpha) + beta log(d_i / 2); the reference integrates
+    # prior x likelihood directly (nested Gauss-Legendre, split at the interval ends).
+    d = _design()
+    dose = np.array([[0.85, 2.3, 1.7]])
+    dlt = np.array([[False, True, False]])
+    ref = reference(d, dose[0], dlt[0])
+    got = d.posterior_summary_patients(dose, dlt)[0]
+    np.testing.assert_allclose(got[:2], ref[:2], atol=5e-4)      # interval probabilities: the grid's accuracy
+    np.testing.assert_allclose(got[2], ref[2], atol=1e-5)        # posterior means of P(DLT)
+    # the same patients counted at their nominal tiers (1, 2, 2: 0/1, 1/2) give another posterior
+    nominal = d.posterior_summary(np.array([[1, 2, 0]]), np.array([[0, 1, 0]]))[0]
+    ref_nom = reference(d, [1.0, 2.0, 2.0], [False, True, False])
+    np.testing.assert_allclose(nominal[:2], ref_nom[:2], atol=5e-4)
+    assert np.abs(nominal[:2] - got[:2]).max() > 0.01             # the actual doses matter here
+    # the design reads them from a state (pt_dose, pt_dlt), as the actual-dose engine writes them
+    st = TrialState.from_counts([[1, 2, 0]], [[0, 1, 0]], [1])
+    st.pt_dose = np.array([[0.85, 2.3, np.nan, 1.7]])
+    st.pt_dlt = np.array([[False, True, False, False]])
+    p = d.state_probabilities(st)
+    np.testing.assert_allclose(p["over"][0], got[1], atol=1e-12)
+    np.testing.assert_allclose(p["under"][0], got[0], atol=1e-12)
+
+
+def test_two_patients_and_a_dose_outside_the_expansion_interval():
+    # A product far short of the band (0.2, below 0.4 x the lowest dose) is evaluated directly, not expanded.
+    d = _design()
+    dose = np.array([[0.2, 3.1], [1.0, 3.1]])
+    dlt = np.array([[False, True], [False, True]])
+    got = d.posterior_summary_patients(dose, dlt)
+    for i in range(2):
+        ref = reference(d, dose[i], dlt[i])
+        np.testing.assert_allclose(got[i, :2], ref[:2], atol=5e-4)
+        np.testing.assert_allclose(got[i, 2], ref[2], atol=1e-5)
+
+
+def test_patient_ll_equals_direct_sum_on_random_data():
+    # The Chebyshev expansion against the direct per-patient sum at every grid node, as posterior summaries.
+    d = _design()
+    A, B = d._grid[:2]
+    rng = np.random.default_rng(3)
+    tier = rng.integers(0, 3, (40, 9))
+    dose = np.array(d.doses)[tier] * rng.uniform(0.5, 1.2, tier.shape)
+    dose[rng.random(tier.shape) < 0.3] = np.nan
+    dlt = rng.random(tier.shape) < np.array([0.05, 0.2, 0.6])[tier]
+    x = np.log(dose / d.d_ref)
+    with np.errstate(invalid="ignore"):
+        eta = A[None, None, :] + np.exp(B)[None, None, :] * x[:, :, None]
+        direct = np.where(np.isnan(x)[:, :, None], 0.0, np.where(dlt[:, :, None], eta, 0.0)
+                          - np.logaddexp(0.0, eta)).sum(axis=1)
+    np.testing.assert_allclose(d._summary_from_ll(d._patient_ll(dose, dlt)), d._summary_from_ll(direct), atol=1e-5)
+
+
+def test_nominal_doses_give_the_nominal_run():
+    # An actual-dose model that changes nothing (no band, no shortfall, no failure): every patient's dose is the
+    # nominal one, so the per-patient fit is the per-tier fit (to 1e-5: the Chebyshev expansion's error at the
+    # steepest grid nodes) and the trials are the same.
+    d = dataclasses.replace(_design(), max_n=15)
+    ladder = doseesc.DoseLadder((1.0, 2.0, 4.0))
+    sc = doseesc.Scenario((0.1, 0.25, 0.45))
+    plain = doseesc.simulate(d, sc, 400, rng=7, ladder=ladder)
+    act = doseesc.simulate(d, sc, 400, rng=7, ladder=ladder, dose_model=DoseModel())
+    np.testing.assert_array_equal(act.selected, plain.selected)
+    np.testing.assert_array_equal(act.n, plain.n)
+    np.testing.assert_array_equal(act.y, plain.y)
+    # the posterior itself
+    dose = np.array([[1.0, 1.0, 1.0, 2.0, 2.0, 2.0, np.nan]])
+    dlt = np.array([[False, False, False, True, False, False, False]])
+    np.testing.assert_allclose(d.posterior_summary_patients(dose, dlt),
+                               d.posterior_summary(np.array([[3, 3, 0]]), np.array([[0, 1, 0]])), atol=1e-5)
+
+
+class _NominalBLRM(BLRM):
+    """The BLRM fitted on nominal doses whatever the engine knows (the behaviour before per-patient doses)."""
+
+    uses_patient_doses = False
+
+
+def test_ecar01_decisions_use_the_infused_doses():
+    # ECAR01: +-20% band, 5% short products (down to half) counted at their tier. Same random numbers, so the
+    # trials agree until a decision differs; the per-patient fit changes some trials, not most.
+    proto = doseesc.load_protocol(ECAR01)
+    d = proto.design("BLRM")
+    nominal = _NominalBLRM(**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)})
+    sc = proto.scenario("mtd-middle")
+    kw = dict(rng=11, ladder=proto.tiers, dose_model=proto.dose_model)
+    act = doseesc.simulate(d, sc, 300, **kw)
+    nom = doseesc.simulate(nominal, sc, 300, **kw)
+    differ = (act.selected != nom.selected) | (act.n != nom.n).any(axis=1)
+    assert 0 < differ.sum() < 150
+    # each trial's final choice is the EWOC choice of the posterior on its evaluable patients' infused doses
+    pts = act.patients
+    ev = pts["status"] == PatientStatus.EVALUABLE
+    dose = np.where(ev, pts["dose"], np.nan)
+    dlt = pts["tox"] & ev
+    p = d._probabilities(d.posterior_summary_patients(dose, dlt))
+    chosen = d.ewoc_choice(p, act.n > 0)
+    done = act.reason == StopReason.MAX_N
+    assert done.sum() > 100
+    np.testing.assert_array_equal(act.selected[done], chosen[done])
+    # ... which is not the nominal fit's choice in some of them
+    p_nom = d.interval_probabilities(act.n, act.y)
+    assert (d.ewoc_choice(p_nom, act.n > 0)[done] != chosen[done]).any() or differ.any()
