@@ -6,10 +6,12 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 import doseesc
-from doseesc import BLRM, TrialState
+from doseesc import BLRM, DesignError, TrialState
 from doseesc.actual_dose import DoseModel, PatientStatus
+from doseesc.errors import OutcomeError
 from doseesc.state import StopReason
 
 ECAR01 = "scenarios/ecar01.toml"
@@ -179,3 +181,28 @@ def test_ecar01_decisions_use_the_infused_doses():
     # ... which is not the nominal fit's choice in some of them
     p_nom = d.interval_probabilities(act.n, act.y)
     assert (d.ewoc_choice(p_nom, act.n > 0)[done] != chosen[done]).any() or differ.any()
+
+
+def test_recommend_with_patient_doses():
+    # Log 1NNN 2NNT; every product 20% above nominal: doses 1.2 x3 then 2.4 x3 (the DLT at 2.4).
+    # Reference (direct quadrature above): with these doses P(over) at tier 2 (dose 2) = 0.185 < 0.25, P(target)
+    # 0.352 (tier 1: 0.169; tier 3 P(over) 0.571, not eligible): next tier 2. With the nominal doses 1 x3, 2 x3:
+    # P(over) at tier 2 = 0.274 >= 0.25: next tier 1.
+    d = _design()
+    dlt = [False] * 5 + [True]
+    actual = [1.2] * 3 + [2.4] * 3
+    ref = reference(d, actual, dlt)
+    assert ref[1, 1] < 0.25 - 0.05 and ref[1, 2] > 0.25 + 0.05
+    assert reference(d, [1.0] * 3 + [2.0] * 3, dlt)[1, 1] > 0.25 + 0.02
+    rec = doseesc.recommend(d, "1NNN 2NNT", warn=False, doses=actual)
+    assert rec.next_tier == 1 and not rec.stop
+    assert doseesc.recommend(d, "1NNN 2NNT", warn=False).next_tier == 0
+    # nominal doses given explicitly: the counts' answer
+    assert doseesc.recommend(d, "1NNN 2NNT", warn=False, doses=[1, 1, 1, 2, 2, 2]).next_tier == 0
+    # bad input
+    with pytest.raises(OutcomeError, match="doses has 5 values"):
+        doseesc.recommend(d, "1NNN 2NNT", warn=False, doses=actual[:5])
+    with pytest.raises(OutcomeError, match=r"doses\[2\] = 0"):
+        doseesc.recommend(d, "1NNN 2NNT", warn=False, doses=[1, 1, 0, 2, 2, 2])
+    with pytest.raises(DesignError, match="only BLRM"):
+        doseesc.recommend(doseesc.BOIN(0.25, 3, cohort_size=3, max_n=12), "1NNN", warn=False, doses=[1, 1, 1])

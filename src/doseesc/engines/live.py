@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -134,7 +135,7 @@ class Recommendation:
 
 def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder | None = None,
               warn: bool = True, follow_up=None, window: float | None = None, eff_follow_up=None,
-              eff_window: float | None = None) -> Recommendation:
+              eff_window: float | None = None, doses=None) -> Recommendation:
     """The design's next step after the observed ``outcomes``.
 
     ``outcomes`` is a trial log such as ``"1NNN 2NTN"``. The log is replayed
@@ -156,9 +157,19 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     ``eff_window``, the response window in days (default: ``window``). A
     patient without a response followed for less than ``eff_window`` has a
     pending response.
+
+    Designs fitted on each patient's own dose (BLRM: ``uses_patient_doses``) take ``doses``: the actual dose
+    each patient of the log (in order) received, on the ladder's scale; the model is then fitted on those
+    doses instead of the tiers' nominal ones.
     """
     if not isinstance(design, Design):
         raise DesignError(f"design = {design!r} is not a doseesc design")
+    if doses is not None:
+        if not getattr(design, "uses_patient_doses", False):
+            raise DesignError(f"doses: {design.label} is fitted on counts per tier, not on each patient's dose; "
+                              "only BLRM takes the patients' actual doses")
+        if follow_up is not None:
+            raise DesignError("doses and follow_up cannot be combined (no time-to-event design takes doses)")
     if follow_up is not None:
         return _with_responses(design, _recommend_tite(design, outcomes, ladder, follow_up, window, eff_follow_up,
                                                        eff_window))
@@ -170,7 +181,9 @@ def recommend(design: Design, outcomes: str | list[Cohort], ladder: DoseLadder |
     total = sum(c.size for c in cohorts)
     if total > design.max_n:
         raise OutcomeError(f"outcomes {text!r} has {total} patients, more than max_n = {design.max_n}")
-    rec = _with_responses(design, _replay(design, cohorts, text, ladder))
+    if doses is not None:
+        doses = _patient_doses(doses, total, text)
+    rec = _with_responses(design, _replay(design, cohorts, text, ladder, doses))
     _warn(rec, warn)
     return rec
 
@@ -209,9 +222,29 @@ def _with_responses(design: Design, rec: Recommendation) -> Recommendation:
                                utility=utility)
 
 
-def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder) -> Recommendation:
-    """Replay the log cohort by cohort through the kernel, one transition per cohort, noting deviations."""
+def _patient_doses(values, size: int, text: str) -> np.ndarray:
+    """Each patient's actual dose (``doses`` of :func:`recommend`), refused unless one positive number each."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise OutcomeError(f"doses = {values!r}: give a list of the patients' actual doses, one per patient of the log")
+    out = list(values)
+    if len(out) != size:
+        raise OutcomeError(f"doses has {len(out)} values but outcomes {text!r} has {size} patients")
+    for i, v in enumerate(out):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(v) and v > 0):
+            raise OutcomeError(f"doses[{i}] = {v!r} must be a positive dose")
+    return np.asarray(out, dtype=float)
+
+
+def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder,
+            doses: np.ndarray | None = None) -> Recommendation:
+    """Replay the log cohort by cohort through the kernel, one transition per cohort, noting deviations; with
+    ``doses`` (each patient's actual dose) the state carries them (``pt_dose``, ``pt_dlt``)."""
     state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
+    if doses is not None:
+        state.pt_dose = np.full((1, doses.size), np.nan)
+        state.pt_dlt = np.zeros((1, doses.size), dtype=bool)
+    seen = 0
     deviations = []
     stopped = decided_on = None
     for i, c in enumerate(cohorts):
@@ -230,6 +263,10 @@ def _replay(design: Design, cohorts: list[Cohort], text: str, ladder: DoseLadder
         state.active[0] = True  # a cohort treated after a stop: the trial goes on (a deviation, noted above)
         state.current[0] = c.tier
         state.add_cohort(c.size, sum(c.tox), sum(c.eff), sum(t and r for t, r in zip(c.tox, c.eff)))
+        if doses is not None:
+            state.pt_dose[0, seen:seen + c.size] = doses[seen:seen + c.size]
+            state.pt_dlt[0, seen:seen + c.size] = [bool(t) for t in c.tox]
+        seen += c.size
         if c.size < size and state.total_n[0] < design.max_n:
             state.size[0] = size - c.size  # incomplete last cohort: no decision yet
             return _recommendation(design, text, ladder, state, None, deviations, incomplete=size - c.size)
