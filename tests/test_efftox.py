@@ -169,6 +169,90 @@ def test_posterior_is_vectorised_and_deterministic():
     np.testing.assert_array_equal(fresh.posterior(batch)["desirability"], np.vstack(one))
 
 
+def random_states(n_rows: int, seed: int, k: int = 5) -> TrialState:
+    """``n_rows`` trial states with random cell counts (0-3 per cell at each tier, tiers 4-5 often untried)."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 4, (n_rows, k, 4))
+    cells[:, 3:] *= rng.integers(0, 2, (n_rows, k - 3, 1))
+    n = cells.sum(axis=2)
+    return TrialState.from_counts(n, cells[..., 1] + cells[..., 3], [0] * n_rows, e=cells[..., 2] + cells[..., 3],
+                                  ye=cells[..., 3])
+
+
+def test_posterior_does_not_depend_on_batch():
+    # 300 distinct states (more than one block of 2^14 / 128 = 128 rows, sorted by their number of nonzero
+    # cells inside the sampler) give bit-identical summaries alone, in a small batch, reversed, or all at once
+    batch = random_states(300, seed=5)
+    whole = thall2014().posterior(batch)
+    rev = thall2014().posterior(TrialState.from_counts(batch.n[::-1], batch.y[::-1], [0] * 300, e=batch.e[::-1],
+                                                       ye=batch.ye[::-1]))
+    d = thall2014()
+    for key in ("eff", "tox", "p_eff", "p_tox"):
+        np.testing.assert_array_equal(whole[key], rev[key][::-1])
+    for i in (0, 77, 128, 299):
+        one = d.posterior(TrialState.from_counts(batch.n[i:i + 1], batch.y[i:i + 1], [0], e=batch.e[i:i + 1],
+                                                 ye=batch.ye[i:i + 1]))
+        for key in ("eff", "tox", "p_eff", "p_tox"):
+            np.testing.assert_array_equal(one[key][0], whole[key][i])
+
+
+# the default sampler (128 points) before it was rewritten for speed (commit 3c5fce8: double precision
+# parameters, scipy's expit, every cell's log; the same points and proposal): the rewrite moves these by
+# at most 3e-7 (single precision); over the 77,616 states of bench/bench_efftox.py it moved one value of
+# 1.55 million by more than 1e-5 (docs/notes/efftox.md)
+EARLIER = {
+    "1NNN 2ENN 3ETB": dict(eff=[0.05668831, 0.23093319, 0.70932084, 0.88901389, 0.93752277],
+                           tox=[0.01142252, 0.05137094, 0.41842961, 0.78229457, 0.8899588],
+                           p_eff=[0.00730603, 0.08185481, 0.86633098, 0.96659857, 0.97698617],
+                           p_tox=[0.99501413, 0.98330581, 0.31481788, 0.06203832, 0.04875965]),
+    LATE[0]: dict(eff=[0.08837549, 0.25352487, 0.63835514, 0.84877044, 0.92297053],
+                  tox=[0.00692753, 0.00879385, 0.03734836, 0.20001365, 0.52404881],
+                  p_eff=[0.00532658, 0.08071344, 0.92921108, 1.0, 0.99999976],
+                  p_tox=[0.997715, 0.99998021, 0.99999821, 0.81867099, 0.18266577]),
+}
+
+
+@pytest.mark.parametrize("log", list(EARLIER))
+def test_sampler_agrees_with_earlier_implementation(log):
+    post = thall2014().posterior(state_of(log))
+    for key, want in EARLIER[log].items():
+        np.testing.assert_allclose(post[key][0], want, atol=1e-5, err_msg=key)
+
+
+def test_newton_modes_and_factors():
+    # the written-out Newton against a direct double-precision check on 50 random states: the gradient of the
+    # log posterior vanishes at the mode (< 1e-8) and L L^T is the inverse of the negative Hessian (1e-10)
+    from scipy import special
+    d = thall2014()
+    counts = d.cells(random_states(50, seed=11)).reshape(50, -1)
+    mode_t, lt, mode_e, le = d.modes(counts)
+    c4 = counts.reshape(50, 5, 4).astype(float)
+    n = c4.sum(axis=2)
+    m0, s0 = np.asarray(d.prior_mean), np.asarray(d.prior_sd)
+    x = d.x
+    for theta, chol, X, y, cols in ((mode_t, lt, np.stack([np.ones(5), x], 1), c4[..., 1] + c4[..., 3], [0, 1]),
+                                    (mode_e, le, np.stack([np.ones(5), x, x * x], 1), c4[..., 2] + c4[..., 3],
+                                     [2, 3, 4])):
+        p = special.expit(theta @ X.T)
+        grad = (y - n * p) @ X - (theta - m0[cols]) / s0[cols] ** 2
+        assert np.abs(grad).max() < 1e-8
+        hess = np.einsum("sk,ki,kj->sij", n * p * (1 - p), X, X) + np.diag(1 / s0[cols] ** 2)
+        assert np.allclose(np.tril(chol), chol)
+        np.testing.assert_allclose(chol @ chol.transpose(0, 2, 1) @ hess, np.broadcast_to(np.eye(len(cols)),
+                                                                                         hess.shape), atol=1e-10)
+
+
+def test_unique_rows_matches_numpy():
+    from doseesc.designs.efftox import _unique_rows
+    rng = np.random.default_rng(3)
+    for shape, high in (((400, 20), 4), ((300, 10), 40), ((200, 3), 2 ** 40), ((0, 4), 3), ((30, 5), 1)):
+        rows = rng.integers(0, high, shape)
+        rows[::5] = rows[:1]
+        uniq, inverse = _unique_rows(rows)
+        np.testing.assert_array_equal(uniq[inverse], rows)
+        assert len(uniq) == len(np.unique(rows, axis=0))
+
+
 # -- stopping and safety --------------------------------------------------------------------------------------
 def test_stops_with_no_dose_when_nothing_acceptable():
     # 6/6 DLTs at dose 1 (no response): P(pi_T < 0.3) at dose 1 is tiny and the higher doses are more toxic

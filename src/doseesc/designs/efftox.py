@@ -380,7 +380,7 @@ class EffTox(Design):
     #: Rows x points of every block of :meth:`_summaries` (a block short of its rows is padded): each state's
     #: summaries are then computed by the same instructions wherever it sits and whatever else is computed with
     #: it, so results do not depend on batch size, workers or what the memo already holds.
-    BLOCK = 2 ** 15
+    BLOCK = 2 ** 14
 
     def modes(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Posterior modes of the toxicity (mu_T, beta_T) and efficacy (mu_E, beta_E1, beta_E2) logistic models
