@@ -377,9 +377,10 @@ class EffTox(Design):
             ye = np.round(np.asarray(state.ye, float)).astype(np.int64)
         return np.stack([n - y - e + ye, y - ye, e - ye, ye], axis=-1)
 
-    #: Rows x points of every block of :meth:`_summaries` (a block short of its rows is padded): each state's
-    #: summaries are then computed by the same instructions wherever it sits and whatever else is computed with
-    #: it, so results do not depend on batch size, workers or what the memo already holds.
+    #: Rows x points of a block of :meth:`_summaries` (about 1 MB per single-precision array: fewer fresh memory
+    #: pages per block than larger blocks, less Python per row than smaller). Every step of a block is
+    #: elementwise, a reduction along one row, or one matrix-vector product per row, so a state's summaries do
+    #: not depend on the block, batch size, workers or what the memo already holds (tested).
     BLOCK = 2 ** 14
 
     def modes(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -420,9 +421,8 @@ class EffTox(Design):
         order = np.argsort((counts > 0).sum(axis=1), kind="stable")
         with np.errstate(over="ignore", under="ignore"):
             for lo in range(0, s_rows, b):
-                rows = order[np.minimum(np.arange(lo, lo + b), s_rows - 1)]
-                m = min(b, s_rows - lo)     # a short block is padded with copies of its last row
-                out[rows[:m]] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)[:m]
+                rows = order[lo:lo + b]
+                out[rows] = self._block(counts[rows], mode_t[rows], lt[rows], mode_e[rows], le[rows], ess)
         return out
 
     def _block(self, counts, mode_t, lt, mode_e, le, ess: bool) -> np.ndarray:
