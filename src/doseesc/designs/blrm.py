@@ -376,7 +376,8 @@ class BLRM(Design):
     def _cheb(self):
         """Chebyshev expansion of each patient's term ``log(1 + exp(eta))``, ``eta = log(alpha) + beta x``, in the
         log dose ``x = log(d / d_ref)`` on ``[lo, hi]`` (from 0.4 times the lowest tier's dose to 1.25 times the
-        highest's), at every grid node: ``(lo, hi, C)``, ``C`` of shape ``(degree + 1, nodes)``. Summed over a
+        highest's), at every grid node: ``(lo, hi, K)``; ``K`` holds minus the coefficients ``C`` (shape
+        ``(degree + 1, nodes)``), then the rows log(alpha), beta and the log prior of the nodes. Summed over a
         trial's patients, the term is ``M @ C`` with ``M`` the sums of the Chebyshev polynomials of the
         patients' scaled log doses (:meth:`_patient_ll`)."""
         A, B = self._grid[:2]
@@ -390,43 +391,53 @@ class BLRM(Design):
         C = (cos @ vals.T) * (2.0 / (deg + 1))
         C[0] *= 0.5
         C[np.abs(C) < 1e-100] = 0.0        # no subnormal numbers in the matrix product (they are very slow)
-        return lo, hi, C
+        # the whole log-likelihood (and the log prior) as one product: rows -C, log(alpha), beta, log prior
+        K = np.vstack([-C, A[None, :], np.exp(B)[None, :], self._grid[2][None, :]])
+        return lo, hi, np.ascontiguousarray(K)
 
-    def _patient_ll(self, dose: np.ndarray, dlt: np.ndarray) -> np.ndarray:
+    def _patient_ll(self, dose: np.ndarray, dlt: np.ndarray, prior: bool = False) -> np.ndarray:
         """Log-likelihood at every grid node, shape ``(n_trials, nodes)``, of patients at their own doses:
         ``sum_i [y_i eta_i - log(1 + exp(eta_i))]``, ``eta_i = log(alpha) + beta log(d_i / d_ref)``.
 
         The DLT part is exact (``Y log(alpha) + beta sum_{DLT} x_i``); the other term is the Chebyshev
         expansion of :meth:`_cheb` for doses inside its interval, and evaluated directly for the rare patients
-        outside it (products far short of the band)."""
+        outside it (products far short of the band). With ``prior`` the log prior density is added.
+        All of it is one matrix product: (Chebyshev sums, DLTs, sum of the DLT patients' x, 1) @ rows of
+        :meth:`_cheb`."""
         A, B = self._grid[:2]
-        lo, hi, C = self._cheb
+        lo, hi, K = self._cheb
+        deg1 = K.shape[0] - 3
         dose = np.asarray(dose, float)
         dlt = np.asarray(dlt, bool)
         has = ~np.isnan(dose)
         x = np.log(np.where(has, dose, self.d_ref) / self.d_ref)
         y = has & dlt
-        ll = y.sum(axis=1)[:, None] * A[None, :] + np.where(y, x, 0.0).sum(axis=1)[:, None] * np.exp(B)[None, :]
         inside = has & (x >= lo) & (x <= hi)
         t = np.where(inside, (2 * x - (lo + hi)) / (hi - lo), 0.0)
-        m = np.empty((dose.shape[0], C.shape[0]))
+        m = np.empty((dose.shape[0], K.shape[0]))
         t_prev, t_cur = inside.astype(float), np.where(inside, t, 0.0)     # T_0, T_1 (0 where no patient)
         m[:, 0] = t_prev.sum(axis=1)
-        if C.shape[0] > 1:
+        if deg1 > 1:
             m[:, 1] = t_cur.sum(axis=1)
-        for d in range(2, C.shape[0]):
+        for d in range(2, deg1):
             t_prev, t_cur = t_cur, 2 * t * t_cur - t_prev
             m[:, d] = t_cur.sum(axis=1)
-        ll -= m @ C
+        m[:, deg1] = y.sum(axis=1)
+        m[:, deg1 + 1] = np.where(y, x, 0.0).sum(axis=1)
+        m[:, deg1 + 2] = 1.0 if prior else 0.0
+        ll = m @ K
         out_r, out_c = np.nonzero(has & ~inside)
         if out_r.size:
             terms = np.logaddexp(0.0, A[None, :] + np.exp(B)[None, :] * x[out_r, out_c][:, None])
             np.subtract.at(ll, out_r, terms)
         return ll
 
-    def _summary_from_ll(self, ll: np.ndarray) -> np.ndarray:
+    def _summary_from_ll(self, ll: np.ndarray, prior_added: bool = False) -> np.ndarray:
+        """Posterior summaries from the log-likelihood at the nodes (overwritten), plus the log prior unless
+        ``prior_added``."""
         A, B, log_prior, logp_t, log1mp_t, frac = self._grid
-        ll += log_prior[None, :]
+        if not prior_added:
+            ll += log_prior[None, :]
         ll -= ll.max(axis=1, keepdims=True)
         np.exp(ll, out=ll)
         out = ll @ frac
@@ -441,7 +452,8 @@ class BLRM(Design):
         out = np.empty((dose.shape[0], _COLS, self.n_tiers))
         step = 2048
         for i in range(0, dose.shape[0], step):
-            out[i:i + step] = self._summary_from_ll(self._patient_ll(dose[i:i + step], dlt[i:i + step]))
+            out[i:i + step] = self._summary_from_ll(self._patient_ll(dose[i:i + step], dlt[i:i + step], prior=True),
+                                                    prior_added=True)
         return out
 
     def state_probabilities(self, state: TrialState) -> dict[str, np.ndarray]:
