@@ -19,7 +19,9 @@ mapped to a multivariate t (5 df) around those modes with the curvature's
 covariance inflated by 1.3, and psi from its prior; (3) weights prior x full
 likelihood (association included) / proposal. The proposal's ESS is about half
 the points in every state (the prior as proposal keeps about 0.2% of its points
-after 30 patients). Each distinct state is computed once and remembered.
+after 30 patients). Each distinct state is computed once and remembered; each
+marginal mode once per distinct (patients, events) row; the work on the points
+is single precision, each step elementwise or per row (docs/notes/efftox.md).
 """
 
 from __future__ import annotations
