@@ -206,3 +206,13 @@ def test_recommend_with_patient_doses():
         doseesc.recommend(d, "1NNN 2NNT", warn=False, doses=[1, 1, 0, 2, 2, 2])
     with pytest.raises(DesignError, match="only BLRM"):
         doseesc.recommend(doseesc.BOIN(0.25, 3, cohort_size=3, max_n=12), "1NNN", warn=False, doses=[1, 1, 1])
+
+
+def test_design_doses_must_be_the_ladders_under_the_actual_dose_model():
+    # The engine gives each patient's dose on the ladder's scale: a BLRM on another scale (here x10) is refused.
+    d = _design()
+    sc = doseesc.Scenario((0.1, 0.25, 0.45))
+    with pytest.raises(DesignError, match=r"doses = \[1.0, 2.0, 4.0\] differ from the dose ladder's"):
+        doseesc.simulate(d, sc, 10, rng=1, ladder=doseesc.DoseLadder((10.0, 20.0, 40.0)), dose_model=DoseModel())
+    # without the actual-dose model the tiers' nominal doses are used, whatever the ladder's scale
+    doseesc.simulate(d, sc, 10, rng=1, ladder=doseesc.DoseLadder((10.0, 20.0, 40.0)))

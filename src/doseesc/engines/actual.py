@@ -12,6 +12,7 @@ import numpy as np
 
 from ..actual_dose import DoseModel, PatientStatus
 from ..designs.base import Design
+from ..errors import DesignError
 from ..rng import BLOCK_SIZE, Stream, block_generator
 from ..scenario import Scenario, plackett_joint
 from ..state import StopReason, TrialState
@@ -96,8 +97,22 @@ def _batch_actual(design: Design, scenario: Scenario, ladder: DoseLadder, model,
     a wide look-ahead. The body weight is computed only for the patients the
     flat cap may reach (:meth:`DoseModel.cap_screen`).
     """
+    _check_patient_doses(design, ladder)
     m = _Model(design, scenario, ladder, model, "eff" in u)
     return _ActualBatch(design, m, u, n_trials, cap, rec, offset).run()
+
+
+def _check_patient_doses(design: Design, ladder: DoseLadder) -> None:
+    """A design fitted on each patient's dose (``uses_patient_doses``: BLRM) gets the doses on the ladder's scale:
+    refuse one whose own ``doses`` are on another."""
+    if not getattr(design, "uses_patient_doses", False):
+        return
+    own = np.asarray(getattr(design, "doses"), dtype=float)
+    lad = np.asarray(ladder.doses, dtype=float)
+    if own.shape != lad.shape or not np.allclose(own, lad, rtol=1e-9, atol=0.0):
+        raise DesignError(f"{design.label}: doses = {[float(v) for v in own]} differ from the dose ladder's "
+                          f"{[float(v) for v in lad]}: under the actual-dose model each patient's actual dose (on "
+                          "the ladder's scale) enters the model, so the design's doses must be the ladder's")
 
 
 class _Model:
