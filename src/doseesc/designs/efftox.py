@@ -452,9 +452,15 @@ class EffTox(Design):
         x = self.x.astype(f4)[None, :, None]
         neg = lambda v: np.negative(v)[:, None, :]   # noqa: E731
         pq = np.empty((2, 2, s_rows * k, P), f4)
-        for i, neg_eta in enumerate((neg(g0) + neg(g1) * x + neg(g2) * (x * x), neg(a) + neg(bt) * x)):
+        tmp = np.empty((s_rows, k, P), f4)
+        for i, terms in enumerate(((g0, g1, g2), (a, bt))):
             u = pq[i, 0]
-            np.minimum(neg_eta.reshape(-1, P), f4(88), out=u)
+            u3 = u.reshape(s_rows, k, P)          # -eta = -c0 + (-c1) x [+ (-c2) x^2], written in place
+            np.multiply(neg(terms[1]), x, out=u3)
+            u3 += neg(terms[0])
+            if len(terms) == 3:
+                u3 += np.multiply(neg(terms[2]), x * x, out=tmp)
+            np.minimum(u, f4(88), out=u)
             np.exp(u, out=u)
             p = np.add(u, 1, out=pq[i, 1])
             np.reciprocal(p, out=p)
