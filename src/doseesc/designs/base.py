@@ -216,6 +216,9 @@ class Design:
     #: True for time-to-event designs (TITE): they decide with pending patients' partial follow-up, so
     #: exact enumeration and dose paths do not apply.
     time_to_event: ClassVar[bool] = False
+    #: True for designs fitted on each patient's own dose (BLRM): under the actual-dose model the engine gives the
+    #: state each evaluable patient's actual dose (``pt_dose``) and DLT (``pt_dlt``).
+    uses_patient_doses: ClassVar[bool] = False
     #: True for a time-to-event design that is also defined on complete data (every patient followed to the
     #: end of the window before the next decision, as when accrual is slow): exact enumeration, dose paths
     #: and ``recommend`` without follow-up times use that form (rolling six: then the 3+3 with de-escalation).
