@@ -36,3 +36,8 @@ def test_lazy_module_behaves_like_the_module():
     assert special.betainc is scipy.special.betainc
     assert special.gammaln(5.0) == scipy.special.gammaln(5.0)
     assert "loaded" in repr(special)
+
+
+def test_command_line_module_loads_no_heavy_module():
+    """`doseesc --help` imports doseesc.cli (and through it the report): still no scipy, pandas or matplotlib."""
+    assert _loaded("import doseesc.cli") == []

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from .._lazy import lazy
 from .._version import __version__
 from ..compare import conduct_notes, paired_difference
 from ..engines.backfill import backfill_summary
@@ -39,6 +39,8 @@ from .document import Heading, PageBreak, Paragraph, Row, Table, figure_block, r
 from .labels import (MONTH_METRICS, design_colours, dose_text, metric_cells, metric_name, months_text, tier_label,
                      tier_labels)
 from .summary_text import month_definition, near_tie_warning, scenario_summary
+
+pd = lazy("pandas")
 
 #: Escalation paths are drawn for this many cohorts from the start of the trial.
 PATH_COHORTS = 2
