@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import doseesc
 from doseesc import cli
 from doseesc.cli import main
+from doseesc.compare import question_metric
 from doseesc.study import run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,18 +63,27 @@ def run(*args, width: int | None = None):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
 
 
-def test_bundled_file_prints_at_most_80_lines_at_100_columns():
-    """Acceptance (issue 23): the largest bundled file (DCAR-SLE: 12 designs x 8 scenarios) prints at most 80 lines
-    by default at 100 columns, none wider; the per-design blocks are not in it."""
-    r = run("simulate", ROOT / "scenarios" / "dcar_sle.toml", "-n", 30, "--no-progress", width=100)
+BUNDLED = sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_file_prints_at_most_80_lines_at_100_columns(name):
+    """Acceptance (issue 23): each bundled file (the largest, DCAR-SLE, has 14 designs x 8 scenarios) prints at
+    most 80 lines by default at 100 columns, none wider, with every design a row of the cross-scenario table and
+    every scenario in a per-scenario table; the per-design blocks are not in it."""
+    r = run("simulate", ROOT / "scenarios" / name, "-n", 30, "--no-progress", width=100)
     assert r.exit_code == 0, r.output
     lines = r.stdout.rstrip("\n").split("\n")
     assert len(lines) <= 80, len(lines)
     assert max(len(x) for x in lines) <= 100
-    assert "per trial:" not in r.stdout and "Paired comparison" not in r.stdout
-    proto = doseesc.load_protocol(ROOT / "scenarios" / "dcar_sle.toml")
-    for name in proto.designs:        # every design is a row of the cross-scenario table
-        assert any(x.startswith(f"  {name} ") for x in lines), name
+    assert "  per trial: " not in r.stdout and "under scenario" not in r.stdout
+    assert "Paired comparison" not in r.stdout
+    proto = doseesc.load_protocol(ROOT / "scenarios" / name)
+    for d in proto.designs:        # every design is a row of the cross-scenario table and of the scenarios' tables
+        assert sum(bool(re.match(rf"  {re.escape(d)}( \[[a-z]\])?  ", x)) for x in lines) >= 2, d
+    titles = " ".join(x for x in lines if x.startswith("      ") and x.strip().startswith("S"))
+    assert titles.split()[::2] == [f"S{i + 1}" for i in range(len(proto.scenarios))]
+    assert titles.split()[1::2] == list(proto.scenarios)
 
 
 def _row(text: str, start: str, name: str) -> list[str]:
@@ -85,26 +95,53 @@ def _row(text: str, start: str, name: str) -> list[str]:
 
 
 def test_compact_numbers_are_the_studys(two):
-    """Each cell of the compact tables is the study's number, rounded as shown: P(correct) on the design's own
-    question (P(true MTD) for BOIN, P(true OBD) for BOIN12) ± its MCSE in points, P(select above the MTD), mean N,
-    mean DLTs; the cross-scenario mean is the average of the two scenarios and the worst their minimum."""
+    """Each cell of the compact tables is the study's number, rounded as shown. Cross-scenario table: P(correct) on
+    the design's own question (P(true MTD) for BOIN, P(true OBD) for BOIN12) per scenario, their mean and worst,
+    the truths above the designs and the largest MCSE in its footnote. Per-scenario tables (several scenarios):
+    P(select above the MTD), mean N, mean DLTs, no P(correct) (it is the table above)."""
     r = run("simulate", two, "--no-exact", width=120)
     assert r.exit_code == 0, r.output
     study = run_protocol(doseesc.load_protocol(two), n_trials=300, seed=7)
     res = {(x.scenario.name, study.name_of(x)): x for x in study.results}
-    boin, b12 = res[("mid", "BOIN")], res[("mid", "BOIN12")]
+    boin, b12, tox = res[("mid", "BOIN")], res[("mid", "BOIN12")], res[("Toxic", "BOIN")]
     cells = _row(r.stdout, "Per scenario", "BOIN")        # S1 mid then S2 Toxic, side by side at 120 columns
-    est, se = boin.metric("p_correct")
-    assert cells[0] == f"{100 * est:.1f}±{100 * se:.1f}"
-    assert cells[1] == f"{100 * boin.metric('p_above_mtd')[0]:.1f}"
-    assert cells[2] == f"{boin.expected_n:.1f}" and cells[3] == f"{boin.metric('mean_dlt')[0]:.1f}"
-    assert _row(r.stdout, "Per scenario", "BOIN12")[0].startswith(f"{100 * b12.metric('p_select_obd')[0]:.1f}±")
+    assert cells == [f"{100 * boin.metric('p_above_mtd')[0]:.1f}", f"{boin.expected_n:.1f}",
+                     f"{boin.metric('mean_dlt')[0]:.1f}", f"{100 * tox.metric('p_above_mtd')[0]:.1f}",
+                     f"{tox.expected_n:.1f}", f"{tox.metric('mean_dlt')[0]:.1f}"]
+    head = next(x for x in r.stdout.split("\n") if x.startswith("  design   >MTD"))
+    assert head.split() == ["design", ">MTD", "N", "DLTs", ">MTD", "N", "DLTs"]     # no P(correct) column
     cross = _row(r.stdout, "P(correct)", "BOIN")
-    a, b = boin.p_correct, res[("Toxic", "BOIN")].p_correct
+    a, b = boin.p_correct, tox.p_correct
     # cells: Q, S1, S2, mean, worst; e.g. 0.62 and 0.40 -> mean 51.0, worst 40.0
     assert cross == ["MTD", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * (a + b) / 2:.1f}", f"{100 * min(a, b):.1f}"]
-    assert _row(r.stdout, "P(correct)", "BOIN12")[0] == "OBD"
+    o1, o2 = b12.metric("p_select_obd")[0], res[("Toxic", "BOIN12")].metric("p_select_obd")[0]
+    assert _row(r.stdout, "P(correct)", "BOIN12") == ["OBD", f"{100 * o1:.1f}", f"{100 * o2:.1f}",
+                                                     f"{100 * (o1 + o2) / 2:.1f}", f"{100 * min(o1, o2):.1f}"]
+    # target 0.25: mid has P(DLT) 0.15 at 3e5 and 0.35 at 6e5, so its true MTD is 3e5; Toxic's lowest tier
+    # already has 0.3 > 0.25, so none
+    assert _row(r.stdout, "P(correct)", "true MTD") == ["3e5", "none"]
+    assert (boin.true_mtd, tox.true_mtd) == (1, -1)
+    ses = [x.metric(question_metric(x))[1] for x in study.results]
+    assert f"; Monte Carlo MCSE at most {100 * max(ses):.1f} points." in r.stdout and "±" not in r.stdout
     assert "seed 7" in r.stdout.split("\n")[1]
+
+
+def test_compact_footnote_names_the_exact_designs(two):
+    """Where exact values stand in the cross-scenario table (3+3 and BOIN here; BOIN12 is simulated), the footnote
+    names those designs and gives the largest MCSE of the others (BOIN12's); one scenario alone keeps P(correct)
+    ± MCSE in its per-scenario table (exact: no ±), as there is no cross-scenario table then."""
+    r = run("simulate", two, "-n", 300, width=1000)
+    study = run_protocol(doseesc.load_protocol(two), n_trials=300, seed=7, method="auto")
+    mc = [x for x in study.results if study.name_of(x) == "BOIN12"]
+    se = max(x.metric("p_select_obd")[1] for x in mc)
+    assert f"; exact (no MCSE): 3+3, BOIN; the others' MCSE at most {100 * se:.1f} points." in r.stdout
+    one = run("simulate", two, "-n", 300, "-s", "mid", width=120).stdout
+    assert "P(correct) %: each design" not in one and "Per scenario (true MTD and OBD, cells/kg)" in one
+    b12 = next(x for x in mc if x.scenario.name == "mid")
+    est, se = b12.metric("p_select_obd")
+    assert _row(one, "Per scenario", "BOIN12")[0] == f"{100 * est:.1f}±{100 * se:.1f}"
+    ex = study.exact_of(next(x for x in study.results if x.scenario.name == "mid" and study.name_of(x) == "BOIN"))
+    assert ex.is_exact and _row(one, "Per scenario", "BOIN")[0] == f"{100 * ex.p_correct:.1f}"
 
 
 def test_detail_full_is_todays_output_and_files_do_not_change(two, tmp_path):

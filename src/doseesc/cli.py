@@ -524,12 +524,13 @@ def _wrap_line(body: str, lead: str, width: int) -> list[str]:
 
 
 def _panels(labels: list[list[str]], label_heads: list[str], groups: list[tuple[str, list[tuple[str, list[str]]]]],
-            width: int, indent: str = "  ", sep: str = "   ") -> list[str]:
+            width: int, indent: str = "  ", sep: str = "   ", gap: str = "  ") -> list[str]:
     """A table laid out to ``width``: label columns (left-aligned, ``labels[row][j]`` under ``label_heads[j]``),
     then ``groups`` of right-aligned columns, ``(title, [(head, cells), ...])``. Groups stand side by side, as
     many as fit the width; the others follow in further panels that repeat the label columns (a wide table
     printed in parts). A group title ("" for none) stands above its columns. Long first labels (design names)
-    are wrapped onto a second line where that gives fewer lines in all (more groups side by side)."""
+    are wrapped onto a second line where that gives fewer lines in all (more groups side by side). ``sep``
+    stands between groups, ``gap`` between the columns of a group."""
     labels = [list(r) for r in labels]
     titled = any(t for t, _ in groups)
 
@@ -538,7 +539,7 @@ def _panels(labels: list[list[str]], label_heads: list[str], groups: list[tuple[
 
     gws = []
     for title, cols in groups:
-        w = sum(col_w(h, c) for h, c in cols) + 2 * (len(cols) - 1)
+        w = sum(col_w(h, c) for h, c in cols) + len(gap) * (len(cols) - 1)
         gws.append(max(w, len(title)))
     lw = [max([len(h)] + [len(r[j]) for r in labels]) for j, h in enumerate(label_heads)]
     rest = sum(lw[1:]) + 2 * (len(lw) - 1)
@@ -582,10 +583,10 @@ def _panels(labels: list[list[str]], label_heads: list[str], groups: list[tuple[
         for i in p:
             cols = groups[i][1]
             ws = [col_w(h, c) for h, c in cols]
-            ws[0] += gws[i] - (sum(ws) + 2 * (len(ws) - 1))   # a title wider than the columns widens the first
-            heads.append("  ".join(h.rjust(w) for (h, _), w in zip(cols, ws)))
+            ws[0] += gws[i] - (sum(ws) + len(gap) * (len(ws) - 1))   # a title wider than the columns widens the first
+            heads.append(gap.join(h.rjust(w) for (h, _), w in zip(cols, ws)))
             for k in range(len(labels)):
-                body[k].append("  ".join(c[k].rjust(w) for (_, c), w in zip(cols, ws)))
+                body[k].append(gap.join(c[k].rjust(w) for (_, c), w in zip(cols, ws)))
         lines.append(row(label_heads, heads))
         for k in range(len(labels)):
             lines.append(row([wrapped[k][0]] + labels[k][1:], body[k]))
@@ -650,40 +651,45 @@ def _compact_text(study: Study, width: int) -> str:
              for s in snames}
     unit = getattr(lad, "unit", "") or ""
     what = " and ".join(w for w, on in (("MTD", any_mtd), ("OBD", any_obd)) if on)
-    if len(snames) > 1:
+    several = len(snames) > 1
+    if several:
         lines.append("P(correct) %: each design on the question it answers (Q), by scenario (S1...), mean and worst:")
         per = {s: {d: shown[(s, d)] for d in dnames} for s in snames}
+        # the truth each scenario sets, above the designs' rows (the mean and worst columns have none)
+        truths = [(f"true {w}", [_short_tier(lad, v[s]) for s in snames])
+                  for w, v, on in (("MTD", mtds, any_mtd), ("OBD", obds, any_obd)) if on]
         cols = []
         for i, s in enumerate(snames):
-            cells = []
+            cells = [t[1][i] for t in truths]
             for d in dnames:
                 r = per[s][d]
                 v = r.metric(question_metric(r))[0]
                 cells.append(_pct(v))
             cols.append((f"S{i + 1}", cells))
-        avg, worst = [], []
+        avg, worst = [""] * len(truths), [""] * len(truths)
         for d in dnames:
             vals = [per[s][d].metric(question_metric(per[s][d]))[0] for s in snames]
             ok = [v for v in vals if math.isfinite(v)]
             avg.append(_pct(sum(ok) / len(ok)) if ok else "n/a")
             worst.append(_pct(min(ok)) if ok else "n/a")
         groups = [("", [c]) for c in cols] + [("", [("mean", avg)]), ("", [("worst", worst)])]
-        lines += _panels([[label[d], questions[d]] for d in dnames], ["design", "Q"], groups, width, sep="  ")
-        ses = [per[s][d].metric(question_metric(per[s][d]))[1] for s in snames for d in dnames
-               if not per[s][d].is_exact]
-        ses = [x for x in ses if math.isfinite(x)]
-        lines.append(f"  S1 to S{len(snames)}: the scenarios below, in the file's order"
-                     + (f"; Monte Carlo MCSE at most {100 * max(ses):.1f} points" if ses else "") + ".")
+        lines += _panels([[t[0], ""] for t in truths] + [[label[d], questions[d]] for d in dnames], ["design", "Q"],
+                         groups, width, sep="  ")
+        lines.append(_cross_footnote(snames, dnames, per, what, unit if truths else "", mc))
     for m in dict.fromkeys(marks.values()):
         ds = [d for d in dnames if marks.get(d) == m]
         lines.append(f"  {m} {', '.join(ds)}: " + "; ".join(notes[ds[0]]))
     timed = mc and all("duration_days" in res[k].extra for k in res)
     lines.append("")
-    lines.append("Per scenario" + (f" (true {what}{', ' + unit if unit else ''})" if what else "")
-                 + (": correct = P(correct) %" if not mc else ": correct = P(correct) % ± MCSE"
-                    + (" (exact: no ±)" if any(x.is_exact for x in shown.values()) else ""))
-                 + "; >MTD = P(select above the true MTD) %; N, DLTs = means per trial"
-                 + ("; mo = mean months" if timed else "") + ":")
+    if several:      # P(correct) is the table above: here the figures without a Monte Carlo error shown
+        lines.append("Per scenario: >MTD = P(select above the true MTD) %; N, DLTs = means per trial"
+                     + ("; mo = mean months" if timed else "") + ":")
+    else:
+        lines.append("Per scenario" + (f" (true {what}{', ' + unit if unit else ''})" if what else "")
+                     + (": correct = P(correct) %" if not mc else ": correct = P(correct) % ± MCSE"
+                        + (" (exact: no ±)" if any(x.is_exact for x in shown.values()) else ""))
+                     + "; >MTD = P(select above the true MTD) %; N, DLTs = means per trial"
+                     + ("; mo = mean months" if timed else "") + ":")
     groups = []
     for i, s in enumerate(snames):
         c_ok, c_above, c_n, c_dlt, c_mon = [], [], [], [], []
@@ -700,13 +706,40 @@ def _compact_text(study: Study, width: int) -> str:
             if timed:
                 days = res[(s, d)].metric("duration_days")[0]
                 c_mon.append("n/a" if not math.isfinite(days) else f"{days / DAYS_PER_MONTH:.1f}")
-        cols = [("correct", c_ok), (">MTD", c_above), ("N", c_n), ("DLTs", c_dlt)] + \
+        cols = ([] if several else [("correct", c_ok)]) + [(">MTD", c_above), ("N", c_n), ("DLTs", c_dlt)] + \
             ([("mo", c_mon)] if timed else [])
-        title = (f"S{i + 1} " if len(snames) > 1 else "") + s + (f" ({truth[s]})" if truth[s] else "")
+        title = (f"S{i + 1} {s}" if several else s + (f" ({truth[s]})" if truth[s] else ""))
         groups.append((title, cols))
-    # with several scenarios the markers of conduct are in the table above
-    lines += _panels([[d if len(snames) > 1 else label[d]] for d in dnames], ["design"], groups, width)
+    # with several scenarios the markers of conduct and the truths are in the table above; the columns of a
+    # scenario stand one space apart (its title spans them), so that three scenarios fit side by side at 100
+    lines += _panels([[d if several else label[d]] for d in dnames], ["design"], groups, width,
+                     gap=" " if several else "  ")
     return "\n".join(lines)
+
+
+def _cross_footnote(snames: list, dnames: list, per: dict, what: str, unit: str, mc: bool) -> str:
+    """The line under the cross-scenario table: what S1... are, the truths' unit, which designs' values are exact
+    and the largest Monte Carlo standard error of the others' (in percentage points)."""
+    parts = [f"S1 to S{len(snames)}: the scenarios below, in the file's order"]
+    if unit:
+        parts.append(f"true {what} in {unit}")
+    if mc:
+        exact = [d for d in dnames if all(per[s][d].is_exact for s in snames)]
+        some = [d for d in dnames if d not in exact and any(per[s][d].is_exact for s in snames)]
+        ses = [per[s][d].metric(question_metric(per[s][d]))[1] for s in snames for d in dnames
+               if not per[s][d].is_exact]
+        ses = [x for x in ses if math.isfinite(x)]
+        if len(exact) == len(dnames):
+            parts.append("every value exact (no Monte Carlo error)")
+        else:
+            if exact:
+                parts.append("exact (no MCSE): " + ", ".join(exact))
+            if some:
+                parts.append("exact in some scenarios: " + ", ".join(some))
+            if ses:
+                parts.append(("the others' MCSE" if exact or some else "Monte Carlo MCSE") +
+                             f" at most {100 * max(ses):.1f} points")
+    return "  " + "; ".join(parts) + "."
 
 
 def _result_text(study: Study, r, both_questions: bool = False) -> str:
