@@ -180,6 +180,10 @@ def test_panels_fit_the_width_and_wrap_long_names():
     assert "  a design with a rather" in "\n".join(narrow) and any(x.strip() == "long name" for x in narrow)
     row = next(x for x in narrow if x.startswith("  3+3"))
     assert row.split()[1:] == ["12.5±1.0", "9.1", "12.5±1.0", "9.1"]
+    # gap " ": each group is 13 wide ("correct" 8 + 1 + "N" 4), so 2 + 32 + 3 x 16 = 82 columns hold all three
+    tight = cli._panels(labels, ["design"], groups, width=82, gap=" ")
+    assert len(tight) == 4 and max(len(x) for x in tight) == 82
+    assert tight[1].endswith("  design" + " " * 26 + ("    correct" + "    N") * 3)   # 8 wide, gap 1, 4 wide
 
 
 def test_wrap_keeps_clauses_and_table_rows():

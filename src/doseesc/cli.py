@@ -611,10 +611,12 @@ def _pct(x: float) -> str:
 
 def _compact_text(study: Study, width: int) -> str:
     """The default terminal output of ``simulate`` and ``exact``: the run in a line, the cross-scenario table
-    (each design's P(correct) on its own question under every scenario, its average and worst scenario), then
-    per scenario one compact table of designs (P(correct) ± MCSE, P(select above the true MTD), mean N, mean
-    DLTs, mean duration where the file has a calendar), scenarios side by side as the width allows. The
-    per-design blocks are ``--detail full``."""
+    (each design's P(correct) on its own question under every scenario, its average and worst scenario, the
+    scenarios' true MTD and OBD above the designs, and a footnote naming the exact designs and the largest MCSE of
+    the others), then per scenario one compact table of designs (P(select above the true MTD), mean N, mean DLTs,
+    mean months where the file has a calendar), scenarios side by side as the width allows (three at 100
+    columns). With one scenario there is no cross-scenario table and its table leads with P(correct) ± MCSE and
+    the truths in its title. The per-design blocks are ``--detail full``."""
     proto = study.protocol
     snames = list(dict.fromkeys(r.scenario.name for r in study.results))
     dnames = list(dict.fromkeys(study.name_of(r) for r in study.results))
