@@ -156,3 +156,9 @@ def test_bundled_files_carry_the_new_designs():
     assert doseesc.load_protocol(ROOT / "scenarios" / "ecar01.toml").designs["BLRM"].kind == "BLRM"
     kn = doseesc.load_protocol(ROOT / "scenarios" / "kn3601.toml")
     assert kn.designs["3+3 + expansion to 36"].to_n == 36
+
+
+def test_a_grid_over_a_backfill_design_is_refused(tmp_path):
+    grid = '\n[[grid]]\nname = "g"\ndesign = "BOIN + backfill"\nn_trials = 200\n[grid.params]\ncutoff_eli = [0.9, 0.95]\n'
+    with pytest.raises(DoseescError, match=r"toy\.toml: \[\[grid\]\] 'g': design = 'BOIN \+ backfill' has backfill"):
+        doseesc.load_protocol(_file(tmp_path, HEAD, DESIGNS, CALENDAR, SCENARIOS, "[run]\nseed = 1\n", grid))

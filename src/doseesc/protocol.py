@@ -246,6 +246,7 @@ def _build(data: dict, where: str, sha: str | None = None) -> Protocol:
     _grid_limits(data, where)
     grids = _net(where, "[[grid]]", _grid_tables, data, designs, scenarios, n_trials, seed, target, obd_def,
                  ladder, where)
+    _grid_designs(data, backfills, conducts, where)
     return Protocol(grids=grids, dose_model=dose_model, name=str(proto.get("name", Path(where).stem)), tiers=ladder,
                     designs=designs, scenarios=scenarios, target=target,
                     title=str(proto.get("title", "")), registry=str(proto.get("registry", "")),
@@ -372,6 +373,21 @@ def _grid_tables(data: dict, designs, scenarios, n_trials, seed, target, obd_def
         grids[name] = grid_from_dict(entry, designs, scenarios, where=f"{where}: [[grid]] {name!r}",
                                      n_trials=n_trials, seed=seed, target=target, obd=obd_def, ladder=ladder)
     return grids
+
+
+def _grid_designs(data: dict, backfills: dict, conducts: dict, where: str) -> None:
+    """A [[grid]] calibrates a design's own parameters with plain runs: a design with backfill cohorts or a
+    parallel or staggered conduct would be calibrated as another design, so it is refused, naming the grid."""
+    for i, entry in enumerate(data.get("grid", [])):
+        name = entry.get("design")
+        conduct = conducts.get(name)
+        what = ("backfill cohorts" if name in backfills else
+                f"conduct {conduct.policy!r}" if conduct is not None and conduct.policy != "pooled" else None)
+        if what is not None:
+            grid = entry.get("name", f"grid {i + 1}")
+            raise DesignError(f"{where}: [[grid]] {grid!r}: design = {name!r} has {what}, which the calibration "
+                              "grid does not run (its points would be plain runs of the design); calibrate the "
+                              "design without it")
 
 
 def _window_keys(proto: dict, where: str) -> dict:
