@@ -36,6 +36,7 @@ from ..errors import DesignError
 from ..limits import short
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
+from .memo import count_key, memoised
 
 #: Summary columns per tier held by the memo: P(under), P(over), posterior mean P(DLT).
 _COLS = 3
@@ -494,44 +495,16 @@ class BLRM(Design):
         return [np.zeros(0, dtype=np.int64), np.zeros((0, _COLS, self.n_tiers))]
 
     def _stat_key(self, n, y) -> np.ndarray | None:
-        """One int64 per trial for (n, y) per tier (as the CRM's); None when the counts do not fit."""
-        n, y = np.asarray(n), np.asarray(y)
-        if n.ndim != 2 or n.shape != y.shape or n.dtype.kind not in "iu" or y.dtype.kind not in "iu" \
-                or n.shape[0] == 0:
-            return None
-        m = self.max_n
-        pairs = (m + 1) * (m + 2) // 2
-        if pairs ** self.n_tiers >= 2 ** 63 or n.min() < 0 or n.max() > m or y.min() < 0 or (y > n).any():
-            return None
-        n64 = n.astype(np.int64)
-        code = n64 * (n64 + 1) // 2 + y
-        key = np.zeros(n.shape[0], dtype=np.int64)
-        for j in range(self.n_tiers):
-            key *= pairs
-            key += code[:, j]
-        return key
+        """One int64 per trial for (n, y) per tier (:func:`doseesc.designs.memo.count_key`); None when the
+        counts do not fit."""
+        return count_key(n, y, self.max_n, self.n_tiers)
 
     def summary_memo(self, n, y) -> np.ndarray:
         """:meth:`posterior_summary`, computed once per distinct (n, y) and remembered by the design."""
         key = self._stat_key(n, y)
         if key is None:
             return self.posterior_summary(n, y)
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        keys, vals = self._memo
-        at = np.searchsorted(keys, uniq)
-        hit = at < keys.size
-        hit[hit] = keys[at[hit]] == uniq[hit]
-        out = np.empty((uniq.size, _COLS, self.n_tiers))
-        out[hit] = vals[at[hit]]
-        miss = ~hit
-        if miss.any():
-            rows = first[miss]
-            out[miss] = self.posterior_summary(np.asarray(n)[rows], np.asarray(y)[rows])
-            if keys.size + rows.size > self.MEMO_LIMIT:
-                self._memo[:] = [uniq[miss], out[miss]]
-            else:
-                self._memo[:] = [np.insert(keys, at[miss], uniq[miss]), np.insert(vals, at[miss], out[miss], axis=0)]
-        return out[inverse.ravel()]
+        return memoised(self._memo, key, n, y, self.posterior_summary, self.MEMO_LIMIT)
 
     # -- kernel ------------------------------------------------------------
     def cap(self, current: np.ndarray) -> np.ndarray:

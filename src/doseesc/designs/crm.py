@@ -22,6 +22,7 @@ from ..errors import DesignError
 from ..limits import short
 from ..state import Decision, TrialState
 from .base import Design, check_int, check_prob, register
+from .memo import count_key, memoised
 
 MODELS = ("empiric", "logistic")
 
@@ -218,24 +219,9 @@ class CRM(Design):
         return [np.zeros(0, dtype=np.int64), np.zeros(0)]
 
     def _stat_key(self, n, y) -> np.ndarray | None:
-        """One int64 per trial for the sufficient statistics (n, y) per tier, fixed for the design (each tier's
-        pair as ``n (n + 1) / 2 + y`` with ``0 <= y <= n <= max_n``, tiers as digits); None where the counts
-        are not such integers or the key would not fit in 63 bits (then nothing is memoised)."""
-        n, y = np.asarray(n), np.asarray(y)
-        if n.ndim != 2 or n.shape != y.shape or n.dtype.kind not in "iu" or y.dtype.kind not in "iu" \
-                or n.shape[0] == 0:
-            return None
-        m = self.max_n
-        pairs = (m + 1) * (m + 2) // 2
-        if pairs ** self.n_tiers >= 2 ** 63 or n.min() < 0 or n.max() > m or y.min() < 0 or (y > n).any():
-            return None
-        n64 = n.astype(np.int64)
-        code = n64 * (n64 + 1) // 2 + y
-        key = np.zeros(n.shape[0], dtype=np.int64)
-        for j in range(self.n_tiers):
-            key *= pairs
-            key += code[:, j]
-        return key
+        """One int64 per trial for (n, y) per tier (:func:`doseesc.designs.memo.count_key`); None when the
+        counts do not fit."""
+        return count_key(n, y, self.max_n, self.n_tiers)
 
     def posterior_mean_memo(self, n, y) -> np.ndarray:
         """:meth:`posterior_mean`, computed once per distinct (n, y) and remembered by the design: trials that
@@ -244,22 +230,7 @@ class CRM(Design):
         key = self._stat_key(n, y)
         if key is None:
             return self.posterior_mean(n, y)
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        keys, betas = self._memo
-        at = np.searchsorted(keys, uniq)
-        hit = at < keys.size
-        hit[hit] = keys[at[hit]] == uniq[hit]
-        beta = np.empty(uniq.size)
-        beta[hit] = betas[at[hit]]
-        miss = ~hit
-        if miss.any():
-            rows = first[miss]
-            beta[miss] = self.posterior_mean(np.asarray(n)[rows], np.asarray(y)[rows])
-            if keys.size + rows.size > self.MEMO_LIMIT:
-                self._memo[:] = [uniq[miss], beta[miss]]
-            else:
-                self._memo[:] = [np.insert(keys, at[miss], uniq[miss]), np.insert(betas, at[miss], beta[miss])]
-        return beta[inverse.ravel()]
+        return memoised(self._memo, key, n, y, self.posterior_mean, self.MEMO_LIMIT)
 
     def recommend_tier(self, n, y) -> np.ndarray:
         """Tier whose estimated P(DLT) is closest to the target (lower on ties), no restrictions."""

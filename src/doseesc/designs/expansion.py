@@ -14,7 +14,7 @@ from ..errors import DesignError, DoseescError
 from ..limits import MAX_N
 from ..state import Decision, Rule, StopReason, TrialState
 from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, design_from_dict, register
-from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility
+from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility, utility_merge_key
 from .selection import closest, isotonic
 from .three_plus_three import ThreePlusThree
 
@@ -288,9 +288,7 @@ class Expansion(Design):
         """Counts of DLTs, and for the OBD pick of a toxicity-only base each tier's summed utility."""
         if self.base.uses_efficacy:
             return None if self.selection == "obd-pick" else self._wide.merge_key(state)
-        n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
-        u = sum(w * c for w, c in zip(self.utility, (n - y - e + ye, y - ye, e - ye, ye)))
-        return np.column_stack([state.n, state.y, np.round(u * 1e6).astype(np.int64)])
+        return utility_merge_key(state, self.utility)
 
     def check_state(self, state):
         if int(state.phase[0]) == 0:

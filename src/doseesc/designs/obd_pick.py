@@ -17,11 +17,24 @@ special = lazy("scipy.special")
 DEFAULT_UTILITY = (40.0, 0.0, 100.0, 60.0)
 
 
-def observed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> np.ndarray:
-    """Mean observed utility per tier, shape ``(n_trials, n_tiers)`` (NaN where untried)."""
+def summed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> tuple[np.ndarray, np.ndarray]:
+    """(patients, summed observed utility) per tier as floats, each shape ``(n_trials, n_tiers)``: the four
+    outcome cells (neither, DLT only, response only, both) weighted by ``utility``."""
     n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
     cells = (n - y - e + ye, y - ye, e - ye, ye)
-    total = sum(u * c for u, c in zip(utility, cells))
+    return n, sum(u * c for u, c in zip(utility, cells))
+
+
+def utility_merge_key(state: TrialState, utility=DEFAULT_UTILITY) -> np.ndarray:
+    """Exact-engine merge key of a design that sees DLTs only but picks by utility: each tier's patients, DLTs
+    and summed utility (to 1e-6)."""
+    _, total = summed_utility(state, utility)
+    return np.column_stack([state.n, state.y, np.round(total * 1e6).astype(np.int64)])
+
+
+def observed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> np.ndarray:
+    """Mean observed utility per tier, shape ``(n_trials, n_tiers)`` (NaN where untried)."""
+    n, total = summed_utility(state, utility)
     with np.errstate(invalid="ignore", divide="ignore"):
         # rounded so that exact ties stay ties (merged exact states carry averaged counts)
         return np.where(n > 0, np.round(total / np.where(n > 0, n, 1), 9), np.nan)
@@ -165,9 +178,7 @@ class OBDPick(Design):
 
     def merge_key(self, state):
         """The base design sees DLTs only; the pick needs each tier's summed utility."""
-        n, y, e, ye = (np.asarray(a, float) for a in (state.n, state.y, state.e, state.ye))
-        u = sum(w * c for w, c in zip(self.utility, (n - y - e + ye, y - ye, e - ye, ye)))
-        return np.column_stack([state.n, state.y, np.round(u * 1e6).astype(np.int64)])
+        return utility_merge_key(state, self.utility)
 
     def check_state(self, state):
         if int(state.phase[0]) == 0:
