@@ -115,6 +115,24 @@ def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(x[order][min(i, x.size - 1)])
 
 
+#: Rows per chunk when a large Monte Carlo result works out per-trial values (:meth:`OperatingCharacteristics._mean_of`):
+#: transient memory stays at a few megabytes whatever the number of trials. Runs of at most this many trials are
+#: computed in one piece.
+CHUNK_ROWS = 1 << 17
+
+
+class _SortedFromCounts:
+    """The sorted sample of integer values with ``counts[v]`` copies of ``v``, indexable by position (for
+    :func:`_quantile_mcse` without sorting the trials)."""
+
+    def __init__(self, counts: np.ndarray):
+        self.cum = np.cumsum(counts)
+        self.size = int(self.cum[-1])
+
+    def __getitem__(self, j: int) -> int:
+        return int(np.searchsorted(self.cum, j, side="right"))
+
+
 def _quantile_mcse(xs: np.ndarray, q: float) -> float:
     """MCSE of the ``q`` quantile of the equally weighted sorted sample ``xs``, from the order-statistic 95%
     interval (half-width / 1.96)."""
@@ -203,6 +221,64 @@ class OperatingCharacteristics:
     def is_exact(self) -> bool:
         return self.method == "exact"
 
+    def _chunked(self) -> bool:
+        """Whether per-trial values are worked out in row chunks (:data:`CHUNK_ROWS`): a Monte Carlo run of
+        more trials than one chunk. Smaller runs (and exact results) are computed in one piece, as before."""
+        return not self.is_exact and self.n.shape[0] > CHUNK_ROWS
+
+    def _chunks(self):
+        """Row slices of at most :data:`CHUNK_ROWS` records covering all records, in order."""
+        t = self.n.shape[0]
+        return [slice(a, min(a + CHUNK_ROWS, t)) for a in range(0, t, CHUNK_ROWS)]
+
+    def _rows(self, rows: slice) -> "OperatingCharacteristics":
+        """A view of records ``rows`` (a slice: arrays are views, nothing is copied), for per-chunk values."""
+        view = object.__new__(type(self))
+        for f in self.__dataclass_fields__:
+            object.__setattr__(view, f, getattr(self, f))
+        for f in ("n", "y", "selected", "reason", "weight", "fired", "e", "screened", "two_dlt"):
+            v = getattr(self, f)
+            if v is not None:
+                object.__setattr__(view, f, v[rows])
+        if self.patients is not None:
+            object.__setattr__(view, "patients", {k: v[rows] for k, v in self.patients.items()})
+        object.__setattr__(view, "extra", {k: (np.asarray(v)[rows], text) for k, (v, text) in self.extra.items()})
+        return view
+
+    def _mean_of(self, fn) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_mean` of the per-record values ``fn(view)`` (``view``: this result or a view of some of its
+        records, :meth:`_rows`), chunk by chunk in a large Monte Carlo run so that memory does not grow with
+        the values' size: the mean from per-chunk sums, the MCSE from per-chunk sums of squared deviations
+        from that mean (the formulas of the one-piece computation, summed in another order)."""
+        if not self._chunked():
+            return self._mean(fn(self))
+        chunks = self._chunks()
+        total = None
+        for rows in chunks:
+            s = np.asarray(fn(self._rows(rows)), dtype=float).sum(axis=0)
+            total = s if total is None else total + s
+        t = self.n_trials
+        m = total / t
+        ss = None
+        for rows in chunks:
+            d = np.asarray(fn(self._rows(rows)), dtype=float) - m
+            s = (d * d).sum(axis=0)
+            ss = s if ss is None else ss + s
+        sd = np.sqrt(ss / (t - 1))
+        return m, sd / math.sqrt(t)
+
+    def _total_n_counts(self) -> np.ndarray:
+        """Trials by number of patients (index = total N), counted chunk by chunk."""
+        counts = np.zeros(0, dtype=np.int64)
+        for rows in self._chunks():
+            c = np.bincount(self.n[rows].sum(axis=1))
+            if c.size > counts.size:
+                c[:counts.size] += counts
+                counts = c
+            else:
+                counts[:c.size] += c
+        return counts
+
     def _mean(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean over records (axis 0) and its MCSE."""
         x = np.asarray(x, dtype=float)
@@ -235,33 +311,42 @@ class OperatingCharacteristics:
         return self._select()[1]
 
     def _select(self):
-        k = self.ladder.n_tiers
-        onehot = self.selected[:, None] == np.arange(-1, k)[None, :]
-        return self._mean(onehot)
+        tiers = np.arange(-1, self.ladder.n_tiers)[None, :]
+        return self._mean_of(lambda r: r.selected[:, None] == tiers)
 
     @property
     def expected_n(self) -> float:
-        return float(self._mean(self.total_n)[0])
+        return float(self._mean_of(lambda r: r.total_n)[0])
 
     @property
     def expected_n_mcse(self) -> float:
-        return float(self._mean(self.total_n)[1])
+        return float(self._mean_of(lambda r: r.total_n)[1])
 
     @property
     def sd_n(self) -> float:
         m = self.expected_n
-        var = float((self.weight * (self.total_n - m) ** 2).sum())
+        if self._chunked():
+            counts = self._total_n_counts()
+            v = np.arange(counts.size, dtype=float)
+            var = float((counts * (v - m) ** 2).sum()) / self.n_trials
+        else:
+            var = float((self.weight * (self.total_n - m) ** 2).sum())
         if not self.is_exact and self.n_trials > 1:
             var *= self.n_trials / (self.n_trials - 1)
         return math.sqrt(max(var, 0.0))
 
     def quantile_n(self, q: float) -> float:
+        if self._chunked():   # the smallest N with at least q of the trials at or below it
+            cum = np.cumsum(self._total_n_counts())
+            return float(np.searchsorted(cum, q * self.n_trials - 1e-12 * self.n_trials, side="left"))
         return _weighted_quantile(self.total_n.astype(float), self.weight, q)
 
     def quantile_n_mcse(self, q: float) -> float:
         """MCSE of a sample-size quantile from the order-statistic 95% interval (half-width / 1.96)."""
         if self.is_exact:
             return 0.0
+        if self._chunked():
+            return _quantile_mcse(_SortedFromCounts(self._total_n_counts()), q)
         return _quantile_mcse(np.sort(self.total_n), q)
 
     def values(self, name: str) -> np.ndarray | None:
@@ -386,10 +471,19 @@ class OperatingCharacteristics:
             if self.is_exact or self.sd_n == 0:
                 return self.sd_n, 0.0
             # delta method: Var(s^2) ~ (mu4 - sigma^4) / n, SE(s) = SE(s^2) / (2 s); valid for skewed, discrete N
+            if self._chunked():
+                counts = self._total_n_counts()
+                v = np.arange(counts.size, dtype=float)
+                w = counts / self.n_trials
+                d2 = (v - (w * v).sum()) ** 2
+                var_s2 = max(float((w * d2 ** 2).sum() - (w * d2).sum() ** 2), 0.0) / self.n_trials
+                return self.sd_n, math.sqrt(var_s2) / (2 * self.sd_n)
             x = self.total_n.astype(float)
             d2 = (x - x.mean()) ** 2
             var_s2 = max(float((d2 ** 2).mean() - d2.mean() ** 2), 0.0) / self.n_trials
             return self.sd_n, math.sqrt(var_s2) / (2 * self.sd_n)
+        if self._chunked():
+            return self._metric_chunked(name)
         x = self._per_trial(name)
         if x is None:
             return math.nan, math.nan
@@ -405,6 +499,28 @@ class OperatingCharacteristics:
             return float(xs.mean()), float(se)
         m, se = self._mean(x)
         return float(m), float(se)
+
+    def _metric_chunked(self, name: str) -> tuple[float, float]:
+        """:meth:`metric` of a per-trial metric of a large Monte Carlo run, chunk by chunk (NaN entries of
+        extras left out, as in :meth:`metric`)."""
+        chunks = self._chunks()
+        if self._rows(chunks[0])._per_trial(name) is None:
+            return math.nan, math.nan
+        total, count = 0.0, 0
+        for rows in chunks:
+            x = np.asarray(self._rows(rows)._per_trial(name), dtype=float)
+            x = x[~np.isnan(x)]
+            total += float(x.sum())
+            count += x.size
+        if count == 0:
+            return math.nan, math.nan
+        m = total / count
+        ss = 0.0
+        for rows in chunks:
+            x = np.asarray(self._rows(rows)._per_trial(name), dtype=float)
+            d = x[~np.isnan(x)] - m
+            ss += float((d * d).sum())
+        return m, (math.sqrt(ss / (count - 1)) / math.sqrt(count) if count > 1 else math.nan)
 
     @property
     def true_obd(self) -> int | None:
@@ -443,8 +559,8 @@ class OperatingCharacteristics:
         """
         k = self.ladder.n_tiers
         ps, ps_se = self._select()
-        mn, mn_se = self._mean(self.n)
-        md, md_se = self._mean(self.y)
+        mn, mn_se = self._mean_of(lambda r: r.n)
+        md, md_se = self._mean_of(lambda r: r.y)
         nan = np.array([np.nan])
         labels = ["No dose"] + list(self.ladder.tier_labels)
         df = pd.DataFrame({
@@ -463,7 +579,7 @@ class OperatingCharacteristics:
         if self.scenario.nominal_tox is not None:   # truth on the actual dose: true_tox is tier-averaged
             df.insert(df.columns.get_loc("true_tox") + 1, "nominal_tox", np.r_[nan, self.scenario.nominal_tox])
         if self.e is not None:
-            me, me_se = self._mean(np.asarray(self.e, float))
+            me, me_se = self._mean_of(lambda r: np.asarray(r.e, float))
             df.insert(df.columns.get_loc("mean_dlt_mcse") + 1, "mean_eff", np.r_[nan, me])
             df.insert(df.columns.get_loc("mean_eff") + 1, "mean_eff_mcse", np.r_[nan, me_se])
             df.insert(df.columns.get_loc("true_tox") + 1, "true_eff", np.r_[nan, self.scenario.true_eff])
@@ -551,13 +667,13 @@ class OperatingCharacteristics:
         each rule acted at least once (several may act in one trial).
         """
         codes = [r for r in StopReason if r != StopReason.NOT_STOPPED]
-        onehot = self.reason[:, None] == np.array([int(r) for r in codes])[None, :]
-        p, se = self._mean(onehot)
+        code_row = np.array([int(r) for r in codes])[None, :]
+        p, se = self._mean_of(lambda r: r.reason[:, None] == code_row)
         rows = [("stop reason", r.name.lower(), r.text, pi, si) for r, pi, si in zip(codes, p, se) if pi > 0]
         if self.fired is not None:
             flags = list(Rule)
-            bits = (self.fired[:, None].astype(np.int64) & np.array([int(f) for f in flags])[None, :]) != 0
-            p, se = self._mean(bits)
+            flag_row = np.array([int(f) for f in flags])[None, :]
+            p, se = self._mean_of(lambda r: (r.fired[:, None].astype(np.int64) & flag_row) != 0)
             rows += [("rule fired", f.name.lower(), f.text, pi, si) for f, pi, si in zip(flags, p, se) if pi > 0]
         return pd.DataFrame(rows, columns=["kind", "name", "description", "probability", "mcse"]) \
             .set_index("name")

@@ -384,14 +384,15 @@ def _in_workers(batch, bounds: list, workers: int):
 def monte_carlo_result(design, scenario, ladder, target, obd_def, out: dict, patients: dict, prov: dict,
                        extra: dict, dose_model=None, two_dlt=None) -> OperatingCharacteristics:
     """The :class:`~doseesc.results.OperatingCharacteristics` of simulated trials ``out`` (per-trial arrays
-    ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials``."""
+    ``n``, ``y``, ``e``, ``selected``, ``reason``, ``fired``), each trial weighted ``1 / n_trials`` (one value
+    broadcast over the trials: no memory per trial)."""
     n_trials = out["n"].shape[0]
     return OperatingCharacteristics(
         method="monte carlo", design=design, scenario=scenario,
         ladder=ladder if ladder is not None else DoseLadder.unlabelled(design.n_tiers),
         target=target, n=out["n"], y=out["y"], selected=out["selected"], reason=out["reason"],
         fired=out["fired"], e=out["e"] if scenario.true_eff is not None else None, obd=obd_def,
-        weight=np.full(n_trials, 1.0 / n_trials), n_trials=n_trials,
+        weight=np.broadcast_to(1.0 / n_trials, (n_trials,)), n_trials=n_trials,
         patients=patients, provenance=prov, extra=extra, dose_model=dose_model, two_dlt=two_dlt)
 
 
