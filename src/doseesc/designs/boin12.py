@@ -10,7 +10,7 @@ import numpy as np
 from .._lazy import lazy
 from ..errors import DesignError
 from ..obd import OBDDefinition
-from ..state import Decision, StopReason, TrialState
+from ..state import Decision, StopReason, TrialState, pack_columns
 from .base import Design, check_int, check_prob, register
 from .boin import boin_boundaries
 from .obd_pick import DEFAULT_UTILITY
@@ -25,6 +25,40 @@ def _counts(state):
     equal values, which rounding makes exact again)."""
     return (np.asarray(state.n, float), np.asarray(state.y, float), np.round(np.asarray(state.e, float), 6),
             np.round(np.asarray(state.ye, float), 6))
+
+
+class _IntegralCounts:
+    """``stats.binom.logpmf(e, n, p)`` for many ``p`` at the same counts, by scipy's own formula for integral
+    0 <= e <= n (gammaln of the counts once; the same operations in the same order, so the same numbers) and
+    without importing scipy.stats; other counts go to scipy.stats."""
+
+    def __init__(self, e: np.ndarray, n: np.ndarray):
+        self.e, self.n = e, n
+        self.plain = bool(np.all((e == np.floor(e)) & (e >= 0) & (e <= n) & (n == np.floor(n))))
+        if self.plain:
+            self.combiln = special.gammaln(n + 1) - (special.gammaln(e + 1) + special.gammaln(n - e + 1))
+
+    def logpmf(self, p: np.ndarray) -> np.ndarray:
+        if not self.plain:
+            return stats.binom.logpmf(self.e, self.n, p)
+        return self.combiln + special.xlogy(self.e, p) + special.xlog1py(self.n - self.e, -p)
+
+
+def _integral(a: np.ndarray) -> np.ndarray:
+    """Counts as integers (rounded where merged states carry them as floats)."""
+    a = np.asarray(a)
+    return a if a.dtype.kind in "iu" else np.round(a).astype(np.int32)
+
+
+def _distinct_rows(*blocks) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each distinct row of the integral ``blocks`` side by side and each row's index among
+    them (all rows, in order, where the counts do not pack into one int64 key)."""
+    key = pack_columns(blocks)
+    t = blocks[0].shape[0]
+    if key is None:
+        return np.arange(t), np.arange(t)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
 
 
 #: BOIN12's rule sets: the authors' simulation code (default) and the authors' app as reconstructed in R escalation.
@@ -112,6 +146,8 @@ class BOIN12(Design):
 
     kind = "BOIN12"
     uses_efficacy = True
+    #: The exact engine merges each cohort's outcomes on :meth:`merge_key` before deciding.
+    exact_merge_children = True
 
     n_tiers: int
     phi_t: float = 0.35
@@ -266,9 +302,23 @@ class BOIN12(Design):
         return tox, fut
 
     def merge_key(self, state):
-        u = sum(w * c for w, c in zip(self.utility, _cells(state)))
-        return np.column_stack([state.n, state.y, np.round(np.asarray(state.e, float)),
-                                np.round(u * 1e6)]).astype(np.int64)
+        """Each tier's patients, DLTs and responses, and patients with both where the utility depends on them.
+
+        Every rule and the final choice read the counts through (n, y, e) and the summed utility
+        u = u_N n + (u_T - u_N) y + (u_E - u_N) e + (u_N - u_T - u_E + u_B) ye: where the last coefficient is 0
+        (the default (40, 0, 100, 60): u = 40 n - 40 y + 60 e) u is a function of (n, y, e) and ye is left out
+        (merged states carry it as a mean); otherwise u and ye determine each other given (n, y, e)."""
+        counts = [state.n, state.y, _integral(state.e)]
+        both = self._both_coefficient
+        if both != 0:   # ye signed as u grows with it, so that keys sort as the former (n, y, e, u) keys did
+            counts.append(_integral(state.ye) * (1 if both > 0 else -1))
+        return np.concatenate(counts, axis=1)
+
+    @cached_property
+    def _both_coefficient(self) -> float:
+        """u_N - u_T - u_E + u_B: how the summed utility grows with the patients with both outcomes, given (n, y, e)."""
+        un, ut, ue, ub = self.utility
+        return un - ut - ue + ub
 
     # -- kernel ---------------------------------------------------------------
     def decide(self, state: TrialState) -> Decision:
@@ -367,13 +417,18 @@ class BOIN12(Design):
         t, k = state.n.shape
         n, y, e, _ = _counts(state)
         j = np.arange(1, k + 1)[None, :]
-        pt = isotonic((y + 0.05) / (n + 0.1), n + 0.1, np.ones((t, k), dtype=bool)) + 0.001 * j
+        # each fit row by row, once per distinct row of the counts it reads (the same numbers, broadcast)
+        rows, back = _distinct_rows(n, y)
+        pt = isotonic(((y + 0.05) / (n + 0.1))[rows], (n + 0.1)[rows], np.ones((rows.size, k), dtype=bool))[back] \
+            + 0.001 * j
         pe_raw = (e + 0.05) / (n + 0.1)
+        rows, back = _distinct_rows(n, e)
         fits, loglik = [], []
+        counts = _IntegralCounts(e[rows], n[rows])
         for m in range(k):
-            f = np.clip(unimodal(pe_raw, n + 0.5, m), 1e-10, 1 - 1e-10)
-            fits.append(f)
-            loglik.append((stats.binom.logpmf(e, n, f)).sum(axis=1))
+            f = np.clip(unimodal(pe_raw[rows], (n + 0.5)[rows], m), 1e-10, 1 - 1e-10)
+            fits.append(f[back])
+            loglik.append(counts.logpmf(f)[back].sum(axis=1))
         ll = np.stack(loglik, axis=1)
         wts = np.exp(ll - ll.max(axis=1, keepdims=True))
         wts /= wts.sum(axis=1, keepdims=True)

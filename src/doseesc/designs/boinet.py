@@ -78,6 +78,8 @@ class BOINET(Design):
 
     kind = "BOIN-ET"
     uses_efficacy = True
+    #: The exact engine merges each cohort's outcomes on :meth:`merge_key` before deciding.
+    exact_merge_children = True
 
     n_tiers: int
     phi: float = 0.3
@@ -135,15 +137,33 @@ class BOINET(Design):
     def boundaries(self) -> tuple[float, float, float]:
         return boinet_boundaries(self.phi, self.delta, self.phi1_, self.phi2_, self.delta1_)
 
+    @cached_property
+    def _admissible_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per (n, count) with count <= n <= max_n: too toxic (P(pT > phi) > stop_prob_t) and futile
+        (P(pE <= delta1) > stop_prob_e), the same expressions as :meth:`admissible` computes directly."""
+        n = np.arange(self.max_n + 1, dtype=float)[:, None]
+        x = np.arange(self.max_n + 1, dtype=float)[None, :]
+        with np.errstate(invalid="ignore"):
+            tox = special.betaincc(1 + x, 1 + n - x, self.phi) > self.stop_prob_t
+            fut = special.betainc(1 + x, 1 + n - x, self.delta1_) > self.stop_prob_e
+        return tox, fut
+
     def admissible(self, state: TrialState) -> np.ndarray:
         n, y = np.asarray(state.n, float), np.asarray(state.y, float)
         e = np.round(np.asarray(state.e, float), 6)
+        if n.size and n.max() <= self.max_n and np.array_equal(e, np.round(e)) and y.min() >= 0 and e.min() >= 0:
+            tox, fut = self._admissible_tables   # counts within the table: look the same values up
+            ni = n.astype(np.intp)
+            return ~(tox[ni, y.astype(np.intp)] | fut[ni, e.astype(np.intp)])
         tox = special.betaincc(1 + y, 1 + n - y, self.phi)
         fut = special.betainc(1 + e, 1 + n - e, self.delta1_)
         return ~((tox > self.stop_prob_t) | (fut > self.stop_prob_e))
 
     def merge_key(self, state):
-        return np.column_stack([state.n, state.y, np.round(np.asarray(state.e, float))]).astype(np.int64)
+        """Each tier's patients, DLTs and responses: every rule and the final choice read nothing else."""
+        e = np.asarray(state.e)
+        return np.concatenate([state.n, state.y, e if e.dtype.kind in "iu" else np.round(e).astype(np.int32)],
+                              axis=1)
 
     def decide(self, state: TrialState) -> Decision:
         t, k = state.n.shape

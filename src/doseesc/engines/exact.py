@@ -35,6 +35,10 @@ from .montecarlo import check_compatible
 MAX_STATES = 2_000_000
 #: Merge states on packed int64 keys (:func:`~doseesc.state.pack_columns`); False: sort rows (tests compare).
 PACKED_KEYS = True
+#: Most children generated at once where a design merges children before deciding (``exact_merge_children``).
+CHILD_BLOCK = 1 << 19
+#: True: the plain reference (tests): merge live states after the decision on every count, no merge key.
+REFERENCE = False
 
 
 def _outcome_table(probs: np.ndarray, joint: bool):
@@ -99,7 +103,7 @@ def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool
     extra = [state.current, state.size, state.fired, state.phase, state.aux]
     if design.uses_last_cohort:
         extra += [state.last_n, state.last_y]
-    proj = design.merge_key(state) if joint else None
+    proj = design.merge_key(state) if joint and not REFERENCE else None
     last = (lambda first: (state.last_n[first], state.last_y[first])) if design.uses_last_cohort \
         else (lambda first: (None, None))
     if proj is None:
@@ -125,6 +129,8 @@ def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool
 def _enumerate(design: Design, probs: np.ndarray, joint: bool, max_states: int) -> dict:
     """Every terminal state with its probability: lists of arrays ``n``, ``y``, ``e``, ``selected``,
     ``reason``, ``fired``, ``prob``, one entry per cohort."""
+    if joint and getattr(design, "exact_merge_children", False) and not REFERENCE:
+        return _enumerate_merged(design, probs, max_states)
     table = _outcome_table(probs, joint)
     state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
     prob = np.ones(1)
@@ -146,6 +152,84 @@ def _enumerate(design: Design, probs: np.ndarray, joint: bool, max_states: int) 
                 term[key].append(val)
         go = ~st
         state, prob = _merge_live(design, state.take(go), prob[go], joint)
+    raise RuntimeError(f"{design.label}: states did not stop within max_n = {design.max_n} cohorts")
+
+
+# -- designs whose merge key holds every count they read (``exact_merge_children``) ---------------------------
+# BOIN12 and BOIN-ET: their decisions and final choice read each tier's (n, y, e) (BOIN12 also ye where its
+# utility does) and their merge key is exactly those counts. So (1) the outcomes of a cohort are merged before
+# the design decides on them, not only after; (2) merged states keep the counts of one of them (all equal on
+# the key; ye, where the key leaves it out, is read by nothing); (3) the parents go in blocks of at most
+# CHILD_BLOCK children, each block's children merged, decided, concluded and reduced to records before the
+# next (memory bounded by the block and the live states); (4) the final choice is made once per distinct key.
+# docs/notes/exact_obd.md; tests/test_exact_obd_merge.py compares with the plain reference (REFERENCE).
+
+def _merge_counts(design: Design, state: TrialState, prob: np.ndarray) -> tuple[TrialState, np.ndarray]:
+    """Merge states equal on the merge key and the memory outside the counts, adding their probabilities; the
+    merged state is the first of its group (rows in sorted key order)."""
+    extra = [design.merge_key(state), state.current, state.size, state.fired, state.phase, state.aux]
+    if design.uses_last_cohort:
+        extra += [state.last_n, state.last_y]
+    first, inverse = _unique_rows(extra)
+    return state.take(first), np.bincount(inverse, weights=prob, minlength=first.size)
+
+
+def _concat(states: list) -> TrialState:
+    """The trials of several states (no per-patient arrays) one after another."""
+    if len(states) == 1:
+        return states[0]
+    cat = lambda key: np.concatenate([getattr(s, key) for s in states])  # noqa: E731
+    return TrialState(n=cat("n"), y=cat("y"), e=cat("e"), current=cat("current"), active=cat("active"),
+                      last_n=cat("last_n"), last_y=cat("last_y"), ye=cat("ye"), phase=cat("phase"), aux=cat("aux"),
+                      size=cat("size"), fired=cat("fired"))
+
+
+def _terminal_records(design: Design, stopped: TrialState, reason: np.ndarray, fired: np.ndarray,
+                      prob: np.ndarray) -> dict:
+    """The stopped states reduced to one entry per distinct (counts, selection, reason, rules), responses as
+    probability-weighted means; the final choice made once per distinct (merge key, reason)."""
+    first, inverse = _unique_rows([design.merge_key(stopped), reason])
+    sel = design.conclude(stopped.take(first), reason[first])[inverse]
+    first, inverse = _unique_rows([stopped.n, stopped.y, sel, reason, fired])
+    m = first.size
+    w = np.bincount(inverse, weights=prob, minlength=m)
+    e = np.stack([np.bincount(inverse, weights=prob * stopped.e[:, j], minlength=m)
+                  for j in range(stopped.n_tiers)], axis=1) / np.where(w > 0, w, 1)[:, None]
+    return {"n": stopped.n[first], "y": stopped.y[first], "e": e, "selected": sel[first], "reason": reason[first],
+            "fired": fired[first], "prob": w}
+
+
+def _enumerate_merged(design: Design, probs: np.ndarray, max_states: int) -> dict:
+    """:func:`_enumerate` for designs with ``exact_merge_children`` (see above)."""
+    table = _outcome_table(probs, True)
+    state = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
+    prob = np.ones(1)
+    term = {"n": [], "y": [], "e": [], "selected": [], "reason": [], "fired": [], "prob": []}
+    n_out = np.array([comb(c + 3, 3) for c in range(design.max_size + 1)])
+    for _ in range(design.max_n + 1):
+        if prob.size == 0:
+            return term
+        room = np.minimum(state.size, design.max_n - state.total_n)
+        block = (np.cumsum(n_out[room]) - 1) // CHILD_BLOCK        # each parent's block, by its last child
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1, [state.n_trials]])
+        live, live_p = [], []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            part = slice(int(lo), int(hi))
+            child, w = _children(design, state.take(part), prob[part], table, True, np.iinfo(np.int64).max)
+            child, w = _merge_counts(design, child, w)
+            dec = design.step(child)
+            st = dec.stop
+            stopped = child.take(st) if st.any() else None
+            child.advance(dec, design.cohort_size)
+            if stopped is not None:
+                for key, val in _terminal_records(design, stopped, dec.reason[st], child.fired[st], w[st]).items():
+                    term[key].append(val)
+            go = ~st
+            live.append(child.take(go))
+            live_p.append(w[go])
+        state, prob = _merge_counts(design, _concat(live), np.concatenate(live_p))
+        if state.n_trials > max_states:
+            raise _too_many(design, max_states)
     raise RuntimeError(f"{design.label}: states did not stop within max_n = {design.max_n} cohorts")
 
 

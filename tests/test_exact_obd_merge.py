@@ -1,0 +1,105 @@
+"""Issue 20 item 6: exact BOIN12 and BOIN-ET merge states on what they read, and give the plain engine's numbers.
+
+The exact engine merges the states of BOIN12 and BOIN-ET (``exact_merge_children``) on their merge keys before
+deciding, keeps one representative of each merged group, decides and concludes in blocks, and makes the final
+choice once per distinct key. The plain reference (``REFERENCE = True``: merge only after deciding, and only
+states equal in every count, patients with both outcomes included) must give the same records (counts,
+selection, stop reason, rules fired) with the same probabilities and expected responses (to 1e-12), for both
+BOIN12 rule sets, a utility that reads the patients with both outcomes, and BOIN-ET. At a bundled size exact
+agrees with Monte Carlo within 4 Monte Carlo standard errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import doseesc
+
+exact_engine = importlib.import_module("doseesc.engines.exact")
+
+TOX = (0.05, 0.15, 0.30, 0.45)
+EFF = (0.20, 0.40, 0.50, 0.55)
+
+DESIGNS = {
+    "BOIN12 authors": doseesc.BOIN12(3, max_n=15),
+    "BOIN12 app": doseesc.BOIN12(3, max_n=15, variant="app"),
+    # u_N - u_T - u_E + u_B = 30 - 10 - 100 + 50 = -30: the summed utility reads ye (key sorted on -ye)
+    "BOIN12 utility reads ye": doseesc.BOIN12(3, max_n=12, utility=(30, 10, 100, 50)),
+    # + 20: the other sign
+    "BOIN12 utility reads ye (+)": doseesc.BOIN12(3, max_n=12, utility=(50, 0, 90, 60), variant="app"),
+    "BOIN12 cap 6": doseesc.BOIN12(3, max_n=15, cap=6, phi_t=0.3),
+    "BOIN-ET": doseesc.BOINET(3, max_n=15),
+    "BOIN-ET phi 0.25": doseesc.BOINET(3, phi=0.25, delta=0.5, max_n=12),
+}
+
+
+def _scenario(k: int, tox=TOX, eff=EFF) -> doseesc.Scenario:
+    return doseesc.Scenario(true_tox=tox[:k], true_eff=eff[:k])
+
+
+def _compare(fast, plain):
+    for key in ("n", "y", "selected", "reason", "fired"):
+        np.testing.assert_array_equal(getattr(fast, key), getattr(plain, key), err_msg=key)
+    np.testing.assert_allclose(fast.weight, plain.weight, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.e, plain.e, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.p_select, plain.p_select, rtol=0, atol=1e-12)
+    assert abs(fast.expected_n - plain.expected_n) < 1e-12
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_merged_exact_equals_plain_reference(name, monkeypatch):
+    design = DESIGNS[name]
+    sc = _scenario(design.n_tiers)
+    fast = doseesc.exact(design, sc)
+    monkeypatch.setattr(exact_engine, "REFERENCE", True)
+    plain = doseesc.exact(design, sc)
+    _compare(fast, plain)
+    # the reference merges fewer states but ends in the same records
+    assert fast.provenance["terminal_states"] == plain.provenance["terminal_states"]
+
+
+def test_merged_exact_equals_reference_in_small_blocks(monkeypatch):
+    """Blocks of a few children (many blocks per cohort, merged again across blocks) change nothing."""
+    design = doseesc.BOIN12(3, max_n=12, variant="app")
+    sc = _scenario(3, tox=(0.1, 0.3, 0.5), eff=(0.3, 0.3, 0.6))
+    monkeypatch.setattr(exact_engine, "CHILD_BLOCK", 37)
+    fast = doseesc.exact(design, sc)
+    monkeypatch.setattr(exact_engine, "REFERENCE", True)
+    plain = doseesc.exact(design, sc)
+    _compare(fast, plain)
+
+
+def test_merge_key_reads_ye_only_where_the_utility_does():
+    """Default utility (40, 0, 100, 60): u = 40 n - 40 y + 60 e (40 - 0 - 100 + 60 = 0), so two states that differ
+    only in ye share a key; with (30, 10, 100, 50) (coefficient -30) they do not."""
+    n, y, e = [[3, 0]], [[1, 0]], [[2, 0]]
+    a = doseesc.TrialState.from_counts(n, y, [0], e=e, ye=[[0, 0]])
+    b = doseesc.TrialState.from_counts(n, y, [0], e=e, ye=[[1, 0]])
+    plain = doseesc.BOIN12(2, max_n=12)
+    np.testing.assert_array_equal(plain.merge_key(a), plain.merge_key(b))
+    # and its desirability is the same for both (x = (40*3 - 40*1 + 60*2) / 100 = 2.0 either way)
+    np.testing.assert_array_equal(plain.desirability(a), plain.desirability(b))
+    reads = doseesc.BOIN12(2, max_n=12, utility=(30, 10, 100, 50))
+    assert not np.array_equal(reads.merge_key(a), reads.merge_key(b))
+    assert not np.array_equal(reads.desirability(a), reads.desirability(b))
+
+
+def test_exact_refuses_past_max_states():
+    design = doseesc.BOINET(3, max_n=15)
+    with pytest.raises(doseesc.DoseescError, match="max_states = 50"):
+        doseesc.exact(design, _scenario(3), max_states=50)
+
+
+@pytest.mark.parametrize("design", [doseesc.BOIN12(3, max_n=24), doseesc.BOINET(3, max_n=24)],
+                         ids=["BOIN12", "BOIN-ET"])
+def test_exact_within_4_mcse_of_monte_carlo_at_n24(design):
+    sc = _scenario(3)
+    ex = doseesc.exact(design, sc)
+    mc = doseesc.simulate(design, sc, 4000, rng=11)
+    se = np.maximum(mc.p_select_mcse, 1e-3)
+    assert np.all(np.abs(ex.p_select - mc.p_select) <= 4 * se), (ex.p_select, mc.p_select, se)
+    assert abs(ex.expected_n - mc.expected_n) <= 4 * max(mc.expected_n_mcse, 1e-3)
+    np.testing.assert_allclose(ex.weight.sum(), 1.0, atol=1e-12)
