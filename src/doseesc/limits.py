@@ -31,6 +31,9 @@ MAX_N = 1_000
 MAX_COHORT = 100
 #: Most simulated trials per design and scenario (``[run] n_trials``, ``-n``, a grid's ``n_trials``).
 MAX_TRIALS = 10_000_000
+#: Trials simulated at once by default (bounds a batch's memory: its patients' latent uniforms and records, about
+#: 20 bytes per patient slot, 10 MB for N = 30). Results are bit-identical for any batch size.
+BATCH_SIZE = 16_384
 #: Longest design, scenario, grid or protocol name, in characters.
 MAX_NAME = 100
 #: Longest free text (title, source, description, definitions), in characters.

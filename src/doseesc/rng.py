@@ -89,18 +89,22 @@ def block_generator(seq: np.random.SeedSequence, block: int, stream: Stream) -> 
 
 
 def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patients: int,
-                     stream: Stream = Stream.TOX) -> np.ndarray:
+                     stream: Stream = Stream.TOX, patient_major: bool = False) -> np.ndarray:
     """Latent uniforms of trials ``start..stop-1``, shape ``(stop - start, n_patients)``.
 
     Column ``k`` belongs to the ``k``-th patient enrolled in each trial. The
     uniforms of a block are drawn patient by patient (patient-major), so the
     first ``k`` columns do not depend on ``n_patients``: designs with different
-    maximum sample sizes still see the same patients.
+    maximum sample sizes still see the same patients. ``patient_major``: the
+    same array, laid out patient by patient in memory (a view of the draws).
     """
     first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
     parts = []
     for b in range(first, last + 1):
-        parts.append(block_generator(seq, b, stream).random((n_patients, BLOCK_SIZE)).T)
-    u = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        parts.append(block_generator(seq, b, stream).random((n_patients, BLOCK_SIZE)))
     offset = first * BLOCK_SIZE
+    if patient_major:   # the same numbers, patient-major in memory (a transposed view; no copy to transpose)
+        u = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        return u[:, start - offset: stop - offset].T
+    u = np.concatenate([part.T for part in parts], axis=0) if len(parts) > 1 else parts[0].T
     return u[start - offset: stop - offset]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import dataclasses
 import math
 
@@ -115,18 +117,28 @@ class BOIN(IntervalDesign):
         deesc = np.ceil(raw - 1e-12).astype(int)
         deesc = np.where(np.abs(raw - np.round(raw)) < 1e-12, np.round(raw).astype(int) + 1, deesc)
         elim = np.full(max_n, max_n + 1)
-        for i, m in enumerate(n):
-            if m >= 3:
-                y = np.arange(m + 1)
-                ok = np.flatnonzero(special.betaincc(y + 1, m - y + 1, self.target) > self.cutoff_eli)
-                if ok.size:
-                    elim[i] = ok[0]
+        if max_n >= 3:   # the smallest y with P(p > target | Beta(y + 1, m - y + 1)) > cutoff, per m >= 3
+            m, y = np.tril_indices(max_n + 1)
+            on = m >= 3
+            m, y = m[on], y[on]
+            hit = np.zeros((max_n + 1, max_n + 1), dtype=bool)
+            hit[m, y] = special.betaincc(y + 1, m - y + 1, self.target) > self.cutoff_eli
+            rows = np.arange(3, max_n + 1)
+            found = hit[rows].any(axis=1)
+            elim[rows[found] - 1] = hit[rows[found]].argmax(axis=1)
         deesc = np.minimum(deesc, elim)
         return {"n": n, "escalate_le": esc, "deescalate_ge": deesc, "eliminate_ge": elim}
 
+    @cached_property
+    def _count_table(self) -> dict[str, np.ndarray]:
+        """:meth:`count_boundaries` up to ``max_n``, worked out once (row ``n - 1`` is the table's last row for
+        ``n`` patients: each row depends on its own ``n`` only)."""
+        return self.count_boundaries()
+
     def _codes(self, n: int, y: np.ndarray) -> np.ndarray:
-        tab = self.count_boundaries(n)
-        esc, deesc = tab["escalate_le"][-1], tab["deescalate_ge"][-1]
+        tab = self._count_table if 1 <= n <= self.max_n else self.count_boundaries(n)
+        row = n - 1 if 1 <= n <= self.max_n else -1
+        esc, deesc = tab["escalate_le"][row], tab["deescalate_ge"][row]
         return np.where(y <= esc, E, np.where(y >= deesc, D, S)).astype(np.int8)
 
     @property

@@ -95,6 +95,13 @@ class IntervalDesign(Design):
     def elim(self) -> np.ndarray:
         """Elimination flags ``elim[n, y]``, shape ``(max_n + 1, max_n + 1)``."""
         e = np.zeros((self.max_n + 1, self.max_n + 1), dtype=bool)
+        if type(self)._eliminate is IntervalDesign._eliminate:   # the Beta rule: every (n, y) in one call
+            n, y = np.tril_indices(self.max_n + 1)
+            on = (n >= max(self.elim_min_n, 1))
+            n, y = n[on], y[on]
+            a, b = self.elim_prior
+            e[n, y] = special.betaincc(y + a, n - y + b, self.target) > self.cutoff_eli
+            return e
         for n in range(1, self.max_n + 1):
             e[n, : n + 1] = self._eliminate(n, np.arange(n + 1))
         return e

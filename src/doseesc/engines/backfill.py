@@ -34,6 +34,7 @@ import numpy as np
 from .._lazy import lazy
 from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_calendar, with_backfill
 from ..errors import DesignError
+from ..limits import BATCH_SIZE
 from ..rng import Stream, patient_uniforms
 from ..state import Rule, StopReason, TrialState
 from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, group_keys,
@@ -315,7 +316,7 @@ def backfill_batch(design, spec: Backfill, scenario, cal, seq, start: int, stop:
 
 
 def simulate_backfill(design, scenario, n_trials: int = 10_000, *, backfill: Backfill | None = None, calendar=None,
-                      rng=None, target=None, ladder=None, obd=None, batch_size: int = 8192, progress=None):
+                      rng=None, target=None, ladder=None, obd=None, batch_size: int = BATCH_SIZE, progress=None):
     """Simulate ``design`` (a :class:`~doseesc.backfill.BackfilledDesign` from
     :func:`~doseesc.backfill.with_backfill`, or a design with ``backfill=``) under ``scenario`` in calendar
     time with backfill cohorts. Returns :class:`~doseesc.results.OperatingCharacteristics` whose ``extra``

@@ -17,13 +17,15 @@ import numpy as np
 
 from ..designs.base import Design
 from ..errors import DoseescError
-from ..limits import MAX_TRIALS
+from ..limits import BATCH_SIZE, MAX_TRIALS
 from ..results import two_dlt_cohort
 from ..rng import BLOCK_SIZE, Stream, patient_uniforms
 from ..scenario import Scenario
 from ..state import TrialState
 from ..tiers import DoseLadder
+from . import run as run_module
 from .actual import PATIENT_RECORDS, actual_range, finish_actual, simulate_actual
+from .chain import ChainFull, chain_for
 from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
                   decide_distinct, in_batches, monte_carlo_result, run_result, until_precise)
 from .timed import (TITE_ACTUAL_RECORDS, calendar_batch, calendar_extra, finish_tite_actual, simulate_tite_actual,
@@ -50,6 +52,12 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     k, max_n = design.n_tiers, design.max_n
     if u_tox.shape[1] < max_n:
         raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
+    if run_module.DISTINCT_STATES and CHAIN:
+        try:
+            return chain_for(design, u_eff is not None).run(np.asarray(true_tox, dtype=float), u_tox, u_eff,
+                                                            eff_given)
+        except ChainFull:
+            pass
     u_2d = np.ascontiguousarray(u_tox[:, :max_n])
     u_flat = u_2d.ravel()
     eff_on = u_eff is not None
@@ -144,20 +152,26 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
             "fired": state.fired, "tier": pt_tier, "tox": pt_tox, "eff": pt_eff, "new_cohort": pt_new}
 
 
+#: Run complete-cohort designs as a walk on their state graph (:mod:`~doseesc.engines.chain`); False: cohort by
+#: cohort below (tests compare the two; the results are identical).
+CHAIN = True
+
+
 def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) -> dict:
     """:func:`run_batch` on trials ``start..stop-1`` of the run seeded by ``seq`` (their TOX, and EFF when the
     scenario has response, latent uniforms)."""
     p = np.asarray(scenario.true_tox, dtype=float)
-    u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX)
+    major = run_module.DISTINCT_STATES and CHAIN     # the chain reads the uniforms patient by patient
+    u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX, patient_major=major)
     if scenario.true_eff is None:
         return run_batch(design, p, u)
-    ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF)
+    ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF, patient_major=major)
     return run_batch(design, p, u, ue, scenario.response_given_tox())
 
 
 def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *, rng=None,
              target: float | None = None, ladder: DoseLadder | None = None, obd=None,
-             batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
+             batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
              dose_model=None, calendar=None, workers: int = 1, precision: float | None = None,
              keep_records: bool = True):
     """Simulate ``n_trials`` trials of ``design`` under ``scenario``.
@@ -202,9 +216,10 @@ def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *,
         Keep the per-patient records (``patients``: each trial's log in
         :meth:`~doseesc.results.OperatingCharacteristics.trials`, the actual
         doses of ``dose_summary``). False keeps per-trial summaries only:
-        memory grows by tens of bytes per trial instead of a few per patient;
-        every metric, including ``p_two_dlt_cohort``, is unchanged (the counts
-        ``n``, ``y``, ``e`` are kept as 16-bit integers).
+        memory grows by about 15 bytes per trial (5 tiers) instead of a few
+        per patient; every metric, including ``p_two_dlt_cohort``, is
+        unchanged (the counts ``n``, ``y``, ``e`` are kept as 8-bit integers
+        up to 127 patients, 16-bit above, and the selected tier as 8-bit).
 
     Returns
     -------
@@ -359,10 +374,20 @@ class RangeBatch:
         b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"]).astype(bool)
         for key in records + ("ye",) + (("e",) if run.scenario.true_eff is None else ()):
             b.pop(key, None)
-        for key in ("n", "y", "e"):   # counts of at most max_n patients: 2 bytes each
-            if key in b and run.design.max_n < 2 ** 15:
-                b[key] = b[key].astype(np.int16)
+        counts = _count_dtype(run.design.max_n)
+        for key in ("n", "y", "e"):   # counts of at most max_n patients: 1 byte each up to 127, else 2
+            if key in b and counts is not None:
+                b[key] = b[key].astype(counts)
+        if run.design.n_tiers < 127:  # the selected tier (-1 for no dose): 1 byte
+            b["selected"] = b["selected"].astype(np.int8)
         return b
+
+
+def _count_dtype(max_n: int):
+    """The smallest signed integer type holding counts of at most ``max_n`` patients (None: keep the type)."""
+    if max_n < 2 ** 7:
+        return np.int8
+    return np.int16 if max_n < 2 ** 15 else None
 
 
 def _finish(run: Run, kind: str, out: dict) -> tuple[dict, dict, dict]:

@@ -27,7 +27,7 @@ from ..actual_dose import DoseModel
 from ..calendar import Calendar
 from ..designs.base import Design
 from ..errors import DesignError, DoseescError
-from ..limits import MAX_TRIALS, short
+from ..limits import BATCH_SIZE, MAX_TRIALS, short
 from ..obd import OBDDefinition, resolve_obd
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..rng import root_seed
@@ -119,7 +119,7 @@ class Run:
 
 
 def check_simulation(design, scenario, n_trials, *, rng=None, target=None, ladder=None, obd=None,
-                     batch_size=8192, dose_model=None, calendar=None) -> Run:
+                     batch_size=BATCH_SIZE, dose_model=None, calendar=None) -> Run:
     """Check the arguments of :func:`~doseesc.simulate` once (every batch runner shares them) and resolve the
     seed, the target and the OBD definition."""
     check_compatible(design, scenario)
@@ -229,6 +229,12 @@ def in_batches(n_trials: int, batch_size: int, batch: Callable[[int, int], dict]
     return out.arrays()
 
 
+def _order(v: np.ndarray) -> str:
+    """The memory order to gather ``v``'s batches in: "F" for a 2-D array laid out column by column (the per-patient
+    records of :mod:`~doseesc.engines.chain`, patient-major), so that each batch copies in without transposing."""
+    return "F" if v.ndim == 2 and v.flags.f_contiguous and not v.flags.c_contiguous else "C"
+
+
 class _Gather:
     """Per-trial arrays of ``n`` trials filled batch by batch (allocated from the first batch's shapes and
     types; a later batch of another shape or type falls back to concatenation, as before)."""
@@ -246,7 +252,8 @@ class _Gather:
             if b - a == self.n:               # one batch: its own arrays
                 self.buf = dict(part)
                 return
-            self.buf = {key: np.empty((self.n,) + v.shape[1:], dtype=v.dtype) for key, v in part.items()}
+            self.buf = {key: np.empty((self.n,) + v.shape[1:], dtype=v.dtype, order=_order(v))
+                        for key, v in part.items()}
         if part.keys() != self.buf.keys() or any(
                 v.shape[1:] != self.buf[key].shape[1:] or v.dtype != self.buf[key].dtype for key, v in part.items()):
             self.parts = [{key: v[:a] for key, v in self.buf.items()}, part]

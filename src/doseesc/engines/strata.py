@@ -32,6 +32,7 @@ from ..designs.base import Design
 from ..errors import DoseescError
 from ..indications import (INDICATION_KEY, INDICATION_STREAM, POLICIES, Conduct, Indications, IndicationScenario,
                            by_indication_frame, indication_metrics_frame)
+from ..limits import BATCH_SIZE
 from ..results import OperatingCharacteristics, resolve_target
 from ..rng import Stream, patient_uniforms, root_seed
 from ..scenario import Scenario
@@ -383,7 +384,7 @@ class StrataResult:
 def simulate_indications(design: Design, scenario: IndicationScenario | Scenario, indications: Indications | None = None,
                          conduct: Conduct | str = "pooled", n_trials: int = 10_000, *, rng=None,
                          target: float | None = None, ladder: DoseLadder | None = None, obd=None,
-                         batch_size: int = 8192, progress: Callable[[int, int], None] | None = None,
+                         batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
                          calendar=None) -> StrataResult:
     """Simulate ``n_trials`` trials of ``design`` with several indications, conducted by ``conduct``.
 

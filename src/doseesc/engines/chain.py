@@ -1,0 +1,254 @@
+"""The Monte Carlo engine as a walk on the design's state graph (issue 20: decide once per distinct state).
+
+A design whose kernel is a function of the trial's state alone turns a trial into a walk on a graph: a node is
+a trial's state after a cohort and the decision made on it, an edge is the next cohort's outcome (its DLTs and,
+where the scenario has response, responses and patients with both). The graph depends on the design only, not
+on the truth. :class:`Chain` builds the part of it the simulated trials reach, lazily: a trial carries one node
+number; each cohort, its outcome is read from its own latent uniforms (as in
+:func:`~doseesc.engines.montecarlo.run_batch`) and the edge table gives the next node. Only edges no trial took
+before are worked out, once per distinct (node, outcome): the child's counts (:meth:`TrialState.add_cohort`),
+the design's decision (:meth:`Design.step`), the final choice where it stops (:meth:`Design.conclude`) and the
+state it moves to (:meth:`TrialState.advance`), the very operations of the cohort-by-cohort engine. So every
+count, selection, stop reason, rule fired and patient record is identical to it (``tests/test_chain.py``), and
+a run touches each trial only to read its outcome and follow one edge.
+
+The graph is kept for the run (and for later runs of the same design object, see :func:`chain_for`) up to
+:data:`MAX_NODES` nodes; a batch that would pass it runs on the cohort-by-cohort engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..state import TrialState, pack_columns
+from .run import group_keys
+
+__all__ = ["Chain", "chain_for", "MAX_NODES"]
+
+#: Most nodes a chain keeps (its edge table has one int32 per node and outcome).
+MAX_NODES = 1 << 18
+
+
+#: New edges are merged on their end state (:meth:`TrialState.key`) when more than this many are added at once;
+#: fewer are cheaper to decide apart (a state then may have two nodes: the same decisions either way).
+DEDUPE_FROM = 256
+
+
+class ChainFull(Exception):
+    """The batch would take the chain past :data:`MAX_NODES` nodes."""
+
+
+_FIELDS = ("n", "y", "e", "ye", "current", "active", "last_n", "last_y", "phase", "aux", "size", "fired")
+
+
+class Chain:
+    """The reached part of ``design``'s state graph, for responses or not (``eff``)."""
+
+    def __init__(self, design, eff: bool):
+        self.design = design
+        self.eff = eff
+        self.width = min(design.max_size, design.max_n)
+        w1 = self.width + 1
+        self.n_out = w1 ** 3 if eff else w1
+        root = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
+        self.size = 0
+        self._cap = 0
+        self._post: dict = {}
+        self.edges = np.zeros((0, self.n_out), np.int32)
+        self._append(root, np.zeros(1, np.int64), np.zeros(1, bool), np.full(1, -1, np.int32), np.zeros(1, np.int8))
+
+    # -- the node table -------------------------------------------------------------------------------
+    def _append(self, state: TrialState, total, stop, selected, reason) -> np.ndarray:
+        """Append nodes (their state after the decision, patients so far, stop, final choice, stop reason)."""
+        m = state.n_trials
+        lo, hi = self.size, self.size + m
+        cols = {f: getattr(state, f) for f in _FIELDS}
+        flag = np.asarray(stop, np.int8) | ((state.size != self.width) << 1).astype(np.int8)
+        cols.update(total=total, stop=stop, selected=selected, reason=reason, flag=flag)
+        if hi > self._cap:
+            cap = max(2 * self._cap, hi, 256)
+            grown = {}
+            for key, v in cols.items():
+                a = np.zeros((cap,) + v.shape[1:], dtype=v.dtype)
+                if key in self._post:
+                    a[:lo] = self._post[key][:lo]
+                grown[key] = a
+            self._post = grown
+            edges = np.full((cap, self.n_out), -1, np.int32)
+            edges[:lo] = self.edges[:lo]
+            self.edges = edges
+            self._cap = cap
+        for key, v in cols.items():
+            self._post[key][lo:hi] = v
+        self.size = hi
+        return np.arange(lo, hi, dtype=np.int32)
+
+    def _state(self, nodes) -> TrialState:
+        """The states (after their decisions) of ``nodes``, as a new state."""
+        return TrialState(**{f: self._post[f][nodes] for f in _FIELDS})
+
+    def _add(self, parent: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """Nodes for the distinct new edges (``parent``, ``code``): their states, decisions and final choices."""
+        design = self.design
+        if self.size + parent.size > MAX_NODES:
+            raise ChainFull
+        w1 = self.width + 1
+        if self.eff:
+            dlt, resp, both = code // (w1 * w1), (code // w1) % w1, code % w1
+        else:
+            dlt, resp, both = code, None, None
+        child = self._state(parent)
+        total = self._post["total"][parent]
+        cnt = np.minimum(child.size, design.max_n - total).astype(np.int32)
+        child.add_cohort(cnt, dlt.astype(np.int32), None if resp is None else resp.astype(np.int32),
+                         None if both is None else both.astype(np.int32))
+        key = _end_key(design, child) if parent.size > DEDUPE_FROM else None
+        if key is not None:          # edges that end in the same state share one node
+            first, inverse = group_keys(key)
+            if first.size < parent.size:
+                ids = self._decide(child.take(first), (total + cnt)[first])[inverse]
+                self.edges[parent, code] = ids
+                return ids
+        ids = self._decide(child, total + cnt)
+        self.edges[parent, code] = ids
+        return ids
+
+    def _decide(self, child: TrialState, total: np.ndarray) -> np.ndarray:
+        """New nodes for the distinct states ``child`` (after a cohort, ``total`` patients so far): the design's
+        decision, the final choice where it stops, and the state it moves to."""
+        design = self.design
+        dec = design.step(child)
+        st = dec.stop
+        selected = np.full(child.n_trials, -1, np.int32)
+        if st.any():
+            selected[st] = design.conclude(child.take(st), dec.reason[st])
+        reason = dec.reason.astype(np.int8)
+        child.advance(dec, design.cohort_size)
+        return self._append(child, total, st, selected, reason)
+
+    def follow(self, node: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """The node each trial at ``node`` reaches with cohort outcome ``code``, adding the edges not seen."""
+        pair = node.astype(np.int64) * self.n_out + code
+        nxt = self.edges.ravel()[pair]
+        miss = nxt < 0
+        if miss.any():
+            pair = pair[miss]
+            first, inverse = group_keys(pair)
+            uniq = pair[first]
+            ids = self._add((uniq // self.n_out).astype(np.intp), uniq % self.n_out)
+            nxt[miss] = ids[inverse]
+        return nxt
+
+    # -- one batch ------------------------------------------------------------------------------------
+    def run(self, p: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None, eff_given) -> dict:
+        """The trials of one batch (latent uniforms ``u_tox``, ``u_eff``, shape ``(n_trials, patients)``; fastest
+        patient-major in memory, as :func:`~doseesc.rng.patient_uniforms` gives them): what
+        :func:`~doseesc.engines.montecarlo.run_batch` returns, with the per-patient records patient-major in
+        memory."""
+        design = self.design
+        n_trials = u_tox.shape[0]
+        max_n, width = design.max_n, self.width
+        u = u_tox[:, :max_n].T                     # (patient, trial)
+        ue = None if u_eff is None else u_eff[:, :max_n].T
+        if ue is not None:
+            pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
+        tier_dtype = np.int8 if design.n_tiers < 127 else np.int16
+        pt_tier = np.full((max_n, n_trials), -1, dtype=tier_dtype)
+        pt_tox = np.zeros((max_n, n_trials), dtype=bool)
+        pt_new = np.zeros((max_n, n_trials), dtype=bool)
+        pt_eff = np.zeros((max_n, n_trials), dtype=bool)
+        node = np.zeros(n_trials, np.int32)
+        act = np.arange(n_trials)
+        cols = np.arange(width)
+        w1 = width + 1
+        post = self._post
+        b0 = None     # the patient slot every active trial's next cohort starts at, where all are alike and full
+        while act.size:
+            every = act.size == n_trials
+            at = node if every else node[act]
+            cur = post["current"][at]
+            pc = p[cur]
+            base = size = None
+            if b0 is None:
+                base, size = post["total"][at], post["size"][at]
+                if base.min() == base.max() and size.min() == width:
+                    b0 = int(base[0])
+            nr = nb = None
+            if b0 is not None and b0 + width <= max_n:
+                # every trial's cohort fills patient slots b0..b0+width-1: rows of the patient-major arrays
+                rows = slice(None) if every else act
+                code = np.zeros(act.size, np.int64)
+                if ue is not None:
+                    nr, nb = np.zeros(act.size, np.int64), np.zeros(act.size, np.int64)
+                    pr = np.stack([pe_n[cur], pe_t[cur]])      # P(response | no DLT), P(response | DLT)
+                pt_new[b0, rows] = True
+                for j in range(b0, b0 + width):
+                    dlt = (u[j] if every else u[j, act]) < pc
+                    code += dlt
+                    pt_tier[j, rows], pt_tox[j, rows] = cur, dlt
+                    if ue is not None:
+                        resp = (ue[j] if every else ue[j, act]) < np.where(dlt, pr[1], pr[0])
+                        nr += resp
+                        nb += resp & dlt
+                        pt_eff[j, rows] = resp
+                b0 += width
+            else:
+                if base is None:
+                    base, size = post["total"][at], post["size"][at]
+                b0 = None
+                slots = base[:, None] + cols
+                take = (cols < size[:, None]) & (slots < max_n)
+                r, c = np.nonzero(take)
+                trial, slot = act[r], slots[r, c]
+                dlt = np.zeros(take.shape, bool)
+                dlt[r, c] = u[slot, trial] < pc[r]
+                pt_tier[slot, trial] = cur[r]
+                pt_tox[slot, trial] = dlt[r, c]
+                first = take[:, 0]
+                pt_new[slots[first, 0], act[first]] = True
+                code = dlt.sum(axis=1, dtype=np.int64)
+                if ue is not None:
+                    resp = np.zeros(take.shape, bool)
+                    resp[r, c] = ue[slot, trial] < np.where(dlt[r, c], pe_t[cur[r]], pe_n[cur[r]])
+                    pt_eff[slot, trial] = resp[r, c]
+                    nr = resp.sum(axis=1, dtype=np.int64)
+                    nb = (resp & dlt).sum(axis=1, dtype=np.int64)
+            if ue is not None:
+                code = (code * w1 + nr) * w1 + nb
+            nxt = self.follow(at, code)
+            post = self._post
+            node[act] = nxt
+            flag = post["flag"][nxt]         # bit 0: stopped; bit 1: the next cohort is not of full width
+            go = (flag & 1) == 0
+            if not go.all():
+                act, flag = act[go], flag[go]
+            if b0 is not None and (flag & 2).any():
+                b0 = None
+        return {"n": post["n"][node], "y": post["y"][node], "e": post["e"][node], "ye": post["ye"][node],
+                "selected": post["selected"][node], "reason": post["reason"][node], "fired": post["fired"][node],
+                "tier": pt_tier.T, "tox": pt_tox.T, "eff": pt_eff.T, "new_cohort": pt_new.T}
+
+
+def _end_key(design, state: TrialState) -> np.ndarray | None:
+    """One int64 per state, equal for states the design cannot tell apart: every count, the current tier, the
+    next cohort's size, the rules fired and the multi-stage memory, and the last cohort only for designs that
+    read it (``uses_last_cohort``, as the exact engine merges); None where they do not pack into 63 bits."""
+    cols = [state.n, state.y, state.e, state.ye, state.current, state.phase, state.aux, state.size, state.fired]
+    if design.uses_last_cohort:
+        cols += [state.last_n, state.last_y]
+    return pack_columns(cols)
+
+
+_RECENT: list = []
+
+
+def chain_for(design, eff: bool) -> Chain:
+    """The chain of ``design`` (the same object) and response mode, kept for the last few designs run, so that
+    batches and later runs extend one graph."""
+    for d, e, chain in _RECENT:
+        if d is design and e == eff:
+            return chain
+    chain = Chain(design, eff)
+    _RECENT.insert(0, (design, eff, chain))
+    del _RECENT[4:]
+    return chain
