@@ -103,3 +103,23 @@ def test_exact_within_4_mcse_of_monte_carlo_at_n24(design):
     assert np.all(np.abs(ex.p_select - mc.p_select) <= 4 * se), (ex.p_select, mc.p_select, se)
     assert abs(ex.expected_n - mc.expected_n) <= 4 * max(mc.expected_n_mcse, 1e-3)
     np.testing.assert_allclose(ex.weight.sum(), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 5])
+def test_boin12_estimates_of_a_batch_equal_each_row_alone(k):
+    """BOIN12's final estimates are computed once per distinct row of the counts and broadcast; that is only the
+    same as computing every row if each row's numbers do not depend on the others: checked bit for bit."""
+    rng = np.random.default_rng(k)
+    t = 60
+    n = rng.integers(0, 13, size=(t, k))
+    n[: t // 2] = n[0]          # repeated rows of (n, y) and (n, e)
+    y = rng.integers(0, 13, size=(t, k)) % (n + 1)
+    e = rng.integers(0, 13, size=(t, k)) % (n + 1)
+    y[: t // 3] = y[0]
+    state = doseesc.TrialState.from_counts(n, y, np.zeros(t, int), e=e, ye=np.minimum(y, e))
+    design = doseesc.BOIN12(k, max_n=24)
+    batch = design.estimates(state)
+    for i in range(t):
+        alone = design.estimates(state.take([i]))
+        for whole, one in zip(batch, alone):
+            np.testing.assert_array_equal(whole[i], one[0])

@@ -61,6 +61,11 @@ def _distinct_rows(*blocks) -> tuple[np.ndarray, np.ndarray]:
     return first, inverse.ravel()
 
 
+def count_key(state: TrialState, fields) -> np.ndarray:
+    """Exact-engine merge key: the count fields ``fields`` ((name, sign) pairs) per tier, side by side, as integers."""
+    return np.concatenate([_integral(getattr(state, name)) * sign for name, sign in fields], axis=1)
+
+
 #: BOIN12's rule sets: the authors' simulation code (default) and the authors' app as reconstructed in R escalation.
 VARIANTS = ("authors", "app")
 #: Largest n of the tabulated desirability (a table of (n + 1)^4 cells: 0.3 s and 2.7 MB at 17; larger n are computed).
@@ -308,11 +313,15 @@ class BOIN12(Design):
         u = u_N n + (u_T - u_N) y + (u_E - u_N) e + (u_N - u_T - u_E + u_B) ye: where the last coefficient is 0
         (the default (40, 0, 100, 60): u = 40 n - 40 y + 60 e) u is a function of (n, y, e) and ye is left out
         (merged states carry it as a mean); otherwise u and ye determine each other given (n, y, e)."""
-        counts = [state.n, state.y, _integral(state.e)]
+        return count_key(state, self.merge_fields)
+
+    @property
+    def merge_fields(self) -> tuple:
+        """The count fields of :meth:`merge_key` with their signs (the exact engine adds a cohort to a key in place):
+        n, y, e, and ye where the utility reads it (signed as u grows with it, so that keys sort as the former
+        (n, y, e, u) keys did)."""
         both = self._both_coefficient
-        if both != 0:   # ye signed as u grows with it, so that keys sort as the former (n, y, e, u) keys did
-            counts.append(_integral(state.ye) * (1 if both > 0 else -1))
-        return np.concatenate(counts, axis=1)
+        return (("n", 1), ("y", 1), ("e", 1)) + ((("ye", 1 if both > 0 else -1),) if both != 0 else ())
 
     @cached_property
     def _both_coefficient(self) -> float:
@@ -417,22 +426,24 @@ class BOIN12(Design):
         t, k = state.n.shape
         n, y, e, _ = _counts(state)
         j = np.arange(1, k + 1)[None, :]
-        # each fit row by row, once per distinct row of the counts it reads (the same numbers, broadcast)
+        # row by row (every operation acts on each row alone), so once per distinct row of the counts it reads
+        # and broadcast: the same numbers (tests/test_exact_obd_merge.py checks a batch against its rows alone)
         rows, back = _distinct_rows(n, y)
         pt = isotonic(((y + 0.05) / (n + 0.1))[rows], (n + 0.1)[rows], np.ones((rows.size, k), dtype=bool))[back] \
             + 0.001 * j
-        pe_raw = (e + 0.05) / (n + 0.1)
         rows, back = _distinct_rows(n, e)
+        n, e = n[rows], e[rows]
+        pe_raw = (e + 0.05) / (n + 0.1)
         fits, loglik = [], []
-        counts = _IntegralCounts(e[rows], n[rows])
+        counts = _IntegralCounts(e, n)
         for m in range(k):
-            f = np.clip(unimodal(pe_raw[rows], (n + 0.5)[rows], m), 1e-10, 1 - 1e-10)
-            fits.append(f[back])
-            loglik.append(counts.logpmf(f)[back].sum(axis=1))
+            f = np.clip(unimodal(pe_raw, n + 0.5, m), 1e-10, 1 - 1e-10)
+            fits.append(f)
+            loglik.append(counts.logpmf(f).sum(axis=1))
         ll = np.stack(loglik, axis=1)
         wts = np.exp(ll - ll.max(axis=1, keepdims=True))
         wts /= wts.sum(axis=1, keepdims=True)
-        pe = np.einsum("tm,mtk->tk", wts, np.stack(fits)) + 0.01 * j
+        pe = np.einsum("tm,mtk->tk", wts, np.stack(fits))[back] + 0.01 * j
         un, ut, ue, ub = self.utility
         util = un * (1 - pt) * (1 - pe) + ut * pt * (1 - pe) + ue * (1 - pt) * pe + ub * pt * pe
         return pt, pe, util

@@ -12,6 +12,7 @@ from ..errors import DesignError
 from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
+from .boin12 import count_key
 from .selection import isotonic
 
 special = lazy("scipy.special")
@@ -161,9 +162,10 @@ class BOINET(Design):
 
     def merge_key(self, state):
         """Each tier's patients, DLTs and responses: every rule and the final choice read nothing else."""
-        e = np.asarray(state.e)
-        return np.concatenate([state.n, state.y, e if e.dtype.kind in "iu" else np.round(e).astype(np.int32)],
-                              axis=1)
+        return count_key(state, self.merge_fields)
+
+    #: The count fields of :meth:`merge_key` with their signs (the exact engine adds a cohort to a key in place).
+    merge_fields = (("n", 1), ("y", 1), ("e", 1))
 
     def decide(self, state: TrialState) -> Decision:
         t, k = state.n.shape

@@ -164,6 +164,76 @@ def _enumerate(design: Design, probs: np.ndarray, joint: bool, max_states: int) 
 # next (memory bounded by the block and the live states); (4) the final choice is made once per distinct key.
 # docs/notes/exact_obd.md; tests/test_exact_obd_merge.py compares with the plain reference (REFERENCE).
 
+def _keyed_children(design: Design, state: TrialState, prob: np.ndarray, table):
+    """:func:`_children` merged as :func:`_merge_counts` merges them, without building every child: each child's
+    key is its parent's key (the count fields of ``design.merge_fields`` per tier, then the memory outside the
+    counts, in fixed radices) plus its cohort's counts at the parent's tier in their places; only the first child
+    of each distinct key is built. None where the keys do not fit in 63 bits."""
+    fields = design.merge_fields
+    t, k = state.n.shape
+    room = np.minimum(state.size, design.max_n - state.total_n)
+    grow = int(room.max(initial=0))
+    cols, lows, radices = [], [], []
+    for name, sign in fields:
+        a = getattr(state, name).astype(np.int64) * sign
+        lo = a.min(axis=0) - (grow if sign < 0 else 0)
+        hi = a.max(axis=0) + (grow if sign > 0 else 0)
+        cols += [a[:, j] for j in range(k)]
+        lows += lo.tolist()
+        radices += (hi - lo + 1).tolist()
+    for a in (state.current, state.size, state.fired, state.phase, state.aux):
+        a = a.astype(np.int64)
+        cols.append(a)
+        lows.append(int(a.min(initial=0)))
+        radices.append(int(a.max(initial=0)) - lows[-1] + 1)
+    place = np.ones(len(cols), dtype=object)
+    for j in range(len(cols) - 2, -1, -1):
+        place[j] = place[j + 1] * radices[j + 1]
+    if place[0] * radices[0] > 2 ** 63 - 1:
+        return None
+    place = place.astype(np.int64)
+    key = np.zeros(t, dtype=np.int64)
+    for col, lo, r in zip(cols, lows, radices):
+        key *= r
+        key += col - lo
+    reps, outs, sizes, keys, ws = [], [], [], [], []
+    for c in np.unique(room):
+        idx = np.flatnonzero(room == c)
+        dy, de, dye, pr = table(int(c))
+        m = dy.size
+        change = {"n": np.full(m, int(c)), "y": dy, "e": de, "ye": dye}
+        # delta[tier, outcome]: the cohort's counts in the places of the parent's tier
+        delta = np.zeros((k, m), dtype=np.int64)
+        for f, (name, sign) in enumerate(fields):
+            delta += place[f * k:(f + 1) * k, None] * (sign * change[name].astype(np.int64))[None, :]
+        rep = np.repeat(idx, m)
+        o = np.tile(np.arange(m), idx.size)
+        cur = state.current[rep]
+        w = prob[rep] * pr[cur, o]
+        keep = w > 0
+        rep, o, cur, w = rep[keep], o[keep], cur[keep], w[keep]
+        reps.append(rep)
+        outs.append(o)
+        sizes.append(np.full(rep.size, int(c)))
+        keys.append(key[rep] + delta[cur, o])
+        ws.append(w)
+    rep, o, size, ck, w = (np.concatenate(v) for v in (reps, outs, sizes, keys, ws))
+    first, inverse = group_keys(ck)
+    child = state.take(rep[first])
+    child.add_cohort(size[first], *_outcome_counts(table, size[first], o[first]))
+    return child, np.bincount(inverse, weights=w, minlength=first.size)
+
+
+def _outcome_counts(table, size: np.ndarray, outcome: np.ndarray):
+    """DLTs, responses and both of outcome ``outcome`` of a cohort of ``size``, per entry."""
+    dy, de, dye = (np.zeros(size.size, dtype=np.int32) for _ in range(3))
+    for c in np.unique(size):
+        at = size == c
+        t_dy, t_de, t_dye, _ = table(int(c))
+        dy[at], de[at], dye[at] = t_dy[outcome[at]], t_de[outcome[at]], t_dye[outcome[at]]
+    return dy, de, dye
+
+
 def _merge_counts(design: Design, state: TrialState, prob: np.ndarray) -> tuple[TrialState, np.ndarray]:
     """Merge states equal on the merge key and the memory outside the counts, adding their probabilities; the
     merged state is the first of its group (rows in sorted key order)."""
@@ -215,8 +285,12 @@ def _enumerate_merged(design: Design, probs: np.ndarray, max_states: int) -> dic
         live, live_p = [], []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             part = slice(int(lo), int(hi))
-            child, w = _children(design, state.take(part), prob[part], table, True, np.iinfo(np.int64).max)
-            child, w = _merge_counts(design, child, w)
+            parent = state.take(part)
+            kids = None if design.uses_last_cohort else _keyed_children(design, parent, prob[part], table)
+            if kids is None:
+                kids = _merge_counts(design, *_children(design, parent, prob[part], table, True,
+                                                        np.iinfo(np.int64).max))
+            child, w = kids
             dec = design.step(child)
             st = dec.stop
             stopped = child.take(st) if st.any() else None
