@@ -123,3 +123,14 @@ def test_boin12_estimates_of_a_batch_equal_each_row_alone(k):
         alone = design.estimates(state.take([i]))
         for whole, one in zip(batch, alone):
             np.testing.assert_array_equal(whole[i], one[0])
+
+
+def test_boinet_binomial_cdf_equals_scipy_stats():
+    """BOIN-ET's boundaries use scipy.stats' own binomial-cdf ufunc without importing scipy.stats: the same
+    numbers, k below 0, inside and at or above n included (e.g. P(Bin(100, 0.3) <= 30) = 0.5491...)."""
+    from scipy import stats
+    from doseesc.designs.boinet import _binom_cdf
+    k = np.floor(100 * np.arange(-0.02, 1.05, 0.01) + 1e-9)
+    for p in (0.0, 0.03, 0.3, 0.42, 0.36, 0.6, 1.0):
+        np.testing.assert_array_equal(_binom_cdf(k, 100, p), stats.binom.cdf(k, 100, p))
+    assert abs(_binom_cdf(np.array([30.0]), 100, 0.3)[0] - 0.5491236) < 1e-6

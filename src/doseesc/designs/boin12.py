@@ -47,7 +47,7 @@ class _IntegralCounts:
 def _integral(a: np.ndarray) -> np.ndarray:
     """Counts as integers (rounded where merged states carry them as floats)."""
     a = np.asarray(a)
-    return a if a.dtype.kind in "iu" else np.round(a).astype(np.int32)
+    return a if a.dtype.kind in "iu" else np.round(a.astype(float)).astype(np.intp)
 
 
 def _distinct_rows(*blocks) -> tuple[np.ndarray, np.ndarray]:
@@ -251,9 +251,7 @@ class BOIN12(Design):
         """DS = P(standardised utility > u_b / 100 | data), shape ``(n_trials, n_tiers)``."""
         n = np.asarray(state.n)
         if n.max(initial=0) <= self._limit:
-            e = np.round(np.asarray(state.e, float)).astype(np.intp)
-            ye = np.round(np.asarray(state.ye, float)).astype(np.intp)
-            return self._tables[1][n, np.asarray(state.y), e, ye]
+            return self._tables[1][n, np.asarray(state.y), _integral(state.e), _integral(state.ye)]
         x = np.asarray(self.pseudo_responses(state), float)
         nf = np.broadcast_to(np.asarray(n, float), x.shape)
         # the incomplete beta once per distinct (n, pseudo-responses) pair (few of them; the same values)
@@ -269,8 +267,7 @@ class BOIN12(Design):
             return ~eliminated(tox, futile)
         n = np.asarray(state.n)
         if n.max(initial=0) <= self._limit:
-            e = np.round(np.asarray(state.e, float)).astype(np.intp)
-            return self._tables[0][n, np.asarray(state.y), e]
+            return self._tables[0][n, np.asarray(state.y), _integral(state.e)]
         n, y, e, _ = _counts(state)
         tox = special.betaincc(1 + y, 1 + n - y, self.phi_t)
         fut = special.betainc(1 + e, 1 + n - e, self.phi_e)
@@ -297,7 +294,7 @@ class BOIN12(Design):
         n >= 3). A tier too toxic also eliminates every tier above it (see :meth:`admissible`)."""
         n = np.asarray(state.n)
         y = np.asarray(state.y)
-        e = np.round(np.asarray(state.e, float)).astype(np.intp)
+        e = _integral(state.e)
         if n.max(initial=0) <= _ELIM_TABLE_N:
             fewest, most = self._elimination_bounds
             return y >= fewest[n], e <= most[n]
@@ -334,7 +331,9 @@ class BOIN12(Design):
         rows = np.arange(state.n_trials)
         d = state.current
         p = state.y[rows, d] / np.maximum(state.n[rows, d], 1)
-        return self._move(state, p, self.desirability(state), self.admissible(state))
+        # the authors' rules read the elimination flags, not the app's admissibility
+        return self._move(state, p, self.desirability(state), None if self.variant == "authors" else
+                          self.admissible(state))
 
     def _move(self, state: TrialState, p: np.ndarray, ds: np.ndarray, ok: np.ndarray) -> Decision:
         """The next tier from the DLT rate ``p`` at the current tier (n_trials,), the desirability ``ds``
