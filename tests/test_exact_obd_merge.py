@@ -134,3 +134,21 @@ def test_boinet_binomial_cdf_equals_scipy_stats():
     for p in (0.0, 0.03, 0.3, 0.42, 0.36, 0.6, 1.0):
         np.testing.assert_array_equal(_binom_cdf(k, 100, p), stats.binom.cdf(k, 100, p))
     assert abs(_binom_cdf(np.array([30.0]), 100, 0.3)[0] - 0.5491236) < 1e-6
+
+
+def test_boinet_selection_of_a_batch_equals_each_row_alone():
+    """BOIN-ET's isotonic DLT estimate is computed once per distinct (n, y) row and broadcast: each row's choice is
+    the one it gets alone."""
+    rng = np.random.default_rng(3)
+    t, k = 80, 4
+    n = rng.integers(0, 10, size=(t, k))
+    n[: t // 2] = n[0]
+    y = rng.integers(0, 10, size=(t, k)) % (n + 1)
+    e = rng.integers(0, 10, size=(t, k)) % (n + 1)
+    y[: t // 4] = y[0]
+    state = doseesc.TrialState.from_counts(n, y, np.zeros(t, int), e=e)
+    design = doseesc.BOINET(k, max_n=36)
+    batch = design.select(state)
+    alone = np.array([design.select(state.take([i]))[0] for i in range(t)])
+    np.testing.assert_array_equal(batch, alone)
+    assert len(set(batch.tolist())) > 1

@@ -12,7 +12,7 @@ from ..errors import DesignError
 from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
-from .boin12 import count_key
+from .boin12 import _distinct_rows, count_key
 from .selection import isotonic
 
 special = lazy("scipy.special")
@@ -243,7 +243,9 @@ class BOINET(Design):
         cand = tried & self.admissible(state)
         pt = np.where(tried, state.y / np.maximum(n, 1), 0.0)
         pe = np.where(tried, np.round(np.asarray(state.e, float), 6) / np.maximum(n, 1), 0.0)
-        iso = isotonic(pt, np.ones((t, k)), tried)
+        # row by row, so once per distinct (n, y, tried) row and broadcast: the same numbers
+        rows, back = _distinct_rows(n, state.y)
+        iso = isotonic(pt[rows], np.ones((rows.size, k)), tried[rows])[back]
         dist = np.where(cand, np.abs(iso - self.phi), np.inf)
         mind = dist.min(axis=1, keepdims=True)
         mtd = np.where(cand & (dist <= mind + 1e-12), np.arange(k)[None, :], -1).max(axis=1)

@@ -256,10 +256,9 @@ def _concat(states: list) -> TrialState:
 
 def _terminal_records(design: Design, stopped: TrialState, reason: np.ndarray, fired: np.ndarray,
                       prob: np.ndarray) -> dict:
-    """The stopped states reduced to one entry per distinct (counts, selection, reason, rules), responses as
-    probability-weighted means; the final choice made once per distinct (merge key, reason)."""
-    first, inverse = _unique_rows([design.merge_key(stopped), reason])
-    sel = design.conclude(stopped.take(first), reason[first])[inverse]
+    """The stopped states (distinct on the merge key and the memory outside it) reduced to one entry per distinct
+    (counts, selection, reason, rules), responses as probability-weighted means."""
+    sel = design.conclude(stopped, reason)
     first, inverse = _unique_rows([stopped.n, stopped.y, sel, reason, fired])
     m = first.size
     w = np.bincount(inverse, weights=prob, minlength=m)
