@@ -164,6 +164,11 @@ class BOINET(Design):
         return tox, fut
 
     def admissible(self, state: TrialState) -> np.ndarray:
+        n, y, e = np.asarray(state.n), np.asarray(state.y), np.asarray(state.e)
+        if n.dtype.kind == y.dtype.kind == e.dtype.kind == "i" and n.size and n.max() <= self.max_n \
+                and min(y.min(), e.min()) >= 0:
+            tox, fut = self._admissible_tables   # integer counts within the table: look the values up
+            return ~(tox[n, y] | fut[n, e])
         n, y = np.asarray(state.n, float), np.asarray(state.y, float)
         e = np.round(np.asarray(state.e, float), 6)
         if n.size and n.max() <= self.max_n and np.array_equal(e, np.round(e)) and y.min() >= 0 and e.min() >= 0:
