@@ -19,6 +19,13 @@ special = lazy("scipy.special")
 stats = lazy("scipy.stats")
 
 
+def _responses(state: TrialState) -> np.ndarray:
+    """Responses per tier as floats: integer counts as they are, others (merged states' means) rounded to 6
+    decimals (the same values either way for whole numbers)."""
+    e = np.asarray(state.e)
+    return e.astype(float) if e.dtype.kind in "iu" else np.round(np.asarray(e, float), 6)
+
+
 def _binom_cdf(k, n: int, p: float) -> np.ndarray:
     """``stats.binom.cdf(k, n, p)`` for a whole number n >= 0 and p in [0, 1], by the ufunc scipy.stats itself
     calls for 0 <= k < n (1 at k >= n, 0 below 0), without importing scipy.stats (1-2 s); through scipy.stats
@@ -193,7 +200,7 @@ class BOINET(Design):
         l1, l2, e1 = self.boundaries
         n = np.asarray(state.n, float)
         pt_all = np.where(n > 0, state.y / np.maximum(n, 1), 0.0)
-        pe_all = np.where(n > 0, np.round(np.asarray(state.e, float), 6) / np.maximum(n, 1), 0.0)
+        pe_all = np.where(n > 0, _responses(state) / np.maximum(n, 1), 0.0)
         pt, pe = pt_all[rows, d], pe_all[rows, d]
         eps = 1e-12
         esc = (pt <= l1 + eps) & (pe <= e1 + eps)
@@ -247,7 +254,7 @@ class BOINET(Design):
         tried = n > 0
         cand = tried & self.admissible(state)
         pt = np.where(tried, state.y / np.maximum(n, 1), 0.0)
-        pe = np.where(tried, np.round(np.asarray(state.e, float), 6) / np.maximum(n, 1), 0.0)
+        pe = np.where(tried, _responses(state) / np.maximum(n, 1), 0.0)
         # row by row, so once per distinct (n, y, tried) row and broadcast: the same numbers
         rows, back = _distinct_rows(n, state.y)
         iso = isotonic(pt[rows], np.ones((rows.size, k)), tried[rows])[back]
