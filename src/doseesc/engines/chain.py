@@ -29,6 +29,8 @@ __all__ = ["Chain", "chain_for", "MAX_NODES"]
 MAX_NODES = 1 << 18
 
 
+#: A batch steps every trial (stopped ones masked) while at least this share is alive, then only the live ones.
+SUBSET_SHARE = 0.5
 #: New edges are merged on their end state (:meth:`TrialState.key`) when more than this many are added at once;
 #: fewer are cheaper to decide apart (a state then may have two nodes: the same decisions either way).
 DEDUPE_FROM = 256
@@ -80,8 +82,10 @@ class Chain:
             self._cap = cap
         for key, v in cols.items():
             self._post[key][lo:hi] = v
+        ids = np.arange(lo, hi, dtype=np.int32)
+        self.edges[ids[stop]] = ids[stop][:, None]      # a stopped trial stays where it is
         self.size = hi
-        return np.arange(lo, hi, dtype=np.int32)
+        return ids
 
     def _state(self, nodes) -> TrialState:
         """The states (after their decisions) of ``nodes``, as a new state."""
@@ -158,54 +162,75 @@ class Chain:
         pt_new = np.zeros((max_n, n_trials), dtype=bool)
         pt_eff = np.zeros((max_n, n_trials), dtype=bool)
         node = np.zeros(n_trials, np.int32)
-        act = np.arange(n_trials)
         cols = np.arange(width)
         w1 = width + 1
         post = self._post
-        b0 = None     # the patient slot every active trial's next cohort starts at, where all are alike and full
-        while act.size:
-            every = act.size == n_trials
-            at = node if every else node[act]
-            cur = post["current"][at]
-            pc = p[cur]
-            base = size = None
+        # Full mode (act None): every trial of the batch steps, those that stopped masked out (alive False; they
+        # sit at their stopped node, whose edges all lead back to it); once fewer than SUBSET_SHARE are alive,
+        # only the trials ``act`` step.
+        act = alive = None
+        b0 = None     # the patient slot every live trial's next cohort starts at, where all are alike and full
+        while True:
+            full = act is None
+            if full and alive is not None and not alive.any() or not full and not act.size:
+                break
             if b0 is None:
-                base, size = post["total"][at], post["size"][at]
+                sel = node if full and alive is None else node[alive if full else act]
+                base, size = post["total"][sel], post["size"][sel]
                 if base.min() == base.max() and size.min() == width:
                     b0 = int(base[0])
-            nr = nb = None
             if b0 is not None and b0 + width <= max_n:
-                # every trial's cohort fills patient slots b0..b0+width-1: rows of the patient-major arrays
-                rows = slice(None) if every else act
-                code = np.zeros(act.size, np.int64)
+                # every live trial's cohort fills patient slots b0..b0+width-1: rows of the patient-major arrays
+                at = node if full else node[act]
+                rows = slice(None) if full else act
+                mask = alive if full else None
+                cur = post["current"][at]
+                pc = p[cur]
+                code = np.zeros(at.size, np.int64)
                 if ue is not None:
-                    nr, nb = np.zeros(act.size, np.int64), np.zeros(act.size, np.int64)
+                    nr, nb = np.zeros(at.size, np.int64), np.zeros(at.size, np.int64)
                     pr = np.stack([pe_n[cur], pe_t[cur]])      # P(response | no DLT), P(response | DLT)
-                pt_new[b0, rows] = True
+                pt_new[b0, rows] = True if mask is None else mask
+                tier = cur if mask is None else np.where(mask, cur, -1)
                 for j in range(b0, b0 + width):
-                    dlt = (u[j] if every else u[j, act]) < pc
+                    dlt = (u[j] if full else u[j, act]) < pc
+                    if mask is not None:
+                        dlt &= mask
                     code += dlt
-                    pt_tier[j, rows], pt_tox[j, rows] = cur, dlt
+                    pt_tier[j, rows], pt_tox[j, rows] = tier, dlt
                     if ue is not None:
-                        resp = (ue[j] if every else ue[j, act]) < np.where(dlt, pr[1], pr[0])
+                        resp = (ue[j] if full else ue[j, act]) < np.where(dlt, pr[1], pr[0])
+                        if mask is not None:
+                            resp &= mask
                         nr += resp
                         nb += resp & dlt
                         pt_eff[j, rows] = resp
+                if ue is not None:
+                    code = (code * w1 + nr) * w1 + nb
                 b0 += width
+                nxt = self.follow(at, code)
+                post = self._post
+                if full:
+                    node = nxt
+                else:
+                    node[act] = nxt
             else:
-                if base is None:
-                    base, size = post["total"][at], post["size"][at]
                 b0 = None
+                idx = act if not full else (np.arange(n_trials) if alive is None else np.flatnonzero(alive))
+                at = node[idx]
+                cur = post["current"][at]
+                pc = p[cur]
+                base, size = post["total"][at], post["size"][at]
                 slots = base[:, None] + cols
                 take = (cols < size[:, None]) & (slots < max_n)
                 r, c = np.nonzero(take)
-                trial, slot = act[r], slots[r, c]
+                trial, slot = idx[r], slots[r, c]
                 dlt = np.zeros(take.shape, bool)
                 dlt[r, c] = u[slot, trial] < pc[r]
                 pt_tier[slot, trial] = cur[r]
                 pt_tox[slot, trial] = dlt[r, c]
                 first = take[:, 0]
-                pt_new[slots[first, 0], act[first]] = True
+                pt_new[slots[first, 0], idx[first]] = True
                 code = dlt.sum(axis=1, dtype=np.int64)
                 if ue is not None:
                     resp = np.zeros(take.shape, bool)
@@ -213,18 +238,28 @@ class Chain:
                     pt_eff[slot, trial] = resp[r, c]
                     nr = resp.sum(axis=1, dtype=np.int64)
                     nb = (resp & dlt).sum(axis=1, dtype=np.int64)
-            if ue is not None:
-                code = (code * w1 + nr) * w1 + nb
-            nxt = self.follow(at, code)
-            post = self._post
-            node[act] = nxt
-            flag = post["flag"][nxt]         # bit 0: stopped; bit 1: the next cohort is not of full width
-            go = (flag & 1) == 0
-            if not go.all():
+                    code = (code * w1 + nr) * w1 + nb
+                nxt = self.follow(at, code)
+                post = self._post
+                node[idx] = nxt
+            # who goes on: bit 0 of a node's flag, stopped; bit 1, its next cohort is not of full width
+            if full:
+                flag = post["flag"][node]
+                go = (flag & 1) == 0
+                irregular = bool(((flag & 3) == 2).any())
+                alive = None if go.all() else go
+                if alive is not None and np.count_nonzero(alive) < SUBSET_SHARE * n_trials:
+                    act, alive = np.flatnonzero(alive), None
+            else:
+                flag = post["flag"][node[act]]
+                go = (flag & 1) == 0
                 act, flag = act[go], flag[go]
-            if b0 is not None and (flag & 2).any():
+                irregular = bool((flag & 2).any())
+            if irregular:
                 b0 = None
-        return {"n": post["n"][node], "y": post["y"][node], "e": post["e"][node], "ye": post["ye"][node],
+        n, y = post["n"][node], post["y"][node]
+        e, ye = (post["e"][node], post["ye"][node]) if self.eff else (np.zeros_like(n), np.zeros_like(n))
+        return {"n": n, "y": y, "e": e, "ye": ye,
                 "selected": post["selected"][node], "reason": post["reason"][node], "fired": post["fired"][node],
                 "tier": pt_tier.T, "tox": pt_tox.T, "eff": pt_eff.T, "new_cohort": pt_new.T}
 
