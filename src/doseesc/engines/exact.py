@@ -11,6 +11,11 @@ states with identical memory (patients and DLTs per tier, current tier) are
 merged by adding their probabilities. The result carries one record per
 distinct terminal state with its probability, so every summary is an exact
 expectation with zero Monte Carlo error.
+
+Designs whose merge key holds every count they read (``exact_merge_children``:
+BOIN12, BOIN-ET) go through :func:`_enumerate_merged`: a cohort's outcomes are
+merged on the key before the design decides, keyed by arithmetic on the
+parents' keys, in blocks of bounded size (docs/notes/exact_obd.md).
 """
 
 from __future__ import annotations
