@@ -138,4 +138,6 @@ def test_the_graph_of_a_hand_worked_3_plus_3():
     post = g._post
     assert post["n"][nodes[0]].tolist() == [3, 0] and post["current"][nodes[0]] == 1 and not post["stop"][nodes[0]]
     assert post["n"][nodes[1]].tolist() == [3, 0] and post["current"][nodes[1]] == 0 and not post["stop"][nodes[1]]
-    assert post["stop"][nodes[2]] and post["selected"][nodes[2]] == -1
+    assert post["stop"][nodes[2]] and post["selected"][nodes[2]] == chain_mod.PENDING   # chosen at the batch's end
+    g._conclude(nodes)
+    assert post["selected"][nodes[2]] == -1 and (post["selected"][nodes[[0, 1]]] == -1).all()

@@ -29,6 +29,8 @@ __all__ = ["Chain", "chain_for", "MAX_NODES"]
 MAX_NODES = 1 << 18
 
 
+#: ``selected`` of a stopped node whose final choice is not worked out yet (:meth:`Chain._conclude`).
+PENDING = -2
 #: A batch steps every trial (stopped ones masked) while at least this share is alive, then only the live ones.
 SUBSET_SHARE = 0.5
 #: New edges are merged on their end state (:meth:`TrialState.key`) when more than this many are added at once;
@@ -60,13 +62,15 @@ class Chain:
         self._append(root, np.zeros(1, np.int64), np.zeros(1, bool), np.full(1, -1, np.int32), np.zeros(1, np.int8))
 
     # -- the node table -------------------------------------------------------------------------------
-    def _append(self, state: TrialState, total, stop, selected, reason) -> np.ndarray:
-        """Append nodes (their state after the decision, patients so far, stop, final choice, stop reason)."""
+    def _append(self, state: TrialState, total, stop, selected, reason, fired_before=None) -> np.ndarray:
+        """Append nodes (their state after the decision, patients so far, stop, final choice or :data:`PENDING`,
+        stop reason, and the rules fired before the decision)."""
         m = state.n_trials
+        fired_before = state.fired if fired_before is None else fired_before
         lo, hi = self.size, self.size + m
         cols = {f: getattr(state, f) for f in _FIELDS}
         flag = np.asarray(stop, np.int8) | ((state.size != self.width) << 1).astype(np.int8)
-        cols.update(total=total, stop=stop, selected=selected, reason=reason, flag=flag)
+        cols.update(total=total, stop=stop, selected=selected, reason=reason, flag=flag, fired_before=fired_before)
         if hi > self._cap:
             cap = max(2 * self._cap, hi, 256)
             grown = {}
@@ -123,12 +127,23 @@ class Chain:
         design = self.design
         dec = design.step(child)
         st = dec.stop
-        selected = np.full(child.n_trials, -1, np.int32)
-        if st.any():
-            selected[st] = design.conclude(child.take(st), dec.reason[st])
+        selected = np.where(st, PENDING, -1).astype(np.int32)   # final choices: at the end of the batch
         reason = dec.reason.astype(np.int8)
+        fired_before = child.fired.copy()
         child.advance(dec, design.cohort_size)
-        return self._append(child, total, st, selected, reason)
+        return self._append(child, total, st, selected, reason, fired_before)
+
+    def _conclude(self, node: np.ndarray) -> None:
+        """The final choice of the stopped nodes among ``node`` not yet concluded, in one call of the design's
+        :meth:`~doseesc.designs.base.Design.conclude` on the states it decided to stop on (the rules fired before
+        that decision, still active), as the cohort-by-cohort engine calls it."""
+        post = self._post
+        pending = np.unique(node[post["selected"][node] == PENDING])
+        if pending.size:
+            state = self._state(pending)
+            state.fired = post["fired_before"][pending]
+            state.active[:] = True
+            post["selected"][pending] = self.design.conclude(state, post["reason"][pending])
 
     def follow(self, node: np.ndarray, code: np.ndarray) -> np.ndarray:
         """The node each trial at ``node`` reaches with cohort outcome ``code``, adding the edges not seen."""
@@ -257,6 +272,7 @@ class Chain:
                 irregular = bool((flag & 2).any())
             if irregular:
                 b0 = None
+        self._conclude(node)
         n, y = post["n"][node], post["y"][node]
         e, ye = (post["e"][node], post["ye"][node]) if self.eff else (np.zeros_like(n), np.zeros_like(n))
         return {"n": n, "y": y, "e": e, "ye": ye,
@@ -277,11 +293,22 @@ def _end_key(design, state: TrialState) -> np.ndarray | None:
 _RECENT: list = []
 
 
+def _equal(a, b) -> bool:
+    """Designs of the same type with equal parameters (a design unpickled in a worker process equals the one it
+    was pickled from): they decide alike, so they share a graph."""
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:   # a parameter that does not compare (an array): not the same design
+        return False
+
+
 def chain_for(design, eff: bool) -> Chain:
-    """The chain of ``design`` (the same object) and response mode, kept for the last few designs run, so that
-    batches and later runs extend one graph."""
+    """The chain of ``design`` (the same object, or an equal one) and response mode, kept for the last few designs
+    run, so that batches, later runs and the batches a worker process receives extend one graph."""
     for d, e, chain in _RECENT:
-        if d is design and e == eff:
+        if e == eff and (d is design or _equal(d, design)):
             return chain
     chain = Chain(design, eff)
     _RECENT.insert(0, (design, eff, chain))
