@@ -240,8 +240,12 @@ class BOIN12(Design):
         b4 = np.arange(L + 1)[None, None, None, :].astype(float)
         cells = (n4 - y4 - e4 + b4, y4 - b4, e4 - b4, b4)
         x = sum(u * c for u, c in zip(self.utility, cells)) / 100
+        a = np.broadcast_to(1 + x, x.shape)
+        b = np.maximum(1 + n4 - x, 1e-9)
+        # the incomplete beta once per distinct (a, b) pair (the same numbers, far fewer calls)
+        pairs, inverse = np.unique(np.stack([a.ravel(), b.ravel()], axis=1), axis=0, return_inverse=True)
         with np.errstate(invalid="ignore"):
-            ds = special.betaincc(1 + x, np.maximum(1 + n4 - x, 1e-9), self.benchmark / 100)
+            ds = special.betaincc(pairs[:, 0], pairs[:, 1], self.benchmark / 100)[inverse.reshape(-1)].reshape(b.shape)
         return adm, ds
 
     def pseudo_responses(self, state: TrialState) -> np.ndarray:

@@ -202,9 +202,10 @@ def _keyed_children(design: Design, state: TrialState, prob: np.ndarray, table):
         key *= r
         key += col - lo
     reps, outs, sizes, keys, ws = [], [], [], [], []
+    names = [name for name, _ in fields]
     for c in np.unique(room):
         idx = np.flatnonzero(room == c)
-        dy, de, dye, pr = table(int(c))
+        dy, de, dye, pr = table(int(c)) if "ye" in names else _outcomes_without_both(table, int(c))
         m = dy.size
         change = {"n": np.full(m, int(c)), "y": dy, "e": de, "ye": dye}
         # delta[tier, outcome]: the cohort's counts in the places of the parent's tier
@@ -225,16 +226,30 @@ def _keyed_children(design: Design, state: TrialState, prob: np.ndarray, table):
     rep, o, size, ck, w = (np.concatenate(v) for v in (reps, outs, sizes, keys, ws))
     first, inverse = group_keys(ck)
     child = state.take(rep[first])
-    child.add_cohort(size[first], *_outcome_counts(table, size[first], o[first]))
+    child.add_cohort(size[first], *_outcome_counts(table, size[first], o[first], names))
     return child, np.bincount(inverse, weights=w, minlength=first.size)
 
 
-def _outcome_counts(table, size: np.ndarray, outcome: np.ndarray):
+def _outcomes_without_both(table, c: int):
+    """A cohort's outcomes where the key leaves out the patients with both outcomes: one per distinct (DLTs,
+    responses), with the summed probability of its splits and the first split's count with both (a possible
+    one; nothing reads it)."""
+    cache = table.__dict__.setdefault("without_both", {})
+    if c not in cache:
+        dy, de, dye, pr = table(c)
+        _, first, inverse = np.unique(dy * (c + 1) + de, return_index=True, return_inverse=True)
+        merged = np.zeros((pr.shape[0], first.size))
+        np.add.at(merged, (slice(None), inverse.ravel()), pr)
+        cache[c] = (dy[first], de[first], dye[first], merged)
+    return cache[c]
+
+
+def _outcome_counts(table, size: np.ndarray, outcome: np.ndarray, names=("n", "y", "e", "ye")):
     """DLTs, responses and both of outcome ``outcome`` of a cohort of ``size``, per entry."""
     dy, de, dye = (np.zeros(size.size, dtype=np.int32) for _ in range(3))
     for c in np.unique(size):
         at = size == c
-        t_dy, t_de, t_dye, _ = table(int(c))
+        t_dy, t_de, t_dye, _ = table(int(c)) if "ye" in names else _outcomes_without_both(table, int(c))
         dy[at], de[at], dye[at] = t_dy[outcome[at]], t_de[outcome[at]], t_dye[outcome[at]]
     return dy, de, dye
 
