@@ -135,6 +135,11 @@ class BOIN(IntervalDesign):
         ``n`` patients: each row depends on its own ``n`` only)."""
         return self.count_boundaries()
 
+    def _code_table(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+        tab = self._count_table
+        esc, deesc = tab["escalate_le"][n - 1], tab["deescalate_ge"][n - 1]
+        return np.where(y <= esc, E, np.where(y >= deesc, D, S)).astype(np.int8)
+
     def _codes(self, n: int, y: np.ndarray) -> np.ndarray:
         tab = self._count_table if 1 <= n <= self.max_n else self.count_boundaries(n)
         row = n - 1 if 1 <= n <= self.max_n else -1

@@ -87,9 +87,19 @@ class IntervalDesign(Design):
     def grid(self) -> np.ndarray:
         """Decision codes ``grid[n, y]`` (0 E, 1 S, 2 D), shape ``(max_n + 1, max_n + 1)``."""
         g = np.full((self.max_n + 1, self.max_n + 1), S, dtype=np.int8)
+        n, y = np.tril_indices(self.max_n + 1)
+        whole = self._code_table(n[n >= 1], y[n >= 1])
+        if whole is not None:        # the design gives every (n, y) at once
+            g[n[n >= 1], y[n >= 1]] = whole
+            return g
         for n in range(1, self.max_n + 1):
             g[n, : n + 1] = self._codes(n, np.arange(n + 1))
         return g
+
+    def _code_table(self, n: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Decision codes for the pairs (``n``, ``y``) at once, ``1 <= n <= max_n``, equal to :meth:`_codes` row by
+        row; None (default): :attr:`grid` asks :meth:`_codes` for each ``n``."""
+        return None
 
     @cached_property
     def elim(self) -> np.ndarray:
