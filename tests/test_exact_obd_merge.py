@@ -152,3 +152,26 @@ def test_boinet_selection_of_a_batch_equals_each_row_alone():
     alone = np.array([design.select(state.take([i]))[0] for i in range(t)])
     np.testing.assert_array_equal(batch, alone)
     assert len(set(batch.tolist())) > 1
+
+
+def test_boinet_decides_once_per_distinct_row_the_same_decisions():
+    """From 4096 trials BOIN-ET decides once per distinct (current tier, counts at it and its neighbours,
+    admissible tiers) row; the decisions equal the rule applied to every trial."""
+    rng = np.random.default_rng(7)
+    t, k, m = 6000, 4, 400
+    n = rng.choice([0, 3, 6, 9], size=(m, k))
+    cur = rng.integers(0, k, size=m)
+    n[np.arange(m), cur] = np.maximum(n[np.arange(m), cur], 3)
+    y = rng.integers(0, 10, size=(m, k)) % (n + 1)
+    e = rng.integers(0, 10, size=(m, k)) % (n + 1)
+    state = doseesc.TrialState.from_counts(n, y, cur, e=e).take(rng.integers(0, m, size=t))   # repeated rows
+    design = doseesc.BOINET(k, max_n=36)
+    calls = []
+    plain_rule = design._decide
+    object.__setattr__(design, "_decide", lambda s, ok: calls.append(s.n_trials) or plain_rule(s, ok))
+    fast = design.decide(state)
+    assert calls and calls[0] <= t // 2          # the distinct rows only
+    plain = plain_rule(state, design.admissible(state))
+    for key in ("next", "stop", "reason"):
+        np.testing.assert_array_equal(getattr(fast, key), getattr(plain, key))
+    assert fast.stop.any() and (~fast.stop).any() and len(set(fast.next.tolist())) > 2

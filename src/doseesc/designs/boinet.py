@@ -19,6 +19,10 @@ special = lazy("scipy.special")
 stats = lazy("scipy.stats")
 
 
+#: Batches of at least this many trials decide once per distinct row of what the rule reads.
+_DISTINCT_FROM = 4096
+
+
 def _responses(state: TrialState) -> np.ndarray:
     """Responses per tier as floats: integer counts as they are, others (merged states' means) rounded to 6
     decimals (the same values either way for whole numbers)."""
@@ -175,7 +179,8 @@ class BOINET(Design):
         if n.dtype.kind == y.dtype.kind == e.dtype.kind == "i" and n.size and n.max() <= self.max_n \
                 and min(y.min(), e.min()) >= 0:
             tox, fut = self._admissible_tables   # integer counts within the table: look the values up
-            return ~(tox[n, y] | fut[n, e])
+            row = n * tox.shape[1]
+            return ~(tox.ravel().take(row + y) | fut.ravel().take(row + e))
         n, y = np.asarray(state.n, float), np.asarray(state.y, float)
         e = np.round(np.asarray(state.e, float), 6)
         if n.size and n.max() <= self.max_n and np.array_equal(e, np.round(e)) and y.min() >= 0 and e.min() >= 0:
@@ -194,6 +199,24 @@ class BOINET(Design):
     merge_fields = (("n", 1), ("y", 1), ("e", 1))
 
     def decide(self, state: TrialState) -> Decision:
+        t, k = state.n.shape
+        ok = self.admissible(state)
+        if t >= _DISTINCT_FROM:
+            # the rule reads the current tier, the counts at it and its neighbours and which tiers are admissible:
+            # decide once per distinct row of those and broadcast (the same decisions)
+            rows = np.arange(t)
+            cols = [state.current, ok]
+            for off in (-1, 0, 1):
+                j = np.clip(state.current + off, 0, k - 1)
+                cols += [state.n[rows, j], state.y[rows, j], state.e[rows, j]]
+            first, back = _distinct_rows(*cols)
+            if first.size <= t // 2:
+                dec = self._decide(state.take(first), ok[first])
+                return Decision(next=dec.next[back], stop=dec.stop[back], reason=dec.reason[back])
+        return self._decide(state, ok)
+
+    def _decide(self, state: TrialState, ok: np.ndarray) -> Decision:
+        """The rule on each trial, given its admissible tiers ``ok``."""
         t, k = state.n.shape
         rows = np.arange(t)
         d = state.current
@@ -224,7 +247,6 @@ class BOINET(Design):
             best_val = np.where(better, val, best_val)
         nxt = np.where(grey, np.where(up_untried, d + 1, best), nxt)
         # admissibility
-        ok = self.admissible(state)
         idx = np.arange(k)[None, :]
         none = ~ok.any(axis=1)
         nxt = np.clip(nxt, -1, k)
