@@ -255,7 +255,9 @@ class BOIN12(Design):
         """DS = P(standardised utility > u_b / 100 | data), shape ``(n_trials, n_tiers)``."""
         n = np.asarray(state.n)
         if n.max(initial=0) <= self._limit:
-            return self._tables[1][n, np.asarray(state.y), _integral(state.e), _integral(state.ye)]
+            ds = self._tables[1]
+            w = ds.shape[0]
+            return ds.ravel().take(((n * w + np.asarray(state.y)) * w + _integral(state.e)) * w + _integral(state.ye))
         x = np.asarray(self.pseudo_responses(state), float)
         nf = np.broadcast_to(np.asarray(n, float), x.shape)
         # the incomplete beta once per distinct (n, pseudo-responses) pair (few of them; the same values)

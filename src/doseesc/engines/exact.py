@@ -312,14 +312,17 @@ def _enumerate_merged(design: Design, probs: np.ndarray, max_states: int) -> dic
             child, w = kids
             dec = design.step(child)
             st = dec.stop
-            stopped = child.take(st) if st.any() else None
+            # a stopped state keeps its counts and tier; only its rules fired grow (the records take them after)
             child.advance(dec, design.cohort_size)
-            if stopped is not None:
-                for key, val in _terminal_records(design, stopped, dec.reason[st], child.fired[st], w[st]).items():
+            if st.any():
+                stopped = child if st.all() else child.take(st)
+                for key, val in _terminal_records(design, stopped, dec.reason[st], stopped.fired, w[st]).items():
                     term[key].append(val)
-            go = ~st
-            live.append(child.take(go))
-            live_p.append(w[go])
+            if not st.all():
+                live.append(child.take(~st) if st.any() else child)
+                live_p.append(w[~st])
+        if not live:
+            return term
         state, prob = _merge_counts(design, _concat(live), np.concatenate(live_p))
         if state.n_trials > max_states:
             raise _too_many(design, max_states)
