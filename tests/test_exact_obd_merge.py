@@ -175,3 +175,20 @@ def test_boinet_decides_once_per_distinct_row_the_same_decisions():
     for key in ("next", "stop", "reason"):
         np.testing.assert_array_equal(getattr(fast, key), getattr(plain, key))
     assert fast.stop.any() and (~fast.stop).any() and len(set(fast.next.tolist())) > 2
+
+
+@pytest.mark.parametrize("name", ["BOIN12", "BOIN-ET"])
+def test_dcar_sle_exact_within_4_se_of_monte_carlo(name):
+    """The bundled DCAR-SLE designs (4 tiers, N = 24, phi 0.25), refused at the default max_states before:
+    exact now runs and agrees with 3,000 simulated trials (binomial SE under the exact value)."""
+    from pathlib import Path
+    p = doseesc.load_protocol(Path(__file__).resolve().parents[1] / "scenarios" / "dcar_sle.toml")
+    d, s = p.designs[name], p.scenarios["mtd-middle"]
+    assert (d.n_tiers, d.max_n) == (4, 24)
+    ex = doseesc.exact(d, s, ladder=p.tiers, obd=p.obd)
+    n_trials = 3000
+    mc = doseesc.simulate(d, s, n_trials, rng=5, ladder=p.tiers, obd=p.obd)
+    ps = np.clip(ex.p_select, 0, 1)
+    se = np.sqrt(ps * (1 - ps) / n_trials)
+    assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps, se]
+    assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(n_trials)
