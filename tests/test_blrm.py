@@ -158,7 +158,7 @@ def test_crmpack_example_prior_with_correlation():
 
 
 def test_grid_matches_a_much_finer_grid_to_three_decimals():
-    """The default grid (301 x 41 nodes, +-5 prior SD: log alpha step 0.067) against 2001 x 61 nodes over +-7 SD
+    """The default grid (121 x 41 nodes, +-5 prior SD: log alpha step 0.17) against 2001 x 61 nodes over +-7 SD
     (step 0.014) on 8 random data sets (up to 45 patients over 5 tiers): interval probabilities within 5e-4,
     posterior means of P(DLT) within 1e-5."""
     d = BLRM(SA_DOSES, 10.0, max_n=60, prior_mean=(-1.0, 0.0), max_increase=None)

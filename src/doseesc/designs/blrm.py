@@ -11,16 +11,17 @@ The posterior is computed for all trials at once by deterministic quadrature on 
 in ``theta`` (no MCMC): the log-likelihood of every trial at every grid node is two matrix products of
 the sufficient statistics (patients and DLTs per tier), ``y @ log p.T + (n - y) @ log(1 - p).T``, shape
 ``(n_trials, grid nodes)``. Posterior means use the trapezoid rule. Interval probabilities are one more
-matrix product of the posterior weights with fixed per-node weights: for fixed beta, P(DLT | d) is
-monotone in log alpha, so each interval is a half-line in log alpha; each node stands for its cell, and
-on the cell holding the interval's end the density is taken linear with the central-difference slope
-(:func:`_share_above`). With the default grid (301 x 41 nodes over +-5 prior SDs) interval probabilities
-agree with a direct quadrature to 5e-4 (tests/test_blrm.py). Posterior summaries are memoised per
-distinct (n, y) as for the CRM. Under the actual-dose model the engine gives the state each evaluable patient's
-actual dose (``pt_dose``; :attr:`BLRM.uses_patient_doses`) and the model is fitted on those doses
-(:meth:`BLRM.posterior_summary_patients`: each patient's term expanded in Chebyshev polynomials of the log dose, so
-the log-likelihood is still one matrix product per batch). ``prior_cov``, when given, sets ``prior_sd`` and
-``prior_corr``; ``mixture``, when given, replaces the single normal prior.
+matrix product of the posterior weights with fixed per-node weights: for fixed beta, P(DLT | d) is monotone
+in log alpha, so each interval is a half-line in log alpha; the density along log alpha is replaced by its
+piecewise cubic interpolant (four nodes), integrated exactly above the interval's end (:func:`_share_above`,
+error O(h^4)). With the default grid (121 x 41 nodes over +-5 prior SDs) interval probabilities agree with a
+direct quadrature to 5e-4 (tests/test_blrm.py). Posterior summaries are memoised per distinct (n, y) as for
+the CRM. Under the actual-dose model the engine gives the state each evaluable patient's actual dose
+(``pt_dose``; :attr:`BLRM.uses_patient_doses`) and the model is fitted on those doses
+(:meth:`BLRM.posterior_summary_patients`: each patient's term expanded in Chebyshev polynomials of the log dose,
+with as many terms as each log(beta) row of the grid needs, so the log-likelihood is a few matrix products per
+batch). ``prior_cov``, when given, sets ``prior_sd`` and ``prior_corr``; ``mixture``, when given, replaces the
+single normal prior.
 """
 
 from __future__ import annotations
@@ -96,25 +97,37 @@ def _from_cov(cov, key: str) -> tuple[tuple[float, float], float]:
     return (s1, s2), c[0][1] / (s1 * s2)
 
 
+def _tail_of_kernel(u: np.ndarray) -> np.ndarray:
+    """``int_u^inf phi(s) ds`` for the 4-point cubic Lagrange interpolation kernel ``phi`` (support [-2, 2],
+    integral 1): ``phi(s) = (1 - s^2)(2 - s) / 2`` on ``|s| <= 1`` and ``(1 - s)(2 - s)(3 - s) / 6`` on
+    ``1 <= |s| <= 2``. ``int_0^s phi`` is ``(2s - s^2/2 - 2s^3/3 + s^4/4) / 2`` up to 1 (13/24 at 1), then
+    ``13/24 + [G(s) - G(1)] / 6`` with ``G(r) = 6r - 11r^2/2 + 2r^3 - r^4/4`` (1/2 at 2)."""
+    s = np.minimum(np.abs(u), 2.0)
+    inner = (2 * s - s ** 2 / 2 - 2 * s ** 3 / 3 + s ** 4 / 4) / 2
+
+    def g(r):
+        return 6 * r - 5.5 * r ** 2 + 2 * r ** 3 - r ** 4 / 4
+
+    half = np.where(s <= 1, inner, 13.0 / 24 + (g(s) - g(1.0)) / 6)
+    return np.where(u >= 0, 0.5 - half, 0.5 + half)
+
+
 def _share_above(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Quadrature weight of each node ``a[i]`` (uniform spacing h) in the integral over ``a > t`` of a smooth
     function known at the nodes, in units of h.
 
-    ``t`` has shape ``(len(a), ...)``, the same threshold for every node of a row along the first axis. Each
-    node stands for its cell [a_i - h/2, a_i + h/2] (on full cells this is the trapezoid rule, spectrally
-    accurate for the smooth, rapidly decaying posterior); on the cell that holds t, with z = (t - a_i) / h,
-    the function is taken linear with the central-difference slope, so the share above t is
-    f_i (1/2 - z) + (f_i+1 - f_i-1) (1/4 - z^2) / 4: weights on three nodes (none on the end nodes)."""
-    z = np.clip((t - a.reshape((-1,) + (1,) * (t.ndim - 1))) / (a[1] - a[0]), -0.5, 0.5)
-    w = 0.5 - z
-    c = (0.25 - z[1:-1] ** 2) / 4
-    w[2:] += c
-    w[:-2] -= c
-    return w
+    ``t`` has shape ``(len(a), ...)``, the same threshold for every node of a row along the first axis. The
+    function is replaced by its piecewise cubic interpolant through the four nearest nodes (``sum_i f_i
+    phi((a - a_i) / h)``, :func:`_tail_of_kernel`), integrated exactly above ``t``: node i gets
+    ``int_{(t - a_i) / h}^inf phi``, 1 well below ``t`` (the trapezoid rule, spectrally accurate for the
+    smooth, rapidly decaying posterior), 0 well above it, and a smooth share on the four nodes around it. The
+    error is O(h^4) (the interpolant's), against O(h^2) for a cell-wise linear share."""
+    z = (t - a.reshape((-1,) + (1,) * (t.ndim - 1))) / (a[1] - a[0])
+    return _tail_of_kernel(z)
 
 
 def _share_below(a: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """As :func:`_share_above` for the integral over ``a < t`` (each cell's whole weight minus its share above;
+    """As :func:`_share_above` for the integral over ``a < t`` (each node's whole weight minus its share above;
     the end nodes carry half a cell, as in the trapezoid rule)."""
     w = 1.0 - _share_above(a, t)
     w[0] -= 0.5
@@ -155,9 +168,11 @@ class BLRM(Design):
     #: The actual-dose engine gives the state each evaluable patient's actual dose (``pt_dose``, ``pt_dlt``):
     #: the model is then fitted on the patients' own doses (:meth:`posterior_summary_patients`).
     uses_patient_doses: ClassVar[bool] = True
-    #: Degree of the Chebyshev expansion, in the log dose, of each patient's term of the log-likelihood
-    #: (:meth:`_cheb`).
+    #: Highest degree of the Chebyshev expansion, in the log dose, of each patient's term of the log-likelihood
+    #: (:meth:`_cheb`); each log(beta) row of the grid keeps only the terms it needs: the dropped coefficients'
+    #: absolute sum at most ``CHEB_TAIL`` at every node of the row (so at most that error per patient).
     CHEB_DEGREE: ClassVar[int] = 96
+    CHEB_TAIL: ClassVar[float] = 1e-7
 
     doses: tuple[float, ...]
     d_ref: float
@@ -173,7 +188,7 @@ class BLRM(Design):
     ewoc: float = dataclasses.field(default=0.25, kw_only=True)
     max_increase: float | str | None = dataclasses.field(default=2.0, kw_only=True)   # a number, or "none"
     escalate_by_one: bool = dataclasses.field(default=False, kw_only=True)
-    grid_points: tuple[int, int] = dataclasses.field(default=(301, 41), kw_only=True)
+    grid_points: tuple[int, int] = dataclasses.field(default=(121, 41), kw_only=True)
     grid_width: float = dataclasses.field(default=5.0, kw_only=True)
 
     def __post_init__(self):
@@ -377,11 +392,19 @@ class BLRM(Design):
     def _cheb(self):
         """Chebyshev expansion of each patient's term ``log(1 + exp(eta))``, ``eta = log(alpha) + beta x``, in the
         log dose ``x = log(d / d_ref)`` on ``[lo, hi]`` (from 0.4 times the lowest tier's dose to 1.25 times the
-        highest's), at every grid node: ``(lo, hi, K)``; ``K`` holds minus the coefficients ``C`` (shape
-        ``(degree + 1, nodes)``), then the rows log(alpha), beta and the log prior of the nodes. Summed over a
+        highest's), at every grid node, cut into blocks of log(beta) rows: ``(lo, hi, degree, blocks)``.
+
+        The coefficients ``C`` (degree ``CHEB_DEGREE``) converge fast where beta is small (the term is nearly
+        linear in x) and slowly where it is large (nearly a step): each log(beta) row keeps the fewest terms
+        (a multiple of 8) whose dropped tail ``sum |C_k|`` is below ``CHEB_TAIL`` at every node of the row (all
+        ``CHEB_DEGREE + 1`` where it never is), and consecutive rows keeping as many terms form a block. Each
+        block is ``(terms, nodes, K, frac)``: its grid nodes (indices), ``K`` the rows log(alpha), beta, the log
+        prior and minus ``C[:terms]`` of those nodes, and their rows of the interval weights. Summed over a
         trial's patients, the term is ``M @ C`` with ``M`` the sums of the Chebyshev polynomials of the
-        patients' scaled log doses (:meth:`_patient_ll`)."""
-        A, B = self._grid[:2]
+        patients' scaled log doses (:meth:`_patient_blocks`)."""
+        A, B, log_prior = self._grid[:3]
+        frac = self._grid[5]
+        na, nb = self.grid_points
         lo = float(self._x[0]) + math.log(0.4)
         hi = float(self._x[-1]) + math.log(1.25)
         deg = self.CHEB_DEGREE
@@ -392,22 +415,37 @@ class BLRM(Design):
         C = (cos @ vals.T) * (2.0 / (deg + 1))
         C[0] *= 0.5
         C[np.abs(C) < 1e-100] = 0.0        # no subnormal numbers in the matrix product (they are very slow)
-        # the whole log-likelihood (and the log prior) as one product: rows -C, log(alpha), beta, log prior
-        K = np.vstack([-C, A[None, :], np.exp(B)[None, :], self._grid[2][None, :]])
-        return lo, hi, np.ascontiguousarray(K)
+        # tail[d, j]: the largest over row j's nodes of sum_{k >= d} |C_k| (nodes are (log alpha, log beta) row-major)
+        tail = np.cumsum(np.abs(C[::-1]), axis=0)[::-1].reshape(deg + 1, na, nb).max(axis=1)
+        below = tail < self.CHEB_TAIL
+        terms = np.where(below.any(axis=0), np.argmax(below, axis=0), deg + 1)
+        terms = np.minimum(np.maximum(8, -(-terms // 8) * 8), deg + 1)
+        blocks = []
+        j = 0
+        while j < nb:
+            k = j
+            while k + 1 < nb and terms[k + 1] == terms[j]:
+                k += 1
+            t = int(terms[j])
+            nodes = (np.arange(na)[:, None] * nb + np.arange(j, k + 1)[None, :]).ravel()
+            K = np.vstack([A[None, nodes], np.exp(B)[None, nodes], log_prior[None, nodes], -C[:t, nodes]])
+            blocks.append((t, nodes, np.ascontiguousarray(K), np.ascontiguousarray(frac[nodes], dtype=np.float32)))
+            j = k + 1
+        return lo, hi, deg, blocks
 
-    def _patient_ll(self, dose: np.ndarray, dlt: np.ndarray, prior: bool = False) -> np.ndarray:
-        """Log-likelihood at every grid node, shape ``(n_trials, nodes)``, of patients at their own doses:
-        ``sum_i [y_i eta_i - log(1 + exp(eta_i))]``, ``eta_i = log(alpha) + beta log(d_i / d_ref)``.
+    def _patient_blocks(self, dose: np.ndarray, dlt: np.ndarray, prior: bool = False) -> list[np.ndarray]:
+        """Log-likelihood of patients at their own doses at the grid nodes of each block of :meth:`_cheb`, shape
+        ``(n_trials, block nodes)`` each: ``sum_i [y_i eta_i - log(1 + exp(eta_i))]``,
+        ``eta_i = log(alpha) + beta log(d_i / d_ref)``.
 
         The DLT part is exact (``Y log(alpha) + beta sum_{DLT} x_i``); the other term is the Chebyshev
         expansion of :meth:`_cheb` for doses inside its interval, and evaluated directly for the rare patients
         outside it (products far short of the band). With ``prior`` the log prior density is added.
-        All of it is one matrix product: (Chebyshev sums, DLTs, sum of the DLT patients' x, 1) @ rows of
-        :meth:`_cheb`."""
+        Per block it is one matrix product: (DLTs, sum of the DLT patients' x, 1, Chebyshev sums) @ the block's
+        rows (the first ``terms + 3`` columns of one moment matrix serve every block)."""
         A, B = self._grid[:2]
-        lo, hi, K = self._cheb
-        deg1 = K.shape[0] - 3
+        lo, hi, deg, blocks = self._cheb
+        top = max(t for t, _, _, _ in blocks)
         dose = np.asarray(dose, float)
         dlt = np.asarray(dlt, bool)
         has = ~np.isnan(dose)
@@ -415,22 +453,32 @@ class BLRM(Design):
         y = has & dlt
         inside = has & (x >= lo) & (x <= hi)
         t = np.where(inside, (2 * x - (lo + hi)) / (hi - lo), 0.0)
-        m = np.empty((dose.shape[0], K.shape[0]))
+        m = np.empty((dose.shape[0], top + 3))
+        m[:, 0] = y.sum(axis=1)
+        m[:, 1] = np.where(y, x, 0.0).sum(axis=1)
+        m[:, 2] = 1.0 if prior else 0.0
         t_prev, t_cur = inside.astype(float), np.where(inside, t, 0.0)     # T_0, T_1 (0 where no patient)
-        m[:, 0] = t_prev.sum(axis=1)
-        if deg1 > 1:
-            m[:, 1] = t_cur.sum(axis=1)
-        for d in range(2, deg1):
+        m[:, 3] = t_prev.sum(axis=1)
+        if top > 1:
+            m[:, 4] = t_cur.sum(axis=1)
+        for d in range(2, top):
             t_prev, t_cur = t_cur, 2 * t * t_cur - t_prev
-            m[:, d] = t_cur.sum(axis=1)
-        m[:, deg1] = y.sum(axis=1)
-        m[:, deg1 + 1] = np.where(y, x, 0.0).sum(axis=1)
-        m[:, deg1 + 2] = 1.0 if prior else 0.0
-        ll = m @ K
+            m[:, 3 + d] = t_cur.sum(axis=1)
         out_r, out_c = np.nonzero(has & ~inside)
-        if out_r.size:
-            terms = np.logaddexp(0.0, A[None, :] + np.exp(B)[None, :] * x[out_r, out_c][:, None])
-            np.subtract.at(ll, out_r, terms)
+        lls = []
+        for terms, nodes, K, _ in blocks:
+            ll = m[:, :terms + 3] @ K
+            if out_r.size:
+                vals = np.logaddexp(0.0, A[None, nodes] + np.exp(B)[None, nodes] * x[out_r, out_c][:, None])
+                np.subtract.at(ll, out_r, vals)
+            lls.append(ll)
+        return lls
+
+    def _patient_ll(self, dose: np.ndarray, dlt: np.ndarray, prior: bool = False) -> np.ndarray:
+        """:meth:`_patient_blocks` at every grid node in the grid's order, shape ``(n_trials, nodes)``."""
+        ll = np.empty((np.shape(dose)[0], self._grid[0].size))
+        for (_, nodes, _, _), part in zip(self._cheb[3], self._patient_blocks(dose, dlt, prior)):
+            ll[:, nodes] = part
         return ll
 
     def _summary_from_ll(self, ll: np.ndarray, prior_added: bool = False) -> np.ndarray:
@@ -451,10 +499,19 @@ class BLRM(Design):
         dose = np.atleast_2d(np.asarray(dose, float))
         dlt = np.atleast_2d(np.asarray(dlt, bool))
         out = np.empty((dose.shape[0], _COLS, self.n_tiers))
+        blocks = self._cheb[3]
         step = 2048
         for i in range(0, dose.shape[0], step):
-            out[i:i + step] = self._summary_from_ll(self._patient_ll(dose[i:i + step], dlt[i:i + step], prior=True),
-                                                    prior_added=True)
+            lls = self._patient_blocks(dose[i:i + step], dlt[i:i + step], prior=True)
+            top = np.max([ll.max(axis=1) for ll in lls], axis=0)[:, None]
+            acc = 0.0
+            for ll, (_, _, _, frac) in zip(lls, blocks):
+                # the weights exp(ll - max) in single precision (relative error 1e-7 each; the exponentials and
+                # this product are most of the cost), summed per block in double precision
+                w = np.subtract(ll, top, out=np.empty(ll.shape, np.float32), casting="same_kind")
+                np.exp(w, out=w)
+                acc = acc + (w @ frac).astype(float)
+            out[i:i + step] = (acc[:, :-1] / acc[:, -1:]).reshape(-1, _COLS, self.n_tiers)
         return out
 
     def state_probabilities(self, state: TrialState) -> dict[str, np.ndarray]:
