@@ -31,7 +31,9 @@ DESIGNS = {
     # + 20: the other sign
     "BOIN12 utility reads ye (+)": doseesc.BOIN12(3, max_n=12, utility=(50, 0, 90, 60), variant="app"),
     "BOIN12 cap 6": doseesc.BOIN12(3, max_n=15, cap=6, phi_t=0.3),
+    "BOIN12 rule slots": doseesc.BOIN12(3, max_n=15, variant="app").stop_when_n_at_dose(9).safety_stop(0.8),
     "BOIN-ET": doseesc.BOINET(3, max_n=15),
+    "BOIN-ET rule slots": doseesc.BOINET(3, max_n=15).stop_when_n_at_dose(9).safety_stop(0.8),
     "BOIN-ET phi 0.25": doseesc.BOINET(3, phi=0.25, delta=0.5, max_n=12),
 }
 

@@ -323,7 +323,9 @@ def _enumerate_merged(design: Design, probs: np.ndarray, max_states: int) -> dic
                 live_p.append(w[~st])
         if not live:
             return term
-        state, prob = _merge_counts(design, _concat(live), np.concatenate(live_p))
+        state, prob = _concat(live), np.concatenate(live_p)
+        live.clear()                # (the blocks' copies go before the merge makes another)
+        state, prob = _merge_counts(design, state, prob)
         if state.n_trials > max_states:
             raise _too_many(design, max_states)
     raise RuntimeError(f"{design.label}: states did not stop within max_n = {design.max_n} cohorts")
