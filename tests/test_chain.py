@@ -121,10 +121,14 @@ def test_a_graph_too_large_falls_back_to_cohort_by_cohort(monkeypatch):
     monkeypatch.setattr(chain_mod, "MAX_NODES", 50)
     design = doseesc.BOIN(0.3, 5, max_n=30)
     sc = doseesc.Scenario(true_tox=(0.05, 0.12, 0.2, 0.3, 0.5), target=0.3)
-    a = doseesc.simulate(design, sc, 1000, rng=2)
-    assert chain_mod.chain_for(design, False).size <= 50
+    a = doseesc.simulate(design, sc, 1000, rng=2, batch_size=300)
+    g = chain_mod.chain_for(design, False)
+    assert g.size <= 50 and g.full      # the first batch found it too large; the later ones did not try
     monkeypatch.setattr(chain_mod, "MAX_NODES", 1 << 18)
-    _same(a, doseesc.simulate(doseesc.BOIN(0.3, 5, max_n=30), sc, 1000, rng=2))
+    chain_mod._RECENT.clear()           # a new graph, large enough
+    b = doseesc.simulate(doseesc.BOIN(0.3, 5, max_n=30), sc, 1000, rng=2)
+    assert not chain_mod.chain_for(design, False).full and chain_mod.chain_for(design, False).size > 50
+    _same(a, b)
 
 
 def test_the_graph_of_a_hand_worked_3_plus_3():

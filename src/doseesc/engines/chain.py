@@ -13,7 +13,8 @@ count, selection, stop reason, rule fired and patient record is identical to it 
 a run touches each trial only to read its outcome and follow one edge.
 
 The graph is kept for the run (and for later runs of the same design object, see :func:`chain_for`) up to
-:data:`MAX_NODES` nodes; a batch that would pass it runs on the cohort-by-cohort engine.
+:data:`MAX_NODES` nodes (fewer for designs with response, :data:`MAX_EDGE_CELLS`); a batch that would pass it
+runs on the cohort-by-cohort engine.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from .run import group_keys
 
 __all__ = ["Chain", "chain_for", "MAX_NODES"]
 
-#: Most nodes a chain keeps (its edge table has one int32 per node and outcome).
+#: Most nodes a chain keeps, and most cells of its edge table (one int32 per node and cohort outcome: a design
+#: with response has 64 outcomes of a cohort of 3, so at most 65,536 nodes). About 16 MB of edges and 30 MB of
+#: node states at most, whatever the number of trials.
 MAX_NODES = 1 << 18
+MAX_EDGE_CELLS = 1 << 22
 
 
 #: ``selected`` of a stopped node whose final choice is not worked out yet (:meth:`Chain._conclude`).
@@ -56,6 +60,8 @@ class Chain:
         self.n_out = w1 ** 3 if eff else w1
         root = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
         self.size = 0
+        #: Set once a batch found the graph too large (the engine then runs cohort by cohort).
+        self.full = False
         self._cap = 0
         self._post: dict = {}
         self.edges = np.zeros((0, self.n_out), np.int32)
@@ -98,7 +104,7 @@ class Chain:
     def _add(self, parent: np.ndarray, code: np.ndarray) -> np.ndarray:
         """Nodes for the distinct new edges (``parent``, ``code``): their states, decisions and final choices."""
         design = self.design
-        if self.size + parent.size > MAX_NODES:
+        if self.size + parent.size > min(MAX_NODES, MAX_EDGE_CELLS // self.n_out):
             raise ChainFull
         w1 = self.width + 1
         if self.eff:

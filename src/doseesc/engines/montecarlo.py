@@ -53,11 +53,12 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     if u_tox.shape[1] < max_n:
         raise ValueError(f"u_tox has {u_tox.shape[1]} patients per trial; the design needs {max_n}")
     if run_module.DISTINCT_STATES and CHAIN:
-        try:
-            return chain_for(design, u_eff is not None).run(np.asarray(true_tox, dtype=float), u_tox, u_eff,
-                                                            eff_given)
-        except ChainFull:
-            pass
+        chain = chain_for(design, u_eff is not None)
+        if not chain.full:
+            try:
+                return chain.run(np.asarray(true_tox, dtype=float), u_tox, u_eff, eff_given)
+            except ChainFull:   # the design's graph is too large: this batch and later ones cohort by cohort
+                chain.full = True
     u_2d = np.ascontiguousarray(u_tox[:, :max_n])
     u_flat = u_2d.ravel()
     eff_on = u_eff is not None
