@@ -214,16 +214,17 @@ def _keyed_children(design: Design, state: TrialState, prob: np.ndarray, table):
             delta += place[f * k:(f + 1) * k, None] * (sign * change[name].astype(np.int64))[None, :]
         rep = np.repeat(idx, m)
         o = np.tile(np.arange(m), idx.size)
-        cur = state.current[rep]
-        w = prob[rep] * pr[cur, o]
-        keep = w > 0
-        rep, o, cur, w = rep[keep], o[keep], cur[keep], w[keep]
+        cell = state.current[rep].astype(np.intp) * m + o          # (tier, outcome), flat
+        w = prob[rep] * pr.ravel().take(cell)
+        if not (w > 0).all():
+            keep = w > 0
+            rep, o, cell, w = rep[keep], o[keep], cell[keep], w[keep]
         reps.append(rep)
         outs.append(o)
         sizes.append(np.full(rep.size, int(c)))
-        keys.append(key[rep] + delta[cur, o])
+        keys.append(key[rep] + delta.ravel().take(cell))
         ws.append(w)
-    rep, o, size, ck, w = (np.concatenate(v) for v in (reps, outs, sizes, keys, ws))
+    rep, o, size, ck, w = (v[0] if len(v) == 1 else np.concatenate(v) for v in (reps, outs, sizes, keys, ws))
     first, inverse = group_keys(ck)
     child = state.take(rep[first])
     child.add_cohort(size[first], *_outcome_counts(table, size[first], o[first], names))
