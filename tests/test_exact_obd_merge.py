@@ -194,3 +194,13 @@ def test_dcar_sle_exact_within_4_se_of_monte_carlo(name):
     se = np.sqrt(ps * (1 - ps) / n_trials)
     assert np.all(np.abs(mc.p_select - ps) <= 4 * se + 1e-15), np.c_[mc.p_select, ps, se]
     assert abs(mc.expected_n - ex.expected_n) <= 4 * ex.sd_n / np.sqrt(n_trials)
+
+
+@pytest.mark.parametrize("design", [doseesc.BOIN12(3, max_n=12), doseesc.BOINET(3, max_n=12)], ids=["BOIN12", "BOIN-ET"])
+def test_merged_exact_with_impossible_outcomes_equals_reference(design, monkeypatch):
+    """P(DLT) 0 and 1, P(response) 0 and 1: outcomes of probability 0 are dropped before keying, as the reference
+    drops them."""
+    sc = doseesc.Scenario(true_tox=(0.0, 0.3, 1.0), true_eff=(0.0, 1.0, 0.5))
+    fast = doseesc.exact(design, sc)
+    monkeypatch.setattr(exact_engine, "REFERENCE", True)
+    _compare(fast, doseesc.exact(design, sc))
