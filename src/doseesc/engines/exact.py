@@ -166,7 +166,8 @@ def _enumerate(design: Design, probs: np.ndarray, joint: bool, max_states: int) 
 # the design decides on them, not only after; (2) merged states keep the counts of one of them (all equal on
 # the key; ye, where the key leaves it out, is read by nothing); (3) the parents go in blocks of at most
 # CHILD_BLOCK children, each block's children merged, decided, concluded and reduced to records before the
-# next (memory bounded by the block and the live states); (4) the final choice is made once per distinct key.
+# next (memory bounded by the block and the live states), so each distinct state is decided and concluded once
+# per block; (4) a cohort's outcomes are keyed by arithmetic on the parents' keys (only distinct children built).
 # docs/notes/exact_obd.md; tests/test_exact_obd_merge.py compares with the plain reference (REFERENCE).
 
 def _keyed_children(design: Design, state: TrialState, prob: np.ndarray, table):
