@@ -7,12 +7,13 @@ on the truth. :class:`Chain` builds the part of it the simulated trials reach, l
 number; each cohort, its outcome is read from its own latent uniforms (as in
 :func:`~doseesc.engines.montecarlo.run_batch`) and the edge table gives the next node. Only edges no trial took
 before are worked out, once per distinct (node, outcome): the child's counts (:meth:`TrialState.add_cohort`),
-the design's decision (:meth:`Design.step`), the final choice where it stops (:meth:`Design.conclude`) and the
-state it moves to (:meth:`TrialState.advance`), the very operations of the cohort-by-cohort engine. So every
+the design's decision (:meth:`Design.step`) and the state it moves to (:meth:`TrialState.advance`), the very
+operations of the cohort-by-cohort engine; the final choice of the states a batch stopped on
+(:meth:`Design.conclude`) comes once, at the end of the batch. So every
 count, selection, stop reason, rule fired and patient record is identical to it (``tests/test_chain.py``), and
 a run touches each trial only to read its outcome and follow one edge.
 
-The graph is kept for the run (and for later runs of the same design object, see :func:`chain_for`) up to
+The graph is kept for the run (and for later runs of the same or an equal design, see :func:`chain_for`) up to
 :data:`MAX_NODES` nodes (fewer for designs with response, :data:`MAX_EDGE_CELLS`); a batch that would pass it
 runs on the cohort-by-cohort engine.
 """
@@ -37,13 +38,13 @@ MAX_EDGE_CELLS = 1 << 22
 PENDING = -2
 #: A batch steps every trial (stopped ones masked) while at least this share is alive, then only the live ones.
 SUBSET_SHARE = 0.5
-#: New edges are merged on their end state (:meth:`TrialState.key`) when more than this many are added at once;
+#: New edges are merged on their end state (:func:`_end_key`) when more than this many are added at once;
 #: fewer are cheaper to decide apart (a state then may have two nodes: the same decisions either way).
 DEDUPE_FROM = 256
 
 
 class ChainFull(Exception):
-    """The batch would take the chain past :data:`MAX_NODES` nodes."""
+    """The batch would take the chain past its most nodes (:data:`MAX_NODES`, :data:`MAX_EDGE_CELLS`)."""
 
 
 _FIELDS = ("n", "y", "e", "ye", "current", "active", "last_n", "last_y", "phase", "aux", "size", "fired")
