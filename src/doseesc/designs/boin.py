@@ -118,16 +118,37 @@ class BOIN(IntervalDesign):
         deesc = np.where(np.abs(raw - np.round(raw)) < 1e-12, np.round(raw).astype(int) + 1, deesc)
         elim = np.full(max_n, max_n + 1)
         if max_n >= 3:   # the smallest y with P(p > target | Beta(y + 1, m - y + 1)) > cutoff, per m >= 3
-            m, y = np.tril_indices(max_n + 1)
-            on = m >= 3
-            m, y = m[on], y[on]
-            hit = np.zeros((max_n + 1, max_n + 1), dtype=bool)
-            hit[m, y] = special.betaincc(y + 1, m - y + 1, self.target) > self.cutoff_eli
+            hit = self._tail if max_n <= self.max_n else self._tail_up_to(max_n)
             rows = np.arange(3, max_n + 1)
             found = hit[rows].any(axis=1)
             elim[rows[found] - 1] = hit[rows[found]].argmax(axis=1)
         deesc = np.minimum(deesc, elim)
         return {"n": n, "escalate_le": esc, "deescalate_ge": deesc, "eliminate_ge": elim}
+
+    def _tail_up_to(self, max_n: int) -> np.ndarray:
+        """``hit[n, y]``: P(p > target | Beta(y + 1, n - y + 1)) > cutoff_eli, for 1 <= n <= max_n and y <= n
+        (False elsewhere), in one scipy call."""
+        hit = np.zeros((max_n + 1, max_n + 1), dtype=bool)
+        n, y = np.tril_indices(max_n + 1)
+        n, y = n[n >= 1], y[n >= 1]
+        hit[n, y] = special.betaincc(y + 1, n - y + 1, self.target) > self.cutoff_eli
+        return hit
+
+    @cached_property
+    def _tail(self) -> np.ndarray:
+        """:meth:`_tail_up_to` ``max_n``, shared by the count table and the elimination table."""
+        return self._tail_up_to(self.max_n)
+
+    @cached_property
+    def elim(self) -> np.ndarray:
+        """Elimination flags ``elim[n, y]`` (the safety rule with BOIN's Beta(1, 1) prior: :attr:`_tail` from
+        ``elim_min_n`` patients on)."""
+        if type(self)._eliminate is not IntervalDesign._eliminate or tuple(self.elim_prior) != (1.0, 1.0):
+            return IntervalDesign.elim.func(self)      # a subclass with its own rule
+        e = np.zeros((self.max_n + 1, self.max_n + 1), dtype=bool)
+        first = max(self.elim_min_n, 1)
+        e[first:] = self._tail[first:]
+        return e
 
     @cached_property
     def _count_table(self) -> dict[str, np.ndarray]:
