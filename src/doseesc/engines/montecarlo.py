@@ -44,9 +44,10 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     Returns per-trial arrays (``n``, ``y``, ``selected``, ``reason``) and
     per-patient arrays (``tier``, ``tox``, ``new_cohort``; tier -1 past the end).
 
-    The design decides once per distinct trial state where that is cheaper
-    (:func:`~doseesc.engines.run.decide_distinct`): early cohorts have a handful of distinct states among
-    thousands of trials.
+    The batch walks the design's state graph (:mod:`~doseesc.engines.chain`): each distinct state is decided
+    once, by this run or an earlier one of an equal design. Where the graph would grow too large (or with
+    :data:`CHAIN` off) the trials step cohort by cohort below, and the design decides once per distinct trial
+    state where that is cheaper (:func:`~doseesc.engines.run.decide_distinct`). Both give the same arrays.
     """
     n_trials = u_tox.shape[0]
     k, max_n = design.n_tiers, design.max_n
