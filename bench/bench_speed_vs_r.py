@@ -10,7 +10,6 @@ dfcrm::crmsim on 10,000 trials of the same sizes, measured on this 2-core machin
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import time
@@ -18,6 +17,7 @@ import time
 import numpy as np
 
 import doseesc
+from _timing import forget_graphs
 
 N_TRIALS = 10_000
 REPEAT = 3
@@ -89,10 +89,6 @@ def main():
         print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x")
 
 
-def forget_graphs() -> None:
-    """Forget the state graphs the Monte Carlo engine keeps for recent designs (engines/chain.py), so that a run
-    is a first run: the graph is worked out as the trials reach it."""
-    importlib.import_module("doseesc.engines.chain")._RECENT.clear()
 
 
 if __name__ == "__main__":
