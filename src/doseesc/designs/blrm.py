@@ -370,12 +370,7 @@ class BLRM(Design):
         A, B, log_prior, logp_t, log1mp_t, frac = self._grid
         n = np.asarray(n, float)
         y = np.asarray(y, float)
-        ll = y @ logp_t + (n - y) @ log1mp_t
-        ll += log_prior[None, :]
-        ll -= ll.max(axis=1, keepdims=True)
-        np.exp(ll, out=ll)
-        out = ll @ frac
-        return (out[:, :-1] / out[:, -1:]).reshape(n.shape[0], _COLS, self.n_tiers)
+        return self._summary_from_ll(y @ logp_t + (n - y) @ log1mp_t)
 
     def posterior_theta(self, n, y) -> np.ndarray:
         """Posterior means of (log alpha, log beta), shape ``(n_trials, 2)``."""
