@@ -61,7 +61,7 @@ def _distinct_rows(*blocks) -> tuple[np.ndarray, np.ndarray]:
     return first, inverse.ravel()
 
 
-def count_key(state: TrialState, fields) -> np.ndarray:
+def merge_columns(state: TrialState, fields) -> np.ndarray:
     """Exact-engine merge key: the count fields ``fields`` ((name, sign) pairs) per tier, side by side, as integers."""
     return np.concatenate([_integral(getattr(state, name)) * sign for name, sign in fields], axis=1)
 
@@ -316,7 +316,7 @@ class BOIN12(Design):
         u = u_N n + (u_T - u_N) y + (u_E - u_N) e + (u_N - u_T - u_E + u_B) ye: where the last coefficient is 0
         (the default (40, 0, 100, 60): u = 40 n - 40 y + 60 e) u is a function of (n, y, e) and ye is left out
         (merged states carry it as a mean); otherwise u and ye determine each other given (n, y, e)."""
-        return count_key(state, self.merge_fields)
+        return merge_columns(state, self.merge_fields)
 
     @property
     def merge_fields(self) -> tuple:

@@ -12,7 +12,7 @@ from ..errors import DesignError
 from ..obd import OBDDefinition
 from ..state import Decision, StopReason, TrialState
 from .base import Design, check_int, check_prob, register
-from .boin12 import _distinct_rows, count_key
+from .boin12 import _distinct_rows, merge_columns
 from .selection import isotonic
 
 special = lazy("scipy.special")
@@ -193,7 +193,7 @@ class BOINET(Design):
 
     def merge_key(self, state):
         """Each tier's patients, DLTs and responses: every rule and the final choice read nothing else."""
-        return count_key(state, self.merge_fields)
+        return merge_columns(state, self.merge_fields)
 
     #: The count fields of :meth:`merge_key` with their signs (the exact engine adds a cohort to a key in place).
     merge_fields = (("n", 1), ("y", 1), ("e", 1))
