@@ -1,18 +1,59 @@
 """`import doseesc` loads neither scipy, pandas nor matplotlib: they load on first use (doseesc._lazy), so that the
-package and the command line start quickly (issue 20 item 7; times are in bench/, not in tests)."""
+package and the command line start quickly (issue 20 item 7; times are in bench/, not in tests).
+
+The package's own names load on first use too (PEP 562 ``__getattr__`` over ``doseesc._EXPORTS``), and the command
+line reaches the library through lazy proxies, so neither ``import doseesc`` nor ``doseesc --help`` loads numpy."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("scipy", "pandas", "matplotlib")
 
 
-def _loaded(code: str) -> list[str]:
+def _loaded(code: str, heavy=HEAVY) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules "
-                          f"if m.split('.')[0] in {HEAVY!r})))"], capture_output=True, text=True, check=True)
+                          f"if m.split('.')[0] in {tuple(heavy)!r})))"], capture_output=True, text=True, check=True)
     return out.stdout.split()
+
+
+def test_import_doseesc_loads_neither_numpy_nor_the_library():
+    loaded = _loaded("import doseesc", heavy=("numpy", "doseesc"))
+    assert loaded == ["doseesc", "doseesc._version"]
+
+
+def test_help_loads_neither_numpy_nor_the_library():
+    """What `doseesc --help` and `doseesc simulate --help` import: click, the command line, errors and limits."""
+    code = ("from click.testing import CliRunner\nfrom doseesc.cli import main\n"
+            "for args in (['--help'], ['simulate', '--help'], ['paths', '--help']):\n"
+            "    assert CliRunner().invoke(main, args).exit_code == 0\n")
+    loaded = _loaded(code, heavy=("numpy", "doseesc"))
+    assert "numpy" not in loaded
+    assert set(loaded) <= {"doseesc", "doseesc._version", "doseesc._lazy", "doseesc.cli", "doseesc.errors",
+                           "doseesc.limits"}, loaded
+
+
+def test_every_exported_name_resolves_to_its_module():
+    import importlib
+    import doseesc
+    for name, module in doseesc._EXPORTS.items():
+        assert getattr(doseesc, name) is getattr(importlib.import_module(module, "doseesc"), name), name
+    assert set(doseesc.__all__) == {"__version__", *doseesc._EXPORTS}
+    assert set(doseesc.__all__) <= set(dir(doseesc))
+    from doseesc import BOIN, simulate   # noqa: F401  (from-imports go through __getattr__ too)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        doseesc.no_such_name
+
+
+def test_a_submodule_import_does_not_hide_the_function_of_the_same_name():
+    """``doseesc.compare`` is the function, whether or not the module doseesc.compare was imported first."""
+    out = subprocess.run([sys.executable, "-c", "import doseesc.compare, doseesc.cli, doseesc\n"
+                          "print(callable(doseesc.compare), type(doseesc.compare).__name__)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "function"]
 
 
 def test_import_doseesc_loads_no_heavy_module():

@@ -6,40 +6,85 @@ Library first: the command line and reports are thin clients of this API.
 >>> design = doseesc.ThreePlusThree(n_tiers=3)
 >>> truth = doseesc.Scenario(true_tox=[0.05, 0.15, 0.35], target=0.25)
 >>> oc = doseesc.exact(design, truth)
->>> round(oc.p_select.sum(), 12)
+>>> print(round(oc.p_select.sum(), 12))
 1.0
+
+Names are loaded on first use (PEP 562, as in Scientific Python's SPEC 1): ``import doseesc`` reads no design,
+engine or numpy module, and ``doseesc.BOIN`` imports the designs when it is first read. ``from doseesc import X``,
+``dir(doseesc)`` and tab completion behave as for eager imports.
 """
 
-from ._version import __version__
-from .designs import (BOIN, BOIN12, BOINET, CRM, boinet_boundaries, MTPI, MTPI2, TPI, Design, OBDPick, crm_skeleton, I3Plus3, Keyboard, ThreePlusThree, boin_boundaries,
-                      design_from_dict)
-from .designs import AplusB, DecisionTable, RollingSix
-from .designs.efftox import EffTox
-from .designs.blrm import BLRM
-from .designs.tite import TITEBOIN, TITEBOIN12, TITECRM
-from .designs.expansion import Expansion
-from .calendar import Calendar
-from .engines.backfill import Backfill, backfill_summary, compare_backfill, simulate_backfill, with_backfill
-from .compare import Comparison, calibrate_halfwidth, compare
-from .engines import Coherence, DosePaths, Recommendation, coherence, exact, paths, recommend, simulate
-from .errors import DesignError, DoseescError, DoseescWarning, OutcomeError, ScenarioError
-from .grid import Grid, GridResult, span
-from .outcomes import format_outcomes, parse_outcomes
-from .protocol import Protocol, load_protocol
-from .results import OperatingCharacteristics
-from .obd import OBDDefinition
-from .phase2 import BOP2, Phase2Stage, SimonTwoStage
-from .scenario import Scenario
-from .state import Decision, Rule, StopReason, TrialState
-from .tables import decision_grid, decision_table
-from .tiers import DoseLadder
+from __future__ import annotations
 
-__all__ = [
-    "__version__", "Design", "ThreePlusThree", "BOIN", "boin_boundaries", "CRM", "crm_skeleton", "OBDPick", "Expansion", "BOIN12", "BOINET", "boinet_boundaries", "MTPI", "MTPI2", "TPI", "I3Plus3", "Keyboard", "design_from_dict", "simulate", "exact", "recommend",
-    "Recommendation", "Scenario", "OBDDefinition", "DoseLadder", "OperatingCharacteristics", "Protocol", "load_protocol",
-    "TrialState", "Decision", "StopReason", "Rule", "compare", "Comparison", "coherence", "Coherence", "calibrate_halfwidth", "paths", "DosePaths", "decision_table", "decision_grid", "parse_outcomes", "format_outcomes",
-    "DoseescError", "DesignError", "ScenarioError", "OutcomeError", "DoseescWarning",
-    "Calendar", "TITECRM", "TITEBOIN", "TITEBOIN12", "AplusB", "DecisionTable", "RollingSix", "EffTox", "BLRM",
-    "Grid", "GridResult", "span", "Phase2Stage", "SimonTwoStage", "BOP2",
-    "Backfill", "with_backfill", "simulate_backfill", "compare_backfill", "backfill_summary",
-]
+import importlib
+import sys
+import types
+
+from ._version import __version__
+
+#: public name -> the module (relative to the package) that defines it; read by tests/test_imports.py as
+#: edges of the import graph
+_EXPORTS = {
+    "Calendar": ".calendar",
+    "Comparison": ".compare", "calibrate_halfwidth": ".compare", "compare": ".compare",
+    "BOIN": ".designs", "BOIN12": ".designs", "BOINET": ".designs", "CRM": ".designs",
+    "boinet_boundaries": ".designs", "MTPI": ".designs", "MTPI2": ".designs", "TPI": ".designs", "Design": ".designs",
+    "OBDPick": ".designs", "crm_skeleton": ".designs", "I3Plus3": ".designs", "Keyboard": ".designs",
+    "ThreePlusThree": ".designs", "boin_boundaries": ".designs", "design_from_dict": ".designs", "AplusB": ".designs",
+    "DecisionTable": ".designs", "RollingSix": ".designs",
+    "BLRM": ".designs.blrm",
+    "EffTox": ".designs.efftox",
+    "Expansion": ".designs.expansion",
+    "TITEBOIN": ".designs.tite", "TITEBOIN12": ".designs.tite", "TITECRM": ".designs.tite",
+    "Coherence": ".engines", "DosePaths": ".engines", "Recommendation": ".engines", "coherence": ".engines",
+    "exact": ".engines", "paths": ".engines", "recommend": ".engines", "simulate": ".engines",
+    "Backfill": ".engines.backfill", "backfill_summary": ".engines.backfill", "compare_backfill": ".engines.backfill",
+    "simulate_backfill": ".engines.backfill", "with_backfill": ".engines.backfill",
+    "DesignError": ".errors", "DoseescError": ".errors", "DoseescWarning": ".errors", "OutcomeError": ".errors",
+    "ScenarioError": ".errors",
+    "Grid": ".grid", "GridResult": ".grid", "span": ".grid",
+    "OBDDefinition": ".obd",
+    "format_outcomes": ".outcomes", "parse_outcomes": ".outcomes",
+    "BOP2": ".phase2", "Phase2Stage": ".phase2", "SimonTwoStage": ".phase2",
+    "Protocol": ".protocol", "load_protocol": ".protocol",
+    "OperatingCharacteristics": ".results",
+    "Scenario": ".scenario",
+    "Decision": ".state", "Rule": ".state", "StopReason": ".state", "TrialState": ".state",
+    "decision_grid": ".tables", "decision_table": ".tables",
+    "DoseLadder": ".tiers",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        # a submodule not imported yet (``doseesc.engines`` after a bare ``import doseesc``)
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value   # later reads are plain module attributes
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package's module type. Importing a submodule sets it as an attribute of the package; where the
+    submodule shares its name with an exported function (``doseesc.compare``), the function keeps the name,
+    as it did when the package imported everything eagerly."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == f".{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

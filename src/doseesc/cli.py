@@ -20,30 +20,35 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
+from ._lazy import lazy
 from ._version import __version__
-from .compare import conduct_notes, question_metric
 from .errors import DoseescError
-from .engines.exact import MAX_STATES
-from .engines.exact import exact as _exact_engine
-from .engines.live import recommend as _recommend
-from .engines.paths import MAX_NODES, count_nodes
-from .engines.paths import paths as _paths
-from .grid import progress_text
-from .limits import DAYS_RANGE, MAX_TRIALS
-from .protocol import load_protocol
-from .obd import resolve_obd
-from .protocol_text import DOCX_MISSING, docx_available, write_protocol_text
-from .report.committee import (averages_table, backfill_lines, conduct_markers, scenario_results,
-                               with_indication_notes)
-from .report.labels import csv_safe
-from .report.summary_text import near_tie_warning
-from .study import PREFER_EXACT_STATES, RunCheckpoint, Study, committee_report, exact_refusal, run_protocol
-from .tables import decision_grid, decision_table, pending_table
-from .tiers import DAYS_PER_MONTH
+from .limits import DAYS_RANGE, MAX_PATH_NODES, MAX_STATES, MAX_TRIALS, PREFER_EXACT_STATES
+
+if TYPE_CHECKING:
+    from .study import Study
+
+# The library loads when a command first needs it, so that `doseesc --help` and a bad option answer at once
+# (issue 20 item 7). Each proxy behaves as the module (doseesc._lazy); tests/test_imports.py reads them as edges.
+np = lazy("numpy")
+_committee = lazy("doseesc.report.committee")
+_compare = lazy("doseesc.compare")
+_exact = lazy("doseesc.engines.exact")
+_grid = lazy("doseesc.grid")
+_labels = lazy("doseesc.report.labels")
+_live = lazy("doseesc.engines.live")
+_obd = lazy("doseesc.obd")
+_paths = lazy("doseesc.engines.paths")
+_protocol = lazy("doseesc.protocol")
+_protocol_text = lazy("doseesc.protocol_text")
+_study = lazy("doseesc.study")
+_summary = lazy("doseesc.report.summary_text")
+_tables = lazy("doseesc.tables")
+_tiers = lazy("doseesc.tiers")
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -265,7 +270,7 @@ def _csv_writer(df, header: str = "", index: bool = False):
     def write(path):
         with open(path, "w", newline="") as fh:
             fh.write(header)
-            csv_safe(df).to_csv(fh, index=index)
+            _labels.csv_safe(df).to_csv(fh, index=index)
     return write
 
 
@@ -302,7 +307,7 @@ def _emit(study: Study, fmt: str, out: str | None, include_trials: bool, both_qu
     if fmt == "json":
         text = study.to_json()
     elif fmt == "csv":
-        text = _csv_header(study) + csv_safe(study.summary(prefer_exact=study.method == "auto")).to_csv(index=False)
+        text = _csv_header(study) + _labels.csv_safe(study.summary(prefer_exact=study.method == "auto")).to_csv(index=False)
     else:
         width = _width()
         text = _full_text(study, both_questions) if detail == "full" else _summary_text(study, width)
@@ -392,7 +397,7 @@ def _summary_text(study: Study, width: int) -> str:
     proto = study.protocol
     parts = [_compact_text(study, width)]
     scen = list(dict.fromkeys(r.scenario.name for r in study.results))
-    warns = {s: w for s in scen if (w := near_tie_warning(scenario_results(study, s)))}
+    warns = {s: w for s in scen if (w := _summary.near_tie_warning(_committee.scenario_results(study, s)))}
     if len(warns) == 1 or (warns and len(scen) == 1):
         parts.append("\n".join(f"warning: {w}" for w in warns.values()))
     elif warns:
@@ -425,7 +430,7 @@ def _full_text(study: Study, both_questions: bool = False) -> str:
     parts = [f"{proto.name}" + (f" ({proto.registry})" if proto.registry else "") +
              (f": {proto.title}" if proto.title else "")]
     compared = study.method in ("simulate", "auto") and len({study.name_of(r) for r in study.results}) > 1
-    warnings = {s: near_tie_warning(scenario_results(study, s))
+    warnings = {s: _summary.near_tie_warning(_committee.scenario_results(study, s))
                 for s in dict.fromkeys(r.scenario.name for r in study.results)}
     for i, r in enumerate(study.results):
         parts.append("")
@@ -449,7 +454,7 @@ def _full_text(study: Study, both_questions: bool = False) -> str:
         parts.append("")
         parts.append(ph)
         parts.append("  " + study.protocol.phase2.describe())
-    bf = backfill_lines(study)
+    bf = _committee.backfill_lines(study)
     if bf:
         parts.append("")
         parts.append("Backfill cohorts (Monte Carlo means per trial):")
@@ -638,8 +643,8 @@ def _compact_text(study: Study, width: int) -> str:
     else:
         lines.append("Exact enumeration of every reachable trial (no Monte Carlo error).")
     first = {d: res[(snames[0], d)].design for d in dnames}
-    notes = with_indication_notes(conduct_notes(first), study)   # a staggered design: which truth it is judged on
-    marks = conduct_markers(notes)
+    notes = _committee.with_indication_notes(_compare.conduct_notes(first), study)   # a staggered design: which truth it is judged on
+    marks = _committee.conduct_markers(notes)
     label = {d: d + (f" {marks[d]}" if d in marks else "") for d in dnames}
     questions = {d: first[d].question for d in dnames}
     lad = proto.tiers
@@ -665,12 +670,12 @@ def _compact_text(study: Study, width: int) -> str:
             cells = [t[1][i] for t in truths]
             for d in dnames:
                 r = per[s][d]
-                v = r.metric(question_metric(r))[0]
+                v = r.metric(_compare.question_metric(r))[0]
                 cells.append(_pct(v))
             cols.append((f"S{i + 1}", cells))
         avg, worst = [""] * len(truths), [""] * len(truths)
         for d in dnames:
-            vals = [per[s][d].metric(question_metric(per[s][d]))[0] for s in snames]
+            vals = [per[s][d].metric(_compare.question_metric(per[s][d]))[0] for s in snames]
             ok = [v for v in vals if math.isfinite(v)]
             avg.append(_pct(sum(ok) / len(ok)) if ok else "n/a")
             worst.append(_pct(min(ok)) if ok else "n/a")
@@ -697,7 +702,7 @@ def _compact_text(study: Study, width: int) -> str:
         c_ok, c_above, c_n, c_dlt, c_mon = [], [], [], [], []
         for d in dnames:
             r = shown[(s, d)]
-            est, se = r.metric(question_metric(r))
+            est, se = r.metric(_compare.question_metric(r))
             c_ok.append("n/a" if not math.isfinite(est) else
                         _pct(est) if r.is_exact or not math.isfinite(se) else f"{_pct(est)}±{100 * se:.1f}")
             c_above.append(_pct(r.metric("p_above_mtd")[0]))
@@ -707,7 +712,7 @@ def _compact_text(study: Study, width: int) -> str:
             c_dlt.append("n/a" if not math.isfinite(k) else f"{k:.1f}")
             if timed:
                 days = res[(s, d)].metric("duration_days")[0]
-                c_mon.append("n/a" if not math.isfinite(days) else f"{days / DAYS_PER_MONTH:.1f}")
+                c_mon.append("n/a" if not math.isfinite(days) else f"{days / _tiers.DAYS_PER_MONTH:.1f}")
         cols = ([] if several else [("correct", c_ok)]) + [(">MTD", c_above), ("N", c_n), ("DLTs", c_dlt)] + \
             ([("mo", c_mon)] if timed else [])
         title = (f"S{i + 1} {s}" if several else s + (f" ({truth[s]})" if truth[s] else ""))
@@ -728,7 +733,7 @@ def _cross_footnote(snames: list, dnames: list, per: dict, what: str, unit: str,
     if mc:
         exact = [d for d in dnames if all(per[s][d].is_exact for s in snames)]
         some = [d for d in dnames if d not in exact and any(per[s][d].is_exact for s in snames)]
-        ses = [per[s][d].metric(question_metric(per[s][d]))[1] for s in snames for d in dnames
+        ses = [per[s][d].metric(_compare.question_metric(per[s][d]))[1] for s in snames for d in dnames
                if not per[s][d].is_exact]
         ses = [x for x in ses if math.isfinite(x)]
         if len(exact) == len(dnames):
@@ -813,7 +818,7 @@ def _comparison_text(comp, both_questions: bool = False, warnings: dict | None =
         metrics = ["p_correct_question"] + (["p_correct", "p_select_obd"] if both_questions else [])
     metrics += ["expected_n", "p_no_dose", "share_above_mtd", "mean_dlt"]
     notes = comp.conduct_notes()
-    marks = conduct_markers(notes)
+    marks = _committee.conduct_markers(notes)
     names = {d: d + (f" {marks[d]}" if d in marks else "") for d in comp.designs}
     show_method = (t["method"] == "exact").any()
     for s in comp.scenarios:
@@ -860,7 +865,7 @@ def _comparison_text(comp, both_questions: bool = False, warnings: dict | None =
 
 def _averages_text(study: Study) -> str:
     """Each design averaged over the scenarios (:func:`~doseesc.report.committee.averages_table`) as text."""
-    t = averages_table(study)
+    t = _committee.averages_table(study)
     head = [c.replace(", %", "") for c in t.columns]
     pct = [", %" in c for c in t.columns]
     body = [[c if j == 0 or not pct[j] or c == "n/a" else
@@ -972,7 +977,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
     compared on the question it answers: MTD designs on P(select the true MTD), OBD designs (those that
     select on response) on P(select the true OBD).
     """
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     designs, scenarios = _check_names(proto, designs, scenarios)
     n = proto.n_trials if n_trials is None else n_trials
     if precision is not None and n_trials is None:
@@ -999,7 +1004,7 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
         ctx.meta["interrupted"] = _Interrupted(ckpt, n_units, f"{command} --out {shlex.quote(out)}"
                                                + ("" if prefer_exact else " --no-exact") + " --resume")
     try:
-        study = run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
+        study = _study.run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
                              scenarios=scenarios, n_trials=n,
                              max_states=PREFER_EXACT_STATES if prefer_exact else None,
                              seed=seed, progress=bar, command=command, checkpoint=ckpt, workers=workers,
@@ -1020,7 +1025,7 @@ def _resume_seed(ckpt: Path, resume: bool, seed, option: str, out: str):
             raise DoseescError(f"--resume: no checkpoint {ckpt} to resume (it is kept beside {option} when a run "
                                "is interrupted)")
         if seed is None:   # the interrupted run's seed, fresh entropy included
-            seed = (RunCheckpoint.read_manifest(ckpt).get("seed") or {}).get("entropy")
+            seed = (_study.RunCheckpoint.read_manifest(ckpt).get("seed") or {}).get("entropy")
     elif ckpt.exists():
         raise DoseescError(f"{option} {out}: {ckpt} holds an interrupted run; add --resume to continue it, or "
                            "delete that folder to start again")
@@ -1086,7 +1091,7 @@ def exact(file, designs, scenarios, out, fmt, max_states, progress, detail):
     A design the exact engine cannot evaluate (time-to-event designs, a conduct per indication, more live
     states than --max-states) is skipped with a note; the others are shown.
     """
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     designs, scenarios = _check_names(proto, designs, scenarios)
     if out:
         _prepare_folder(out)
@@ -1110,7 +1115,7 @@ def _run_exact(proto, designs, scenarios, max_states, bar, command: str):
     for name in dnames:
         conduct = proto.conducts.get(name)
         if conduct is not None and conduct.policy != "pooled":
-            refused[name] = exact_refusal(proto, proto.designs[name], name)
+            refused[name] = _study.exact_refusal(proto, proto.designs[name], name)
     limit = {} if max_states is None else {"max_states": max_states}
     results = []
     units = [(s, d) for s in snames for d in dnames]
@@ -1119,7 +1124,7 @@ def _run_exact(proto, designs, scenarios, max_states, bar, command: str):
             continue
         bar.unit(k, len(units), s, name)
         try:
-            results.append(_exact_engine(proto.designs[name], proto.scenarios[s], ladder=proto.tiers,
+            results.append(_exact.exact(proto.designs[name], proto.scenarios[s], ladder=proto.tiers,
                                          obd=proto.obd, **limit))
         except DoseescError as err:
             refused[name] = f"{err} (scenario {s!r})"
@@ -1132,7 +1137,7 @@ def _run_exact(proto, designs, scenarios, max_states, bar, command: str):
     if not results:
         raise DoseescError(f"{proto.path or proto.name}: no design could be evaluated exactly ("
                            + "; ".join(notes) + ")")
-    return Study(protocol=proto, method="exact", results=tuple(results), command=command), notes
+    return _study.Study(protocol=proto, method="exact", results=tuple(results), command=command), notes
 
 
 def _design_name(proto, r) -> str:
@@ -1150,7 +1155,7 @@ def _design_name(proto, r) -> str:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw the table to FILE.png/.pdf.")
 def table(file, design, max_n, grid, fmt, plot):
     """Decision table of a design: the DLT counts that mean escalate, stay, de-escalate, eliminate."""
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     design = _resolve(proto, "design", design)
     d = proto.design(design)
     if plot is not None and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -1162,12 +1167,12 @@ def table(file, design, max_n, grid, fmt, plot):
     pending = d.decision_grid(max_n) is None and d.pending_grid() is not None
     if pending and plot is not None:
         raise DoseescError(f"--plot: {design} decides with pending patients; its table has no plot (print it)")
-    df = pending_table(d) if pending else decision_grid(d, max_n) if grid else decision_table(d, max_n)
+    df = _tables.pending_table(d) if pending else _tables.decision_grid(d, max_n) if grid else _tables.decision_table(d, max_n)
     if fmt == "json":
         click.echo(json.dumps({"design": design, "description": d.describe(),
                                "table": json.loads(df.reset_index().to_json(orient="records"))}, indent=2))
     elif fmt == "csv":
-        click.echo(f"# {design}: {d.describe()}\n" + csv_safe(df).to_csv().rstrip("\n"))
+        click.echo(f"# {design}: {d.describe()}\n" + _labels.csv_safe(df).to_csv().rstrip("\n"))
     else:
         click.echo(f"{design}: {d.describe()}")
         if pending:
@@ -1203,7 +1208,7 @@ def table(file, design, max_n, grid, fmt, plot):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw the paths to FILE.png/.pdf.")
 def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
     """Every DLT-driven path of the next cohorts: the dose-transition pathway table."""
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     design = _resolve(proto, "design", design)
     scenario = _resolve(proto, "scenario", scenario) if scenario else None
     d = proto.design(design)
@@ -1214,18 +1219,18 @@ def paths(file, design, cohorts, start, scenario, max_nodes, out, fmt, plot):
         _check_output_file(plot, "--plot")
     if out:
         _prepare_folder(out)
-    limit = MAX_NODES if max_nodes is None else max_nodes
-    counts = count_nodes(d, cohorts, start, limit=limit)
+    limit = MAX_PATH_NODES if max_nodes is None else max_nodes
+    counts = _paths.count_nodes(d, cohorts, start, limit=limit)
     more = "more than " if sum(counts) > limit else ""
     click.echo(f"{design}: {more}{sum(counts):,} nodes in the next {cohorts} cohorts (limit {limit:,})", err=True)
-    dp = _paths(d, cohorts, start=start, scenario=sc, ladder=proto.tiers, max_nodes=limit)
+    dp = _paths.paths(d, cohorts, start=start, scenario=sc, ladder=proto.tiers, max_nodes=limit)
     table = dp.table()
     if fmt == "json":
         click.echo(json.dumps({"design": design, "start": start, "cohorts": cohorts,
                                "scenario": scenario, "nodes": json.loads(dp.nodes().to_json(orient="records")),
                                "paths": json.loads(table.to_json(orient="records"))}, indent=2))
     elif fmt == "csv":
-        click.echo(csv_safe(table).to_csv(index=False).rstrip("\n"))
+        click.echo(_labels.csv_safe(table).to_csv(index=False).rstrip("\n"))
     else:
         click.echo(f"{design}: {dp.n_nodes} nodes, {len(table)} complete paths of the next {cohorts} cohorts"
                    + (f" after {start}" if start else " from the start")
@@ -1247,7 +1252,7 @@ def check(file):
     """Validate a scenario file and show everything it sets: the protocol, tiers, DLT and response definitions,
     calendar, actual-dose model, OBD definition, each design (with its maximum N), each scenario's truths with
     its true MTD and OBD, and the run settings."""
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     click.echo(_wrap("\n".join(_check_lines(file, proto)), _width()))
 
 
@@ -1281,7 +1286,7 @@ def _check_lines(file, proto) -> list[str]:
         out.append(f"OBD definition: {_obd_text(proto.obd)}")
     elif effs:
         defs = dict.fromkeys(_obd_text(o) for d in proto.designs.values()
-                             if (o := resolve_obd(None, d, effs[0])) is not None)
+                             if (o := _obd.resolve_obd(None, d, effs[0])) is not None)
         out.append("OBD definition (none in the file; each design's own, else BOIN12's defaults): "
                    + "; ".join(defs))
     out.append("designs:")
@@ -1294,7 +1299,7 @@ def _check_lines(file, proto) -> list[str]:
         truth = []
         if sc.target is not None:
             truth.append(f"true MTD {t.label(sc.mtd(sc.target))}")
-        obd = resolve_obd(proto.obd, next(iter(proto.designs.values())), sc) if sc.true_eff is not None else None
+        obd = _obd.resolve_obd(proto.obd, next(iter(proto.designs.values())), sc) if sc.true_eff is not None else None
         if obd is not None:
             o = obd.true_obd(sc)
             truth.append(f"true OBD {'none' if o < 0 else t.label(o)}")
@@ -1307,7 +1312,7 @@ def _check_lines(file, proto) -> list[str]:
         eff = "" if sc.true_eff is None else "; P(response) " + ", ".join(f"{p:.3g}" for p in sc.true_eff)
         out.append(f"  {name}: {tox}{eff}{tail}")
     for sc in proto.scenarios.values():
-        defs = dict.fromkeys(resolve_obd(proto.obd, d, sc) for d in proto.designs.values())
+        defs = dict.fromkeys(_obd.resolve_obd(proto.obd, d, sc) for d in proto.designs.values())
         for text in dict.fromkeys(o.near_tie_text(sc, t.tier_labels) for o in defs if o is not None):
             if text:
                 out.append(f"warning: {text}")
@@ -1353,7 +1358,7 @@ def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff
     patient's days of follow-up; an N followed for less than the window is pending.
     TITE-BOIN12 also needs --eff-follow-up (days followed for response).
     """
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
 
     def parse_days(text, option):
         try:
@@ -1385,7 +1390,7 @@ def recommend(file, outcomes, design, fmt, follow_up, window, eff_follow_up, eff
         if eff_window is None and proto.calendar is not None:
             eff_window = proto.calendar.eff_window
     design = _resolve(proto, "design", design)
-    rec = _recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window,
+    rec = _live.recommend(proto.design(design), outcomes, ladder=proto.tiers, warn=False, follow_up=days, window=window,
                      eff_follow_up=eff_days, eff_window=eff_window)
     if fmt == "json":
         click.echo(json.dumps(_recommend_json(rec, design, proto.tiers.label), indent=2))
@@ -1450,7 +1455,7 @@ def grid(file, out, names, workers, scheduler, dask_local, checkpoint, progress)
     The result names the best point that meets the constraints and the points on the Pareto front; the
     numbers are identical whichever runner (in-process, --workers, --dask-local, --scheduler) is used.
     """
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     if not proto.grids:
         raise DoseescError(f"{file}: no [[grid]] table (see the README, 'Calibration grids')")
     for n in names:
@@ -1463,7 +1468,7 @@ def grid(file, out, names, workers, scheduler, dask_local, checkpoint, progress)
         sub = target / _safe_name(n) if len(chosen) > 1 else target
         ckpt = Path(checkpoint) / _safe_name(n) if checkpoint and len(chosen) > 1 else \
             Path(checkpoint) if checkpoint else sub / "checkpoint"
-        bar = (lambda d, t, sec: sys.stderr.write(f"\r{n}: {progress_text(d, t, sec)}")) if show else None
+        bar = (lambda d, t, sec: sys.stderr.write(f"\r{n}: {_grid.progress_text(d, t, sec)}")) if show else None
         try:
             result = proto.grids[n].run(workers=workers, scheduler=scheduler, dask_local=dask_local,
                                         checkpoint=ckpt, progress=bar)
@@ -1536,9 +1541,9 @@ def _grid_text(name: str, result) -> str:
 def protocol_text_cmd(file, out, n_trials, seed, docx, progress):
     """Statistical-methods text for the protocol: designs, decision rules and tables, stopping rules, operating
     characteristics and simulation settings, as Markdown (and Word)."""
-    proto = load_protocol(file)
-    if docx and not docx_available():
-        raise DoseescError(DOCX_MISSING)
+    proto = _protocol.load_protocol(file)
+    if docx and not _protocol_text.docx_available():
+        raise DoseescError(_protocol_text.DOCX_MISSING)
     _prepare_folder(out, "--out")
     n = proto.n_trials if n_trials is None else n_trials
     if seed is None:
@@ -1547,10 +1552,10 @@ def protocol_text_cmd(file, out, n_trials, seed, docx, progress):
     bar = _Progress(n * len(units), sys.stderr.isatty() if progress is None else progress, units)
     command = _command_line("protocol-text", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}"
     try:
-        study = run_protocol(proto, n_trials=n, seed=seed, progress=bar, command=command)
+        study = _study.run_protocol(proto, n_trials=n, seed=seed, progress=bar, command=command)
     finally:
         bar.close()
-    for path in write_protocol_text(proto, study, out, docx=docx).values():
+    for path in _protocol_text.write_protocol_text(proto, study, out, docx=docx).values():
         click.echo(f"wrote {path}")
 
 
@@ -1582,7 +1587,7 @@ def report(file, out, n_trials, seed, progress, detail, resume, designs, scenari
     calibration grids of the file, the decision tables, first escalation paths and a worked example per
     design, and the command that reproduces it.
     """
-    proto = load_protocol(file)
+    proto = _protocol.load_protocol(file)
     designs, scenarios = _check_names(proto, designs, scenarios)
     proto = _restricted(proto, designs, scenarios)
     _prepare_folder(out, "--out")
@@ -1598,7 +1603,7 @@ def report(file, out, n_trials, seed, progress, detail, resume, designs, scenari
         + ("" if detail == "full" else f" --detail {detail}")
     click.get_current_context().meta["interrupted"] = _Interrupted(ckpt, n_units, command + " --resume")
     try:
-        rep = committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar, detail=detail,
+        rep = _study.committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar, detail=detail,
                                grids=detail == "full", checkpoint=ckpt)
     finally:
         bar.close()

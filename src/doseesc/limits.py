@@ -31,6 +31,13 @@ MAX_N = 1_000
 MAX_COHORT = 100
 #: Most simulated trials per design and scenario (``[run] n_trials``, ``-n``, a grid's ``n_trials``).
 MAX_TRIALS = 10_000_000
+#: Most live states the exact engine holds in one step by default (``--max-states``).
+MAX_STATES = 2_000_000
+#: Most nodes an escalation-path enumeration lists by default (``doseesc paths --max-nodes``).
+MAX_PATH_NODES = 200_000
+#: Live states within which the command line and the report use exact enumeration beside the simulations
+#: (a few seconds per design and scenario on the bundled files; larger state spaces stay Monte Carlo).
+PREFER_EXACT_STATES = 100_000
 #: Trials simulated at once by default (bounds a batch's memory: its patients' latent uniforms and records, about
 #: 20 bytes per patient slot, 10 MB for N = 30). Results are bit-identical for any batch size.
 BATCH_SIZE = 16_384

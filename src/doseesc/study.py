@@ -24,6 +24,7 @@ from .engines.montecarlo import simulate
 from .engines.phase2 import study_phase2
 from .errors import DoseescError
 from .files import atomic_write
+from .limits import PREFER_EXACT_STATES
 from .indications import IndicationScenario, indication_sections, indication_text
 from .protocol import Protocol
 from .report.committee import CommitteeReport, build_report, key_metrics_table, scenario_results
@@ -776,11 +777,6 @@ def _indication_unit(protocol: Protocol, name: str, d, sc, n_trials: int, cap, s
     if precision is not None:
         note += f"; {n:,} trials (no precision target for a conduct)"
     return main, sr, note
-
-
-#: Live states within which the command line and the report use exact enumeration beside the simulations
-#: (a few seconds per design and scenario on the bundled files; larger state spaces stay Monte Carlo).
-PREFER_EXACT_STATES = 100_000
 
 
 def committee_report(protocol: Protocol, *, n_trials: int | None = None, seed=None, command: str = "",

@@ -28,6 +28,7 @@ import numpy as np
 from ..designs.base import Design
 from .run import check_not_tite, group_keys, one_blas_thread
 from ..errors import DoseescError
+from ..limits import MAX_STATES
 from ..obd import resolve_obd
 from ..outcomes import cohort_outcomes
 from ..results import OperatingCharacteristics, provenance, resolve_target
@@ -36,8 +37,6 @@ from ..state import TrialState, pack_columns
 from ..tiers import DoseLadder
 from .montecarlo import check_compatible
 
-#: Default limit on live states in one step.
-MAX_STATES = 2_000_000
 #: Merge states on packed int64 keys (:func:`~doseesc.state.pack_columns`); False: sort rows (tests compare).
 PACKED_KEYS = True
 #: Most children generated at once where a design merges children before deciding (``exact_merge_children``).

@@ -20,6 +20,7 @@ from .._lazy import lazy
 from ..designs.base import Design
 from .run import check_not_tite
 from ..errors import DoseescError
+from ..limits import MAX_PATH_NODES
 from .live import recommend
 from ..outcomes import cohort_outcomes, format_cohort
 from ..scenario import Scenario
@@ -29,7 +30,7 @@ from ..tiers import DoseLadder
 pd = lazy("pandas")
 
 #: Default limit on the number of nodes enumerated.
-MAX_NODES = 200_000
+MAX_NODES = MAX_PATH_NODES
 
 
 class _Children(NamedTuple):
