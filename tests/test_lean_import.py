@@ -43,7 +43,8 @@ def test_every_exported_name_resolves_to_its_module():
         assert getattr(doseesc, name) is getattr(importlib.import_module(module, "doseesc"), name), name
     assert set(doseesc.__all__) == {"__version__", *doseesc._EXPORTS}
     assert set(doseesc.__all__) <= set(dir(doseesc))
-    from doseesc import BOIN, simulate   # noqa: F401  (from-imports go through __getattr__ too)
+    from doseesc import BOIN, simulate   # from-imports go through __getattr__ too
+    assert BOIN is doseesc.designs.boin.BOIN and simulate is doseesc.engines.montecarlo.simulate
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         doseesc.no_such_name
 
