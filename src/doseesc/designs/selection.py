@@ -11,35 +11,31 @@ def isotonic(est: np.ndarray, weight: np.ndarray, mask: np.ndarray) -> np.ndarra
     Uses the max-min formula ``iso[i] = max_{j<=i} min_{k>=i} avg(j..k)``, where
     ``avg`` is the weighted mean of the masked entries between ``j`` and ``k``
     (j and k themselves masked); this equals the pool-adjacent-violators
-    solution. Vectorised over rows; O(K^3) per row, K = number of tiers.
+    solution. Vectorised over rows; O(K^2) per row, K = number of tiers.
     Entries outside ``mask`` are NaN. Shapes ``(n_trials, n_tiers)``.
     """
     est = np.asarray(est, float)
-    mask = np.asarray(mask, bool)
-    w = np.where(mask, weight, 0.0)
     t, k = est.shape
-    zero = np.zeros((t, 1))
-    sw = np.concatenate([zero, np.cumsum(w, axis=1)], axis=1)
-    swx = np.concatenate([zero, np.cumsum(np.where(mask, w * est, 0.0), axis=1)], axis=1)
-    # Python loops run over tier pairs (K is small); every operation is vectorised over trials.
-    # inner[j][i] = min over masked m >= i of avg(j..m); built by a backward running minimum.
-    inner = [[None] * k for _ in range(k)]
+    # Arrays are (tier, trial), contiguous: every operation runs over whole rows of trials. For each first tier j
+    # of a block, all blocks j..m at once (m >= j).
+    mt = np.ascontiguousarray(np.asarray(mask, bool).T)
+    w = np.where(mt, np.broadcast_to(weight, (t, k)).T, 0.0)
+    sw = np.zeros((k + 1, t))
+    swx = np.zeros((k + 1, t))
+    np.cumsum(w, axis=0, out=sw[1:])
+    np.cumsum(np.where(mt, w * est.T, 0.0), axis=0, out=swx[1:])
+    iso = np.full((k, t), -np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(k):
-            run = np.full(t, np.inf)
-            for m in range(k - 1, j - 1, -1):
-                den = sw[:, m + 1] - sw[:, j]
-                ok = mask[:, m] & (den > 0)
-                run = np.where(ok, np.minimum(run, (swx[:, m + 1] - swx[:, j]) / np.where(ok, den, 1.0)), run)
-                inner[j][m] = run
-    iso = np.full((t, k), -np.inf)
-    for i in range(k):
-        best = np.full(t, -np.inf)
-        for j in range(i + 1):
-            val = inner[j][i]
-            best = np.where(mask[:, j] & np.isfinite(val), np.maximum(best, val), best)
-        iso[:, i] = best
-    return np.where(mask & np.isfinite(iso), iso, np.nan)
+            den = sw[j + 1:] - sw[j]
+            ok = mt[j:] & (den > 0)
+            inner = np.where(ok, (swx[j + 1:] - swx[j]) / np.where(ok, den, 1.0), np.inf)
+            # inner[i - j] = min over masked m >= i of avg(j..m): a running minimum from the right
+            for m in range(k - j - 2, -1, -1):
+                np.minimum(inner[m], inner[m + 1], out=inner[m])
+            # iso[i] = max over masked j <= i of inner (finite ones)
+            np.maximum(iso[j:], np.where(mt[j] & np.isfinite(inner), inner, -np.inf), out=iso[j:])
+    return np.where(mt & np.isfinite(iso), iso, np.nan).T
 
 
 def closest(values: np.ndarray, target: float, mask: np.ndarray) -> np.ndarray:
