@@ -48,6 +48,8 @@ class ChainFull(Exception):
 
 
 _FIELDS = ("n", "y", "e", "ye", "current", "active", "last_n", "last_y", "phase", "aux", "size", "fired")
+#: Without response, a state's ``e`` and ``ye`` stay zero: the chain neither stores nor gathers them.
+_FIELDS_NO_EFF = tuple(f for f in _FIELDS if f not in ("e", "ye"))
 
 
 class Chain:
@@ -59,6 +61,7 @@ class Chain:
         self.width = min(design.max_size, design.max_n)
         w1 = self.width + 1
         self.n_out = w1 ** 3 if eff else w1
+        self._fields = _FIELDS if eff else _FIELDS_NO_EFF
         root = TrialState.empty(1, design.n_tiers, design.start, size=design.first_size)
         self.size = 0
         #: Set once a batch found the graph too large (the engine then runs cohort by cohort).
@@ -75,7 +78,7 @@ class Chain:
         m = state.n_trials
         fired_before = state.fired if fired_before is None else fired_before
         lo, hi = self.size, self.size + m
-        cols = {f: getattr(state, f) for f in _FIELDS}
+        cols = {f: getattr(state, f) for f in self._fields}
         flag = np.asarray(stop, np.int8) | ((state.size != self.width) << 1).astype(np.int8)
         cols.update(total=total, stop=stop, selected=selected, reason=reason, flag=flag, fired_before=fired_before)
         if hi > self._cap:
@@ -100,7 +103,10 @@ class Chain:
 
     def _state(self, nodes) -> TrialState:
         """The states (after their decisions) of ``nodes``, as a new state."""
-        return TrialState(**{f: self._post[f][nodes] for f in _FIELDS})
+        cols = {f: self._post[f][nodes] for f in self._fields}
+        if not self.eff:
+            cols["e"], cols["ye"] = np.zeros_like(cols["n"]), np.zeros_like(cols["n"])
+        return TrialState(**cols)
 
     def _add(self, parent: np.ndarray, code: np.ndarray) -> np.ndarray:
         """Nodes for the distinct new edges (``parent``, ``code``): their states, decisions and final choices."""
@@ -117,7 +123,7 @@ class Chain:
         cnt = np.minimum(child.size, design.max_n - total).astype(np.int32)
         child.add_cohort(cnt, dlt.astype(np.int32), None if resp is None else resp.astype(np.int32),
                          None if both is None else both.astype(np.int32))
-        key = _end_key(design, child) if parent.size > DEDUPE_FROM else None
+        key = _end_key(design, child, self.eff) if parent.size > DEDUPE_FROM else None
         if key is not None:          # edges that end in the same state share one node
             first, inverse = group_keys(key)
             if first.size < parent.size:
@@ -145,7 +151,9 @@ class Chain:
         :meth:`~doseesc.designs.base.Design.conclude` on the states it decided to stop on (the rules fired before
         that decision, still active), as the cohort-by-cohort engine calls it."""
         post = self._post
-        pending = np.unique(node[post["selected"][node] == PENDING])
+        seen = np.zeros(self.size, bool)     # the distinct pending nodes, in increasing order, without a sort
+        seen[node[post["selected"][node] == PENDING]] = True
+        pending = np.flatnonzero(seen)
         if pending.size:
             state = self._state(pending)
             state.fired = post["fired_before"][pending]
@@ -287,11 +295,12 @@ class Chain:
                 "tier": pt_tier.T, "tox": pt_tox.T, "eff": pt_eff.T, "new_cohort": pt_new.T}
 
 
-def _end_key(design, state: TrialState) -> np.ndarray | None:
+def _end_key(design, state: TrialState, eff: bool = True) -> np.ndarray | None:
     """One int64 per state, equal for states the design cannot tell apart: every count, the current tier, the
     next cohort's size, the rules fired and the multi-stage memory, and the last cohort only for designs that
     read it (``uses_last_cohort``, as the exact engine merges); None where they do not pack into 63 bits."""
-    cols = [state.n, state.y, state.e, state.ye, state.current, state.phase, state.aux, state.size, state.fired]
+    cols = [state.n, state.y] + ([state.e, state.ye] if eff else []) + [state.current, state.phase, state.aux,
+                                                                         state.size, state.fired]
     if design.uses_last_cohort:
         cols += [state.last_n, state.last_y]
     return pack_columns(cols)
