@@ -1,9 +1,13 @@
 """Benchmark (issue 20): doseesc's CPU time per simulated trial beside the R packages' recorded per-trial times.
 
-10,000 trials per workload, target 0.3, cohorts of 3; process CPU time (all threads), best of a few runs after a
-warm-up, each a first run: a fresh design object, and the engine's state graphs forgotten (nothing remembered
-from the run before). A second table gives the time of a run whose design's graph is already known. The R figures are those quoted in issue 20 (BOIN::get.oc and
-dfcrm::crmsim on 10,000 trials of the same sizes, measured on this 2-core machine); R need not be installed.
+10,000 trials per workload, target 0.3, cohorts of 3; process CPU time (all threads), best of 10 runs after a
+warm-up (this machine's CPU times vary by up to +-40% from run to run; the best is the least disturbed), each a
+first run: a fresh design object, and the engine's state graphs forgotten (nothing remembered from the run
+before). A second table gives the time of a run whose design's graph is already known; a third, the time per
+scenario of a study that runs one fresh design over 6 truth scenarios, as a scenario file does (the first
+scenario works the graph out, the later ones reuse it). The R figures are those quoted in issue 20 (BOIN::get.oc
+and dfcrm::crmsim on 10,000 trials of the same sizes, measured on this 2-core machine; one scenario per call, the
+same cost for each); R need not be installed.
 
     python bench/bench_speed_vs_r.py
 """
@@ -20,7 +24,7 @@ import doseesc
 from _timing import forget_graphs
 
 N_TRIALS = 10_000
-REPEAT = 3
+REPEAT = 10
 TARGET = 0.30
 
 #: workload -> (R function, R seconds for 10,000 trials, goal ratio), as quoted in issue 20.
@@ -36,6 +40,17 @@ TRUE_TOX = {
     5: [0.05, 0.15, 0.30, 0.45, 0.60],
     6: [0.05, 0.10, 0.20, 0.30, 0.45, 0.60],
 }
+
+
+def study_truths(k: int) -> list[list[float]]:
+    """6 truth scenarios of ``k`` tiers for the study table: the MTD at each position, none safe, all safe."""
+    out = []
+    for mtd in (0, k // 2, k - 1):
+        out.append([round(min(0.95, max(0.01, 0.30 + 0.15 * (i - mtd))), 2) for i in range(k)])
+    out.append([round(0.45 + 0.1 * i, 2) for i in range(k)])          # none tolerated
+    out.append([round(0.02 + 0.03 * i, 2) for i in range(k)])         # all tolerated
+    out.append([round(0.05 + 0.25 * i / (k - 1), 2) for i in range(k)])  # slowly rising
+    return out
 
 
 def workloads():
@@ -87,6 +102,20 @@ def main():
     for name, cpu in known.items():
         per, r_per = 1e6 * cpu / N_TRIALS, 1e6 * R_SECONDS[name][1] / N_TRIALS
         print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x")
+    print("\nA study: one fresh design over 6 truth scenarios (CPU per scenario; R costs the same per scenario):")
+    for name, (make, tox) in workloads().items():
+        scenarios = [doseesc.Scenario(true_tox=t) for t in study_truths(len(tox))]
+
+        def study():
+            forget_graphs()
+            design = make()
+            for sc in scenarios:
+                doseesc.simulate(design, sc, N_TRIALS, rng=1)
+
+        cpu = cpu_seconds(study, repeat=max(3, REPEAT // 2)) / len(scenarios)
+        per, r_per = 1e6 * cpu / N_TRIALS, 1e6 * R_SECONDS[name][1] / N_TRIALS
+        print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x "
+              f"{R_SECONDS[name][2]:>5}x")
 
 
 

@@ -32,6 +32,10 @@ NO_DOSE_REASONS = np.array([int(r) for r in StopReason if r.no_dose], dtype=np.i
 #: The rule slots' no-dose reasons, which :meth:`Design.conclude` maps to -1 (a design's own
 #: LOWEST_TIER_TOXIC stop keeps the design's own :meth:`Design.select`).
 _SLOT_NO_DOSE = np.array([StopReason.SAFETY, StopReason.TOO_TOXIC, StopReason.DEESCALATION_IMPOSSIBLE], dtype=np.int8)
+#: Rule bits and reasons of :meth:`Design.step` as numpy scalars (bool mask * bit gives the int16 bits).
+_DESIGN_STOP_BIT = np.int16(Rule.DESIGN_STOP)
+_MAX_N_BIT = np.int16(Rule.MAX_N)
+_MAX_N_REASON = np.int8(StopReason.MAX_N)
 
 
 #: Upper limits of the integer options every design checks (:mod:`doseesc.limits`), by option name.
@@ -502,11 +506,10 @@ class Design:
         d = self.decide(state)
         self._check_size(d)
         n_trials, k = state.n.shape
-        rows = np.arange(n_trials)
         stop = d.stop.copy()
-        reason = d.reason.astype(np.int8).copy()
-        fired = d.fired.astype(np.int16).copy()
-        fired[stop] |= Rule.DESIGN_STOP
+        reason = d.reason.astype(np.int8)          # astype copies
+        fired = d.fired.astype(np.int16)
+        fired |= stop * _DESIGN_STOP_BIT
         nxt = np.where(stop, -1, d.next).astype(np.int32)
         go = ~stop
         # 2a. no skipping of untried tiers when escalating
@@ -525,6 +528,7 @@ class Design:
             fired[held] |= Rule.NO_SKIP_DOWN
         # 2c. per-tier cap
         if self.tier_cap is not None and go.any():
+            rows = np.arange(n_trials)
             safe_next = np.clip(nxt, 0, k - 1)
             full = go & (state.n[rows, safe_next] >= self.tier_cap)
             if full.any():
@@ -539,8 +543,7 @@ class Design:
         # 3. stopping rules (all evaluated; the first in order gives the reason)
         for flag, why, hit in self._stop_checks(state, d, nxt):
             fired |= flag
-            new = hit & ~stop
-            reason = np.where(new, why, reason).astype(np.int8)
+            reason = np.where(hit & ~stop, why, reason).astype(np.int8, copy=False)
             stop = stop | hit
         # 4. rescue tier before a no-dose stop
         if self.rescue is not None:
@@ -571,7 +574,6 @@ class Design:
 
     def _stop_checks(self, state: TrialState, d: Decision, nxt: np.ndarray) -> list:
         """Step 3's rules in the fixed order: ``(bits, reason, mask)`` per rule, each of shape ``(n_trials,)``."""
-        rows = np.arange(state.n_trials)
         k = state.n.shape[1]
         checks = []
         if self.safety_cutoff is not None:
@@ -588,9 +590,10 @@ class Design:
             safe = f.mask & np.isin(f.reason, NO_DOSE_REASONS)
             checks.append((f.bits, f.reason, safe))
         hit = state.total_n >= self.max_n
-        checks.append((np.where(hit, np.int16(Rule.MAX_N), np.int16(0)), np.int8(StopReason.MAX_N), hit))
-        enough = np.zeros(state.n_trials, dtype=bool)
+        checks.append((hit * _MAX_N_BIT, _MAX_N_REASON, hit))
+        enough = False      # no stop on the patients at the next tier (a scalar: broadcast where it is read)
         if self.stop_n_at_tier is not None:
+            rows = np.arange(state.n_trials)
             enough = (nxt >= 0) & (state.n[rows, np.clip(nxt, 0, k - 1)] >= self.stop_n_at_tier)
             hit = enough if veto is None else enough & ~veto
             checks.append((np.where(hit, np.int16(Rule.N_AT_TIER), np.int16(0)), np.int8(StopReason.N_AT_TIER), hit))
