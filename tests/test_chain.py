@@ -77,8 +77,19 @@ def _registry_designs():
     return out
 
 
+@pytest.fixture(params=[0, None], ids=["merge all new edges", "merge above DEDUPE_FROM"])
+def dedupe(request, monkeypatch):
+    """Both ways of adding edges: merged on their end state (forced from the first edge), and the engine's own
+    threshold (:data:`~doseesc.engines.chain.DEDUPE_FROM`, above the sizes these runs reach)."""
+    if request.param is not None:
+        monkeypatch.setattr(chain_mod, "DEDUPE_FROM", request.param)
+    chain_mod._RECENT.clear()
+    yield
+    chain_mod._RECENT.clear()
+
+
 @pytest.mark.parametrize("design", _registry_designs())
-def test_every_design_type_walks_the_graph_as_it_runs_cohort_by_cohort(design):
+def test_every_design_type_walks_the_graph_as_it_runs_cohort_by_cohort(design, dedupe):
     k = design.n_tiers
     tox = np.interp(np.linspace(0, 3, k), range(4), TOX4)
     eff = np.interp(np.linspace(0, 3, k), range(4), EFF4) if design.uses_efficacy else None
@@ -94,7 +105,7 @@ def test_every_design_type_walks_the_graph_as_it_runs_cohort_by_cohort(design):
     doseesc.BOIN12(4, max_n=22),
     doseesc.CRM(tuple(doseesc.crm_skeleton(0.3, 0.05, 2, 4)), 0.3, max_n=19),
 ], ids=["BOIN titration", "BOIN max_n 17", "3+3", "BOIN12 max_n 22", "CRM max_n 19"])
-def test_uneven_cohorts_and_short_last_cohorts(design):
+def test_uneven_cohorts_and_short_last_cohorts(design, dedupe):
     sc = doseesc.Scenario(true_tox=tuple(TOX4), true_eff=tuple(EFF4) if design.uses_efficacy else None, target=0.3)
     _same(*_runs(design, sc, n=1500, batch_size=400))
 

@@ -40,7 +40,7 @@ PENDING = -2
 SUBSET_SHARE = 0.5
 #: New edges are merged on their end state (:func:`_end_key`) when more than this many are added at once;
 #: fewer are cheaper to decide apart (a state then may have two nodes: the same decisions either way).
-DEDUPE_FROM = 256
+DEDUPE_FROM = 1024
 
 
 class ChainFull(Exception):
