@@ -2,7 +2,7 @@
 1, 2 workers.
 
 Each measurement runs in a fresh Python process (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, peak resident
-memory of that process, after ``import doseesc``); BOIN, 5 tiers, N = 30, target 0.3, cohorts of 3, seed 1.
+memory of that process; "import MB": after the design and scenario are made, which loads the library); BOIN, 5 tiers, N = 30, target 0.3, cohorts of 3, seed 1.
 ``keep_records=False`` keeps per-trial summaries only (what the memory goal is about); the default run keeps
 every patient's record as well, shown beside it.
 
@@ -23,9 +23,9 @@ CHILD = r"""
 import json, resource, sys, time
 import doseesc
 n, keep, workers = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 d = doseesc.BOIN(0.3, 5, cohort_size=3, max_n=30)
 sc = doseesc.Scenario([0.05, 0.15, 0.30, 0.45, 0.60], target=0.3)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss     # the library loaded (its names load on first use)
 t0, c0 = time.perf_counter(), time.process_time()
 r = doseesc.simulate(d, sc, n, rng=1, keep_records=keep, workers=workers)
 m = r.metrics()
