@@ -83,3 +83,16 @@ def test_lazy_module_behaves_like_the_module():
 def test_command_line_module_loads_no_heavy_module():
     """`doseesc --help` imports doseesc.cli (and through it the report): still no scipy, pandas or matplotlib."""
     assert _loaded("import doseesc.cli") == []
+
+
+def test_a_proxy_without_snapshot_reads_the_module_each_time(monkeypatch):
+    """The command line's proxies of doseesc's own modules read through to the module, so a later change to it
+    (a test's monkeypatch) shows; a snapshot proxy (scipy's, in the hot kernels) keeps what it copied."""
+    import doseesc.tables
+    from doseesc._lazy import lazy
+    through, copied = lazy("doseesc.tables", snapshot=False), lazy("doseesc.tables")
+    original = doseesc.tables.decision_table
+    assert through.decision_table is original and copied.decision_table is original
+    monkeypatch.setattr(doseesc.tables, "decision_table", "patched")
+    assert through.decision_table == "patched"
+    assert copied.decision_table is original

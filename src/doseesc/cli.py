@@ -35,20 +35,20 @@ if TYPE_CHECKING:
 # The library loads when a command first needs it, so that `doseesc --help` and a bad option answer at once
 # (issue 20 item 7). Each proxy behaves as the module (doseesc._lazy); tests/test_imports.py reads them as edges.
 np = lazy("numpy")
-_committee = lazy("doseesc.report.committee")
-_compare = lazy("doseesc.compare")
-_exact = lazy("doseesc.engines.exact")
-_grid = lazy("doseesc.grid")
-_labels = lazy("doseesc.report.labels")
-_live = lazy("doseesc.engines.live")
-_obd = lazy("doseesc.obd")
-_paths = lazy("doseesc.engines.paths")
-_protocol = lazy("doseesc.protocol")
-_protocol_text = lazy("doseesc.protocol_text")
-_study = lazy("doseesc.study")
-_summary = lazy("doseesc.report.summary_text")
-_tables = lazy("doseesc.tables")
-_tiers = lazy("doseesc.tiers")
+_committee = lazy("doseesc.report.committee", snapshot=False)
+_compare = lazy("doseesc.compare", snapshot=False)
+_exact = lazy("doseesc.engines.exact", snapshot=False)
+_grid = lazy("doseesc.grid", snapshot=False)
+_labels = lazy("doseesc.report.labels", snapshot=False)
+_live = lazy("doseesc.engines.live", snapshot=False)
+_obd = lazy("doseesc.obd", snapshot=False)
+_paths = lazy("doseesc.engines.paths", snapshot=False)
+_protocol = lazy("doseesc.protocol", snapshot=False)
+_protocol_text = lazy("doseesc.protocol_text", snapshot=False)
+_study = lazy("doseesc.study", snapshot=False)
+_summary = lazy("doseesc.report.summary_text", snapshot=False)
+_tables = lazy("doseesc.tables", snapshot=False)
+_tiers = lazy("doseesc.tiers", snapshot=False)
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -1004,11 +1004,13 @@ def simulate(file, designs, scenarios, n_trials, seed, out, fmt, progress, both_
         ctx.meta["interrupted"] = _Interrupted(ckpt, n_units, f"{command} --out {shlex.quote(out)}"
                                                + ("" if prefer_exact else " --no-exact") + " --resume")
     try:
+        # per-patient records only where they are written (trials.csv of --out): without them memory grows by
+        # tens of bytes per trial, not per patient, and every table printed is the same
         study = _study.run_protocol(proto, method="auto" if prefer_exact else "simulate", designs=designs,
-                             scenarios=scenarios, n_trials=n,
-                             max_states=PREFER_EXACT_STATES if prefer_exact else None,
-                             seed=seed, progress=bar, command=command, checkpoint=ckpt, workers=workers,
-                             precision=precision)
+                                    scenarios=scenarios, n_trials=n,
+                                    max_states=PREFER_EXACT_STATES if prefer_exact else None,
+                                    seed=seed, progress=bar, command=command, checkpoint=ckpt, workers=workers,
+                                    precision=precision, keep_records=bool(out))
     finally:
         bar.close()
     _emit(study, fmt, out, include_trials=True, both_questions=both_questions, detail=detail)
@@ -1552,7 +1554,7 @@ def protocol_text_cmd(file, out, n_trials, seed, docx, progress):
     bar = _Progress(n * len(units), sys.stderr.isatty() if progress is None else progress, units)
     command = _command_line("protocol-text", file, (), (), n_trials=n, seed=seed) + f" -o {shlex.quote(out)}"
     try:
-        study = _study.run_protocol(proto, n_trials=n, seed=seed, progress=bar, command=command)
+        study = _study.run_protocol(proto, n_trials=n, seed=seed, progress=bar, command=command, keep_records=False)
     finally:
         bar.close()
     for path in _protocol_text.write_protocol_text(proto, study, out, docx=docx).values():
@@ -1604,7 +1606,7 @@ def report(file, out, n_trials, seed, progress, detail, resume, designs, scenari
     click.get_current_context().meta["interrupted"] = _Interrupted(ckpt, n_units, command + " --resume")
     try:
         rep = _study.committee_report(proto, n_trials=n, seed=seed, command=command, progress=bar, detail=detail,
-                               grids=detail == "full", checkpoint=ckpt)
+                                      grids=detail == "full", checkpoint=ckpt)
     finally:
         bar.close()
     written = rep.write(out)

@@ -681,20 +681,24 @@ class OperatingCharacteristics:
     def trials(self) -> pd.DataFrame:
         """One row per simulated trial (exact: per terminal state, with its probability)."""
         k = self.ladder.n_tiers
+
+        def wide(a):   # the 8-bit counts of a run without records (keep_records=False) read as the others
+            return a.astype(np.promote_types(a.dtype, np.int32), copy=False)
+
         df = pd.DataFrame({
-            "selected_tier": self.selected + 1,
+            "selected_tier": wide(self.selected) + 1,
             "selected": [self.ladder.label(int(s)) for s in self.selected],
             "n": self.total_n,
             "dlt": self.y.sum(axis=1),
             "stop_reason": [StopReason(int(r)).name.lower() for r in self.reason],
         })
         for t in range(k):
-            df[f"n_{t + 1}"] = self.n[:, t]
+            df[f"n_{t + 1}"] = wide(self.n[:, t])
         for t in range(k):
-            df[f"dlt_{t + 1}"] = self.y[:, t]
+            df[f"dlt_{t + 1}"] = wide(self.y[:, t])
         if self.e is not None:
             for t in range(k):
-                df[f"resp_{t + 1}"] = self.e[:, t]
+                df[f"resp_{t + 1}"] = wide(self.e[:, t])
         for name, (values, _) in self.extra.items():
             df[name] = np.asarray(values)
         if self.is_exact:

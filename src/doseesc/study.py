@@ -385,7 +385,7 @@ class Study:
         frames = []
         for r in self.results:
             without = simulate(r.design, nominal_scenario(r.scenario), r.n_trials, rng=seq, ladder=r.ladder,
-                               obd=r.obd, target=r.target)
+                               obd=r.obd, target=r.target, keep_records=False)
             df = impact(r, without).reset_index()
             df.insert(0, "scenario", r.scenario.name)
             df.insert(0, "design", self.name_of(r))
@@ -576,7 +576,8 @@ class RunCheckpoint:
 def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, scenarios=None,
                  n_trials: int | None = None, seed=None, command: str = "",
                  progress: Callable[[int], None] | None = None, max_states: int | None = None,
-                 checkpoint=None, workers: int = 1, precision: float | None = None) -> Study:
+                 checkpoint=None, workers: int = 1, precision: float | None = None,
+                 keep_records: bool = True) -> Study:
     """Evaluate the chosen designs under the chosen scenarios of ``protocol``.
 
     ``method`` is ``"simulate"`` (Monte Carlo; every design sees the same
@@ -600,6 +601,11 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     number). ``precision``: each simulation runs until the largest MCSE of P(select) is at most this value
     (in steps of 1,024 trials; ``n_trials``, if given, is then the most trials per run), so designs may use
     different numbers of trials and their comparison is no longer paired trial by trial.
+
+    ``keep_records``: False runs the Monte Carlo simulations without per-patient records (``simulate(...,
+    keep_records=False)``: every metric, table and comparison is the same, but :attr:`Study.trials` and the
+    actual-dose summary are not available), so that memory grows by tens of bytes per trial, not per patient.
+    Runs with backfill cohorts keep their records (their summary reads them).
     """
     precise_cap = n_trials   # with ``precision``: the most trials per run (None: the engine's limit)
     if method not in METHODS:
@@ -642,7 +648,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     kept = store.load("ind", sc.name, name) if store is not None else None
                     if kept is None:
                         kept = _indication_unit(protocol, name, d, sc, n_trials, precise_cap, seq, cb, workers,
-                                                precision)
+                                                precision, keep_records)
                         if store is not None:
                             store.save("ind", sc.name, name, kept)
                     elif progress is not None:
@@ -665,7 +671,7 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
                     results.append(simulate(d, sc, n_trials if precision is None else precise_cap, rng=seq,
                                             ladder=protocol.tiers, progress=cb, obd=protocol.obd,
                                             dose_model=protocol.dose_model, calendar=protocol.calendar,
-                                            workers=workers, precision=precision))
+                                            workers=workers, precision=precision, keep_records=keep_records))
                 if store is not None:
                     store.save("mc", sc.name, name, results[-1])
         if method == "auto":
@@ -733,7 +739,7 @@ _NOMINAL_NOTE = ("per-indication tables from the same trials on nominal doses (t
 
 
 def _indication_unit(protocol: Protocol, name: str, d, sc, n_trials: int, cap, seq, progress, workers: int,
-                     precision) -> tuple:
+                     precision, keep_records: bool = True) -> tuple:
     """(result, per-indication run or None, note or None) of design ``name`` under scenario ``sc`` in a file with
     [[indication]] tables; the rules are in docs/notes/indications.md ("Files and run_protocol")."""
     conduct = protocol.conduct(name)
@@ -742,7 +748,7 @@ def _indication_unit(protocol: Protocol, name: str, d, sc, n_trials: int, cap, s
     def plain():
         return simulate(d, sc, n_trials if precision is None else cap, rng=seq, progress=progress,
                         dose_model=protocol.dose_model, calendar=protocol.calendar, workers=workers,
-                        precision=precision, **kw)
+                        precision=precision, keep_records=keep_records, **kw)
 
     if conduct.policy == "pooled":
         if d.time_to_event:
