@@ -10,11 +10,12 @@ import dataclasses
 import numpy as np
 
 from .._lazy import lazy
-from ..errors import DesignError, DoseescError
+from ..errors import DesignError
 from ..limits import MAX_N
 from ..state import Decision, Rule, StopReason, TrialState
-from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, design_from_dict, register
-from .obd_pick import DEFAULT_UTILITY, OBDPick, observed_utility, utility_merge_key
+from .base import _SLOT_DEFAULTS, Design, check_int, check_prob, register
+from .obd_pick import (DEFAULT_UTILITY, BaseWrapper, OBDPick, base_choice, base_step, blank_arrays, observed_utility,
+                       resolve_base, stop_at_max_n, utility_merge_key)
 from .selection import closest, isotonic
 from .three_plus_three import ThreePlusThree
 
@@ -46,7 +47,7 @@ _UPPER, _LOWER, _SINGLE = 1, 2, 3
 
 @register
 @dataclasses.dataclass(frozen=True)
-class Expansion(Design):
+class Expansion(BaseWrapper, Design):
     """A dose-finding design (``base``), then expansion cohorts up to a total of ``to_n`` patients.
 
     1. The base design (3+3, BOIN, CRM, BOIN12, ...) runs with its own rules and
@@ -114,15 +115,8 @@ class Expansion(Design):
     utility: tuple[float, float, float, float] = DEFAULT_UTILITY
 
     def __post_init__(self):
-        base = self.base
-        if isinstance(base, dict):
-            try:
-                base = design_from_dict(base)
-            except DoseescError as exc:
-                raise type(exc)(f"base: {exc}") from None
-            object.__setattr__(self, "base", base)
-        if not isinstance(base, Design):
-            raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
+        base = resolve_base(self.base)
+        object.__setattr__(self, "base", base)
         if isinstance(base, (Expansion, OBDPick)):
             raise DesignError(f"base: a {base.kind} design already has an expansion; give its own base design")
         if base.time_to_event:
@@ -196,26 +190,10 @@ class Expansion(Design):
     def example(cls) -> "Expansion":
         return cls(ThreePlusThree(3), to_n=21, layout="selected+below", target=0.25)
 
-    # properties forwarded to the base design ------------------------------
-    @property
-    def n_tiers(self) -> int:
-        return self.base.n_tiers
-
-    @property
-    def cohort_size(self) -> int:
-        return self.base.cohort_size
-
+    # properties (the others are the base design's: BaseWrapper) ---------------
     @property
     def max_n(self) -> int:
         return self.to_n
-
-    @property
-    def start(self) -> int:
-        return self.base.start
-
-    @property
-    def first_size(self) -> int:
-        return self.base.first_size
 
     @property
     def max_size(self) -> int:
@@ -224,22 +202,6 @@ class Expansion(Design):
     @property
     def uses_efficacy(self) -> bool:
         return self.selection == "obd-pick" or self.base.uses_efficacy
-
-    @property
-    def uses_last_cohort(self) -> bool:
-        return self.base.uses_last_cohort
-
-    @property
-    def steps_by_one(self) -> bool:
-        return self.base.steps_by_one
-
-    @property
-    def decides_on_response(self) -> bool:
-        return self.base.decides_on_response
-
-    @property
-    def fixed_cohorts(self) -> bool:
-        return self.base.fixed_cohorts
 
     @property
     def obd_definition(self):
@@ -298,13 +260,8 @@ class Expansion(Design):
     def decide(self, state: TrialState) -> Decision:
         t = state.n_trials
         phase = state.phase
-        nxt = np.full(t, -1, dtype=np.int32)
-        stop = np.zeros(t, dtype=bool)
-        reason = np.zeros(t, dtype=np.int8)
-        fired = np.zeros(t, dtype=np.int16)
-        size = np.full(t, self.cohort_size, dtype=np.int32)
-        new_phase = phase.copy()
-        new_aux = state.aux.copy()
+        arrays = blank_arrays(state, self.cohort_size)
+        nxt, stop, reason, fired, size, new_phase, new_aux = arrays
         top = np.full(t, -1, dtype=np.int32)       # the highest open expansion tier before this decision
         plan = np.zeros(t, dtype=bool)             # trials entering the expansion now
         p0 = phase == 0
@@ -315,16 +272,11 @@ class Expansion(Design):
             fired[over] = np.int16(Rule.MAX_N)
             p0 = p0 & ~over
         if p0.any():
-            sub = state.take(p0)
-            dec = self.base.step(sub)
-            nxt[p0], stop[p0], reason[p0], fired[p0] = dec.next, dec.stop, dec.reason, dec.fired
-            if dec.size is not None:
-                size[p0] = dec.size
+            sub, dec = base_step(self.base, state, p0, arrays)
             # the escalation stays within the base's max_n (a last cohort cut short, as the base alone does)
             size[p0] = np.minimum(size[p0], np.maximum(base_n - np.asarray(sub.total_n, dtype=np.int32), 1))
             if dec.stop.any():
-                m = np.full(sub.n_trials, -1, dtype=np.int32)
-                m[dec.stop] = self.base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
+                m = base_choice(self.base, sub, dec)
                 go = dec.stop & (m >= 0) & (np.asarray(sub.total_n) < self.to_n)
                 idx = np.flatnonzero(p0)[go]
                 top[idx], plan[idx] = m[go], True
@@ -378,15 +330,11 @@ class Expansion(Design):
                         size=size, phase=new_phase, aux=new_aux)
 
     def step(self, state: TrialState) -> Decision:
-        # the base design applies its own rule slots; the wrapper adds only its own max_n guard
+        # the base design applies its own rule slots; the wrapper adds only its own max_n guard (decide already
+        # stops every trial at to_n)
         d = self.decide(state)
         self._check_size(d)
-        full = (state.total_n >= self.max_n) & ~d.stop
-        if full.any():   # pragma: no cover - decide stops every trial at to_n
-            d.stop = d.stop | full
-            d.reason = np.where(full, np.int8(StopReason.MAX_N), d.reason).astype(np.int8)
-            d.next = np.where(full, -1, d.next)
-        return d
+        return stop_at_max_n(d, state, self.max_n)
 
     # the final choice -----------------------------------------------------------
     def conclude(self, state: TrialState, reason: np.ndarray) -> np.ndarray:

@@ -17,6 +17,95 @@ special = lazy("scipy.special")
 DEFAULT_UTILITY = (40.0, 0.0, 100.0, 60.0)
 
 
+# -- shared by the wrappers that run a base design, then a stage of their own (OBDPick, Expansion) ----------------
+class BaseWrapper:
+    """Properties of a design that runs a base design, then a stage of its own (OBDPick, Expansion): the base's.
+    The base's escalation reads DLTs (and response only where the base does): its cohorts wait for the base's
+    windows; the wrapper's own stage and final pick need the response follow-up."""
+
+    @property
+    def n_tiers(self) -> int:
+        return self.base.n_tiers
+
+    @property
+    def cohort_size(self) -> int:
+        return self.base.cohort_size
+
+    @property
+    def start(self) -> int:
+        return self.base.start
+
+    @property
+    def first_size(self) -> int:
+        return self.base.first_size
+
+    @property
+    def uses_last_cohort(self) -> bool:
+        return self.base.uses_last_cohort
+
+    @property
+    def steps_by_one(self) -> bool:
+        return self.base.steps_by_one
+
+    @property
+    def decides_on_response(self) -> bool:
+        return self.base.decides_on_response
+
+    @property
+    def fixed_cohorts(self) -> bool:
+        return self.base.fixed_cohorts
+
+
+def resolve_base(base) -> Design:
+    """A wrapper's base design, from a design or a table with its type and options."""
+    if isinstance(base, dict):
+        try:
+            base = design_from_dict(base)
+        except DoseescError as exc:
+            raise type(exc)(f"base: {exc}") from None
+    if not isinstance(base, Design):
+        raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
+    return base
+
+
+def blank_arrays(state: TrialState, cohort_size: int) -> tuple:
+    """A wrapper's decision arrays before it decides: (next -1, stop False, reason 0, fired 0, size
+    ``cohort_size``, phase and aux as they are), each a new array of ``state.n_trials``."""
+    t = state.n_trials
+    return (np.full(t, -1, dtype=np.int32), np.zeros(t, dtype=bool), np.zeros(t, dtype=np.int8),
+            np.zeros(t, dtype=np.int16), np.full(t, cohort_size, dtype=np.int32), state.phase.copy(),
+            state.aux.copy())
+
+
+def base_step(base: Design, state: TrialState, rows: np.ndarray, arrays: tuple) -> tuple[TrialState, Decision]:
+    """The base design's step (its rule slots included) on the trials ``rows`` still in its escalation, written
+    into ``arrays`` (next, stop, reason, fired, size: :func:`blank_arrays`); returns their state and the step."""
+    nxt, stop, reason, fired, size = arrays[:5]
+    sub = state.take(rows)
+    dec = base.step(sub)
+    nxt[rows], stop[rows], reason[rows], fired[rows] = dec.next, dec.stop, dec.reason, dec.fired
+    if dec.size is not None:
+        size[rows] = dec.size
+    return sub, dec
+
+
+def base_choice(base: Design, sub: TrialState, dec: Decision) -> np.ndarray:
+    """The base design's final tier for the trials of ``sub`` its step ``dec`` stopped (-1 for the others)."""
+    m = np.full(sub.n_trials, -1, dtype=np.int32)
+    m[dec.stop] = base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
+    return m
+
+
+def stop_at_max_n(d: Decision, state: TrialState, max_n: int) -> Decision:
+    """A wrapper's own guard after its decision: a trial with ``max_n`` patients stops (reason MAX_N)."""
+    full = (state.total_n >= max_n) & ~d.stop
+    if full.any():
+        d.stop = d.stop | full
+        d.reason = np.where(full, np.int8(StopReason.MAX_N), d.reason).astype(np.int8)
+        d.next = np.where(full, -1, d.next)
+    return d
+
+
 def summed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> tuple[np.ndarray, np.ndarray]:
     """(patients, summed observed utility) per tier as floats, each shape ``(n_trials, n_tiers)``: the four
     outcome cells (neither, DLT only, response only, both) weighted by ``utility``."""
@@ -42,7 +131,7 @@ def observed_utility(state: TrialState, utility=DEFAULT_UTILITY) -> np.ndarray:
 
 @register
 @dataclasses.dataclass(frozen=True)
-class OBDPick(Design):
+class OBDPick(BaseWrapper, Design):
     """An MTD design (``base``) for safety, then the OBD named from the data.
 
     1. The base design (3+3, BOIN, CRM, ...) runs with its own rules and rule
@@ -85,15 +174,8 @@ class OBDPick(Design):
     fill: bool = dataclasses.field(default=False, kw_only=True)
 
     def __post_init__(self):
-        base = self.base
-        if isinstance(base, dict):
-            try:
-                base = design_from_dict(base)
-            except DoseescError as exc:
-                raise type(exc)(f"base: {exc}") from None
-            object.__setattr__(self, "base", base)
-        if not isinstance(base, Design):
-            raise DesignError(f"base = {base!r} must be a design (or a table with its type and options)")
+        base = resolve_base(self.base)
+        object.__setattr__(self, "base", base)
         if isinstance(base, OBDPick):
             raise DesignError("base: an OBD pick cannot wrap another OBD pick")
         if self.expansion == "fill":
@@ -118,50 +200,16 @@ class OBDPick(Design):
         check_prob(self.tox_cutoff, "tox_cutoff")
         self._check_slots()
 
-    # properties forwarded to the base design
-    @property
-    def n_tiers(self) -> int:
-        return self.base.n_tiers
-
-    @property
-    def cohort_size(self) -> int:
-        return self.base.cohort_size
-
+    # the other properties are the base design's (BaseWrapper)
     @property
     def max_n(self) -> int:
         return self.base.max_n + 2 * self.expansion
-
-    @property
-    def start(self) -> int:
-        return self.base.start
-
-    @property
-    def first_size(self) -> int:
-        return self.base.first_size
 
     @property
     def max_size(self) -> int:
         if self.fill:   # the expansion at the MTD: at most the places the base leaves, below its max_n
             return max(self.base.max_size, self.base.max_n)
         return max(self.base.max_size, self.expansion)
-
-    @property
-    def uses_last_cohort(self) -> bool:
-        return self.base.uses_last_cohort
-
-    @property
-    def steps_by_one(self) -> bool:
-        return self.base.steps_by_one
-
-    @property
-    def decides_on_response(self) -> bool:
-        """The base's escalation reads DLTs only (3+3, BOIN, CRM): the cohorts wait for the DLT window; only
-        the final pick (and the expansion's data) needs the response follow-up."""
-        return self.base.decides_on_response
-
-    @property
-    def fixed_cohorts(self) -> bool:
-        return self.base.fixed_cohorts
 
     @property
     def target(self):
@@ -185,28 +233,14 @@ class OBDPick(Design):
             self.base.check_state(state)
 
     def decide(self, state: TrialState) -> Decision:
-        t = state.n_trials
         phase = state.phase
-        nxt = np.full(t, -1, dtype=np.int32)
-        stop = np.zeros(t, dtype=bool)
-        reason = np.zeros(t, dtype=np.int8)
-        fired = np.zeros(t, dtype=np.int16)
-        size = np.full(t, self.cohort_size, dtype=np.int32)
-        new_phase = phase.copy()
-        new_aux = state.aux.copy()
+        arrays = blank_arrays(state, self.cohort_size)
+        nxt, stop, reason, fired, size, new_phase, new_aux = arrays
         p0 = phase == 0
         if p0.any():
-            sub = state.take(p0)
-            dec = self.base.step(sub)
-            nxt[p0] = dec.next
-            stop[p0] = dec.stop
-            reason[p0] = dec.reason
-            fired[p0] = dec.fired
-            if dec.size is not None:
-                size[p0] = dec.size
+            sub, dec = base_step(self.base, state, p0, arrays)
             if (self.expansion or self.fill) and dec.stop.any():
-                m = np.full(sub.n_trials, -1, dtype=np.int32)
-                m[dec.stop] = self.base.conclude(sub.take(dec.stop), dec.reason[dec.stop])
+                m = base_choice(self.base, sub, dec)
                 if self.fill:
                     # the places left, half at the MTD (rounded up), all of them when the MTD is the lowest tier
                     left = self.max_n - np.asarray(sub.total_n, dtype=np.int32)
@@ -241,13 +275,7 @@ class OBDPick(Design):
 
     def step(self, state: TrialState) -> Decision:
         # the base design applies its own rule slots; the wrapper adds only its own max_n guard
-        d = self.decide(state)
-        full = (state.total_n >= self.max_n) & ~d.stop
-        if full.any():
-            d.stop = d.stop | full
-            d.reason = np.where(full, np.int8(StopReason.MAX_N), d.reason).astype(np.int8)
-            d.next = np.where(full, -1, d.next)
-        return d
+        return stop_at_max_n(self.decide(state), state, self.max_n)
 
     def select(self, state: TrialState) -> np.ndarray:  # pragma: no cover - conclude is used
         return self.conclude(state, np.zeros(state.n_trials, dtype=np.int8))
