@@ -404,3 +404,39 @@ class Decision:
     def __post_init__(self):
         if self.fired is None:
             self.fired = np.zeros(self.next.shape[0], dtype=np.int16)
+
+
+def group_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first index of each distinct value of the non-negative int64 ``key``, in increasing key order, and
+    each entry's rank among the distinct values (as ``np.unique(key, return_index=True, return_inverse=True)``):
+    by a table indexed by the key where the keys span little more than their number (no sort), else by a
+    sort."""
+    if key.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    span = int(key.max()) + 1
+    if span <= 4 * key.size + 4096:
+        seen = np.zeros(span, dtype=bool)
+        seen[key] = True
+        rank = np.cumsum(seen, dtype=np.intp) - 1
+        inverse = rank[key]
+        n_distinct = int(rank[-1]) + 1
+    else:
+        _, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.ravel()
+        n_distinct = int(inverse.max()) + 1
+    first = np.empty(n_distinct, dtype=np.intp)
+    first[inverse[::-1]] = np.arange(key.size - 1, -1, -1)
+    return first, inverse
+
+
+def distinct_rows(columns, packed: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each distinct row of ``columns`` (1-D and 2-D integral arrays side by side), in the order
+    ``np.unique(np.column_stack(columns), axis=0)`` gives, and each row's index among them: one pass over packed
+    int64 keys (:func:`pack_columns`, :func:`group_keys`) where the rows fit in 63 bits (and ``packed``), else a
+    sort of rows."""
+    key = pack_columns(columns) if packed else None
+    if key is not None:
+        return group_keys(key)
+    rows = np.column_stack(columns)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.ravel()

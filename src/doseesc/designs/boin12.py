@@ -10,7 +10,7 @@ import numpy as np
 from .._lazy import lazy
 from ..errors import DesignError
 from ..obd import OBDDefinition
-from ..state import Decision, StopReason, TrialState, pack_columns
+from ..state import Decision, StopReason, TrialState, distinct_rows
 from .base import Design, check_int, check_prob, register
 from .boin import boin_boundaries
 from .obd_pick import DEFAULT_UTILITY
@@ -48,17 +48,6 @@ def _integral(a: np.ndarray) -> np.ndarray:
     """Counts as integers (rounded where merged states carry them as floats)."""
     a = np.asarray(a)
     return a if a.dtype.kind in "iu" else np.round(a.astype(float)).astype(np.intp)
-
-
-def _distinct_rows(*blocks) -> tuple[np.ndarray, np.ndarray]:
-    """The first row of each distinct row of the integral ``blocks`` side by side and each row's index among
-    them (all rows, in order, where the counts do not pack into one int64 key)."""
-    key = pack_columns(blocks)
-    t = blocks[0].shape[0]
-    if key is None:
-        return np.arange(t), np.arange(t)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
 
 
 def merge_columns(state: TrialState, fields) -> np.ndarray:
@@ -433,10 +422,10 @@ class BOIN12(Design):
         j = np.arange(1, k + 1)[None, :]
         # row by row (every operation acts on each row alone), so once per distinct row of the counts it reads
         # and broadcast: the same numbers (tests/test_exact_obd_merge.py checks a batch against its rows alone)
-        rows, back = _distinct_rows(n, y)
+        rows, back = distinct_rows([n, y])
         pt = isotonic(((y + 0.05) / (n + 0.1))[rows], (n + 0.1)[rows], np.ones((rows.size, k), dtype=bool))[back] \
             + 0.001 * j
-        rows, back = _distinct_rows(n, e)
+        rows, back = distinct_rows([n, e])
         n, e = n[rows], e[rows]
         pe_raw = (e + 0.05) / (n + 0.1)
         fits, loglik = [], []

@@ -10,9 +10,9 @@ import numpy as np
 from .._lazy import lazy
 from ..errors import DesignError
 from ..obd import OBDDefinition
-from ..state import Decision, StopReason, TrialState
+from ..state import Decision, StopReason, TrialState, distinct_rows
 from .base import Design, check_int, check_prob, register
-from .boin12 import _distinct_rows, merge_columns
+from .boin12 import merge_columns
 from .selection import isotonic
 
 special = lazy("scipy.special")
@@ -209,7 +209,7 @@ class BOINET(Design):
             for off in (-1, 0, 1):
                 j = np.clip(state.current + off, 0, k - 1)
                 cols += [state.n[rows, j], state.y[rows, j], state.e[rows, j]]
-            first, back = _distinct_rows(*cols)
+            first, back = distinct_rows(cols)
             if first.size <= t // 2:
                 dec = self._decide(state.take(first), ok[first])
                 return Decision(next=dec.next[back], stop=dec.stop[back], reason=dec.reason[back])
@@ -278,7 +278,7 @@ class BOINET(Design):
         pt = np.where(tried, state.y / np.maximum(n, 1), 0.0)
         pe = np.where(tried, _responses(state) / np.maximum(n, 1), 0.0)
         # row by row, so once per distinct (n, y, tried) row and broadcast: the same numbers
-        rows, back = _distinct_rows(n, state.y)
+        rows, back = distinct_rows([n, state.y])
         iso = isotonic(pt[rows], np.ones((rows.size, k)), tried[rows])[back]
         dist = np.where(cand, np.abs(iso - self.phi), np.inf)
         mind = dist.min(axis=1, keepdims=True)

@@ -36,9 +36,9 @@ from ..backfill import Backfill, BackfilledDesign, check_backfill_design, check_
 from ..errors import DesignError
 from ..limits import BATCH_SIZE
 from ..rng import Stream, patient_uniforms
-from ..state import Rule, StopReason, TrialState
-from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, group_keys,
-                  in_batches, run_result)
+from ..state import Rule, StopReason, TrialState, group_keys
+from .run import (PATIENT_KEYS, Decided, _spread, check_simulation, conclude_decided, decide_distinct, in_batches,
+                  run_result)
 from .timed import _Clock, _enrol_cap, calendar_extra
 
 pd = lazy("pandas")

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..state import TrialState, pack_columns
-from .run import group_keys
+from ..state import TrialState, group_keys, pack_columns
 
 __all__ = ["Chain", "chain_for", "MAX_NODES"]
 

@@ -26,14 +26,14 @@ from math import comb
 import numpy as np
 
 from ..designs.base import Design
-from .run import check_not_tite, group_keys, one_blas_thread
+from .run import check_not_tite, one_blas_thread
 from ..errors import DoseescError
 from ..limits import MAX_STATES
 from ..obd import resolve_obd
 from ..outcomes import cohort_outcomes
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..scenario import Scenario
-from ..state import TrialState, pack_columns
+from ..state import TrialState, distinct_rows, group_keys
 from ..tiers import DoseLadder
 from .montecarlo import check_compatible
 
@@ -86,15 +86,8 @@ def _children(design: Design, state: TrialState, prob: np.ndarray, table, joint:
 
 
 def _unique_rows(columns: list) -> tuple[np.ndarray, np.ndarray]:
-    """The first row of each distinct row of ``columns`` (1-D and 2-D arrays side by side), in the order
-    ``np.unique(np.column_stack(columns), axis=0)`` gives, and each row's index among them: one sort of packed
-    int64 keys (:func:`~doseesc.state.pack_columns`) where the rows fit in 63 bits, else a sort of rows."""
-    key = pack_columns(columns) if PACKED_KEYS else None
-    if key is not None:
-        return group_keys(key)
-    rows = np.column_stack(columns)
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
+    """:func:`~doseesc.state.distinct_rows`, on packed keys unless :data:`PACKED_KEYS` is off (tests compare)."""
+    return distinct_rows(columns, packed=PACKED_KEYS)
 
 
 def _merge_live(design: Design, state: TrialState, prob: np.ndarray, joint: bool) -> tuple[TrialState, np.ndarray]:

@@ -32,7 +32,7 @@ from ..obd import OBDDefinition, resolve_obd
 from ..results import OperatingCharacteristics, provenance, resolve_target
 from ..rng import root_seed
 from ..scenario import Scenario
-from ..state import Decision, TrialState
+from ..state import Decision, TrialState, group_keys
 from ..tiers import DoseLadder
 
 #: Per-patient arrays every Monte Carlo run records.
@@ -465,29 +465,6 @@ class Decided:
     sub: TrialState | None = None
     #: True where the distinct states were looked for and were too many (above :data:`DISTINCT_SHARE`).
     crowded: bool = False
-
-
-def group_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first index of each distinct value of the non-negative int64 ``key``, in increasing key order, and
-    each entry's rank among the distinct values (as ``np.unique(key, return_index=True, return_inverse=True)``):
-    by a table indexed by the key where the keys span little more than their number (no sort), else by a
-    sort."""
-    if key.size == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-    span = int(key.max()) + 1
-    if span <= 4 * key.size + 4096:
-        seen = np.zeros(span, dtype=bool)
-        seen[key] = True
-        rank = np.cumsum(seen, dtype=np.intp) - 1
-        inverse = rank[key]
-        n_distinct = int(rank[-1]) + 1
-    else:
-        _, inverse = np.unique(key, return_inverse=True)
-        inverse = inverse.ravel()
-        n_distinct = int(inverse.max()) + 1
-    first = np.empty(n_distinct, dtype=np.intp)
-    first[inverse[::-1]] = np.arange(key.size - 1, -1, -1)
-    return first, inverse
 
 
 def decide_distinct(design, state: TrialState, act: np.ndarray, distinct: bool = True) -> Decided:
