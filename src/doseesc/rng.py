@@ -14,6 +14,7 @@ a later version never changes the numbers of the existing ones.
 
 from __future__ import annotations
 
+import threading
 from enum import IntEnum
 
 import numpy as np
@@ -89,7 +90,7 @@ def block_generator(seq: np.random.SeedSequence, block: int, stream: Stream) -> 
 
 
 def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patients: int,
-                     stream: Stream = Stream.TOX, patient_major: bool = False) -> np.ndarray:
+                     stream: Stream = Stream.TOX, patient_major: bool = False, scratch: bool = False) -> np.ndarray:
     """Latent uniforms of trials ``start..stop-1``, shape ``(stop - start, n_patients)``.
 
     Column ``k`` belongs to the ``k``-th patient enrolled in each trial. The
@@ -97,14 +98,40 @@ def patient_uniforms(seq: np.random.SeedSequence, start: int, stop: int, n_patie
     first ``k`` columns do not depend on ``n_patients``: designs with different
     maximum sample sizes still see the same patients. ``patient_major``: the
     same array, laid out patient by patient in memory (a view of the draws).
+
+    ``scratch`` (with ``patient_major``): the same numbers, drawn into buffers this thread keeps for the stream
+    and reuses at its next such call, so that a run does not fault fresh memory in for every batch (a few MB,
+    which costs milliseconds on a virtual machine). The array is then valid only until that next call: for a
+    caller that reads it and keeps nothing of it.
     """
     first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
+    offset = first * BLOCK_SIZE
+    if patient_major and scratch:
+        u = _scratch(("all", int(stream)), (n_patients, (last - first + 1) * BLOCK_SIZE))
+        part = _scratch(("block", int(stream)), (n_patients, BLOCK_SIZE))
+        for b in range(first, last + 1):
+            block_generator(seq, b, stream).random(out=part)
+            u[:, (b - first) * BLOCK_SIZE:(b - first + 1) * BLOCK_SIZE] = part
+        return u[:, start - offset: stop - offset].T
     parts = []
     for b in range(first, last + 1):
         parts.append(block_generator(seq, b, stream).random((n_patients, BLOCK_SIZE)))
-    offset = first * BLOCK_SIZE
     if patient_major:   # the same numbers, patient-major in memory (a transposed view; no copy to transpose)
         u = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         return u[:, start - offset: stop - offset].T
     u = np.concatenate([part.T for part in parts], axis=0) if len(parts) > 1 else parts[0].T
     return u[start - offset: stop - offset]
+
+
+_BUFFERS = threading.local()
+
+
+def _scratch(key, shape: tuple[int, int]) -> np.ndarray:
+    """A C-contiguous float64 array of ``shape`` from this thread's buffer ``key`` (grown when too small; the
+    contents are whatever the last user left)."""
+    bufs = _BUFFERS.__dict__.setdefault("bufs", {})
+    size = shape[0] * shape[1]
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(size)
+    return buf[:size].reshape(shape)

@@ -288,7 +288,9 @@ class Chain:
                 b0 = None
         self._conclude(node)
         n, y = post["n"][node], post["y"][node]
-        e, ye = (post["e"][node], post["ye"][node]) if self.eff else (np.zeros_like(n), np.zeros_like(n))
+        # without response: zero arrays the result does not read (np.zeros leaves the pages untouched)
+        e, ye = (post["e"][node], post["ye"][node]) if self.eff else (np.zeros(n.shape, n.dtype),
+                                                                       np.zeros(n.shape, n.dtype))
         return {"n": n, "y": y, "e": e, "ye": ye,
                 "selected": post["selected"][node], "reason": post["reason"][node], "fired": post["fired"][node],
                 "tier": pt_tier.T, "tox": pt_tox.T, "eff": pt_eff.T, "new_cohort": pt_new.T}

@@ -164,10 +164,11 @@ def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) 
     scenario has response, latent uniforms)."""
     p = np.asarray(scenario.true_tox, dtype=float)
     major = run_module.DISTINCT_STATES and CHAIN     # the chain reads the uniforms patient by patient
-    u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX, patient_major=major)
+    # run_batch reads the uniforms and keeps nothing of them: they can live in this thread's reused buffers
+    u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX, patient_major=major, scratch=major)
     if scenario.true_eff is None:
         return run_batch(design, p, u)
-    ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF, patient_major=major)
+    ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF, patient_major=major, scratch=major)
     return run_batch(design, p, u, ue, scenario.response_given_tox())
 
 
