@@ -156,3 +156,26 @@ def test_the_graph_of_a_hand_worked_3_plus_3():
     assert post["stop"][nodes[2]] and post["selected"][nodes[2]] == chain_mod.PENDING   # chosen at the batch's end
     g._conclude(nodes)
     assert post["selected"][nodes[2]] == -1 and (post["selected"][nodes[[0, 1]]] == -1).all()
+
+
+@pytest.mark.parametrize("design", _registry_designs() + [
+    pytest.param(doseesc.BOIN(0.3, 4, max_n=20, titration=True), id="BOIN titration"),
+    pytest.param(doseesc.BOIN(0.3, 4, cohort_size=3, max_n=17), id="BOIN max_n 17")])
+def test_a_walk_without_records_flags_two_dlt_cohorts_as_the_records_do(design):
+    """Without records the walk counts each cohort's DLTs itself: the per-trial flag "some cohort had 2 or more
+    DLTs" equals the one the records give (results.two_dlt_cohort), and every other array is the same."""
+    from doseesc.results import two_dlt_cohort
+    k = design.n_tiers
+    tox = np.interp(np.linspace(0, 3, k), range(4), [0.15, 0.35, 0.55, 0.7])
+    eff = np.interp(np.linspace(0, 3, k), range(4), EFF4) if design.uses_efficacy else None
+    sc = doseesc.Scenario(true_tox=tuple(tox), true_eff=None if eff is None else tuple(eff), target=0.3)
+    seq = np.random.SeedSequence(9)
+    full = mc.plain_batch(design, sc, seq, 0, 1500)
+    lean = mc.plain_batch(design, sc, seq, 0, 1500, records=False)
+    if "tier" in lean:     # a graph too large for the walk: the cohort-by-cohort engine keeps its records
+        pytest.skip("this design's batch ran cohort by cohort")
+    want = two_dlt_cohort(full["tier"], full["tox"], full["new_cohort"]).astype(bool)
+    np.testing.assert_array_equal(lean[mc.TWO_DLT_KEY], want)
+    assert want.any() and not want.all()
+    for key in ("n", "y", "selected", "reason", "fired"):
+        np.testing.assert_array_equal(lean[key], full[key], err_msg=key)

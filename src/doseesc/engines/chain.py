@@ -173,11 +173,13 @@ class Chain:
         return nxt
 
     # -- one batch ------------------------------------------------------------------------------------
-    def run(self, p: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None, eff_given) -> dict:
+    def run(self, p: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None, eff_given,
+            records: bool = True) -> dict:
         """The trials of one batch (latent uniforms ``u_tox``, ``u_eff``, shape ``(n_trials, patients)``; fastest
         patient-major in memory, as :func:`~doseesc.rng.patient_uniforms` gives them): what
         :func:`~doseesc.engines.montecarlo.run_batch` returns, with the per-patient records patient-major in
-        memory."""
+        memory. Without ``records``: no per-patient records, and instead the per-trial flag "some cohort had 2 or
+        more DLTs" under ``TWO_DLT_KEY`` (what :func:`~doseesc.results.two_dlt_cohort` gives from the records)."""
         design = self.design
         n_trials = u_tox.shape[0]
         max_n, width = design.max_n, self.width
@@ -186,10 +188,13 @@ class Chain:
         if ue is not None:
             pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
         tier_dtype = np.int8 if design.n_tiers < 127 else np.int16
-        pt_tier = np.full((max_n, n_trials), -1, dtype=tier_dtype)
-        pt_tox = np.zeros((max_n, n_trials), dtype=bool)
-        pt_new = np.zeros((max_n, n_trials), dtype=bool)
-        pt_eff = np.zeros((max_n, n_trials), dtype=bool)
+        if records:
+            pt_tier = np.full((max_n, n_trials), -1, dtype=tier_dtype)
+            pt_tox = np.zeros((max_n, n_trials), dtype=bool)
+            pt_new = np.zeros((max_n, n_trials), dtype=bool)
+            pt_eff = np.zeros((max_n, n_trials), dtype=bool)
+        else:
+            two = np.zeros(n_trials, dtype=bool)
         node = np.zeros(n_trials, np.int32)
         cols = np.arange(width)
         w1 = width + 1
@@ -219,21 +224,26 @@ class Chain:
                 if ue is not None:
                     nr, nb = np.zeros(at.size, np.int64), np.zeros(at.size, np.int64)
                     pr = np.stack([pe_n[cur], pe_t[cur]])      # P(response | no DLT), P(response | DLT)
-                pt_new[b0, rows] = True if mask is None else mask
-                tier = cur if mask is None else np.where(mask, cur, -1)
+                if records:
+                    pt_new[b0, rows] = True if mask is None else mask
+                    tier = cur if mask is None else np.where(mask, cur, -1)
                 for j in range(b0, b0 + width):
                     dlt = (u[j] if full else u[j, act]) < pc
                     if mask is not None:
                         dlt &= mask
                     code += dlt
-                    pt_tier[j, rows], pt_tox[j, rows] = tier, dlt
+                    if records:
+                        pt_tier[j, rows], pt_tox[j, rows] = tier, dlt
                     if ue is not None:
                         resp = (ue[j] if full else ue[j, act]) < np.where(dlt, pr[1], pr[0])
                         if mask is not None:
                             resp &= mask
                         nr += resp
                         nb += resp & dlt
-                        pt_eff[j, rows] = resp
+                        if records:
+                            pt_eff[j, rows] = resp
+                if not records:
+                    two[rows] |= code >= 2
                 if ue is not None:
                     code = (code * w1 + nr) * w1 + nb
                 b0 += width
@@ -256,15 +266,19 @@ class Chain:
                 trial, slot = idx[r], slots[r, c]
                 dlt = np.zeros(take.shape, bool)
                 dlt[r, c] = u[slot, trial] < pc[r]
-                pt_tier[slot, trial] = cur[r]
-                pt_tox[slot, trial] = dlt[r, c]
-                first = take[:, 0]
-                pt_new[slots[first, 0], idx[first]] = True
+                if records:
+                    pt_tier[slot, trial] = cur[r]
+                    pt_tox[slot, trial] = dlt[r, c]
+                    first = take[:, 0]
+                    pt_new[slots[first, 0], idx[first]] = True
                 code = dlt.sum(axis=1, dtype=np.int64)
+                if not records:
+                    two[idx] |= code >= 2
                 if ue is not None:
                     resp = np.zeros(take.shape, bool)
                     resp[r, c] = ue[slot, trial] < np.where(dlt[r, c], pe_t[cur[r]], pe_n[cur[r]])
-                    pt_eff[slot, trial] = resp[r, c]
+                    if records:
+                        pt_eff[slot, trial] = resp[r, c]
                     nr = resp.sum(axis=1, dtype=np.int64)
                     nb = (resp & dlt).sum(axis=1, dtype=np.int64)
                     code = (code * w1 + nr) * w1 + nb
@@ -291,9 +305,13 @@ class Chain:
         # without response: zero arrays the result does not read (np.zeros leaves the pages untouched)
         e, ye = (post["e"][node], post["ye"][node]) if self.eff else (np.zeros(n.shape, n.dtype),
                                                                        np.zeros(n.shape, n.dtype))
-        return {"n": n, "y": y, "e": e, "ye": ye,
-                "selected": post["selected"][node], "reason": post["reason"][node], "fired": post["fired"][node],
-                "tier": pt_tier.T, "tox": pt_tox.T, "eff": pt_eff.T, "new_cohort": pt_new.T}
+        out = {"n": n, "y": y, "e": e, "ye": ye,
+               "selected": post["selected"][node], "reason": post["reason"][node], "fired": post["fired"][node]}
+        if records:
+            out.update(tier=pt_tier.T, tox=pt_tox.T, eff=pt_eff.T, new_cohort=pt_new.T)
+        else:
+            out[TWO_DLT_KEY] = two
+        return out
 
 
 def _end_key(design, state: TrialState, eff: bool = True) -> np.ndarray | None:
@@ -306,6 +324,10 @@ def _end_key(design, state: TrialState, eff: bool = True) -> np.ndarray | None:
         cols += [state.last_n, state.last_y]
     return pack_columns(cols)
 
+
+#: Key of the per-trial "some cohort had 2 or more DLTs" flag of a batch run without records (as
+#: :data:`doseesc.engines.montecarlo.TWO_DLT_KEY`).
+TWO_DLT_KEY = "two_dlt_cohort"
 
 _RECENT: list = []
 

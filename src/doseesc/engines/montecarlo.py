@@ -25,7 +25,7 @@ from ..state import TrialState
 from ..tiers import DoseLadder
 from . import run as run_module
 from .actual import PATIENT_RECORDS, actual_range, finish_actual, simulate_actual
-from .chain import ChainFull, chain_for
+from .chain import TWO_DLT_KEY, ChainFull, chain_for
 from .run import (PATIENT_KEYS, Run, check_compatible, check_run, check_simulation, conclude_decided,
                   decide_distinct, in_batches, monte_carlo_result, run_result, until_precise)
 from .timed import (TITE_ACTUAL_RECORDS, calendar_batch, calendar_extra, finish_tite_actual, simulate_tite_actual,
@@ -35,7 +35,7 @@ __all__ = ["simulate", "run_batch", "plain_batch", "check_compatible", "check_ru
 
 
 def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np.ndarray | None = None,
-              eff_given: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+              eff_given: tuple[np.ndarray, np.ndarray] | None = None, records: bool = True) -> dict:
     """Simulate one batch of trials with latent uniforms ``u_tox`` ``(n_trials, max_n)``.
 
     Patient ``k`` of trial ``i`` has a DLT when ``u_tox[i, k] < true_tox[tier]``; with ``u_eff`` and
@@ -48,6 +48,9 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
     once, by this run or an earlier one of an equal design. Where the graph would grow too large (or with
     :data:`CHAIN` off) the trials step cohort by cohort below, and the design decides once per distinct trial
     state where that is cheaper (:func:`~doseesc.engines.run.decide_distinct`). Both give the same arrays.
+
+    ``records`` False lets the graph walk leave the per-patient arrays out and give the per-trial flag they would
+    feed (:data:`TWO_DLT_KEY`) instead; the cohort-by-cohort path gives the records either way.
     """
     n_trials = u_tox.shape[0]
     k, max_n = design.n_tiers, design.max_n
@@ -57,7 +60,7 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
         chain = chain_for(design, u_eff is not None)
         if not chain.full:
             try:
-                return chain.run(np.asarray(true_tox, dtype=float), u_tox, u_eff, eff_given)
+                return chain.run(np.asarray(true_tox, dtype=float), u_tox, u_eff, eff_given, records=records)
             except ChainFull:   # the design's graph is too large: this batch and later ones cohort by cohort
                 chain.full = True
     u_2d = np.ascontiguousarray(u_tox[:, :max_n])
@@ -159,17 +162,17 @@ def run_batch(design: Design, true_tox: np.ndarray, u_tox: np.ndarray, u_eff: np
 CHAIN = True
 
 
-def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int) -> dict:
+def plain_batch(design: Design, scenario: Scenario, seq, start: int, stop: int, records: bool = True) -> dict:
     """:func:`run_batch` on trials ``start..stop-1`` of the run seeded by ``seq`` (their TOX, and EFF when the
-    scenario has response, latent uniforms)."""
+    scenario has response, latent uniforms); ``records`` as there."""
     p = np.asarray(scenario.true_tox, dtype=float)
     major = run_module.DISTINCT_STATES and CHAIN     # the chain reads the uniforms patient by patient
     # run_batch reads the uniforms and keeps nothing of them: they can live in this thread's reused buffers
     u = patient_uniforms(seq, start, stop, design.max_n, Stream.TOX, patient_major=major, scratch=major)
     if scenario.true_eff is None:
-        return run_batch(design, p, u)
+        return run_batch(design, p, u, records=records)
     ue = patient_uniforms(seq, start, stop, design.max_n, Stream.EFF, patient_major=major, scratch=major)
-    return run_batch(design, p, u, ue, scenario.response_given_tox())
+    return run_batch(design, p, u, ue, scenario.response_given_tox(), records=records)
 
 
 def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *, rng=None,
@@ -265,8 +268,6 @@ def simulate(design: Design, scenario: Scenario, n_trials: int | None = None, *,
 
 #: A precision-targeted run stops at a multiple of this many trials (a whole number of random blocks).
 PRECISION_STEP = BLOCK_SIZE
-#: Key of the per-trial "some cohort had 2 or more DLTs" flag in a run without per-patient records.
-TWO_DLT_KEY = "two_dlt_cohort"
 
 
 def check_workers(workers) -> None:
@@ -368,13 +369,16 @@ class RangeBatch:
             b = tite_batch(run.design, run.scenario, run.calendar, run.seq, start, stop)
             records = PATIENT_KEYS + ("infusion_days",)
         else:
-            b = plain_batch(run.design, run.scenario, run.seq, start, stop)
+            # a plain run without records needs none from the batch (the calendar reads them)
+            b = plain_batch(run.design, run.scenario, run.seq, start, stop,
+                            records=self.keep_records or kind == "plain_calendar")
             if kind == "plain_calendar":
                 b.update(calendar_batch(run.calendar, run.design, b, run.seq, start, stop))
             records = PATIENT_KEYS + (("infusion_days",) if kind == "plain_calendar" else ())
         if self.keep_records:
             return b
-        b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"]).astype(bool)
+        if TWO_DLT_KEY not in b:
+            b[TWO_DLT_KEY] = two_dlt_cohort(b["tier"], b["tox"], b["new_cohort"]).astype(bool)
         for key in records + ("ye",) + (("e",) if run.scenario.true_eff is None else ()):
             b.pop(key, None)
         counts = _count_dtype(run.design.max_n)
