@@ -60,6 +60,8 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
+        if name.startswith("__"):   # a probe for a special name (inspect, copy, IPython): never a submodule
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         # a submodule not imported yet (``doseesc.engines`` after a bare ``import doseesc``)
         try:
             return importlib.import_module(f".{name}", __name__)
