@@ -603,8 +603,9 @@ def run_protocol(protocol: Protocol, *, method: str = "simulate", designs=None, 
     different numbers of trials and their comparison is no longer paired trial by trial.
 
     ``keep_records``: False runs the Monte Carlo simulations without per-patient records (``simulate(...,
-    keep_records=False)``: every metric, table and comparison is the same, but :attr:`Study.trials` and the
-    actual-dose summary are not available), so that memory grows by tens of bytes per trial, not per patient.
+    keep_records=False)``: every metric, table and comparison is the same, but :attr:`Study.trials` has no
+    per-patient logs and the actual-dose summary is not available), so that memory grows by tens of bytes per
+    trial, not per patient.
     Runs with backfill cohorts keep their records (their summary reads them).
     """
     precise_cap = n_trials   # with ``precision``: the most trials per run (None: the engine's limit)
