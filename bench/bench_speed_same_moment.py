@@ -18,10 +18,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 import doseesc
-from _timing import forget_graphs
+from _timing import cpu_seconds, forget_graphs
 
 N_TRIALS = 10_000
 TARGET = 0.30
@@ -52,13 +51,7 @@ def doseesc_seconds(tox, max_n) -> float:
         forget_graphs()
         doseesc.simulate(doseesc.BOIN(TARGET, k, max_n=max_n), scenario, N_TRIALS, rng=1)
 
-    first_run()
-    best = float("inf")
-    for _ in range(REPEAT):
-        t = time.process_time()
-        first_run()
-        best = min(best, time.process_time() - t)
-    return best
+    return cpu_seconds(first_run, REPEAT)
 
 
 def main():

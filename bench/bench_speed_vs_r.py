@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 
 import numpy as np
 
 import doseesc
-from _timing import forget_graphs
+from _timing import cpu_seconds, forget_graphs
 
 N_TRIALS = 10_000
 REPEAT = 10
@@ -67,17 +66,6 @@ def workloads():
     }
 
 
-def cpu_seconds(fn, repeat: int = REPEAT) -> float:
-    """Best process CPU time of ``repeat`` calls after one warm-up call, in seconds."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best
-
-
 def main():
     print(f"doseesc {doseesc.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {N_TRIALS} trials, target {TARGET:g}, cohorts of 3")
@@ -91,8 +79,8 @@ def main():
             forget_graphs()
             doseesc.simulate(make(), scenario, N_TRIALS, rng=1)
 
-        cpu = cpu_seconds(first_run)
-        known[name] = cpu_seconds(lambda: doseesc.simulate(make(), scenario, N_TRIALS, rng=1))
+        cpu = cpu_seconds(first_run, REPEAT)
+        known[name] = cpu_seconds(lambda: doseesc.simulate(make(), scenario, N_TRIALS, rng=1), REPEAT)
         fn, r_sec, goal = R_SECONDS[name]
         per, r_per = 1e6 * cpu / N_TRIALS, 1e6 * r_sec / N_TRIALS
         print(f"{name:<22} {1e3 * cpu:>17.1f} {per:>15.2f} {r_per:>17.0f} {r_per / per:>6.0f}x {goal:>5}x"
