@@ -187,9 +187,8 @@ class Chain:
         ue = None if u_eff is None else u_eff[:, :max_n].T
         if ue is not None:
             pe_t, pe_n = (np.asarray(a, float) for a in eff_given)
-        tier_dtype = np.int8 if design.n_tiers < 127 else np.int16
         if records:
-            pt_tier = np.full((max_n, n_trials), -1, dtype=tier_dtype)
+            pt_tier = np.full((max_n, n_trials), -1, dtype=np.int8 if design.n_tiers < 127 else np.int16)
             pt_tox = np.zeros((max_n, n_trials), dtype=bool)
             pt_new = np.zeros((max_n, n_trials), dtype=bool)
             pt_eff = np.zeros((max_n, n_trials), dtype=bool)
